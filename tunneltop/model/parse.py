@@ -1,0 +1,124 @@
+"""Record-by-record validation, so one odd record spoils one row and not the whole poll.
+
+A record whose identity (``id``) is missing or not a string is skipped and reported. A record with some other
+field of the wrong type keeps its row: that field becomes unknown (None) and the problem is reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from tunneltop.model.records import Connection, Connector
+
+M = TypeVar("M", bound=BaseModel)
+
+_IDENTITY = "id"
+_MAX_REPAIRS = 20
+
+
+@dataclass(frozen=True)
+class RecordProblem:
+    """Something wrong with one record of an API answer; shown to the user, never fatal."""
+
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+def _describe(err: dict[str, Any]) -> str:
+    loc = ".".join(str(p) for p in err.get("loc", ())) or "record"
+    got = type(err.get("input")).__name__
+    return f"field {loc!r} {err.get('msg', 'is invalid').lower()} (got {got})"
+
+
+def validate_record(model: type[M], raw: Any, where: str) -> tuple[M | None, list[RecordProblem]]:
+    """Validate one record; drop wrongly-typed non-identity fields instead of the record."""
+    if not isinstance(raw, dict):
+        return None, [RecordProblem(where, f"expected an object, got {type(raw).__name__}; skipped")]
+    data = dict(raw)
+    problems: list[RecordProblem] = []
+    for _ in range(_MAX_REPAIRS):
+        try:
+            return model.model_validate(data), problems
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False)
+            top_fields = {e["loc"][0] for e in errors if e.get("loc")}
+            if not top_fields or _IDENTITY in top_fields:
+                bad = next((e for e in errors if e.get("loc", ("",))[0] == _IDENTITY), errors[0])
+                problems.append(RecordProblem(where, f"{_describe(bad)}; skipped"))
+                return None, problems
+            for err in errors:
+                problems.append(RecordProblem(where, f"{_describe(err)}; shown as unknown"))
+            for field in top_fields:
+                data.pop(field, None)
+    problems.append(RecordProblem(where, "could not be repaired; skipped"))
+    return None, problems
+
+
+def parse_connectors(raw: Any) -> tuple[list[Connector], list[RecordProblem]]:
+    """Parse the ``result`` of the connections endpoint: a list of connectors, each with its ``conns``."""
+    if raw is None:
+        return [], []
+    if not isinstance(raw, list):
+        return [], [RecordProblem("connections", f"expected a list, got {type(raw).__name__}")]
+    connectors: list[Connector] = []
+    problems: list[RecordProblem] = []
+    seen: set[str] = set()
+    for index, item in enumerate(raw):
+        where = f"connector #{index + 1}"
+        if isinstance(item, dict) and isinstance(item.get("id"), str):
+            where = f"connector {item['id'][:8]}"
+        conns_raw = item.get("conns") if isinstance(item, dict) else None
+        shell = {k: v for k, v in item.items() if k != "conns"} if isinstance(item, dict) else item
+        connector, found = validate_record(Connector, shell, where)
+        problems.extend(found)
+        if connector is None:
+            continue
+        if connector.id in seen:
+            problems.append(RecordProblem(where, "duplicate connector id; later copy skipped"))
+            continue
+        seen.add(connector.id)
+        conns, conn_problems = parse_connections(conns_raw, where)
+        problems.extend(conn_problems)
+        connectors.append(connector.model_copy(update={"conns": conns}))
+    return connectors, problems
+
+
+def parse_connections(raw: Any, owner: str) -> tuple[list[Connection], list[RecordProblem]]:
+    if raw is None:
+        return [], []
+    if not isinstance(raw, list):
+        return [], [RecordProblem(owner, f"'conns' is {type(raw).__name__}, not a list")]
+    conns: list[Connection] = []
+    problems: list[RecordProblem] = []
+    seen: set[str] = set()
+    for index, item in enumerate(raw):
+        where = f"{owner} connection #{index + 1}"
+        conn, found = validate_record(Connection, item, where)
+        problems.extend(found)
+        if conn is None:
+            continue
+        if conn.id in seen:
+            problems.append(RecordProblem(where, "duplicate connection id; later copy skipped"))
+            continue
+        seen.add(conn.id)
+        conns.append(conn)
+    return conns, problems
+
+
+def parse_many(model: type[M], raw: Iterable[Any] | None, what: str) -> tuple[list[M], list[RecordProblem]]:
+    """Validate a flat list of records (tunnels, accounts) one by one."""
+    records: list[M] = []
+    problems: list[RecordProblem] = []
+    for index, item in enumerate(raw or ()):
+        record, found = validate_record(model, item, f"{what} #{index + 1}")
+        problems.extend(found)
+        if record is not None:
+            records.append(record)
+    return records, problems

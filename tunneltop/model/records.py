@@ -1,0 +1,83 @@
+"""Pydantic models of what the Cloudflare API returns: accounts, tunnels, connectors and connections.
+
+Field names are the API's own. Every model keeps unknown fields (``extra="allow"``) so that a field Cloudflare
+adds tomorrow survives into ``--output json``, and every field but the identity is optional, because the API's
+shape drifts (``is_pending_reconnect`` has come and gone five times in Cloudflare's own SDKs).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _ApiRecord(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    def api_dict(self) -> dict[str, Any]:
+        """The record as the API's JSON would spell it (dates back to RFC 3339 strings, unknown fields kept)."""
+        return self.model_dump(mode="json", exclude_none=False)
+
+
+class Account(_ApiRecord):
+    id: str
+    name: str | None = None
+
+
+class Connection(_ApiRecord):
+    """One connection between a cloudflared connector and a Cloudflare data centre (colo)."""
+
+    id: str
+    uuid: str | None = None
+    client_id: str | None = None
+    client_version: str | None = None
+    colo_name: str | None = None
+    origin_ip: str | None = None
+    opened_at: datetime | None = None
+    # None means the API did not say: unknown, never assumed active.
+    is_pending_reconnect: bool | None = None
+
+    @property
+    def state(self) -> str:
+        """``active``, ``pending`` (the edge holds it for a reconnect) or ``unknown``."""
+        if self.is_pending_reconnect is None:
+            return "unknown"
+        return "pending" if self.is_pending_reconnect else "active"
+
+
+class Connector(_ApiRecord):
+    """A cloudflared process holding connections to the edge (the API calls it a "client")."""
+
+    id: str
+    arch: str | None = None
+    version: str | None = None
+    run_at: datetime | None = None
+    config_version: int | None = None
+    features: list[str] = Field(default_factory=list)
+    conns: list[Connection] = Field(default_factory=list)
+
+
+class Tunnel(_ApiRecord):
+    id: str
+    name: str | None = None
+    status: str | None = None
+    created_at: datetime | None = None
+    deleted_at: datetime | None = None
+    conns_active_at: datetime | None = None
+    conns_inactive_at: datetime | None = None
+    tun_type: str | None = None
+    remote_config: bool | None = None
+    config_src: str | None = None
+    account_tag: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name or self.id
+
+
+class TokenStatus(_ApiRecord):
+    id: str | None = None
+    status: str | None = None
+    expires_on: datetime | None = None

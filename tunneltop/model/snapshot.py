@@ -1,0 +1,70 @@
+"""One poll's worth of state: every watched tunnel with its connectors, as plain immutable data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from typing import Any
+
+from tunneltop.model.health import Health, tunnel_health, worst
+from tunneltop.model.parse import RecordProblem
+from tunneltop.model.records import Connector, Tunnel
+
+
+@dataclass(frozen=True)
+class TunnelState:
+    """A tunnel as seen by one poll. ``connectors`` is None when its connections could not be fetched."""
+
+    tunnel: Tunnel
+    connectors: tuple[Connector, ...] | None
+    problems: tuple[RecordProblem, ...] = ()
+    error: str | None = None
+
+    @cached_property
+    def health(self) -> Health:
+        return tunnel_health(self.tunnel, self.connectors)
+
+    @property
+    def active_count(self) -> int:
+        return sum(1 for c in self.connectors or () for conn in c.conns if conn.is_pending_reconnect is False)
+
+    @property
+    def pending_count(self) -> int:
+        return sum(1 for c in self.connectors or () for conn in c.conns if conn.is_pending_reconnect is True)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.tunnel.id,
+            "name": self.tunnel.name,
+            "status": self.tunnel.status,
+            "health": self.health.value,
+            "clients": None if self.connectors is None else [c.api_dict() for c in self.connectors],
+            "problems": [str(p) for p in self.problems],
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    account_id: str
+    fetched_at: datetime
+    tunnels: tuple[TunnelState, ...]
+    problems: tuple[RecordProblem, ...] = field(default=())
+    account_name: str | None = None
+
+    @property
+    def health(self) -> Health | None:
+        return worst(t.health for t in self.tunnels)
+
+    @property
+    def pending_count(self) -> int:
+        return sum(t.pending_count for t in self.tunnels)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "account_id": self.account_id,
+            "fetched_at": self.fetched_at.isoformat().replace("+00:00", "Z"),
+            "tunnels": [t.to_json() for t in self.tunnels],
+            "problems": [str(p) for p in self.problems],
+        }
