@@ -1,0 +1,53 @@
+"""Credentials, held so they cannot leak: no ``repr``, ``str`` or error message ever shows the secret."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Scheme = Literal["token", "key"]
+
+
+class Credentials:
+    """An API token (sent as Bearer) or a legacy email + global API key pair."""
+
+    __slots__ = ("_email", "_secret", "scheme", "source")
+
+    def __init__(self, scheme: Scheme, secret: str, *, email: str | None = None, source: str = "") -> None:
+        if not secret or any(ch.isspace() or not ch.isprintable() for ch in secret):
+            # Said without the value: it may be the secret itself.
+            raise ValueError(
+                f"the credential from {source or 'configuration'} is empty or has spaces or control characters"
+            )
+        self.scheme: Scheme = scheme
+        self.source = source
+        self._secret = secret
+        self._email = email
+
+    @classmethod
+    def token(cls, token: str, source: str = "") -> Credentials:
+        return cls("token", token.strip(), source=source)
+
+    @classmethod
+    def global_key(cls, email: str, key: str, source: str = "") -> Credentials:
+        return cls("key", key.strip(), email=email.strip(), source=source)
+
+    def headers(self) -> dict[str, str]:
+        if self.scheme == "token":
+            return {"Authorization": f"Bearer {self._secret}"}
+        return {"X-Auth-Email": self._email or "", "X-Auth-Key": self._secret}
+
+    def scrub(self, text: str) -> str:
+        """Remove the secret from a text that might have picked it up (belt and braces for error paths)."""
+        return text.replace(self._secret, "[redacted]") if self._secret else text
+
+    def describe(self) -> str:
+        kind = "API token" if self.scheme == "token" else "email + global API key"
+        return f"{kind} from {self.source}" if self.source else kind
+
+    def __repr__(self) -> str:
+        return f"Credentials(scheme={self.scheme!r}, source={self.source!r})"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> object:
+        raise TypeError("credentials are not picklable")

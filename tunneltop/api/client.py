@@ -1,0 +1,390 @@
+"""The Cloudflare API client: the only code in tunneltop that speaks HTTP, and it only ever sends GET.
+
+It unwraps Cloudflare's envelope, pages through collections, turns every failure into a typed ``ApiError``,
+retries transient failures with bounded, jittered exponential back-off, and never sends a request while a
+429's ``Retry-After`` is still running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import json
+import random
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from tunneltop import __version__
+from tunneltop.api.auth import Credentials
+from tunneltop.api.errors import (
+    AUTH_CODES,
+    NOT_FOUND_CODES,
+    READ_PERMISSION,
+    ApiError,
+    AuthError,
+    CloudflareError,
+    InvalidResponseError,
+    NetworkError,
+    NotFoundError,
+    RateLimitedError,
+    RequestFailedError,
+    ServerError,
+    UsageError,
+)
+from tunneltop.api.ratelimit import RateLimit, parse_ratelimit, parse_retry_after
+from tunneltop.model.parse import RecordProblem, parse_connectors, parse_many, validate_record
+from tunneltop.model.records import Account, Connector, TokenStatus, Tunnel
+
+DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
+USER_AGENT = f"tunneltop/{__version__} (read-only Cloudflare Tunnel monitor)"
+DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
+# Bound on one request including retries of its parts (httpx timeouts are per read, not per request).
+DEFAULT_REQUEST_DEADLINE = 20.0
+MAX_PAGES = 1000
+TUNNEL_PAGE_SIZE = 1000
+ACCOUNT_PAGE_SIZE = 50
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded exponential back-off with full jitter for transient failures."""
+
+    retries: int = 3
+    base: float = 0.5
+    cap: float = 8.0
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        return rng.uniform(0, min(self.cap, self.base * 2**attempt))
+
+
+@dataclass(frozen=True)
+class ApiResponse:
+    result: Any
+    result_info: Mapping[str, Any] | None
+    ratelimit: RateLimit | None
+    messages: tuple[CloudflareError, ...] = ()
+
+
+@dataclass
+class ClientStats:
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    sent_at: list[float] = field(default_factory=list)
+
+
+def _errors_of(body: Any) -> tuple[CloudflareError, ...]:
+    out: list[CloudflareError] = []
+    if isinstance(body, dict):
+        for key in ("errors", "error_chain"):
+            items = body.get(key)
+            if isinstance(items, list):
+                for item in items:
+                    if isinstance(item, dict):
+                        code = item.get("code")
+                        out.append(
+                            CloudflareError(code if isinstance(code, int) else None, str(item.get("message", "")))
+                        )
+                        chain = item.get("error_chain")
+                        if isinstance(chain, list):
+                            out.extend(_errors_of({"errors": chain}))
+    return tuple(out)
+
+
+def _cf_text(errors: tuple[CloudflareError, ...]) -> str:
+    return "; ".join(str(e) for e in errors[:3]) if errors else ""
+
+
+def _looks_like_html(response: httpx.Response) -> bool:
+    ctype = response.headers.get("content-type", "")
+    return "html" in ctype or response.content[:200].lstrip().lower().startswith((b"<!doctype", b"<html"))
+
+
+def classify_failure(status: int, body: Any, *, path: str, is_html: bool = False) -> ApiError:
+    """Map an HTTP status and Cloudflare's error codes to a typed error with an actionable message."""
+    errors = _errors_of(body)
+    codes = {e.code for e in errors}
+    detail = _cf_text(errors)
+    said = f" (Cloudflare said: {detail})" if detail else ""
+    if status in (401, 403) or codes & AUTH_CODES:
+        if 1001 in codes and path.rstrip("/").endswith("/accounts"):
+            return AuthError(
+                "these credentials cannot list accounts (an account-owned token can't); "
+                "name the account with --account ID or CLOUDFLARE_ACCOUNT_ID" + said,
+                status=status,
+                errors=errors,
+                path=path,
+            )
+        return AuthError(
+            f"Cloudflare refused the credentials (HTTP {status}){said}. Check that the token is active and "
+            f"has the '{READ_PERMISSION}' permission on this account",
+            status=status,
+            errors=errors,
+            path=path,
+        )
+    if status == 404 or codes & NOT_FOUND_CODES:
+        return NotFoundError(
+            f"not found: {path} (HTTP {status}){said}. Check the account and tunnel ids",
+            status=status,
+            errors=errors,
+            path=path,
+        )
+    if status >= 500 or is_html:
+        kind = "an HTML error page" if is_html else "an error"
+        return ServerError(
+            f"Cloudflare answered HTTP {status} with {kind}{said}; it is usually temporary",
+            status=status,
+            errors=errors,
+            path=path,
+        )
+    return RequestFailedError(
+        f"Cloudflare refused the request (HTTP {status}){said or ' with no reason given'}",
+        status=status,
+        errors=errors,
+        path=path,
+    )
+
+
+class CloudflareClient:
+    """Async, read-only client for the Cloudflare Tunnel API."""
+
+    def __init__(
+        self,
+        credentials: Credentials | None,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        request_deadline: float = DEFAULT_REQUEST_DEADLINE,
+        retry: RetryPolicy | None = None,
+        max_rate_limit_wait: float = 0.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        if credentials is not None:
+            headers.update(credentials.headers())
+        self._credentials = credentials
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/") + "/",
+            headers=headers,
+            timeout=timeout,
+            transport=transport,
+            follow_redirects=False,
+        )
+        self._deadline = request_deadline
+        self._retry = retry or RetryPolicy()
+        self._max_wait = max_rate_limit_wait
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self.blocked_until: float | None = None
+        self.ratelimit: RateLimit | None = None
+        self.stats = ClientStats()
+
+    def __repr__(self) -> str:
+        return f"CloudflareClient(base_url={str(self._http.base_url)!r}, credentials={self._credentials!r})"
+
+    async def __aenter__(self) -> CloudflareClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    @property
+    def blocked_for(self) -> float:
+        """Seconds until a request may be sent again (0 when not rate limited)."""
+        if self.blocked_until is None:
+            return 0.0
+        return max(0.0, self.blocked_until - self._clock())
+
+    # -- one request -------------------------------------------------------------------------------------------
+
+    async def _wait_if_blocked(self, path: str) -> None:
+        wait = self.blocked_for
+        if wait <= 0:
+            return
+        if wait > self._max_wait:
+            raise RateLimitedError(
+                f"rate limited by Cloudflare: no request is sent for another {wait:.0f} s",
+                retry_after=wait,
+                status=429,
+                path=path,
+            )
+        await self._sleep(wait)
+
+    async def _send_once(self, path: str, params: Mapping[str, Any] | None) -> ApiResponse:
+        await self._wait_if_blocked(path)
+        self.stats.requests += 1
+        self.stats.sent_at.append(self._clock())
+        try:
+            async with asyncio.timeout(self._deadline):
+                # GET is the only verb this client knows: tunneltop is read-only by construction.
+                response = await self._http.get(path.lstrip("/"), params=params)
+        except (httpx.TimeoutException, TimeoutError):
+            raise NetworkError(f"Cloudflare did not answer in time ({path})", path=path) from None
+        except httpx.TransportError as exc:
+            reason = type(exc).__name__
+            text = str(exc)
+            if self._credentials is not None:
+                text = self._credentials.scrub(text)
+            raise NetworkError(f"could not reach the Cloudflare API: {reason}: {text}"[:300], path=path) from None
+        return self._parse(response, path)
+
+    def _parse(self, response: httpx.Response, path: str) -> ApiResponse:
+        ratelimit = parse_ratelimit(response.headers)
+        if ratelimit is not None:
+            self.ratelimit = ratelimit
+            if ratelimit.remaining == 0 and ratelimit.reset:
+                # Out of quota: the next request would be a 429 that blocks for minutes. Hold back instead.
+                self.blocked_until = self._clock() + ratelimit.reset
+        status = response.status_code
+        try:
+            body: Any = json.loads(response.content)
+        except (ValueError, UnicodeDecodeError):
+            body = None
+            if status < 400 and not _looks_like_html(response):
+                raise InvalidResponseError(
+                    f"Cloudflare's answer was not valid JSON (HTTP {status}, {len(response.content)} bytes; "
+                    "truncated?)",
+                    status=status,
+                    path=path,
+                ) from None
+        if status == 429:
+            retry_after = parse_retry_after(response.headers.get("retry-after"), datetime.now(UTC))
+            self.blocked_until = self._clock() + retry_after
+            self.stats.rate_limited += 1
+            return_error = RateLimitedError(
+                f"rate limited by Cloudflare (HTTP 429): waiting {retry_after:.0f} s before the next request",
+                retry_after=retry_after,
+                status=status,
+                errors=_errors_of(body),
+                path=path,
+            )
+            raise return_error
+        if body is None:
+            raise classify_failure(status, None, path=path, is_html=True)
+        if not isinstance(body, dict) or "success" not in body:
+            if status >= 400:
+                raise classify_failure(status, body, path=path)
+            raise InvalidResponseError(
+                f"Cloudflare's answer had no envelope (HTTP {status}): expected 'success' and 'result'",
+                status=status,
+                path=path,
+            )
+        if status >= 400 or body.get("success") is not True:
+            raise classify_failure(status, body, path=path)
+        info = body.get("result_info")
+        return ApiResponse(
+            result=body.get("result"),
+            result_info=info if isinstance(info, dict) else None,
+            ratelimit=ratelimit,
+            messages=_errors_of({"errors": body.get("messages")}),
+        )
+
+    async def get(self, path: str, params: Mapping[str, Any] | None = None) -> ApiResponse:
+        """One GET with retries: transient failures back off; a 429 waits only if allowed to wait that long."""
+        attempt = 0
+        while True:
+            try:
+                return await self._send_once(path, params)
+            except RateLimitedError as exc:
+                if exc.retry_after > self._max_wait or attempt >= self._retry.retries:
+                    raise
+            except ApiError as exc:
+                if not exc.transient or attempt >= self._retry.retries:
+                    raise
+                await self._sleep(self._retry.delay(attempt, self._rng))
+            attempt += 1
+            self.stats.retries += 1
+
+    async def get_all_pages(
+        self, path: str, params: Mapping[str, Any] | None = None, *, per_page: int = TUNNEL_PAGE_SIZE
+    ) -> list[Any]:
+        """Every page of a collection: stop when a page comes back short or the total is reached."""
+        items: list[Any] = []
+        for page in range(1, MAX_PAGES + 1):
+            response = await self.get(path, {**(params or {}), "page": page, "per_page": per_page})
+            result = response.result or []
+            if not isinstance(result, list):
+                raise InvalidResponseError(f"expected a list from {path}, got {type(result).__name__}", path=path)
+            items.extend(result)
+            info = response.result_info or {}
+            total_pages, total = info.get("total_pages"), info.get("total_count")
+            got = info.get("count", len(result))
+            page_size = info.get("per_page", per_page)
+            if not result or not isinstance(got, int | float) or got < page_size:
+                break
+            if isinstance(total_pages, int | float) and page >= total_pages:
+                break
+            if isinstance(total, int | float) and len(items) >= total:
+                break
+        return items
+
+    # -- the endpoints tunneltop reads ------------------------------------------------------------------------
+
+    async def list_accounts(self) -> tuple[list[Account], list[RecordProblem]]:
+        raw = await self.get_all_pages("accounts", per_page=ACCOUNT_PAGE_SIZE)
+        return parse_many(Account, raw, "account")
+
+    async def verify_token(self, account_id: str | None = None) -> TokenStatus:
+        path = f"accounts/{account_id}/tokens/verify" if account_id else "user/tokens/verify"
+        response = await self.get(path)
+        status, _ = validate_record(TokenStatus, response.result or {}, "token")
+        return status or TokenStatus()
+
+    async def list_tunnels(
+        self, account_id: str, *, name: str | None = None, include_deleted: bool = False
+    ) -> tuple[list[Tunnel], list[RecordProblem]]:
+        params: dict[str, Any] = {"is_deleted": "true" if include_deleted else "false"}
+        if name is not None:
+            params["name"] = name
+        raw = await self.get_all_pages(f"accounts/{account_id}/cfd_tunnel", params)
+        return parse_many(Tunnel, raw, "tunnel")
+
+    async def get_tunnel(self, account_id: str, tunnel_id: str) -> Tunnel:
+        response = await self.get(f"accounts/{account_id}/cfd_tunnel/{tunnel_id}")
+        tunnel, problems = validate_record(Tunnel, response.result, "tunnel")
+        if tunnel is None:
+            raise InvalidResponseError(f"tunnel {tunnel_id}: {problems[0].message if problems else 'no result'}")
+        return tunnel
+
+    async def list_connectors(self, account_id: str, tunnel_id: str) -> tuple[list[Connector], list[RecordProblem]]:
+        response = await self.get(f"accounts/{account_id}/cfd_tunnel/{tunnel_id}/connections")
+        return parse_connectors(response.result)
+
+    async def get_connector(self, account_id: str, tunnel_id: str, connector_id: str) -> Connector:
+        response = await self.get(f"accounts/{account_id}/cfd_tunnel/{tunnel_id}/connectors/{connector_id}")
+        connectors, problems = parse_connectors([response.result])
+        if not connectors:
+            raise InvalidResponseError(f"connector {connector_id}: {problems[0].message if problems else 'no result'}")
+        return connectors[0]
+
+    async def resolve_tunnel(self, account_id: str, ref: str) -> Tunnel:
+        """A tunnel by UUID, or by exact name through the list endpoint's ``name`` filter."""
+        if _UUID.match(ref):
+            return await self.get_tunnel(account_id, ref)
+        tunnels, _ = await self.list_tunnels(account_id, name=ref)
+        exact = [t for t in tunnels if t.name == ref]
+        if len(exact) == 1:
+            return exact[0]
+        if len(exact) > 1:
+            ids = ", ".join(t.id for t in exact)
+            raise UsageError(f"several tunnels are named {ref!r} ({ids}); name one by its id")
+        everything, _ = await self.list_tunnels(account_id)
+        names = [t.name for t in everything if t.name]
+        near = difflib.get_close_matches(ref, names, n=3, cutoff=0.5)
+        near += [n for n in names if ref.lower() in n.lower() and n not in near][: 3 - len(near)]
+        hint = f"; did you mean: {', '.join(near)}?" if near else ""
+        raise NotFoundError(f"no tunnel named {ref!r} in account {account_id}{hint}", status=404)
