@@ -1,0 +1,5 @@
+import sys
+
+from tunneltop.cli import main
+
+sys.exit(main())

@@ -1,0 +1,133 @@
+"""Command line: argument parsing and the headless path (``--once``). Textual is imported only for the live UI."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from tunneltop import __version__
+from tunneltop.api.errors import ApiError
+from tunneltop.config import ConfigError, resolve_settings
+from tunneltop.report import EXIT_UNKNOWN, EXIT_USAGE, exit_status, render_json, render_table
+from tunneltop.sanitize import clean
+from tunneltop.watch.source import AccountChoiceNeeded, TunnelSource, resolve_account, utc_now
+from tunneltop.watch.target import Target
+
+DEFAULT_INTERVAL = 5.0
+MIN_INTERVAL = 1.0
+# Headless runs may sit out a short 429; a live screen shows a countdown instead of blocking.
+ONCE_MAX_RATE_LIMIT_WAIT = 30.0
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _interval(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
+    if not MIN_INTERVAL <= seconds <= 3600:
+        raise argparse.ArgumentTypeError(f"interval must be between {MIN_INTERVAL:g} and 3600 seconds")
+    return seconds
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="tunneltop",
+        description="htop for Cloudflare Tunnels: every cloudflared connector and edge connection, live. "
+        "Read-only: tunneltop only ever reads from the API.",
+        epilog="Credentials come from the environment (CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL + "
+        "CLOUDFLARE_API_KEY) or --token-file; never from a flag's value. Exit status with --once: 0 healthy, "
+        "1 degraded, 2 down/inactive/no connectors, 3 unknown (credentials, network, API error), 64 usage.",
+    )
+    parser.add_argument("tunnels", nargs="*", metavar="TUNNEL", help="tunnel name or UUID (default: every tunnel)")
+    parser.add_argument("--once", action="store_true", help="fetch once, print, and exit (no screen)")
+    parser.add_argument(
+        "--output", "-o", choices=("table", "json"), help="headless output format (implies --once; default table)"
+    )
+    parser.add_argument("--account", metavar="ID", help="Cloudflare account id (default: CLOUDFLARE_ACCOUNT_ID)")
+    parser.add_argument("--token-file", metavar="PATH", type=Path, help="read the API token from this file")
+    parser.add_argument(
+        "--interval",
+        "-n",
+        type=_interval,
+        default=DEFAULT_INTERVAL,
+        metavar="SECONDS",
+        help=f"seconds between polls in the live view (default {DEFAULT_INTERVAL:g})",
+    )
+    parser.add_argument("--demo", action="store_true", help="watch a built-in simulated account (no credentials)")
+    parser.add_argument("--seed", type=int, default=7, help="seed of the demo account's simulation (default 7)")
+    parser.add_argument("--version", action="version", version=f"tunneltop {__version__}")
+    return parser
+
+
+def _err(message: str) -> None:
+    print(f"tunneltop: {clean(message, 2000)}", file=sys.stderr)
+
+
+def build_target(args: argparse.Namespace) -> Target:
+    if args.demo:
+        from tunneltop.demo.transport import DEMO_ACCOUNT_ID, DEMO_BASE_URL, demo_transport
+
+        return Target(
+            DEMO_BASE_URL,
+            None,
+            args.account or DEMO_ACCOUNT_ID,
+            args.tunnels,
+            demo=True,
+            transport=demo_transport(args.seed),
+        )
+    settings = resolve_settings(os.environ, account=args.account, token_file=args.token_file)
+    return Target(settings.base_url, settings.credentials, settings.account_id, args.tunnels, notices=settings.notices)
+
+
+async def run_once(target: Target, output: str) -> int:
+    async with target.client(max_rate_limit_wait=ONCE_MAX_RATE_LIMIT_WAIT) as client:
+        try:
+            account = await resolve_account(client, target.account_id)
+            snapshot = await TunnelSource(client, account, target.refs).poll()
+        except AccountChoiceNeeded as exc:
+            _err(f"{exc}:")
+            for acc in exc.accounts:
+                print(f"  {clean(acc.id, 40)}  {clean(acc.name, 80)}", file=sys.stderr)
+            return EXIT_UNKNOWN
+        except ApiError as exc:
+            _err(exc.message)
+            return EXIT_UNKNOWN
+    if output == "json":
+        sys.stdout.write(render_json(snapshot, demo=target.demo))
+    else:
+        sys.stdout.write(render_table(snapshot, utc_now(), demo=target.demo))
+    return exit_status(snapshot)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        target = build_target(args)
+    except ConfigError as exc:
+        _err(str(exc))
+        return EXIT_UNKNOWN
+    for notice in target.notices:
+        _err(notice)
+    if args.once or args.output:
+        try:
+            return asyncio.run(run_once(target, args.output or "table"))
+        except KeyboardInterrupt:
+            return 130
+    from tunneltop.ui.app import run_app
+
+    return run_app(target, interval=args.interval)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

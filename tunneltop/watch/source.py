@@ -1,0 +1,102 @@
+"""Turning API calls into snapshots: which account, which tunnels, and one poll's worth of data.
+
+Shared by the headless path and the live screen so both see exactly the same data the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from tunneltop.api.client import CloudflareClient
+from tunneltop.api.errors import ApiError, AuthError, NotFoundError, RateLimitedError
+from tunneltop.model.parse import RecordProblem
+from tunneltop.model.records import Account, Tunnel
+from tunneltop.model.snapshot import Snapshot, TunnelState
+
+# Connections of several tunnels are fetched at once, but politely: the rate limit is shared with the user.
+FETCH_CONCURRENCY = 4
+
+
+class AccountChoiceNeeded(Exception):
+    """The credentials see several accounts and none was named."""
+
+    def __init__(self, accounts: Sequence[Account]) -> None:
+        super().__init__(f"these credentials see {len(accounts)} accounts; name one with --account ID")
+        self.accounts = list(accounts)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def resolve_account(client: CloudflareClient, account_id: str | None) -> Account:
+    """The configured account, or the only one the credentials can see."""
+    if account_id:
+        return Account(id=account_id)
+    accounts, _ = await client.list_accounts()
+    if len(accounts) == 1:
+        return accounts[0]
+    if not accounts:
+        raise NotFoundError("these credentials see no account; name one with --account ID", status=404)
+    raise AccountChoiceNeeded(accounts)
+
+
+class TunnelSource:
+    """Polls the tunnels of one account: the ones named, or every non-deleted tunnel when none is."""
+
+    def __init__(
+        self,
+        client: CloudflareClient,
+        account: Account,
+        refs: Sequence[str] = (),
+        *,
+        now: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.client = client
+        self.account = account
+        self.refs = list(refs)
+        self._now = now
+        self._named: list[Tunnel] | None = None
+
+    async def _tunnels(self) -> tuple[list[Tunnel], list[RecordProblem]]:
+        if not self.refs:
+            tunnels, problems = await self.client.list_tunnels(self.account.id)
+            return tunnels, problems
+        if self._named is None:
+            # Names resolve once; later polls re-read each tunnel by id, so a rename doesn't lose it.
+            self._named = [await self.client.resolve_tunnel(self.account.id, ref) for ref in self.refs]
+        return list(self._named), []
+
+    async def _state(self, tunnel: Tunnel, gate: asyncio.Semaphore) -> TunnelState:
+        if tunnel.status == "inactive" and not self.refs:
+            # Never run: it has no connections, and the request budget is better spent elsewhere.
+            return TunnelState(tunnel, ())
+        async with gate:
+            try:
+                if self.refs:
+                    tunnel = await self.client.get_tunnel(self.account.id, tunnel.id)
+                connectors, problems = await self.client.list_connectors(self.account.id, tunnel.id)
+            except (AuthError, RateLimitedError):
+                raise
+            except NotFoundError:
+                return TunnelState(
+                    tunnel, None, (), "tunnel not found: deleted, or no longer visible to these credentials"
+                )
+            except ApiError as exc:
+                return TunnelState(tunnel, None, (), exc.message)
+        return TunnelState(tunnel, tuple(connectors), tuple(problems))
+
+    async def poll(self) -> Snapshot:
+        """One complete poll. Account-wide failures (auth, rate limit, network on the list) raise ApiError."""
+        tunnels, problems = await self._tunnels()
+        gate = asyncio.Semaphore(FETCH_CONCURRENCY)
+        states = await asyncio.gather(*(self._state(t, gate) for t in tunnels))
+        return Snapshot(
+            account_id=self.account.id,
+            account_name=self.account.name,
+            fetched_at=self._now(),
+            tunnels=tuple(states),
+            problems=tuple(problems),
+        )
