@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,7 +39,8 @@ def _number(raw: str | None) -> float | None:
         value = float(raw)
     except ValueError:
         return None
-    return value if value >= 0 else None
+    # inf/nan are junk here: an infinite wait would block forever, and int(inf) raises.
+    return value if math.isfinite(value) and value >= 0 else None
 
 
 def parse_ratelimit(headers: Mapping[str, str]) -> RateLimit | None:
