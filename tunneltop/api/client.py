@@ -114,7 +114,7 @@ def classify_failure(status: int, body: Any, *, path: str, is_html: bool = False
     detail = _cf_text(errors)
     said = f" (Cloudflare said: {detail})" if detail else ""
     if status in (401, 403) or codes & AUTH_CODES:
-        if 1001 in codes and path.rstrip("/").endswith("/accounts"):
+        if 1001 in codes and ("/" + path.strip("/")).endswith("/accounts"):
             return AuthError(
                 "these credentials cannot list accounts (an account-owned token can't); "
                 "name the account with --account ID or CLOUDFLARE_ACCOUNT_ID" + said,
