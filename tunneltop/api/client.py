@@ -250,10 +250,11 @@ class CloudflareClient:
                 # Out of quota: the next request would be a 429 that blocks for minutes. Hold back instead.
                 self.blocked_until = self._clock() + ratelimit.reset
         status = response.status_code
+        is_json = True
         try:
             body: Any = json.loads(response.content)
         except (ValueError, UnicodeDecodeError):
-            body = None
+            body, is_json = None, False
             if status < 400 and not _looks_like_html(response):
                 raise InvalidResponseError(
                     f"Cloudflare's answer was not valid JSON (HTTP {status}, {len(response.content)} bytes; "
@@ -273,8 +274,8 @@ class CloudflareClient:
                 path=path,
             )
             raise return_error
-        if body is None:
-            raise classify_failure(status, None, path=path, is_html=True)
+        if not is_json:
+            raise classify_failure(status, None, path=path, is_html=_looks_like_html(response))
         if not isinstance(body, dict) or "success" not in body:
             if status >= 400:
                 raise classify_failure(status, body, path=path)
