@@ -324,7 +324,9 @@ class CloudflareClient:
             info = response.result_info or {}
             total_pages, total = info.get("total_pages"), info.get("total_count")
             got = info.get("count", len(result))
-            page_size = info.get("per_page", per_page)
+            page_size = info.get("per_page")
+            if not isinstance(page_size, int | float):
+                page_size = per_page
             if not result or not isinstance(got, int | float) or got < page_size:
                 break
             if isinstance(total_pages, int | float) and page >= total_pages:
