@@ -240,7 +240,19 @@ class CloudflareClient:
             if self._credentials is not None:
                 text = self._credentials.scrub(text)
             raise NetworkError(f"could not reach the Cloudflare API: {reason}: {text}"[:300], path=path) from None
-        return self._parse(response, path)
+        try:
+            return self._parse(response, path)
+        except ApiError as exc:
+            raise self._scrubbed(exc) from None
+
+    def _scrubbed(self, exc: ApiError) -> ApiError:
+        """The error without the secret, should the answer have echoed it (a proxy's or a broken endpoint's)."""
+        if self._credentials is not None:
+            scrub = self._credentials.scrub
+            exc.message = scrub(exc.message)
+            exc.args = (exc.message,)
+            exc.errors = tuple(CloudflareError(e.code, scrub(e.message)) for e in exc.errors)
+        return exc
 
     def _parse(self, response: httpx.Response, path: str) -> ApiResponse:
         ratelimit = parse_ratelimit(response.headers)
