@@ -7,10 +7,18 @@ shape drifts (``is_pending_reconnect`` has come and gone five times in Cloudflar
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+# A time without a zone is taken as UTC (the API's own zone), so ages can always be computed against now.
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 class _ApiRecord(BaseModel):
@@ -35,7 +43,7 @@ class Connection(_ApiRecord):
     client_version: str | None = None
     colo_name: str | None = None
     origin_ip: str | None = None
-    opened_at: datetime | None = None
+    opened_at: UtcDatetime | None = None
     # None means the API did not say: unknown, never assumed active.
     is_pending_reconnect: bool | None = None
 
@@ -53,7 +61,7 @@ class Connector(_ApiRecord):
     id: str
     arch: str | None = None
     version: str | None = None
-    run_at: datetime | None = None
+    run_at: UtcDatetime | None = None
     config_version: int | None = None
     features: list[str] = Field(default_factory=list)
     conns: list[Connection] = Field(default_factory=list)
@@ -63,10 +71,10 @@ class Tunnel(_ApiRecord):
     id: str
     name: str | None = None
     status: str | None = None
-    created_at: datetime | None = None
-    deleted_at: datetime | None = None
-    conns_active_at: datetime | None = None
-    conns_inactive_at: datetime | None = None
+    created_at: UtcDatetime | None = None
+    deleted_at: UtcDatetime | None = None
+    conns_active_at: UtcDatetime | None = None
+    conns_inactive_at: UtcDatetime | None = None
     tun_type: str | None = None
     remote_config: bool | None = None
     config_src: str | None = None
@@ -80,4 +88,4 @@ class Tunnel(_ApiRecord):
 class TokenStatus(_ApiRecord):
     id: str | None = None
     status: str | None = None
-    expires_on: datetime | None = None
+    expires_on: UtcDatetime | None = None
