@@ -73,16 +73,14 @@ def age(since: datetime | None, now: datetime) -> timedelta | None:
 def tunnel_health(tunnel: Tunnel, connectors: Sequence[Connector] | None) -> Health:
     """A verdict from the API's status and what the connections show.
 
-    ``connectors`` is None when they could not be fetched; the API's status is then all we have. Any pending
+    ``connectors`` is None when they could not be fetched: the verdict is then unknown, whatever the API's
+    status says, since nothing confirms it (``--once`` exits 3 rather than reporting a guess). Any pending
     reconnect makes a tunnel degraded even while Cloudflare still calls it healthy: it is what an operator
     watching an incident needs to see.
     """
     status = (tunnel.status or "").lower()
     if connectors is None:
-        try:
-            return Health(status)
-        except ValueError:
-            return Health.UNKNOWN
+        return Health.UNKNOWN
     if not connectors:
         return Health.INACTIVE if status == "inactive" else Health.DOWN
     conns = [conn for c in connectors for conn in c.conns]
