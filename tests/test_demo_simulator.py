@@ -62,7 +62,8 @@ def test_same_seed_and_times_give_identical_data() -> None:
 def test_different_seeds_differ_but_tunnel_ids_are_fixed() -> None:
     a, b = SimulatedAccount(seed=1, start=START), SimulatedAccount(seed=2, start=START)
     assert snapshot(a) != snapshot(b)
-    assert a.tunnel_ids(include_deleted=True) == b.tunnel_ids(include_deleted=True) == list(DEMO_TUNNELS.values())
+    fixed = list(DEMO_TUNNELS.values())
+    assert a.tunnel_ids(include_deleted=True) == b.tunnel_ids(include_deleted=True) == fixed
 
 
 def test_scale_scenario_is_deterministic() -> None:
@@ -136,7 +137,8 @@ def test_demo_healthy_degraded_big_down_inactive_deleted() -> None:
     assert t["old-blog"]["deleted_at"] is not None
     assert all(x["deleted_at"] is None for n, x in t.items() if n != "old-blog")
     config = sim.configuration(t["web-prod"]["id"])
-    assert config["source"] == "cloudflare" and config["config"]["ingress"][-1] == {"service": "http_status:404"}
+    assert config["source"] == "cloudflare"
+    assert config["config"]["ingress"][-1] == {"service": "http_status:404"}
     assert config["version"] == web[0]["config_version"]
     assert sim.configuration(t["home-lab"]["id"])["source"] == "local"
 
@@ -160,7 +162,8 @@ def test_evolution_over_minutes_shows_drops_pending_joins_and_leaves() -> None:
     statuses: dict[str, set[str]] = {}
     for second in range(0, 600, 4):
         sim.advance(START + timedelta(seconds=second))
-        pending_seen |= {k["id"] for c in sim.clients(staging) for k in c["conns"] if k["is_pending_reconnect"]}
+        conns = [k for c in sim.clients(staging) for k in c["conns"]]
+        pending_seen |= {k["id"] for k in conns if k["is_pending_reconnect"]}
         connector_sets.append(frozenset(c["id"] for c in sim.clients(k8s)))
         for t in sim.list_tunnels():
             statuses.setdefault(t["name"], set()).add(t["status"])

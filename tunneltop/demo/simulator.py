@@ -243,7 +243,8 @@ class SimulatedAccount:
         tunnel = self._tunnels[tunnel_id]
         if not self.embed_connections:
             return tunnel
-        conns = [conn for c in self._clients[tunnel_id] if isinstance(c, dict) for conn in c.get("conns") or ()]
+        clients = [c for c in self._clients[tunnel_id] if isinstance(c, dict)]
+        conns = [conn for c in clients for conn in c.get("conns") or ()]
         return {**tunnel, "connections": conns}
 
     # ------------------------------------------------------------------ test hooks
@@ -299,7 +300,8 @@ class SimulatedAccount:
         tunnel["deleted_at"] = rfc3339(self._now)
         self._refresh(tunnel_id, self._now)
 
-    def set_clients(self, tunnel_id: str, clients: list[dict[str, Any]], *, status: str | None = None) -> None:
+    def set_clients(self, tunnel_id: str, clients: list[dict[str, Any]], *,
+                    status: str | None = None) -> None:
         """Replace a tunnel's connectors verbatim (drifted or hostile records welcome). The tunnel stops
         evolving; its status changes only if `status` is given."""
         if tunnel_id not in self._tunnels:
@@ -407,7 +409,8 @@ class SimulatedAccount:
             return
         conn = self._rng.choice(active)
         conn["is_pending_reconnect"] = True
-        self._pending[conn["id"]] = (t + timedelta(seconds=self._rng.uniform(*PENDING_TTL)), tid, client["id"])
+        expires = t + timedelta(seconds=self._rng.uniform(*PENDING_TTL))
+        self._pending[conn["id"]] = (expires, tid, client["id"])
         if replace:
             self._open_conn(client, self._replacement_colo(client, conn["colo_name"]), t)
         else:
@@ -489,7 +492,8 @@ class SimulatedAccount:
         if not targets:
             return
         target = self._rng.choice(targets)
-        moving = [c for c in client["conns"] if c["colo_name"] == source and c["is_pending_reconnect"] is False]
+        moving = [c for c in client["conns"]
+                  if c["colo_name"] == source and c["is_pending_reconnect"] is False]
         client["conns"] = [c for c in client["conns"] if c not in moving]
         for _ in moving:
             self._open_conn(client, target, t + timedelta(milliseconds=self._rng.uniform(50, 900)))
@@ -705,7 +709,8 @@ class SimulatedAccount:
                 self._add(tid, name, _TunnelSim("static"), created)
                 continue
             if roll < 0.04:
-                self._add(tid, name, _TunnelSim("static"), created, s - timedelta(days=5), s - timedelta(hours=3))
+                self._add(tid, name, _TunnelSim("static"), created,
+                          s - timedelta(days=5), s - timedelta(hours=3))
                 continue
             sim = _TunnelSim("scale")
             self._add(tid, name, sim, created, s - timedelta(days=2))
