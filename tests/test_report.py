@@ -1,0 +1,302 @@
+"""The headless output: exit status, the JSON document's shape, and a table that no API string can hijack."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import jsonschema
+import pytest
+
+from tunneltop.model import Connection, Connector, Snapshot, Tunnel, TunnelState, parse_connectors
+from tunneltop.model.parse import RecordProblem
+from tunneltop.report import (
+    EXIT_DEGRADED,
+    EXIT_DOWN,
+    EXIT_OK,
+    EXIT_UNKNOWN,
+    exit_status,
+    render_json,
+    render_table,
+)
+from tunneltop.sanitize import REPLACEMENT, clean
+
+NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+ACCOUNT = "0123456789abcdef0123456789abcdef"
+HOSTILE = "evil\x1b[31mRED\x1b]0;owned\x07\u202eflipped\u200b\r\nnext\x9b2J\x00"
+RAW_CONTROLS = ["\x1b", "\x07", "\u202e", "\u200b", "\r", "\x9b", "\x00"]
+
+
+def connector(kid: str = "k1", pending: int = 0, **fields: object) -> dict:
+    conns = [
+        {
+            "id": f"{kid}-c{i}",
+            "uuid": f"{kid}-c{i}",
+            "client_id": kid,
+            "client_version": "2025.2.0",
+            "colo_name": ("DFW", "LAX")[i % 2],
+            "origin_ip": "203.0.113.5",
+            "opened_at": "2025-03-01T10:00:01Z",
+            "is_pending_reconnect": i < pending,
+        }
+        for i in range(4)
+    ]
+    return {
+        "id": kid,
+        "arch": "linux_amd64",
+        "version": "2025.2.0",
+        "run_at": "2025-03-01T09:00:00Z",
+        "config_version": 7,
+        "features": ["ha-origin"],
+        "conns": conns,
+        **fields,
+    }
+
+
+def state(name: str = "web", status: str = "healthy", clients: list[dict] | None = None, **kw) -> TunnelState:
+    parsed, problems = parse_connectors([connector()] if clients is None else clients)
+    return TunnelState(Tunnel(id=f"id-{name}", name=name, status=status), tuple(parsed), tuple(problems), **kw)
+
+
+def snap(*states: TunnelState, **kw) -> Snapshot:
+    return Snapshot(ACCOUNT, NOW, states, **kw)
+
+
+# -- exit status -----------------------------------------------------------------------------------------------
+
+
+def test_all_healthy_is_0():
+    assert exit_status(snap(state("a"), state("b"))) == EXIT_OK == 0
+
+
+def test_any_pending_reconnect_is_1():
+    assert exit_status(snap(state("a"), state("b", clients=[connector(pending=1)]))) == EXIT_DEGRADED == 1
+
+
+def test_status_degraded_is_1():
+    assert exit_status(snap(state("a", status="degraded"))) == 1
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        pytest.param(lambda: state("down", status="down", clients=[]), id="down"),
+        pytest.param(lambda: state("new", status="inactive", clients=[]), id="inactive"),
+        pytest.param(lambda: state("gone", status="healthy", clients=[]), id="no-connectors"),
+    ],
+)
+def test_down_inactive_or_no_connectors_is_2_and_beats_degraded(bad):
+    assert exit_status(snap(state("ok"), bad())) == EXIT_DOWN == 2
+    assert exit_status(snap(state("deg", clients=[connector(pending=2)]), bad())) == 2
+
+
+def test_unknown_is_3_and_beats_everything():
+    unknown = TunnelState(Tunnel(id="t", name="x", status="healthy"), None, (), "Cloudflare answered HTTP 502")
+    assert exit_status(snap(unknown)) == EXIT_UNKNOWN == 3
+    assert exit_status(snap(state("down", status="down", clients=[]), unknown, state("ok"))) == 3
+
+
+def test_no_tunnels_is_0():
+    assert exit_status(snap()) == 0
+
+
+# -- JSON ------------------------------------------------------------------------------------------------------
+
+CONN_SCHEMA = {
+    "type": "object",
+    "required": ["id", "colo_name", "origin_ip", "opened_at", "is_pending_reconnect"],
+    "properties": {
+        "id": {"type": "string"},
+        "colo_name": {"type": ["string", "null"]},
+        "origin_ip": {"type": ["string", "null"]},
+        "opened_at": {"type": ["string", "null"]},
+        "is_pending_reconnect": {"type": ["boolean", "null"]},
+    },
+}
+CLIENT_SCHEMA = {
+    "type": "object",
+    "required": ["id", "arch", "version", "run_at", "config_version", "features", "conns"],
+    "properties": {
+        "id": {"type": "string"},
+        "arch": {"type": ["string", "null"]},
+        "version": {"type": ["string", "null"]},
+        "run_at": {"type": ["string", "null"]},
+        "config_version": {"type": ["integer", "null"]},
+        "features": {"type": "array", "items": {"type": "string"}},
+        "conns": {"type": "array", "items": CONN_SCHEMA},
+    },
+}
+DOCUMENT_SCHEMA = {
+    "type": "object",
+    "required": ["account_id", "fetched_at", "tunnels"],
+    "properties": {
+        "demo": {"const": True},
+        "account_id": {"type": "string"},
+        "fetched_at": {"type": "string", "pattern": r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$"},
+        "tunnels": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["id", "name", "status", "health", "clients"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "name": {"type": ["string", "null"]},
+                    "status": {"type": ["string", "null"]},
+                    "health": {"enum": ["healthy", "degraded", "down", "inactive", "unknown"]},
+                    "clients": {"oneOf": [{"type": "null"}, {"type": "array", "items": CLIENT_SCHEMA}]},
+                },
+            },
+        },
+    },
+}
+
+
+def test_json_document_shape_uses_the_apis_field_names():
+    unknown = TunnelState(Tunnel(id="t9", name="lost", status="healthy"), None, (), "network down")
+    doc = json.loads(render_json(snap(state("web", clients=[connector(pending=1)]), unknown)))
+    jsonschema.validate(doc, DOCUMENT_SCHEMA)
+    assert doc["account_id"] == ACCOUNT
+    assert doc["fetched_at"] == "2025-03-01T12:00:00Z"
+    assert "demo" not in doc
+    web, lost = doc["tunnels"]
+    assert (web["id"], web["name"], web["status"], web["health"]) == ("id-web", "web", "healthy", "degraded")
+    [client] = web["clients"]
+    assert client["id"] == "k1"
+    assert client["run_at"] == "2025-03-01T09:00:00Z"
+    assert client["config_version"] == 7
+    assert client["features"] == ["ha-origin"]
+    first = client["conns"][0]
+    assert first == {
+        "id": "k1-c0",
+        "uuid": "k1-c0",
+        "client_id": "k1",
+        "client_version": "2025.2.0",
+        "colo_name": "DFW",
+        "origin_ip": "203.0.113.5",
+        "opened_at": "2025-03-01T10:00:01Z",
+        "is_pending_reconnect": True,
+    }
+    assert lost["clients"] is None
+    assert lost["health"] == "unknown"
+    assert lost["error"] == "network down"
+
+
+def test_json_keeps_unknown_api_fields_and_missing_values_as_null():
+    raw = connector(hostname="box-1")
+    del raw["conns"][0]["is_pending_reconnect"]
+    doc = json.loads(render_json(snap(state(clients=[raw]))))
+    client = doc["tunnels"][0]["clients"][0]
+    assert client["hostname"] == "box-1"
+    assert client["conns"][0]["is_pending_reconnect"] is None
+
+
+def test_json_demo_flag():
+    doc = json.loads(render_json(snap(state()), demo=True))
+    assert doc["demo"] is True
+    assert next(iter(doc)) == "demo"
+    jsonschema.validate(doc, DOCUMENT_SCHEMA)
+
+
+def hostile_snapshot() -> Snapshot:
+    client = connector(arch=HOSTILE, version=HOSTILE, hostname=HOSTILE)
+    client["conns"][0]["colo_name"] = HOSTILE
+    client["conns"][1]["origin_ip"] = HOSTILE
+    parsed, _ = parse_connectors([client])
+    tunnel = Tunnel(id=f"id-{HOSTILE}", name=HOSTILE, status=HOSTILE)
+    errored = TunnelState(Tunnel(id="t2", name="x", status="healthy"), None, (), f"Cloudflare said: {HOSTILE}")
+    return snap(
+        TunnelState(tunnel, tuple(parsed), (RecordProblem(HOSTILE, HOSTILE),)),
+        errored,
+        problems=(RecordProblem("tunnel #3", HOSTILE),),
+        account_name=HOSTILE,
+    )
+
+
+def test_hostile_strings_are_escaped_in_json():
+    text = render_json(hostile_snapshot())
+    for ch in RAW_CONTROLS:
+        assert ch not in text
+    assert "\\u001b[31mRED" in text
+    assert "\\u202e" in text
+    assert text.isascii()
+    doc = json.loads(text)
+    assert doc["tunnels"][0]["name"] == HOSTILE
+    assert doc["tunnels"][0]["clients"][0]["arch"] == HOSTILE
+    assert doc["tunnels"][0]["clients"][0]["hostname"] == HOSTILE
+
+
+def test_hostile_strings_are_replaced_in_the_table():
+    text = render_table(hostile_snapshot(), NOW)
+    for ch in RAW_CONTROLS:
+        assert ch not in text
+    assert "evil" in text and "RED" in text and REPLACEMENT in text
+    assert all(line.isprintable() for line in text.splitlines())
+
+
+def test_table_layout():
+    healthy = state("web", clients=[connector("k1"), connector("k2", pending=1, version="2024.8.2")])
+    text = render_table(
+        snap(
+            healthy,
+            state("batch", status="down", clients=[]),
+            TunnelState(Tunnel(id="t3", name="lost", status="healthy"), None, (), "Cloudflare answered HTTP 502"),
+            account_name="Acme",
+        ),
+        NOW,
+    )
+    lines = text.splitlines()
+    assert lines[0] == f"account {ACCOUNT} (Acme)"
+    assert lines[1] == "fetched 2025-03-01T12:00:00Z"
+    assert "web  id-web  status=healthy  health=degraded  active=7  pending=1" in text
+    header = next(line for line in lines if "CONNECTOR" in line)
+    header_words = ["CONNECTOR", "STARTED", "UPTIME", "ARCH", "VERSION", "CONFIG", "ORIGIN", "IP", "EDGE", "PENDING"]
+    assert header.split() == header_words
+    k1 = next(line for line in lines if line.strip().startswith("k1"))
+    k1_cells = ["k1", "2025-03-01T09:00:00Z", "3h00m", "linux_amd64", "2025.2.0", "7", "203.0.113.5"]
+    assert k1.split() == [*k1_cells, "2xDFW,", "2xLAX", "0"]
+    k2 = next(line for line in lines if line.strip().startswith("k2"))
+    assert k2.split()[-3:] == ["1xDFW,", "2xLAX", "1"]
+    assert "batch  id-batch  status=down  health=down  active=0  pending=0" in text
+    assert "  no connectors" in lines
+    assert "  error: Cloudflare answered HTTP 502" in lines
+    assert "health=unknown" in text
+    assert text.endswith("\n") and not text.endswith("\n\n")
+
+
+def test_table_shows_problems_and_unknowns():
+    raw = connector(run_at=None, arch=5)
+    text = render_table(snap(state(clients=[raw]), problems=(RecordProblem("tunnel #2", "no id; skipped"),)), NOW)
+    assert "  problem: connector k1: field 'arch'" in text
+    assert "problem: tunnel #2: no id; skipped" in text
+    row = next(line for line in text.splitlines() if line.strip().startswith("k1"))
+    assert row.split()[1:4] == ["-", "-", "-"]
+
+
+def test_table_of_nothing_and_demo_label():
+    text = render_table(snap(), NOW, demo=True)
+    assert text.startswith(f"DEMO (simulated account) - account {ACCOUNT}")
+    assert "no tunnels" in text
+
+
+def test_table_ages_from_naive_api_times():
+    raw = connector(run_at="2025-03-01T11:00:00")
+    text = render_table(snap(state(clients=[raw])), NOW)
+    assert " 1h00m " in text
+
+
+def test_clean():
+    assert clean(None) == "-"
+    assert clean(42) == "42"
+    assert clean("plain text") == "plain text"
+    assert clean("a\x1bb\u202ec") == f"a{REPLACEMENT}b{REPLACEMENT}c"
+    assert clean("x" * 300) == "x" * 199 + "\N{HORIZONTAL ELLIPSIS}"
+    assert clean("x" * 300, None) == "x" * 300
+    assert clean("日本語 ok") == "日本語 ok"
+
+
+def test_connection_and_connector_in_json_roundtrip():
+    k = Connector(id="k", conns=[Connection(id="c", opened_at=NOW - timedelta(seconds=5))])
+    doc = json.loads(render_json(snap(TunnelState(Tunnel(id="t", status="healthy"), (k,)))))
+    assert doc["tunnels"][0]["clients"][0]["conns"][0]["opened_at"] == "2025-03-01T11:59:55Z"
+    # Connections of unknown state: the API's "healthy" is taken on trust.
+    assert doc["tunnels"][0]["health"] == "healthy"
