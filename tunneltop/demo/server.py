@@ -1,0 +1,161 @@
+"""A real HTTP server on 127.0.0.1 serving `FakeCloudflare`, for tests and manual runs.
+
+    python -m tunneltop.demo.server [--port N] [--seed N] [--token-file PATH]
+
+It binds to loopback only and never logs requests (headers carry credentials).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from tunneltop.demo.cfapi import FakeCloudflare
+from tunneltop.demo.simulator import SimulatedAccount
+
+HOST = "127.0.0.1"
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False  # stop() must not wait for a handler sleeping in a simulated hang
+
+    def __init__(self, port: int, fake: FakeCloudflare) -> None:
+        super().__init__((HOST, port), _Handler)
+        self.fake = fake
+        self.stopping = threading.Event()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hung up mid-answer (its timeout fired) is expected; stay quiet.
+        pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        url = urlsplit(self.path)
+        answer = self.server.fake.handle(
+            self.command, url.path, parse_qsl(url.query, keep_blank_values=True), dict(self.headers.items()))
+        if answer.delay > 0 and self.server.stopping.wait(answer.delay):
+            self.close_connection = True
+            return
+        try:
+            self.send_response(answer.status)
+            for name, value in answer.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(answer.body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(answer.body)
+        except OSError:
+            self.close_connection = True
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # never log: request lines are harmless but headers are not, and quiet is simplest
+
+
+class LoopbackServer:
+    """FakeCloudflare over real HTTP on 127.0.0.1 (port 0 picks a free one), in a daemon thread."""
+
+    def __init__(self, fake: FakeCloudflare, port: int = 0) -> None:
+        self.fake = fake
+        self._port = port
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("server not started")
+        return self._server.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{HOST}:{self.port}/client/v4"
+
+    def start(self) -> LoopbackServer:
+        if self._server is None:
+            self._server = _Server(self._port, self.fake)
+            # A short poll interval keeps stop() fast.
+            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                            name="tunneltop-loopback", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.stopping.set()
+        server.shutdown()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+
+    def __enter__(self) -> LoopbackServer:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def _read_token(token_file: str | None) -> tuple[str | None, str]:
+    """The accepted token and where it came from (for the hint; the token itself is never printed)."""
+    if token_file:
+        return Path(token_file).read_text(encoding="utf-8").strip(), "file"
+    token = os.environ.get("CLOUDFLARE_API_TOKEN")
+    return (token, "env") if token else (None, "none")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tunneltop.demo.server",
+                                     description="Serve a simulated Cloudflare API on 127.0.0.1.")
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--token-file", help="file holding the API token to accept "
+                        "(default: $CLOUDFLARE_API_TOKEN; with neither, no auth is required)")
+    parser.add_argument("--tunnels", type=int, default=None, help="scale scenario with this many tunnels")
+    parser.add_argument("--connectors-per-tunnel", type=int, default=2)
+    args = parser.parse_args(argv)
+
+    token, source = _read_token(args.token_file)
+    sim = SimulatedAccount(seed=args.seed, tunnels=args.tunnels,
+                           connectors_per_tunnel=args.connectors_per_tunnel)
+    fake = FakeCloudflare(sim, tokens=[token] if token else [], require_auth=token is not None)
+    server = LoopbackServer(fake, port=args.port).start()
+    print(f"tunneltop demo server on {server.base_url}  (account {sim.account_id}, seed {args.seed})")
+    print("Point tunneltop at it with:")
+    if source == "file":
+        print(f'  CLOUDFLARE_BASE_URL={server.base_url} CLOUDFLARE_API_TOKEN="$(cat {args.token_file})"')
+    elif source == "env":
+        print(f"  CLOUDFLARE_BASE_URL={server.base_url}  (CLOUDFLARE_API_TOKEN as already set)")
+    else:
+        print(f"  CLOUDFLARE_BASE_URL={server.base_url} CLOUDFLARE_API_TOKEN=anything  (auth not required)")
+    print("Ctrl-C stops it.", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    print("stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
