@@ -1,0 +1,91 @@
+"""A snapshot flattened to one row per connection, with sort keys that use real values, not rendered text."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from tunneltop.model.records import Connection, Connector, Tunnel
+from tunneltop.model.snapshot import Snapshot
+
+_EPOCH = datetime.min.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnRow:
+    """One edge connection with the connector and tunnel it belongs to."""
+
+    key: str
+    tunnel: Tunnel
+    connector: Connector
+    conn: Connection
+
+    @property
+    def state(self) -> str:
+        return self.conn.state
+
+
+def row_key(tunnel_id: str, connector_id: str, conn_id: str) -> str:
+    return f"{tunnel_id}/{connector_id}/{conn_id}"
+
+
+def rows_of(snapshot: Snapshot) -> list[ConnRow]:
+    return [
+        ConnRow(row_key(state.tunnel.id, connector.id, conn.id), state.tunnel, connector, conn)
+        for state in snapshot.tunnels
+        for connector in state.connectors or ()
+        for conn in connector.conns
+    ]
+
+
+def ip_sort_key(value: str | None) -> tuple[int, int, str]:
+    """IPv4 before IPv6, each numerically; unparsable text last, alphabetically."""
+    if not value:
+        return (9, 0, "")
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return (8, 0, value)
+    return (address.version, int(address), "")
+
+
+def version_sort_key(value: str | None) -> tuple[Any, ...]:
+    """``2024.10.1`` after ``2024.9.0``: numeric parts compare as numbers."""
+    if not value:
+        return ((0, ""),)
+    return tuple((1, int(p), "") if p.isdigit() else (0, 0, p) for p in re.split(r"[.\-+]", value))
+
+
+_STATE_ORDER = {"pending": 0, "unknown": 1, "active": 2}
+
+
+def _text(value: str | None) -> str:
+    return (value or "").casefold()
+
+
+# Sort columns: id, heading, key function. The order here is the order ``s`` cycles through.
+SORT_KEYS: dict[str, Callable[[ConnRow], Any]] = {
+    "tunnel": lambda r: _text(r.tunnel.name),
+    "connector": lambda r: r.connector.id,
+    "colo": lambda r: _text(r.conn.colo_name),
+    "state": lambda r: _STATE_ORDER[r.state],
+    "origin": lambda r: ip_sort_key(r.conn.origin_ip),
+    "opened": lambda r: r.conn.opened_at or _EPOCH,
+    "version": lambda r: version_sort_key(r.conn.client_version or r.connector.version),
+    "id": lambda r: r.conn.id,
+}
+
+
+def natural_key(row: ConnRow) -> tuple[str, str, str, str]:
+    """Tunnel, connector, colo, connection: the order ties fall back to, so rows never shuffle between polls."""
+    return (_text(row.tunnel.name), row.connector.id, _text(row.conn.colo_name), row.key)
+
+
+def sort_rows(rows: Iterable[ConnRow], column: str, reverse: bool = False) -> list[ConnRow]:
+    """The chosen column's real values first; ties keep the natural order (Python's sort is stable)."""
+    ordered = sorted(rows, key=natural_key)
+    return sorted(ordered, key=SORT_KEYS[column], reverse=reverse)
