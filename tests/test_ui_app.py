@@ -1,0 +1,366 @@
+"""Pilot tests of the live monitor against the simulated account, through the real client code."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Input, OptionList, Static
+
+from tests.ui_support import make_app, plain, wait_for_poll
+from tunneltop.demo.cfapi import Fault
+from tunneltop.demo.simulator import DEMO_TUNNELS
+from tunneltop.model.health import Health
+from tunneltop.ui.client_tree import ClientTree
+from tunneltop.ui.detail import DetailPane
+from tunneltop.ui.screens import ColoPicker, HelpScreen
+
+SIZE = (130, 40)
+
+
+def table_keys(app) -> list[str]:
+    table = app.table
+    return [table.coordinate_to_cell_key((i, 0)).row_key.value for i in range(table.row_count)]
+
+
+def cell(app, key: str, column: str) -> Text:
+    return app.table.get_cell(key, column)
+
+
+def sim_conn_count(fake) -> int:
+    return sum(len(c.get("conns", [])) for tid in fake.sim.tunnel_ids() for c in fake.sim.clients(tid))
+
+
+async def test_first_poll_fills_tree_table_and_header() -> None:
+    app, fake = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app)
+        assert app.table.row_count == sim_conn_count(fake) > 0
+        tree = app.query_one(ClientTree)
+        tunnel_nodes = [n for n in tree.root.children]
+        assert {n.data.tunnel_id for n in tunnel_nodes} == set(fake.sim.tunnel_ids())
+        header = app.header
+        assert header.demo is True
+        assert header.health is not None
+        assert header.pending == app.snapshot.pending_count
+        assert "DEMO" in str(header.render())
+        assert not header.stale
+
+
+async def test_pending_rows_stand_out_by_word_and_colour() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app)
+        pending = [k for k, r in app.table.rows_by_key.items() if r.state == "pending"]
+        active = [k for k, r in app.table.rows_by_key.items() if r.state == "active"]
+        assert pending and active, "the demo account has pending reconnects"
+        state = cell(app, pending[0], "state")
+        assert "PENDING" in state.plain and "⟳" in state.plain  # readable without colour
+        assert "yellow" in str(state.style)
+        assert "yellow" in str(cell(app, pending[0], "origin").style)
+        assert "PENDING" not in cell(app, active[0], "state").plain
+        # Default sort puts pending reconnects on top.
+        assert table_keys(app)[0] in pending
+
+
+async def test_filter_box_limits_rows_and_tree_and_esc_clears() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app)
+        total = app.table.row_count
+        await pilot.press("slash")
+        assert isinstance(app.focused, Input)
+        await pilot.press(*"colo:AMS,FRA", "enter")
+        colos = {r.conn.colo_name for r in app.table.rows_by_key.values()}
+        assert colos and colos <= {"AMS", "FRA"}
+        assert 0 < app.table.row_count < total
+        banner = app.query_one("#active-filter", Static)
+        assert banner.has_class("visible") and "colo:AMS,FRA" in str(banner.render())
+        tree_tunnels = {n.data.tunnel_id for n in app.tree.root.children}
+        assert tree_tunnels == {r.tunnel.id for r in app.table.rows_by_key.values()}
+        await pilot.press("escape")
+        assert app.table.row_count == total
+        assert not app.filter.active
+
+
+async def test_inverted_and_free_text_filters() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app)
+        total = app.table.row_count
+        await pilot.press("slash", *"!colo:AMS", "enter")
+        assert all(r.conn.colo_name != "AMS" for r in app.table.rows_by_key.values())
+        inverted = app.table.row_count
+        await pilot.press("slash", "ctrl+u", *"colo:AMS", "enter")
+        assert app.table.row_count + inverted == total
+        await pilot.press("slash", "ctrl+u", *"state:pending", "enter")
+        assert {r.state for r in app.table.rows_by_key.values()} == {"pending"}
+        await pilot.press("slash", "ctrl+u", *"web-prod", "enter")
+        assert {r.tunnel.name for r in app.table.rows_by_key.values()} == {"web-prod"}
+
+
+async def test_invalid_filter_shows_error_and_keeps_the_last_good_filter() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app)
+        await pilot.press("slash", *"colo:DFW", "enter")
+        rows = app.table.row_count
+        await pilot.press("slash", "ctrl+u", *"bogus:1", "enter")
+        error = str(app.query_one("#filter-error", Static).render())
+        assert "unknown filter key" in error
+        assert app.query_one("#filter-row").has_class("visible")  # box stays open to fix it
+        # Live filtering applied the last text that parsed ("bogus" before the colon); never the broken one.
+        assert app.filter.text == "bogus" and app.filter.words == ("bogus",)
+        await pilot.press("escape")
+        assert not app.filter.active and app.table.row_count > rows
+        await pilot.press("slash", "ctrl+u", *"[/oops]", "enter")  # markup-looking text is just text
+        assert app.filter.words == ("[/oops]",)
+        assert app.table.row_count == 0
+
+
+async def test_colo_picker_filters_to_the_chosen_colo() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app)
+        await pilot.press("c")
+        assert isinstance(app.screen, ColoPicker)
+        options = app.screen.query_one(OptionList)
+        first = options.get_option_at_index(0)
+        assert "active" in str(first.prompt)
+        await pilot.press("enter")
+        assert not isinstance(app.screen, ColoPicker)
+        assert app.filter.colos == {first.id}
+        assert {r.conn.colo_name for r in app.table.rows_by_key.values()} == {first.id}
+        await pilot.press("c", "escape")
+        assert app.filter.colos == {first.id}
+
+
+async def test_sort_cycles_and_reverses_and_cursor_stays_on_the_same_connection() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app)
+        await pilot.press("j", "j", "j", "j", "j")
+        chosen = app.table.cursor_key
+        assert chosen is not None
+        for _ in range(len(app.table.columns_shown)):
+            await pilot.press("s")
+            assert app.table.cursor_key == chosen
+        await pilot.press("S")
+        assert app.table.sort_reverse is True
+        assert app.table.cursor_key == chosen
+
+
+async def test_sort_uses_real_values_for_ip_and_time() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app)
+        app._sort("opened", False)
+        await pilot.pause()
+        opened = [app.table.rows_by_key[k].conn.opened_at for k in table_keys(app)]
+        assert opened == sorted(opened)
+        app._sort("origin", False)
+        await pilot.pause()
+        import ipaddress
+
+        ips = [ipaddress.ip_address(app.table.rows_by_key[k].conn.origin_ip) for k in table_keys(app)]
+        assert ips == sorted(ips, key=lambda a: (a.version, int(a)))
+
+
+async def test_header_click_sorts_by_that_column() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app)
+        await pilot.click("#table", offset=(2, 0))  # the first column's header
+        assert app.table.sort_column == app.table.columns_shown[0]
+
+
+async def test_pause_stops_requests_and_resume_polls_again() -> None:
+    app, fake = make_app(interval=1.0)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app)
+        await pilot.press("p")
+        assert app.paused and app.header.paused
+        sent = len(fake.requests)
+        await pilot.pause(1.5)
+        assert len(fake.requests) == sent, "no request may be sent while paused"
+        await pilot.press("p")
+        await wait_for_poll(pilot, app, count=2)
+        assert len(fake.requests) > sent
+
+
+async def test_interval_keys_step_through_the_ladder() -> None:
+    app, _ = make_app(interval=5.0)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app)
+        await pilot.press("plus")
+        assert app.interval == 10.0 and app.header.interval == 10.0
+        await pilot.press("minus", "minus")
+        assert app.interval == 3.0
+
+
+async def test_tree_selection_narrows_the_table_and_esc_widens() -> None:
+    app, fake = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app)
+        tree = app.tree
+        tree.focus()
+        web = DEMO_TUNNELS["web-prod"]
+        node = tree.node_for(web)
+        tree.select_node(node)
+        await pilot.pause()
+        assert {r.tunnel.id for r in app.table.rows_by_key.values()} == {web}
+        connector = fake.sim.clients(web)[0]["id"]
+        tree.select_node(tree.node_for(f"{web}/{connector}"))
+        await pilot.pause()
+        assert {r.connector.id for r in app.table.rows_by_key.values()} == {connector}
+        assert "Connector" in plain(app.query_one(DetailPane).shown)
+        await pilot.press("escape")
+        assert app.scope.kind == "tunnel"
+        await pilot.press("escape")
+        assert app.scope is None
+        assert app.table.row_count == sim_conn_count(fake)
+
+
+async def test_enter_on_a_row_drills_into_its_connector() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app)
+        app.table.focus()
+        key = app.table.cursor_key
+        row = app.table.rows_by_key[key]
+        await pilot.press("enter")
+        assert app.scope.connector_id == row.connector.id
+        assert app.table.cursor_key == key
+        assert app.tree.cursor_node.data.connector_id == row.connector.id
+
+
+async def test_refresh_keeps_expansion_and_tree_cursor() -> None:
+    app, fake = make_app(frozen=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app)
+        tree = app.tree
+        tree.focus()
+        web = tree.node_for(DEMO_TUNNELS["web-prod"])
+        home = tree.node_for(DEMO_TUNNELS["home-lab"])
+        web.collapse()
+        await pilot.pause()
+        tree.move_cursor(home)
+        await pilot.pause()
+        assert tree.cursor_node is home
+        polls = app.poll_count
+        await pilot.press("r")
+        await wait_for_poll(pilot, app, count=polls + 1)
+        assert tree.node_for(DEMO_TUNNELS["web-prod"]) is web and not web.is_expanded
+        assert tree.cursor_node is home
+
+
+async def test_error_marks_stale_keeps_data_and_recovers() -> None:
+    app, fake = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app)
+        rows = app.table.row_count
+        fake.inject(Fault.html_page(502), times=100)
+        await pilot.press("r")
+        await wait_for_poll(pilot, app, count=2)
+        assert app.failures == 1
+        assert app.table.row_count == rows, "the last good data stays on screen"
+        assert app.header.stale and "STALE" in str(app.header.render())
+        assert app.status.error and "502" in app.status.message and "last good data" in app.status.message
+        fake.clear_faults()
+        await pilot.press("r")
+        await wait_for_poll(pilot, app, count=3)
+        assert not app.header.stale and not app.status.error
+        assert app.status.message.startswith("recovered")
+
+
+async def test_auth_error_message_names_the_permission() -> None:
+    app, fake = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        fake.inject(Fault.error(403, 10000, "Authentication error"), times=10)
+        await wait_for_poll(pilot, app)
+        assert "Cloudflare Tunnel Read" in app.status.message
+        assert app.snapshot is None and app.table.row_count == 0
+
+
+async def test_rate_limit_holds_every_request_until_retry_after() -> None:
+    app, fake = make_app(interval=1.0)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app)
+        fake.inject(Fault.rate_limited(300))
+        await pilot.press("r")
+        await wait_for_poll(pilot, app, count=2)
+        sent = len(fake.requests)
+        assert "rate limited" in app.status.message and "300" in app.status.message
+        await pilot.press("r")  # asking again must not send anything before Retry-After passes
+        await wait_for_poll(pilot, app, count=3)
+        await pilot.pause(1.2)
+        assert len(fake.requests) == sent
+        assert app.header.stale
+
+
+async def test_hostile_strings_render_literally() -> None:
+    app, fake = make_app()
+    hostile = "[bold red]x[/][@click=app.quit]\x1b]0;pwned\x07\x1b[2J\u202eevil"
+    tid = DEMO_TUNNELS["home-lab"]
+    clients = fake.sim.clients(tid)
+    clients[0]["version"] = hostile
+    clients[0]["conns"][0]["colo_name"] = hostile
+    clients[0]["conns"][0]["origin_ip"] = "[/oops]"
+    fake.sim.set_clients(tid, clients)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app)
+        key = f"{tid}/{clients[0]['id']}/{clients[0]['conns'][0]['id']}"
+        colo = cell(app, key, "colo").plain
+        assert colo.startswith("[bold") and "\x1b" not in colo and "\u202e" not in colo and "\x07" not in colo
+        assert cell(app, key, "origin").plain == "[/oops]"
+        app.table.select_key(key)
+        app.table.focus()
+        await pilot.pause()
+        detail = plain(app.query_one(DetailPane).shown)
+        assert "Connection" in detail and "\x1b" not in detail and "\u202e" not in detail
+        assert app.is_running  # [@click=app.quit] did not become an action
+        node_text = app.tree.node_for(f"{tid}/{clients[0]['id']}").label.plain
+        assert "\x1b" not in node_text
+
+
+async def test_help_screen_lists_every_binding_and_says_read_only() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        text = plain(app.screen.query_one("#help-box"))
+        assert "read-only" in text
+        for binding in app.BINDINGS:
+            key = binding.key.split(",")[0]
+            shown = {"question_mark": "?", "slash": "/", "plus": "+", "minus": "-", "escape": "esc"}.get(key, key)
+            assert shown in text, f"help does not list {binding.key}"
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_every_action_is_in_the_command_palette() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app)
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        for wanted in (
+            "Filter",
+            "Colo picker",
+            "Cycle sort",
+            "Reverse sort",
+            "Refresh now",
+            "Pause / resume",
+            "Poll less often",
+            "Poll more often",
+            "Help",
+            "Back",
+        ):
+            assert wanted in titles
+
+
+async def test_several_tunnels_named_and_one_tunnel_hides_tunnel_column() -> None:
+    app, _ = make_app(refs=["web-prod"])
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app)
+        assert "tunnel" not in app.table.columns_shown
+        assert {r.tunnel.name for r in app.table.rows_by_key.values()} == {"web-prod"}
+        assert app.snapshot.tunnels[0].health == Health.HEALTHY

@@ -1,0 +1,67 @@
+"""Shared set-up for the UI tests: the app wired to a frozen simulated account, with fixed clocks.
+
+Everything goes through the real client code and the in-process DemoTransport, exactly as ``--demo`` does.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from rich.console import Console, RenderableType
+from textual.pilot import Pilot
+from textual.widget import Widget
+
+from tunneltop.demo.cfapi import FakeCloudflare
+from tunneltop.demo.simulator import DEMO_ACCOUNT_ID, SimulatedAccount
+from tunneltop.demo.transport import DEMO_BASE_URL, DemoTransport
+from tunneltop.ui.app import TunneltopApp
+from tunneltop.watch.target import Target
+
+FIXED_NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
+
+
+def make_app(
+    *, refs: list[str] | None = None, interval: float = 5.0, frozen: bool = True, seed: int = 7
+) -> tuple[TunneltopApp, FakeCloudflare]:
+    sim = SimulatedAccount(seed=seed, start=FIXED_NOW)
+    if frozen:
+        sim.freeze()
+    fake = FakeCloudflare(sim, require_auth=False, clock=lambda: FIXED_NOW)
+    target = Target(DEMO_BASE_URL, None, DEMO_ACCOUNT_ID, refs or [], demo=True, transport=DemoTransport(fake))
+    app = TunneltopApp(
+        target,
+        interval=interval,
+        clock=lambda: FIXED_NOW,
+        monotonic=lambda: 1000.0,
+        client_options={"sleep": _no_sleep},
+    )
+    return app, fake
+
+
+async def _no_sleep(seconds: float) -> None:
+    return None
+
+
+async def wait_for_poll(pilot: Pilot, app: TunneltopApp, count: int = 1, limit: float = 5.0) -> None:
+    """Wait (in small real steps) until the app has applied ``count`` polls or failures in total."""
+    steps = int(limit / 0.02)
+    for _ in range(steps):
+        if app.poll_count + app.failures >= count:
+            await pilot.pause()
+            return
+        await pilot.pause(0.02)
+    raise AssertionError(f"no poll completed in {limit}s (polls={app.poll_count}, failures={app.failures})")
+
+
+def plain(thing: RenderableType | Widget | None) -> str:
+    """What a renderable (or every Static inside a widget) shows, as plain text."""
+    console = Console(width=120, record=True, file=open("/dev/null", "w"), color_system=None)
+    if isinstance(thing, Widget):
+        from textual.widgets import Static
+
+        parts = [s.content for s in thing.query(Static)]
+        for part in parts:
+            console.print(part)
+    elif thing is not None:
+        console.print(thing)
+    return console.export_text()

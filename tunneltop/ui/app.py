@@ -1,0 +1,586 @@
+"""The live monitor: a Textual app that polls, keeps the last good data, and renders it incrementally.
+
+Flow: a one-shot timer starts the poll worker; the worker posts ``SnapshotReady`` or ``PollFailed``; the app
+stores the snapshot in a reactive and hands each widget what it shows; the timer is re-armed only after a poll
+ends, so polls never overlap and pause/interval changes are trivial.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import DataTable, Footer, Input, Static, Tree
+
+from tunneltop.api.client import CloudflareClient
+from tunneltop.api.errors import ApiError, RateLimitedError
+from tunneltop.model.health import HEALTH_ORDER
+from tunneltop.model.snapshot import Snapshot, TunnelState
+from tunneltop.sanitize import clean
+from tunneltop.ui.client_tree import ClientTree, NodeRef, tree_items
+from tunneltop.ui.conn_table import COLUMNS, ConnectionsTable
+from tunneltop.ui.detail import DetailPane, connection_detail, connector_detail, tunnel_detail
+from tunneltop.ui.screens import ColoPicker, HelpScreen
+from tunneltop.ui.status import HeaderBar, StatusLine
+from tunneltop.watch.filters import Filter, FilterError
+from tunneltop.watch.rows import ConnRow, rows_of
+from tunneltop.watch.source import AccountChoiceNeeded, TunnelSource, resolve_account
+from tunneltop.watch.target import Target
+
+INTERVAL_STEPS = (1.0, 2.0, 3.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0)
+NARROW_WIDTH = 100
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SnapshotReady(Message):
+    def __init__(self, snapshot: Snapshot) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+
+
+class PollFailed(Message):
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__()
+        self.message = message
+        self.retry_after = retry_after
+
+
+class TunneltopApp(App[int]):
+    CSS_PATH = "tunneltop.tcss"
+    TITLE = "tunneltop"
+    ENABLE_COMMAND_PALETTE = True
+
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help"),
+        Binding("slash", "filter", "Filter"),
+        Binding("c", "colos", "Colos"),
+        Binding("s", "cycle_sort", "Sort"),
+        Binding("S", "reverse_sort", "Reverse", show=False),
+        Binding("r", "refresh", "Refresh"),
+        Binding("p", "pause", "Pause"),
+        Binding("plus,equals_sign", "slower", "+Interval", show=False),
+        Binding("minus", "faster", "-Interval", show=False),
+        Binding("escape", "back", "Back", show=False),
+    ]
+
+    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True)
+    filter: reactive[Filter] = reactive(Filter(), always_update=True)
+    scope: reactive[NodeRef | None] = reactive(None, always_update=True)
+    paused = reactive(False)
+    interval = reactive(5.0)
+
+    def __init__(
+        self,
+        target: Target,
+        *,
+        interval: float = 5.0,
+        clock: Callable[[], datetime] = utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
+        watch_terminal: bool = False,
+        client_options: dict[str, object] | None = None,
+    ) -> None:
+        super().__init__()
+        self.target = target
+        self._clock = clock
+        self._monotonic = monotonic
+        self._watch_terminal = watch_terminal
+        self._client_options = client_options or {}
+        self.set_reactive(TunneltopApp.interval, interval)
+        self.client: CloudflareClient | None = None
+        self.source: TunnelSource | None = None
+        self.last_good_at: datetime | None = None
+        self.last_error: str | None = None
+        self.poll_count = 0
+        self.failures = 0
+        self._rows: list[ConnRow] = []
+        self._timer: Timer | None = None
+        self._next_poll_at: float | None = None
+
+    # -- layout -------------------------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield HeaderBar(id="header")
+        with Vertical(id="filter-row"):
+            yield Input(
+                placeholder="filter: words, colo:DFW,LAX, state:pending, !inverts — enter applies, esc clears",
+                id="filter-input",
+            )
+            yield Static("", id="filter-error", markup=False)
+        yield Static("", id="active-filter", markup=False)
+        with Horizontal(id="main"):
+            yield ClientTree(id="tree")
+            with Vertical(id="right"):
+                yield ConnectionsTable(show_tunnel=len(self.target.refs) != 1, id="table")
+                yield DetailPane(id="detail")
+        yield StatusLine(id="status")
+        yield Footer()
+
+    @property
+    def table(self) -> ConnectionsTable:
+        return self.query_one(ConnectionsTable)
+
+    @property
+    def tree(self) -> ClientTree:
+        return self.query_one(ClientTree)
+
+    @property
+    def header(self) -> HeaderBar:
+        return self.query_one(HeaderBar)
+
+    @property
+    def status(self) -> StatusLine:
+        return self.query_one(StatusLine)
+
+    def on_mount(self) -> None:
+        header = self.header
+        header.demo = self.target.demo
+        header.interval = self.interval
+        header.account = self.target.account_id or "resolving account…"
+        header.watching = ", ".join(self.target.refs) if self.target.refs else "all tunnels"
+        self.title = "tunneltop — DEMO (simulated account)" if self.target.demo else "tunneltop"
+        self.client = self.target.client(**self._client_options)
+        self.status.message = "connecting… (read-only: tunneltop only ever reads from the API)"
+        self.query_one(DetailPane).show(None)
+        self.table.focus()
+        self._on_resize_class(self.size.width)
+        self.set_interval(1.0, self._tick)
+        if self._watch_terminal:
+            self._install_terminal_watch()
+        self._schedule(0)
+
+    def on_resize(self, event: object) -> None:
+        self._on_resize_class(self.size.width)
+
+    def _on_resize_class(self, width: int) -> None:
+        self.screen.set_class(width < NARROW_WIDTH, "-narrow")
+
+    async def on_unmount(self) -> None:
+        if self.client is not None:
+            await self.client.aclose()
+
+    # -- polling ------------------------------------------------------------------------------------------------
+
+    def _schedule(self, delay: float) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+        delay = max(delay, 0.001)  # Textual's Timer cannot take 0
+        self._next_poll_at = self._monotonic() + delay
+        self._timer = self.set_timer(delay, self._start_poll, name="poll")
+
+    def _start_poll(self) -> None:
+        self._timer = None
+        self._next_poll_at = None
+        self.poll_worker()
+
+    @work(exclusive=True, exit_on_error=False, group="poll")
+    async def poll_worker(self) -> None:
+        assert self.client is not None
+        try:
+            if self.source is None:
+                account = await resolve_account(self.client, self.target.account_id)
+                self.source = TunnelSource(self.client, account, self.target.refs, now=self._clock)
+            snapshot = await self.source.poll()
+        except AccountChoiceNeeded as exc:
+            listed = ", ".join(f"{clean(a.id, 40)} ({clean(a.name, 40)})" for a in exc.accounts[:5])
+            self.post_message(PollFailed(f"{exc}: {listed}"))
+        except RateLimitedError as exc:
+            self.post_message(PollFailed(exc.message, retry_after=exc.retry_after))
+        except ApiError as exc:
+            self.post_message(PollFailed(exc.message))
+        except Exception as exc:  # never let a poll take the app down; show it and keep the last data
+            self.post_message(PollFailed(f"unexpected {type(exc).__name__} while polling: {exc}"))
+        else:
+            self.post_message(SnapshotReady(snapshot))
+
+    def _rearm(self) -> None:
+        if self.paused:
+            return
+        wait = self.interval
+        if self.client is not None:
+            wait = max(wait, self.client.blocked_for)
+        self._schedule(wait)
+
+    def on_snapshot_ready(self, message: SnapshotReady) -> None:
+        self.poll_count += 1
+        self.last_good_at = message.snapshot.fetched_at
+        recovered = self.last_error is not None
+        self.last_error = None
+        self.snapshot = message.snapshot
+        self.status.error = False
+        problems = sum(len(t.problems) for t in message.snapshot.tunnels) + len(message.snapshot.problems)
+        note = f"; {problems} odd record(s) skipped or shown as unknown (see details)" if problems else ""
+        self.status.message = ("recovered: " if recovered else "") + f"updated {self._clock():%H:%M:%S}Z{note}"
+        self._update_header()
+        self._rearm()
+
+    def on_poll_failed(self, message: PollFailed) -> None:
+        self.failures += 1
+        text = clean(message.message, 400)
+        if message.retry_after:
+            text = f"{text} (next request in {message.retry_after:.0f} s)"
+        changed = text != self.last_error
+        self.last_error = text
+        self.status.error = True
+        self.status.message = text + (" — showing the last good data" if self.snapshot is not None else "")
+        if changed:
+            self.notify(text, title="Cloudflare API", severity="error", markup=False, timeout=8)
+        self._update_header()
+        self._rearm()
+
+    # -- rendering ----------------------------------------------------------------------------------------------
+
+    def watch_snapshot(self, snapshot: Snapshot | None) -> None:
+        self._rows = rows_of(snapshot) if snapshot is not None else []
+        if snapshot is not None and snapshot.account_name:
+            self.header.account = snapshot.account_name
+        elif snapshot is not None:
+            self.header.account = snapshot.account_id
+        self._render_views()
+
+    def watch_filter(self, value: Filter) -> None:
+        label = self.query_one("#active-filter", Static)
+        if value.active:
+            label.update(Text(f"filter: {clean(value.text, 200)}   (esc clears)", style="bold"))
+        label.set_class(value.active, "visible")
+        self._render_views()
+
+    def watch_scope(self, value: NodeRef | None) -> None:
+        self._render_views()
+
+    def watch_paused(self, paused: bool) -> None:
+        self.header.paused = paused
+        if paused:
+            if self._timer is not None:
+                self._timer.stop()
+            self._timer = None
+            self._next_poll_at = None
+            self.status.message = "paused: no requests are sent until you press p"
+        else:
+            due = self.last_good_at is None or (self._clock() - self.last_good_at).total_seconds() >= self.interval
+            self._schedule(0 if due else self.interval - (self._clock() - self.last_good_at).total_seconds())
+        self._update_header()
+
+    def watch_interval(self, interval: float) -> None:
+        self.header.interval = interval
+        if not self.paused and self._timer is not None:
+            self._rearm()
+        self._update_header()
+
+    def _in_scope(self, row: ConnRow) -> bool:
+        scope = self.scope
+        if scope is None:
+            return True
+        if row.tunnel.id != scope.tunnel_id:
+            return False
+        return scope.connector_id is None or row.connector.id == scope.connector_id
+
+    def visible_rows(self) -> list[ConnRow]:
+        return [r for r in self._rows if self.filter.matches(r) and self._in_scope(r)]
+
+    def _render_views(self) -> None:
+        if not self.is_mounted:
+            return
+        snapshot = self.snapshot
+        now = self._clock()
+        with self.batch_update():
+            filtered = [r for r in self._rows if self.filter.matches(r)]
+            self.table.show([r for r in filtered if self._in_scope(r)], now)
+            if snapshot is not None:
+                visible = {r.key for r in filtered} if self.filter.active else None
+                self.tree.show(
+                    tree_items(snapshot.tunnels, visible, include_empty=not self.filter.active),
+                    expand_connectors=len(snapshot.tunnels) <= 2,
+                )
+            self._show_detail()
+            self._update_header()
+
+    def _tunnel_state(self, tunnel_id: str) -> TunnelState | None:
+        if self.snapshot is None:
+            return None
+        return next((t for t in self.snapshot.tunnels if t.tunnel.id == tunnel_id), None)
+
+    def _show_detail(self, ref: NodeRef | None = None) -> None:
+        pane = self.query_one(DetailPane)
+        now = self._clock()
+        focused = self.focused
+        if ref is None and isinstance(focused, Tree):
+            node = self.tree.cursor_node
+            ref = node.data if node is not None else None
+        if ref is None:
+            key = self.table.cursor_key
+            row = self.table.rows_by_key.get(key) if key else None
+            if row is not None:
+                pane.show(connection_detail(row.tunnel, row.connector, row.conn, now))
+                return
+            ref = self.scope
+        if ref is None:
+            pane.show(None)
+            return
+        state = self._tunnel_state(ref.tunnel_id)
+        if state is None:
+            pane.show(None)
+            return
+        connector = next((c for c in state.connectors or () if c.id == ref.connector_id), None)
+        if ref.kind == "tunnel" or connector is None:
+            pane.show(tunnel_detail(state, now))
+        elif ref.kind == "conn":
+            conn = next((c for c in connector.conns if c.id == ref.conn_id), None)
+            pane.show(connection_detail(state.tunnel, connector, conn, now) if conn else None)
+        else:
+            pane.show(connector_detail(state.tunnel, connector, now))
+
+    def is_stale(self) -> bool:
+        if self.last_error is not None and self.snapshot is not None:
+            return True
+        if self.last_good_at is None:
+            return False
+        return (self._clock() - self.last_good_at).total_seconds() > 2 * self.interval
+
+    def _update_header(self) -> None:
+        header = self.header
+        snapshot = self.snapshot
+        header.waiting = snapshot is None and self.last_error is None
+        header.health = snapshot.health if snapshot is not None else None
+        if snapshot is not None:
+            counts = Counter(t.health for t in snapshot.tunnels)
+            header.tunnel_counts = tuple((h, counts[h]) for h in sorted(counts, key=HEALTH_ORDER.__getitem__))
+        header.pending = snapshot.pending_count if snapshot is not None else 0
+        header.last_good = self.last_good_at
+        header.now = self._clock()
+        header.stale = self.is_stale()
+        header.next_poll_in = (
+            max(0.0, self._next_poll_at - self._monotonic()) if self._next_poll_at is not None else None
+        )
+
+    def _tick(self) -> None:
+        self._update_header()
+
+    # -- events from widgets ------------------------------------------------------------------------------------
+
+    @on(Tree.NodeHighlighted)
+    def _node_highlighted(self, event: Tree.NodeHighlighted[NodeRef]) -> None:
+        if event.node.data is not None and self.focused is self.tree:
+            self._show_detail(event.node.data)
+
+    @on(Tree.NodeSelected)
+    def _node_selected(self, event: Tree.NodeSelected[NodeRef]) -> None:
+        ref = event.node.data
+        if ref is None:
+            return
+        if ref.kind == "conn":
+            self.scope = NodeRef("connector", ref.tunnel_id, ref.connector_id)
+            self.table.select_key(ref.node_id)
+        else:
+            self.scope = ref
+        self._show_detail(ref)
+
+    @on(DataTable.RowHighlighted)
+    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if self.focused is self.table:
+            self._show_detail()
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        row = self.table.rows_by_key.get(event.row_key.value or "")
+        if row is None:
+            return
+        self.scope = NodeRef("connector", row.tunnel.id, row.connector.id)
+        self.tree.select_ref(f"{row.tunnel.id}/{row.connector.id}")
+        self.table.select_key(row.key)
+
+    @on(DataTable.HeaderSelected)
+    def _header_selected(self, event: DataTable.HeaderSelected) -> None:
+        column = event.column_key.value or ""
+        if column not in COLUMNS:
+            return
+        reverse = not self.table.sort_reverse if column == self.table.sort_column else False
+        self._sort(column, reverse)
+
+    def on_descendant_focus(self, event: object) -> None:
+        self._show_detail()
+
+    # -- filter -------------------------------------------------------------------------------------------------
+
+    def action_filter(self) -> None:
+        row = self.query_one("#filter-row")
+        row.set_class(True, "visible")
+        box = self.query_one("#filter-input", Input)
+        box.value = self.filter.text
+        box.focus()
+
+    def _filter_from(self, text: str) -> Filter | None:
+        error = self.query_one("#filter-error", Static)
+        try:
+            parsed = Filter.parse(text)
+        except FilterError as exc:
+            error.update(Text(f"✖ {exc}", style="bold red"))
+            return None
+        error.update("")
+        return parsed
+
+    @on(Input.Changed, "#filter-input")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        parsed = self._filter_from(event.value)
+        if parsed is not None:
+            self.filter = parsed
+
+    @on(Input.Submitted, "#filter-input")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        parsed = self._filter_from(event.value)
+        if parsed is None:
+            return  # keep the box open with its error showing
+        self.filter = parsed
+        self._close_filter_box()
+
+    def _close_filter_box(self) -> None:
+        self.query_one("#filter-row").set_class(False, "visible")
+        self.query_one("#filter-error", Static).update("")
+        self.table.focus()
+
+    def clear_filter(self) -> None:
+        self.filter = Filter()
+        self.query_one("#filter-input", Input).value = ""
+        self._close_filter_box()
+
+    def action_colos(self) -> None:
+        counts: Counter[str] = Counter()
+        pending: Counter[str] = Counter()
+        for row in self._rows:
+            colo = row.conn.colo_name or "?"
+            if row.state == "pending":
+                pending[colo] += 1
+            else:
+                counts[colo] += 1
+        colos = sorted(set(counts) | set(pending))
+        choices = [(colo, counts[colo], pending[colo]) for colo in colos]
+
+        def chosen(colo: str | None) -> None:
+            if colo:
+                self.filter = Filter.parse(f"colo:{colo}")
+                self.query_one("#filter-input", Input).value = self.filter.text
+
+        self.push_screen(ColoPicker(choices), chosen)
+
+    # -- other actions ------------------------------------------------------------------------------------------
+
+    def action_back(self) -> None:
+        if self.query_one("#filter-row").has_class("visible") or self.filter.active:
+            self.clear_filter()
+        elif self.scope is not None:
+            scope = self.scope
+            self.scope = NodeRef("tunnel", scope.tunnel_id) if scope.kind != "tunnel" else None
+
+    def _sort(self, column: str, reverse: bool) -> None:
+        self.table.set_sort(column, reverse)
+        self._render_views()
+
+    def action_cycle_sort(self) -> None:
+        columns = self.table.columns_shown
+        index = columns.index(self.table.sort_column) if self.table.sort_column in columns else -1
+        self._sort(columns[(index + 1) % len(columns)], False)
+
+    def action_reverse_sort(self) -> None:
+        self._sort(self.table.sort_column, not self.table.sort_reverse)
+
+    def action_refresh(self) -> None:
+        self.status.message = "refreshing…"
+        self._schedule(0)
+
+    def action_pause(self) -> None:
+        self.paused = not self.paused
+
+    def _step_interval(self, direction: int) -> None:
+        steps = INTERVAL_STEPS
+        if direction > 0:
+            new = next((s for s in steps if s > self.interval), steps[-1])
+        else:
+            new = next((s for s in reversed(steps) if s < self.interval), steps[0])
+        self.interval = new
+        self.status.message = f"polling every {new:g} s"
+
+    def action_slower(self) -> None:
+        self._step_interval(+1)
+
+    def action_faster(self) -> None:
+        self._step_interval(-1)
+
+    def help_rows(self) -> list[tuple[str, str]]:
+        return [
+            ("?", "this help"),
+            ("q", "quit"),
+            ("/", "filter (free text, colo:DFW,LAX, state:pending, ! inverts); enter applies"),
+            ("esc", "clear the filter, then widen the tree selection (back)"),
+            ("c", "colo picker: filter to one colo"),
+            ("s / S", "cycle the sort column / reverse the sort (or click a column header)"),
+            ("r", "refresh now"),
+            ("p", "pause / resume polling (no requests while paused)"),
+            ("+ / -", "poll less / more often"),
+            ("tab / shift+tab", "move between tree, table and filter"),
+            ("j k, ↑ ↓", "move the cursor"),
+            ("g G, home end", "first / last"),
+            ("enter", "drill in: narrow the table to the selected tunnel or connector"),
+            ("ctrl+p", "command palette: every action by name"),
+            ("mouse", "click rows, nodes and column headers"),
+        ]
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.help_rows()))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Filter", "Filter connections (/)", self.action_filter)
+        yield SystemCommand("Clear filter", "Show every connection (esc)", self.clear_filter)
+        yield SystemCommand("Colo picker", "Filter to one colo (c)", self.action_colos)
+        yield SystemCommand("Cycle sort", "Sort by the next column (s)", self.action_cycle_sort)
+        yield SystemCommand("Reverse sort", "Reverse the sort order (S)", self.action_reverse_sort)
+        yield SystemCommand("Refresh now", "Poll the API now (r)", self.action_refresh)
+        yield SystemCommand("Pause / resume", "Stop or restart polling (p)", self.action_pause)
+        yield SystemCommand("Poll less often", "Lengthen the interval (+)", self.action_slower)
+        yield SystemCommand("Poll more often", "Shorten the interval (-)", self.action_faster)
+        yield SystemCommand("Back", "Clear filter or widen selection (esc)", self.action_back)
+        yield SystemCommand("Help", "List every key binding (?)", self.action_help)
+
+    # -- terminal loss ------------------------------------------------------------------------------------------
+
+    def _install_terminal_watch(self) -> None:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._terminal_gone)
+        self.set_interval(1.0, self._check_terminal)
+
+    def _check_terminal(self) -> None:
+        try:
+            if not os.isatty(sys.__stdin__.fileno()):
+                self._terminal_gone()
+                return
+            os.tcgetpgrp(sys.__stdin__.fileno())
+        except (OSError, ValueError, AttributeError):
+            self._terminal_gone()
+
+    def _terminal_gone(self) -> None:
+        self.exit(0)
+
+
+def run_app(target: Target, *, interval: float = 5.0) -> int:
+    app = TunneltopApp(target, interval=interval, watch_terminal=True)
+    app.run()
+    return app.return_code or 0

@@ -1,0 +1,102 @@
+"""The detail pane: everything about the selected connector or connection, with exact times."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.console import RenderableType
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from tunneltop.model.health import edge_summary, format_age, origin_ips, pending_conns
+from tunneltop.model.records import Connection, Connector, Tunnel
+from tunneltop.model.snapshot import TunnelState
+from tunneltop.ui.text import STATE_LABEL, health_text, safe
+
+
+def _when(value: datetime | None, now: datetime) -> Text:
+    if value is None:
+        return Text("-")
+    return Text(f"{value.strftime('%Y-%m-%d %H:%M:%S')}Z  ({format_age(now - value)} ago)")
+
+
+def _grid(title: Text, rows: list[tuple[str, Text]]) -> RenderableType:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    grid.title = title
+    grid.title_justify = "left"
+    for label, value in rows:
+        grid.add_row(label, value)
+    return grid
+
+
+def tunnel_detail(state: TunnelState, now: datetime) -> RenderableType:
+    t = state.tunnel
+    conns = [c for k in state.connectors or () for c in k.conns]
+    rows = [
+        ("tunnel id", safe(t.id)),
+        ("health", health_text(state.health)),
+        ("API status", safe(t.status)),
+        ("connectors", Text(str(len(state.connectors or ())))),
+        ("connections", Text(f"{state.active_count} active, {state.pending_count} pending reconnect")),
+        ("edges", safe(edge_summary(conns) or None)),
+        ("created", _when(t.created_at, now)),
+        ("last active", _when(t.conns_active_at, now)),
+        ("last inactive", _when(t.conns_inactive_at, now)),
+    ]
+    if state.error:
+        rows.append(("error", safe(state.error, "red", 300)))
+    for problem in state.problems[:5]:
+        rows.append(("data problem", safe(str(problem), "magenta", 300)))
+    return _grid(safe(f"Tunnel {t.name or t.id}", "bold"), rows)
+
+
+def connector_detail(tunnel: Tunnel, connector: Connector, now: datetime) -> RenderableType:
+    rows = [
+        ("connector id", safe(connector.id)),
+        ("tunnel", safe(tunnel.name or tunnel.id)),
+        ("version", safe(connector.version)),
+        ("arch", safe(connector.arch)),
+        ("config version", safe(connector.config_version)),
+        ("started", _when(connector.run_at, now)),
+        ("uptime", Text(format_age(now - connector.run_at) if connector.run_at else "-")),
+        ("origin IPs", safe(", ".join(origin_ips(connector)) or None, max_len=300)),
+        ("edges", safe(edge_summary(connector.conns) or None)),
+        ("pending", Text(str(len(pending_conns(connector))))),
+        ("features", safe(", ".join(connector.features) or None, max_len=400)),
+    ]
+    return _grid(safe(f"Connector {connector.id}", "bold"), rows)
+
+
+def connection_detail(tunnel: Tunnel, connector: Connector, conn: Connection, now: datetime) -> RenderableType:
+    state_text, state_style = STATE_LABEL[conn.state]
+    rows = [
+        ("connection id", safe(conn.id)),
+        ("uuid", safe(conn.uuid)),
+        ("state", Text(state_text, style=state_style)),
+        ("colo", safe(conn.colo_name)),
+        ("origin IP", safe(conn.origin_ip)),
+        ("opened", _when(conn.opened_at, now)),
+        ("client version", safe(conn.client_version)),
+        ("connector", safe(conn.client_id or connector.id)),
+        ("tunnel", safe(f"{tunnel.name or '-'} ({tunnel.id})")),
+    ]
+    if conn.state == "pending":
+        rows.append(("note", Text("the edge holds this dropped connection for a few minutes for a reconnect")))
+    elif conn.state == "unknown":
+        rows.append(("note", Text("the API did not say whether this connection is active or pending")))
+    return _grid(safe(f"Connection {conn.id}", "bold"), rows)
+
+
+class DetailPane(Static):
+    """Shows whatever the app hands it; it never reaches for data itself."""
+
+    shown: RenderableType | None = None
+
+    def show(self, renderable: RenderableType | None) -> None:
+        if renderable is None:
+            renderable = Text("Select a tunnel, connector or connection.", style="dim")
+        self.shown = renderable
+        self.update(renderable)

@@ -1,0 +1,75 @@
+"""Modal screens: the help screen and the colo picker."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import OptionList, Static
+from textual.widgets.option_list import Option
+
+from tunneltop.sanitize import clean
+
+
+class HelpScreen(ModalScreen[None]):
+    """Every binding, and what tunneltop will never do."""
+
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close help")]
+
+    def __init__(self, bindings: Iterable[tuple[str, str]]) -> None:
+        super().__init__()
+        self._help_rows = list(bindings)
+
+    def compose(self) -> ComposeResult:
+        table = Table.grid(padding=(0, 3))
+        table.add_column(style="bold cyan", no_wrap=True)
+        table.add_column()
+        for keys, description in self._help_rows:
+            table.add_row(Text(keys), Text(description))
+        with VerticalScroll(id="help-box"):
+            yield Static(Text("tunneltop — keys", style="bold"))
+            yield Static(table)
+            yield Static(
+                Text(
+                    "tunneltop is read-only: it only ever sends GET requests to the Cloudflare API and "
+                    "cannot change, restart or delete anything.\nFilter: free words match colo, origin IP, "
+                    "connector id, version; colo:DFW,LAX limits colos; state:pending; a leading ! inverts.",
+                    style="dim",
+                )
+            )
+
+
+class ColoPicker(ModalScreen[str | None]):
+    """Colos present with their connection counts; choosing one filters to it."""
+
+    BINDINGS = [Binding("escape", "dismiss_none", "Close")]
+
+    def __init__(self, colos: list[tuple[str, int, int]]) -> None:
+        super().__init__()
+        self._colos = colos
+
+    def compose(self) -> ComposeResult:
+        options = [
+            Option(
+                Text(f"{clean(colo, 12):<6} {active:>4} active" + (f"  {pending} pending" if pending else "")),
+                id=clean(colo, 12),
+            )
+            for colo, active, pending in self._colos
+        ]
+        with Vertical(id="colo-box"):
+            yield Static(Text("Filter to a colo (enter) — esc closes", style="bold"))
+            if options:
+                yield OptionList(*options, id="colo-list")
+            else:
+                yield Static(Text("no connections, so no colos yet", style="dim"))
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(event.option.id)
+
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,81 @@
+"""The header line and the status line: state at a glance, in reactives the app sets."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from tunneltop.model.health import Health, format_age
+from tunneltop.sanitize import clean
+from tunneltop.ui.text import HEALTH_GLYPH, HEALTH_STYLE
+
+
+class HeaderBar(Widget):
+    """Badges, then ``health · pending · data age · next poll · account · watching``."""
+
+    DEFAULT_CSS = "HeaderBar { height: 1; }"
+
+    account = reactive("")
+    watching = reactive("")
+    health: reactive[Health | None] = reactive(None)
+    tunnel_counts: reactive[tuple[tuple[Health, int], ...]] = reactive(())
+    pending = reactive(0)
+    last_good: reactive[datetime | None] = reactive(None)
+    now: reactive[datetime | None] = reactive(None)
+    next_poll_in: reactive[float | None] = reactive(None)
+    interval = reactive(5.0)
+    demo = reactive(False)
+    paused = reactive(False)
+    stale = reactive(False)
+    waiting = reactive(True)
+
+    def render(self) -> Text:
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(" tunneltop ", style="bold reverse")
+        if self.demo:
+            text.append(" DEMO ", style="bold black on bright_cyan")
+        if self.paused:
+            text.append(" PAUSED ", style="bold black on yellow")
+        if self.stale:
+            text.append(" STALE ", style="bold white on red")
+        # Most urgent first: on an 80-column terminal the tail is what gets cut.
+        if self.health is not None:
+            text.append(" ")
+            text.append(f"{HEALTH_GLYPH[self.health]} {self.health.value}", style=HEALTH_STYLE[self.health])
+        if len(self.tunnel_counts) > 1 or sum(n for _, n in self.tunnel_counts) > 1:
+            text.append(" (")
+            for index, (health, count) in enumerate(self.tunnel_counts):
+                text.append(" " if index else "")
+                text.append(f"{HEALTH_GLYPH[health]}{count}", style=HEALTH_STYLE[health])
+            text.append(")")
+        if self.pending:
+            text.append(f" · {self.pending} pending", style="bold yellow")
+        if self.last_good is not None and self.now is not None:
+            text.append(f" · data {format_age(self.now - self.last_good)} old", style="red" if self.stale else "")
+        elif self.waiting:
+            text.append(" · loading…", style="dim")
+        if self.paused:
+            text.append(" · polling paused", style="yellow")
+        elif self.next_poll_in is not None:
+            text.append(f" · next {self.next_poll_in:.0f}s/{self.interval:g}s", style="dim")
+        text.append(" · ")
+        text.append(clean(self.account, 40), style="bold")
+        if self.watching:
+            text.append(f" · {clean(self.watching, 60)}")
+        return text
+
+
+class StatusLine(Widget):
+    """The last error (actionable text from the client), or what the app is doing."""
+
+    DEFAULT_CSS = "StatusLine { height: 1; }"
+
+    message = reactive("")
+    error = reactive(False)
+
+    def render(self) -> Text:
+        style = "bold white on dark_red" if self.error else "dim"
+        return Text(clean(self.message, 500) or " ", style=style, no_wrap=True, overflow="ellipsis")
