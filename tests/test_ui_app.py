@@ -233,7 +233,7 @@ async def test_enter_on_a_row_drills_into_its_connector() -> None:
 
 
 async def test_refresh_keeps_expansion_and_tree_cursor() -> None:
-    app, fake = make_app(frozen=False)
+    app, _ = make_app(frozen=False)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for_poll(pilot, app)
         tree = app.tree

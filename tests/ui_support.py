@@ -5,11 +5,13 @@ Everything goes through the real client code and the in-process DemoTransport, e
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime
 
 from rich.console import Console, RenderableType
 from textual.pilot import Pilot
 from textual.widget import Widget
+from textual.widgets import Static
 
 from tunneltop.demo.cfapi import FakeCloudflare
 from tunneltop.demo.simulator import DEMO_ACCOUNT_ID, SimulatedAccount
@@ -55,10 +57,8 @@ async def wait_for_poll(pilot: Pilot, app: TunneltopApp, count: int = 1, limit: 
 
 def plain(thing: RenderableType | Widget | None) -> str:
     """What a renderable (or every Static inside a widget) shows, as plain text."""
-    console = Console(width=120, record=True, file=open("/dev/null", "w"), color_system=None)
+    console = Console(width=120, record=True, file=io.StringIO(), color_system=None)
     if isinstance(thing, Widget):
-        from textual.widgets import Static
-
         parts = [s.content for s in thing.query(Static)]
         for part in parts:
             console.print(part)
