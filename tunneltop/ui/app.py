@@ -230,8 +230,8 @@ class TunneltopApp(App[int]):
         problems = sum(len(t.problems) for t in message.snapshot.tunnels) + len(message.snapshot.problems)
         note = f"; {problems} odd record(s) skipped or shown as unknown (see details)" if problems else ""
         self.status.message = ("recovered: " if recovered else "") + f"updated {self._clock():%H:%M:%S}Z{note}"
-        self._update_header()
         self._rearm()
+        self._update_header()
 
     def on_poll_failed(self, message: PollFailed) -> None:
         self.failures += 1
@@ -244,8 +244,8 @@ class TunneltopApp(App[int]):
         self.status.message = text + (" — showing the last good data" if self.snapshot is not None else "")
         if changed:
             self.notify(text, title="Cloudflare API", severity="error", markup=False, timeout=8)
-        self._update_header()
         self._rearm()
+        self._update_header()
 
     # -- rendering ----------------------------------------------------------------------------------------------
 
