@@ -364,3 +364,15 @@ async def test_several_tunnels_named_and_one_tunnel_hides_tunnel_column() -> Non
         assert "tunnel" not in app.table.columns_shown
         assert {r.tunnel.name for r in app.table.rows_by_key.values()} == {"web-prod"}
         assert app.snapshot.tunnels[0].health == Health.HEALTHY
+
+
+async def test_polls_and_ticks_while_a_modal_is_open_do_not_crash() -> None:
+    app, _ = make_app(interval=1.0, frozen=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app)
+        await pilot.press("question_mark")
+        await wait_for_poll(pilot, app, count=2)
+        await pilot.pause(1.1)  # a header tick too
+        await pilot.press("escape", "c")
+        await wait_for_poll(pilot, app, count=3)
+        assert isinstance(app.screen, ColoPicker) and app.is_running

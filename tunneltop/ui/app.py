@@ -136,20 +136,25 @@ class TunneltopApp(App[int]):
         yield Footer()
 
     @property
+    def main_screen(self) -> Screen:
+        """The monitor's own screen. ``self.query_one`` would search whatever modal is on top (help, colos)."""
+        return self.screen_stack[0]
+
+    @property
     def table(self) -> ConnectionsTable:
-        return self.query_one(ConnectionsTable)
+        return self.main_screen.query_one(ConnectionsTable)
 
     @property
     def tree(self) -> ClientTree:
-        return self.query_one(ClientTree)
+        return self.main_screen.query_one(ClientTree)
 
     @property
     def header(self) -> HeaderBar:
-        return self.query_one(HeaderBar)
+        return self.main_screen.query_one(HeaderBar)
 
     @property
     def status(self) -> StatusLine:
-        return self.query_one(StatusLine)
+        return self.main_screen.query_one(StatusLine)
 
     def on_mount(self) -> None:
         header = self.header
@@ -160,7 +165,7 @@ class TunneltopApp(App[int]):
         self.title = "tunneltop — DEMO (simulated account)" if self.target.demo else "tunneltop"
         self.client = self.target.client(**self._client_options)
         self.status.message = "connecting… (read-only: tunneltop only ever reads from the API)"
-        self.query_one(DetailPane).show(None)
+        self.main_screen.query_one(DetailPane).show(None)
         self.table.focus()
         self._on_resize_class(self.size.width)
         self.set_interval(1.0, self._tick)
@@ -258,7 +263,7 @@ class TunneltopApp(App[int]):
         self._render_views()
 
     def watch_filter(self, value: Filter) -> None:
-        label = self.query_one("#active-filter", Static)
+        label = self.main_screen.query_one("#active-filter", Static)
         if value.active:
             label.update(Text(f"filter: {clean(value.text, 200)}   (esc clears)", style="bold"))
         label.set_class(value.active, "visible")
@@ -320,7 +325,7 @@ class TunneltopApp(App[int]):
         return next((t for t in self.snapshot.tunnels if t.tunnel.id == tunnel_id), None)
 
     def _show_detail(self, ref: NodeRef | None = None) -> None:
-        pane = self.query_one(DetailPane)
+        pane = self.main_screen.query_one(DetailPane)
         now = self._clock()
         focused = self.focused
         if ref is None and isinstance(focused, Tree):
@@ -422,14 +427,14 @@ class TunneltopApp(App[int]):
     # -- filter -------------------------------------------------------------------------------------------------
 
     def action_filter(self) -> None:
-        row = self.query_one("#filter-row")
+        row = self.main_screen.query_one("#filter-row")
         row.set_class(True, "visible")
-        box = self.query_one("#filter-input", Input)
+        box = self.main_screen.query_one("#filter-input", Input)
         box.value = self.filter.text
         box.focus()
 
     def _filter_from(self, text: str) -> Filter | None:
-        error = self.query_one("#filter-error", Static)
+        error = self.main_screen.query_one("#filter-error", Static)
         try:
             parsed = Filter.parse(text)
         except FilterError as exc:
@@ -453,13 +458,13 @@ class TunneltopApp(App[int]):
         self._close_filter_box()
 
     def _close_filter_box(self) -> None:
-        self.query_one("#filter-row").set_class(False, "visible")
-        self.query_one("#filter-error", Static).update("")
+        self.main_screen.query_one("#filter-row").set_class(False, "visible")
+        self.main_screen.query_one("#filter-error", Static).update("")
         self.table.focus()
 
     def clear_filter(self) -> None:
         self.filter = Filter()
-        self.query_one("#filter-input", Input).value = ""
+        self.main_screen.query_one("#filter-input", Input).value = ""
         self._close_filter_box()
 
     def action_colos(self) -> None:
@@ -477,14 +482,14 @@ class TunneltopApp(App[int]):
         def chosen(colo: str | None) -> None:
             if colo:
                 self.filter = Filter.parse(f"colo:{colo}")
-                self.query_one("#filter-input", Input).value = self.filter.text
+                self.main_screen.query_one("#filter-input", Input).value = self.filter.text
 
         self.push_screen(ColoPicker(choices), chosen)
 
     # -- other actions ------------------------------------------------------------------------------------------
 
     def action_back(self) -> None:
-        if self.query_one("#filter-row").has_class("visible") or self.filter.active:
+        if self.main_screen.query_one("#filter-row").has_class("visible") or self.filter.active:
             self.clear_filter()
         elif self.scope is not None:
             scope = self.scope
