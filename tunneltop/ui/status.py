@@ -61,6 +61,8 @@ class HeaderBar(Widget):
             text.append(" · polling paused", style="yellow")
         elif self.next_poll_in is not None:
             text.append(f" · next {self.next_poll_in:.0f}s/{self.interval:g}s", style="dim")
+        else:
+            text.append(f" · polling… (every {self.interval:g}s)", style="dim")
         text.append(" · ")
         text.append(clean(self.account, 40), style="bold")
         if self.watching:
