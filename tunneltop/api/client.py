@@ -113,7 +113,9 @@ def classify_failure(status: int, body: Any, *, path: str, is_html: bool = False
     codes = {e.code for e in errors}
     detail = _cf_text(errors)
     said = f" (Cloudflare said: {detail})" if detail else ""
-    if status in (401, 403) or codes & AUTH_CODES:
+    # A 5xx is Cloudflare failing, whatever codes ride along: transient, never "fix your token".
+    server_failed = status >= 500
+    if not server_failed and (status in (401, 403) or codes & AUTH_CODES):
         if 1001 in codes and ("/" + path.strip("/")).endswith("/accounts"):
             return AuthError(
                 "these credentials cannot list accounts (an account-owned token can't); "
@@ -129,14 +131,14 @@ def classify_failure(status: int, body: Any, *, path: str, is_html: bool = False
             errors=errors,
             path=path,
         )
-    if status == 404 or codes & NOT_FOUND_CODES:
+    if not server_failed and (status == 404 or codes & NOT_FOUND_CODES):
         return NotFoundError(
             f"not found: {path} (HTTP {status}){said}. Check the account and tunnel ids",
             status=status,
             errors=errors,
             path=path,
         )
-    if status >= 500 or is_html:
+    if server_failed or is_html:
         kind = "an HTML error page" if is_html else "an error"
         return ServerError(
             f"Cloudflare answered HTTP {status} with {kind}{said}; it is usually temporary",
