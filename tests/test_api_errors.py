@@ -303,3 +303,12 @@ async def test_success_envelope_is_unwrapped(clock):
     assert response.result == [{"id": "a"}]
     assert response.result_info == {"page": 1, "per_page": 20, "count": 1, "total_count": 1}
     assert [str(m) for m in response.messages] == ["10500: deprecated field"]
+
+
+@pytest.mark.parametrize("code", [10000, 10001, 9109, 7003])
+async def test_a_5xx_is_a_server_error_whatever_codes_it_carries(clock, code):
+    body = failure({"code": code, "message": "Internal Server Error"})
+    error = await fail_with(clock, httpx.Response(500, json=body))
+    assert type(error) is ServerError
+    assert error.transient
+    assert READ_PERMISSION not in error.message
