@@ -1,0 +1,134 @@
+"""The real console entry point in a subprocess, against a Cloudflare-like HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from tunneltop.demo.cfapi import FakeCloudflare
+from tunneltop.demo.server import LoopbackServer
+from tunneltop.demo.simulator import DEMO_ACCOUNT_ID, SimulatedAccount
+
+START = datetime(2026, 8, 20, 12, 0, tzinfo=UTC)
+TOKEN = "cfut_E2eSubprocessSecret-Kq7Vx2Pm"
+
+
+@pytest.fixture(scope="module")
+def fake() -> FakeCloudflare:
+    return FakeCloudflare(SimulatedAccount(start=START), tokens=[TOKEN], clock=lambda: START)
+
+
+@pytest.fixture(scope="module")
+def server(fake: FakeCloudflare) -> Iterator[LoopbackServer]:
+    with LoopbackServer(fake) as running:
+        yield running
+
+
+def tunneltop(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -X importtime -m tunneltop ARGV`` with a clean environment (no inherited CLOUDFLARE_*)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDFLARE_")}
+    return subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "tunneltop", *argv],
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def imported_modules(stderr: str) -> set[str]:
+    return {line.rsplit("|", 1)[-1].strip() for line in stderr.splitlines() if line.startswith("import time:")}
+
+
+def messages(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if not line.startswith("import time:")]
+
+
+def assert_no_textual(stderr: str) -> None:
+    modules = imported_modules(stderr)
+    assert "tunneltop.cli" in modules  # the check below looks at a real import log
+    assert "httpx" in modules
+    textual = sorted(m for m in modules if m == "textual" or m.startswith(("textual.", "tunneltop.ui")))
+    assert textual == []
+
+
+def test_once_table_against_the_loopback_server(server, fake):
+    before = len(fake.requests)
+    result = tunneltop("--once", "web-prod", "home-lab", env={"CLOUDFLARE_BASE_URL": server.base_url} | auth())
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert messages(result.stderr) == []
+    out = result.stdout
+    assert out.startswith(f"account {DEMO_ACCOUNT_ID} (Demo Account (simulated))")
+    assert "web-prod" in out and "home-lab" in out
+    assert out.count("health=healthy") == 2
+    assert "2xDFW, 2xLAX" in out
+    assert_no_textual(result.stderr)
+    assert TOKEN not in out + result.stderr
+    sent = fake.requests[before:]
+    assert len(sent) >= 5
+    assert {r.method for r in sent} == {"GET"}
+    assert {r.auth for r in sent} == {"bearer"}
+
+
+def test_once_json_against_the_loopback_server(server, fake):
+    env = {"CLOUDFLARE_API_BASE_URL": server.base_url, "CLOUDFLARE_ACCOUNT_ID": DEMO_ACCOUNT_ID} | auth()
+    result = tunneltop("--once", "--output", "json", env=env)
+    assert result.returncode == 2  # the account holds a down and an inactive tunnel
+    doc = json.loads(result.stdout)
+    assert doc["account_id"] == DEMO_ACCOUNT_ID
+    assert "demo" not in doc
+    healths = {t["name"]: t["health"] for t in doc["tunnels"]}
+    assert healths == {
+        "web-prod": "healthy",
+        "api-staging": "degraded",
+        "k8s-ingress-eu": "healthy",
+        "home-lab": "healthy",
+        "batch-etl": "down",
+        "office-router-new": "inactive",
+    }
+    assert_no_textual(result.stderr)
+    assert fake.non_get_requests == []
+
+
+def test_bad_credentials_exit_3_without_leaking(server):
+    env = {"CLOUDFLARE_BASE_URL": server.base_url, "CLOUDFLARE_API_TOKEN": TOKEN + "wrong"}
+    result = tunneltop("--once", env=env)
+    assert result.returncode == 3
+    assert result.stdout == ""
+    [message] = messages(result.stderr)
+    assert message.startswith("tunneltop: Cloudflare refused the credentials (HTTP 403)")
+    assert TOKEN not in result.stderr
+
+
+def test_usage_error_exits_64():
+    result = tunneltop("--once", "--interval", "0")
+    assert result.returncode == 64
+    assert "interval must be between" in result.stderr
+
+
+def test_demo_once_table():
+    result = tunneltop("--demo", "--once")
+    assert result.returncode == 2
+    assert result.stdout.startswith(f"DEMO (simulated account) - account {DEMO_ACCOUNT_ID}")
+    assert "health=degraded" in result.stdout and "health=inactive" in result.stdout
+    assert_no_textual(result.stderr)
+
+
+def test_demo_once_json():
+    result = tunneltop("--demo", "--once", "--output", "json")
+    assert result.returncode == 2
+    doc = json.loads(result.stdout)
+    assert doc["demo"] is True
+    assert {t["health"] for t in doc["tunnels"]} == {"healthy", "degraded", "down", "inactive"}
+    assert_no_textual(result.stderr)
+
+
+def auth() -> dict[str, str]:
+    return {"CLOUDFLARE_API_TOKEN": TOKEN}
