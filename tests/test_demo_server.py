@@ -137,8 +137,8 @@ def run_module(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[s
     return process, lines
 
 
-def stop_module(process: subprocess.Popen[str]) -> str:
-    process.send_signal(signal.SIGINT)
+def stop_module(process: subprocess.Popen[str], how: signal.Signals = signal.SIGINT) -> str:
+    process.send_signal(how)
     out, err = process.communicate(timeout=5)
     assert process.returncode == 0, err
     assert "Traceback" not in err
@@ -174,7 +174,8 @@ def test_module_with_the_token_from_the_environment() -> None:
         assert base
         assert httpx.get(base[1] + "/accounts", headers=AUTH, timeout=5).status_code == 200
     finally:
-        stop_module(process)
+        out = stop_module(process, signal.SIGTERM)
+    assert "stopped" in out
 
 
 # ================================================================ DemoTransport

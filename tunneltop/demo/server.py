@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -147,8 +148,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"  CLOUDFLARE_BASE_URL={server.base_url} CLOUDFLARE_API_TOKEN=anything  (auth not required)")
     print("Ctrl-C stops it.", flush=True)
+    done = threading.Event()
+    # SIGTERM too: a shell running this in the background ignores SIGINT for it.
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
     try:
-        threading.Event().wait()
+        while not done.wait(0.5):
+            pass
     except KeyboardInterrupt:
         pass
     finally:
