@@ -114,7 +114,8 @@ def _closed_severity(before: Connection) -> Severity:
     return Severity.WARNING if before.state == "active" else Severity.INFO
 
 
-def _rfc3339(moment: datetime) -> str:
+def rfc3339(moment: datetime) -> str:
+    """``2025-03-01T12:00:05Z``: UTC, the way Cloudflare and the JSON outputs spell times (naive taken as UTC)."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
@@ -144,7 +145,7 @@ def _json_value(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float | str):
         return value.value if isinstance(value, Enum) else value
     if isinstance(value, datetime):
-        return _rfc3339(value)
+        return rfc3339(value)
     if isinstance(value, TunnelState):
         return _state_json(value)
     if isinstance(value, BaseModel):
@@ -196,7 +197,7 @@ class ChangeEvent:
         before = _record_json(self.before, shell=True) if shell else _json_value(self.before)
         after = _record_json(self.after, shell=True) if shell else _json_value(self.after)
         document: dict[str, Any] = {
-            "at": _rfc3339(self.at),
+            "at": rfc3339(self.at),
             "kind": self.kind.value,
             "severity": self.severity.value,
             "tunnel_id": self.tunnel_id,
@@ -296,7 +297,7 @@ def _poll_recovered(e: ChangeEvent) -> str:
     if failures:
         text += f" after {failures} failed poll{'s' if failures != 1 else ''}"
     if since is not None:
-        text += f" (failing since {_rfc3339(since)})"
+        text += f" (failing since {rfc3339(since)})"
     return text
 
 
