@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from tunneltop.watch.rows import ConnRow
 
-STATES = ("active", "pending", "unknown")
+STATES = ("active", "pending", "unknown", "gone")
 
 
 class FilterError(ValueError):

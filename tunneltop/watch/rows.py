@@ -23,10 +23,12 @@ class ConnRow:
     tunnel: Tunnel
     connector: Connector
     conn: Connection
+    # Set on a "ghost": a connection that has closed, kept on screen for a while so its going is seen.
+    gone_at: datetime | None = None
 
     @property
     def state(self) -> str:
-        return self.conn.state
+        return "gone" if self.gone_at is not None else self.conn.state
 
 
 def row_key(tunnel_id: str, connector_id: str, conn_id: str) -> str:
@@ -60,7 +62,7 @@ def version_sort_key(value: str | None) -> tuple[Any, ...]:
     return tuple((1, int(p), "") if p.isdigit() else (0, 0, p) for p in re.split(r"[.\-+]", value))
 
 
-_STATE_ORDER = {"pending": 0, "unknown": 1, "active": 2}
+_STATE_ORDER = {"pending": 0, "gone": 1, "unknown": 2, "active": 3}
 
 
 def _text(value: str | None) -> str:

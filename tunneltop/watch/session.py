@@ -1,0 +1,214 @@
+"""What one watching session remembers: its event log, recent marks, ghost rows, colo baselines and trends.
+
+Pure and clock-driven (every method takes ``now``), so the UI only renders what this decides and tests can move
+time by hand.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from tunneltop.model.health import HEALTH_ORDER, Health
+from tunneltop.model.records import Connection, Connector
+from tunneltop.model.snapshot import Snapshot
+from tunneltop.watch.changes import ChangeEvent, EventKind, diff, poll_failed, poll_recovered
+from tunneltop.watch.history import DEFAULT_MAXLEN, EventLog
+from tunneltop.watch.rows import ConnRow, row_key, rows_of
+
+DEFAULT_GHOST_SECONDS = 60.0
+DEFAULT_MARK_SECONDS = 30.0
+TREND_POINTS = 120
+
+# Which table column shows which connection field, for "changed cell" marks.
+FIELD_COLUMNS = {
+    "colo_name": "colo",
+    "origin_ip": "origin",
+    "opened_at": "opened",
+    "is_pending_reconnect": "state",
+    "client_version": "version",
+}
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A row recently opened (``new``) or changed (``changed``, with the columns that changed)."""
+
+    kind: str
+    until: datetime
+    columns: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class ColoCount:
+    colo: str
+    active: int
+    pending: int
+    delta: int  # active connections now minus at the session's first poll
+
+
+def sparkline(values: Iterable[int], width: int = 24) -> str:
+    """A one-line chart of the last ``width`` values with block characters."""
+    points = list(values)[-width:]
+    if not points:
+        return ""
+    bars = "▁▂▃▄▅▆▇█"
+    low, high = min(points), max(points)
+    if high == low:
+        return bars[3 if high else 0] * len(points)
+    return "".join(bars[round((v - low) * (len(bars) - 1) / (high - low))] for v in points)
+
+
+def _is_worse(before: Health, after: Health) -> bool:
+    return HEALTH_ORDER[after] < HEALTH_ORDER[before]
+
+
+class Session:
+    def __init__(
+        self,
+        *,
+        ghost_seconds: float = DEFAULT_GHOST_SECONDS,
+        mark_seconds: float = DEFAULT_MARK_SECONDS,
+        log_size: int = DEFAULT_MAXLEN,
+    ) -> None:
+        self.ghost_for = timedelta(seconds=ghost_seconds)
+        self.mark_for = timedelta(seconds=mark_seconds)
+        self.log = EventLog(log_size)
+        self.last: Snapshot | None = None
+        self.marks: dict[str, Mark] = {}
+        self.ghosts: dict[str, ConnRow] = {}
+        self.trends: dict[str, deque[int]] = {}
+        self._baseline: Counter[str] | None = None
+        self._failing_since: datetime | None = None
+        self._failures = 0
+        self._last_error: str | None = None
+
+    # -- feeding it ---------------------------------------------------------------------------------------------
+
+    def on_snapshot(self, snapshot: Snapshot, now: datetime) -> list[ChangeEvent]:
+        """Take a new poll; return its events (already logged)."""
+        events = diff(self.last, snapshot)
+        if self._failing_since is not None:
+            events.insert(
+                0,
+                poll_recovered(
+                    now, last_error=self._last_error, failed_polls=self._failures, since=self._failing_since
+                ),
+            )
+            self._failing_since, self._failures, self._last_error = None, 0, None
+        self.log.extend(events)
+        self._mark(events, snapshot, now)
+        if self._baseline is None:
+            self._baseline = self._colo_active(snapshot)
+        for state in snapshot.tunnels:
+            trend = self.trends.setdefault(state.tunnel.id, deque(maxlen=TREND_POINTS))
+            trend.append(state.active_count)
+        self.last = snapshot
+        return events
+
+    def on_failure(self, message: str, now: datetime) -> ChangeEvent | None:
+        """A failed poll. Logged once per streak (the streak's length goes into the recovery event)."""
+        self._failures += 1
+        self._last_error = message
+        if self._failing_since is not None:
+            return None
+        self._failing_since = now
+        event = poll_failed(now, message)
+        self.log.append(event)
+        return event
+
+    def _mark(self, events: list[ChangeEvent], snapshot: Snapshot, now: datetime) -> None:
+        until = now + self.mark_for
+        old_rows = {r.key: r for r in rows_of(self.last)} if self.last is not None else {}
+        for event in events:
+            tid, cid = event.tunnel_id or "", event.connector_id or ""
+            if event.kind is EventKind.CONN_OPENED:
+                self.marks[row_key(tid, cid, event.conn_id or "")] = Mark("new", until)
+            elif event.kind in (EventKind.CONN_PENDING, EventKind.CONN_RECOVERED, EventKind.CONN_CHANGED):
+                columns = self._changed_columns(event.before, event.after)
+                self.marks[row_key(tid, cid, event.conn_id or "")] = Mark("changed", until, columns)
+            elif event.kind is EventKind.CONNECTOR_JOINED and isinstance(event.after, Connector):
+                for conn in event.after.conns:
+                    self.marks[row_key(tid, cid, conn.id)] = Mark("new", until)
+            elif event.kind in (EventKind.CONNECTOR_UPGRADED, EventKind.CONNECTOR_RESTARTED):
+                column = "version" if event.kind is EventKind.CONNECTOR_UPGRADED else "connector"
+                for key in self._connector_keys(snapshot, tid, cid):
+                    self.marks[key] = Mark("changed", until, frozenset({column}))
+        gone_at = now
+        new_keys = {r.key for r in rows_of(snapshot)}
+        for key, row in old_rows.items():
+            if key not in new_keys and self._visible(snapshot, row.tunnel.id):
+                self.ghosts[key] = replace(row, gone_at=gone_at)
+        for key in new_keys:
+            self.ghosts.pop(key, None)
+
+    @staticmethod
+    def _visible(snapshot: Snapshot, tunnel_id: str) -> bool:
+        """A connection is gone only if we can see its tunnel's connectors; a failed fetch proves nothing."""
+        state = next((t for t in snapshot.tunnels if t.tunnel.id == tunnel_id), None)
+        return state is None or state.connectors is not None
+
+    @staticmethod
+    def _connector_keys(snapshot: Snapshot, tunnel_id: str, connector_id: str) -> list[str]:
+        for state in snapshot.tunnels:
+            if state.tunnel.id == tunnel_id:
+                for connector in state.connectors or ():
+                    if connector.id == connector_id:
+                        return [row_key(tunnel_id, connector_id, c.id) for c in connector.conns]
+        return []
+
+    @staticmethod
+    def _changed_columns(before: object, after: object) -> frozenset[str]:
+        if not (isinstance(before, Connection) and isinstance(after, Connection)):
+            return frozenset()
+        return frozenset(
+            column for name, column in FIELD_COLUMNS.items() if getattr(before, name) != getattr(after, name)
+        )
+
+    # -- reading it ---------------------------------------------------------------------------------------------
+
+    def expire(self, now: datetime) -> bool:
+        """Drop marks and ghosts whose time is up; True when anything went (the view needs a redraw)."""
+        marks = [k for k, m in self.marks.items() if m.until <= now]
+        ghosts = [k for k, g in self.ghosts.items() if g.gone_at is not None and g.gone_at + self.ghost_for <= now]
+        for key in marks:
+            del self.marks[key]
+        for key in ghosts:
+            del self.ghosts[key]
+        return bool(marks or ghosts)
+
+    def next_expiry(self) -> datetime | None:
+        times = [m.until for m in self.marks.values()]
+        times += [g.gone_at + self.ghost_for for g in self.ghosts.values() if g.gone_at is not None]
+        return min(times, default=None)
+
+    def rows(self, snapshot: Snapshot) -> list[ConnRow]:
+        """The snapshot's rows, followed by the ghosts of recently closed connections."""
+        return rows_of(snapshot) + list(self.ghosts.values())
+
+    def worsened(self, events: Iterable[ChangeEvent]) -> list[ChangeEvent]:
+        """Health events that made a tunnel worse: what deserves an alert."""
+        return [
+            e
+            for e in events
+            if e.kind is EventKind.TUNNEL_HEALTH
+            and isinstance(e.before, Health)
+            and isinstance(e.after, Health)
+            and _is_worse(e.before, e.after)
+        ]
+
+    @staticmethod
+    def _colo_active(snapshot: Snapshot) -> Counter[str]:
+        return Counter(r.conn.colo_name or "?" for r in rows_of(snapshot) if r.state == "active")
+
+    def colo_counts(self, snapshot: Snapshot) -> list[ColoCount]:
+        active = self._colo_active(snapshot)
+        pending = Counter(r.conn.colo_name or "?" for r in rows_of(snapshot) if r.state == "pending")
+        base = self._baseline or Counter()
+        colos = sorted(set(active) | set(pending) | set(base))
+        return [ColoCount(c, active[c], pending[c], active[c] - base[c]) for c in colos]
+
+    def trend(self, tunnel_id: str) -> list[int]:
+        return list(self.trends.get(tunnel_id, ()))
