@@ -22,8 +22,24 @@ from tunneltop.watch.target import Target
 FIXED_NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 
 
+class FakeClock:
+    """A wall clock the test moves by hand."""
+
+    def __init__(self, now: datetime = FIXED_NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
 def make_app(
-    *, refs: list[str] | None = None, interval: float = 5.0, frozen: bool = True, seed: int = 7
+    *,
+    refs: list[str] | None = None,
+    interval: float = 5.0,
+    frozen: bool = True,
+    seed: int = 7,
+    clock: FakeClock | None = None,
+    **options: object,
 ) -> tuple[TunneltopApp, FakeCloudflare]:
     sim = SimulatedAccount(seed=seed, start=FIXED_NOW)
     if frozen:
@@ -33,9 +49,10 @@ def make_app(
     app = TunneltopApp(
         target,
         interval=interval,
-        clock=lambda: FIXED_NOW,
+        clock=clock or (lambda: FIXED_NOW),
         monotonic=lambda: 1000.0,
         client_options={"sleep": _no_sleep},
+        **options,  # type: ignore[arg-type]
     )
     return app, fake
 

@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from rich.text import Text
 from textual import on, work
@@ -30,16 +31,21 @@ from textual.widgets import DataTable, Footer, Input, Static, Tree
 
 from tunneltop.api.client import CloudflareClient
 from tunneltop.api.errors import ApiError, RateLimitedError
+from tunneltop.export import export_view
 from tunneltop.model.health import HEALTH_ORDER
+from tunneltop.model.records import Connection, Connector, Tunnel
 from tunneltop.model.snapshot import Snapshot, TunnelState
 from tunneltop.sanitize import clean
 from tunneltop.ui.client_tree import ClientTree, NodeRef, tree_items
 from tunneltop.ui.conn_table import COLUMNS, ConnectionsTable
 from tunneltop.ui.detail import DetailPane, connection_detail, connector_detail, tunnel_detail
+from tunneltop.ui.event_log import EventLogView
 from tunneltop.ui.screens import ColoPicker, HelpScreen
 from tunneltop.ui.status import HeaderBar, StatusLine
+from tunneltop.watch.changes import ChangeEvent
 from tunneltop.watch.filters import Filter, FilterError
-from tunneltop.watch.rows import ConnRow, rows_of
+from tunneltop.watch.rows import ConnRow
+from tunneltop.watch.session import DEFAULT_GHOST_SECONDS, DEFAULT_MARK_SECONDS, Session, sparkline
 from tunneltop.watch.source import AccountChoiceNeeded, TunnelSource, resolve_account
 from tunneltop.watch.target import Target
 
@@ -81,6 +87,9 @@ class TunneltopApp(App[int]):
         Binding("plus,equals_sign", "slower", "+Interval", show=False),
         Binding("minus", "faster", "-Interval", show=False),
         Binding("escape", "back", "Back", show=False),
+        Binding("e", "toggle_events", "Events"),
+        Binding("x", "export", "Export"),
+        Binding("w", "screenshot_svg", "Screenshot", show=False),
     ]
 
     snapshot: reactive[Snapshot | None] = reactive(None, always_update=True)
@@ -98,6 +107,10 @@ class TunneltopApp(App[int]):
         monotonic: Callable[[], float] = time.monotonic,
         watch_terminal: bool = False,
         client_options: dict[str, object] | None = None,
+        ghost_seconds: float = DEFAULT_GHOST_SECONDS,
+        mark_seconds: float = DEFAULT_MARK_SECONDS,
+        bell: bool = False,
+        export_dir: Path | None = None,
     ) -> None:
         super().__init__()
         self.target = target
@@ -112,6 +125,9 @@ class TunneltopApp(App[int]):
         self.last_error: str | None = None
         self.poll_count = 0
         self.failures = 0
+        self.session = Session(ghost_seconds=ghost_seconds, mark_seconds=mark_seconds)
+        self._bell = bell
+        self.export_dir = export_dir or Path.cwd()
         self._rows: list[ConnRow] = []
         self._timer: Timer | None = None
         self._next_poll_at: float | None = None
@@ -130,7 +146,9 @@ class TunneltopApp(App[int]):
         with Horizontal(id="main"):
             yield ClientTree(id="tree")
             with Vertical(id="right"):
+                yield Static("", id="colo-strip", markup=False)
                 yield ConnectionsTable(show_tunnel=len(self.target.refs) != 1, id="table")
+                yield EventLogView(id="events")
                 yield DetailPane(id="detail")
         yield StatusLine(id="status")
         yield Footer()
@@ -230,6 +248,8 @@ class TunneltopApp(App[int]):
         self.last_good_at = message.snapshot.fetched_at
         recovered = self.last_error is not None
         self.last_error = None
+        events = self.session.on_snapshot(message.snapshot, self._clock())
+        self._alert(events)
         self.snapshot = message.snapshot
         self.status.error = False
         problems = sum(len(t.problems) for t in message.snapshot.tunnels) + len(message.snapshot.problems)
@@ -245,6 +265,8 @@ class TunneltopApp(App[int]):
             text = f"{text} (next request in {message.retry_after:.0f} s)"
         changed = text != self.last_error
         self.last_error = text
+        if self.session.on_failure(text, self._clock()) is not None:
+            self._render_events()
         self.status.error = True
         self.status.message = text + (" — showing the last good data" if self.snapshot is not None else "")
         if changed:
@@ -255,7 +277,7 @@ class TunneltopApp(App[int]):
     # -- rendering ----------------------------------------------------------------------------------------------
 
     def watch_snapshot(self, snapshot: Snapshot | None) -> None:
-        self._rows = rows_of(snapshot) if snapshot is not None else []
+        self._rows = self.session.rows(snapshot) if snapshot is not None else []
         if snapshot is not None and snapshot.account_name:
             self.header.account = snapshot.account_name
         elif snapshot is not None:
@@ -309,7 +331,7 @@ class TunneltopApp(App[int]):
         now = self._clock()
         with self.batch_update():
             filtered = [r for r in self._rows if self.filter.matches(r)]
-            self.table.show([r for r in filtered if self._in_scope(r)], now)
+            self.table.show([r for r in filtered if self._in_scope(r)], now, self.session.marks)
             if snapshot is not None:
                 visible = {r.key for r in filtered} if self.filter.active else None
                 self.tree.show(
@@ -317,6 +339,8 @@ class TunneltopApp(App[int]):
                     expand_connectors=len(snapshot.tunnels) <= 2,
                 )
             self._show_detail()
+            self._render_colos()
+            self._render_events()
             self._update_header()
 
     def _tunnel_state(self, tunnel_id: str) -> TunnelState | None:
@@ -347,7 +371,7 @@ class TunneltopApp(App[int]):
             return
         connector = next((c for c in state.connectors or () if c.id == ref.connector_id), None)
         if ref.kind == "tunnel" or connector is None:
-            pane.show(tunnel_detail(state, now))
+            pane.show(tunnel_detail(state, now, sparkline(self.session.trend(state.tunnel.id), 40)))
         elif ref.kind == "conn":
             conn = next((c for c in connector.conns if c.id == ref.conn_id), None)
             pane.show(connection_detail(state.tunnel, connector, conn, now) if conn else None)
@@ -378,7 +402,48 @@ class TunneltopApp(App[int]):
         )
 
     def _tick(self) -> None:
+        if self.session.expire(self._clock()) and self.snapshot is not None:
+            self._rows = self.session.rows(self.snapshot)
+            self._render_views()
         self._update_header()
+
+    def _render_colos(self) -> None:
+        strip = self.main_screen.query_one("#colo-strip", Static)
+        if self.snapshot is None:
+            return
+        text = Text(no_wrap=True, overflow="ellipsis")
+        for index, count in enumerate(self.session.colo_counts(self.snapshot)):
+            if not (count.active or count.pending or count.delta):
+                continue
+            text.append("  " if index else "")
+            text.append(clean(count.colo, 8), style="bold")
+            text.append(f" {count.active}")
+            if count.pending:
+                text.append(f" ⟳{count.pending}", style="yellow")
+            if count.delta:
+                text.append(f" {count.delta:+d}", style="green" if count.delta > 0 else "red")
+        strip.update(text)
+
+    def _event_matches(self, event: ChangeEvent) -> bool:
+        if not self.filter.active:
+            return True
+        conn = event.after if isinstance(event.after, Connection) else event.before
+        if not isinstance(conn, Connection):
+            return False
+        tunnel = Tunnel(id=event.tunnel_id or "", name=event.tunnel_name)
+        row = ConnRow("", tunnel, Connector(id=event.connector_id or ""), conn)
+        return self.filter.matches(row)
+
+    def _render_events(self) -> None:
+        view = self.main_screen.query_one(EventLogView)
+        if view.display:
+            view.show(self.session.log.filter(self._event_matches))
+
+    def _alert(self, events: list[ChangeEvent]) -> None:
+        for event in self.session.worsened(events):
+            self.notify(clean(event.describe(), 300), title="Health worsened", severity="warning", markup=False)
+            if self._bell:
+                self.bell()
 
     # -- events from widgets ------------------------------------------------------------------------------------
 
@@ -399,12 +464,27 @@ class TunneltopApp(App[int]):
             self.scope = ref
         self._show_detail(ref)
 
-    @on(DataTable.RowHighlighted)
+    @on(DataTable.RowHighlighted, "#table")
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if self.focused is self.table:
             self._show_detail()
 
-    @on(DataTable.RowSelected)
+    @on(DataTable.RowSelected, "#events")
+    def _event_selected(self, event: DataTable.RowSelected) -> None:
+        """Selecting an event selects the row, or failing that the tree node, it is about."""
+        chosen = self.main_screen.query_one(EventLogView).selected_event()
+        if chosen is None or chosen.tunnel_id is None:
+            return
+        if chosen.conn_id and chosen.connector_id:
+            key = f"{chosen.tunnel_id}/{chosen.connector_id}/{chosen.conn_id}"
+            if self.table.select_key(key):
+                self.table.focus()
+                return
+        node = f"{chosen.tunnel_id}/{chosen.connector_id}" if chosen.connector_id else chosen.tunnel_id
+        self.tree.select_ref(node)
+        self.tree.focus()
+
+    @on(DataTable.RowSelected, "#table")
     def _row_selected(self, event: DataTable.RowSelected) -> None:
         row = self.table.rows_by_key.get(event.row_key.value or "")
         if row is None:
@@ -529,6 +609,41 @@ class TunneltopApp(App[int]):
     def action_faster(self) -> None:
         self._step_interval(-1)
 
+    def action_toggle_events(self) -> None:
+        view = self.main_screen.query_one(EventLogView)
+        view.display = not view.display
+        self._render_events()
+        if view.display:
+            view.focus()
+        elif self.focused is None:
+            self.table.focus()
+
+    def action_export(self) -> None:
+        now = self._clock()
+        try:
+            paths = export_view(
+                self.export_dir,
+                now,
+                self.visible_rows(),
+                self.session.log.filter(self._event_matches),
+                filter_text=self.filter.text,
+                account_id=self.snapshot.account_id if self.snapshot else self.target.account_id,
+                demo=self.target.demo,
+            )
+        except OSError as exc:
+            self.notify(f"export failed: {exc}", severity="error", markup=False)
+            return
+        self.notify("exported " + ", ".join(str(p) for p in paths), title="Export", markup=False, timeout=10)
+
+    def action_screenshot_svg(self) -> None:
+        name = f"tunneltop-{self._clock().strftime('%Y%m%d-%H%M%S')}.svg"
+        try:
+            path = self.save_screenshot(filename=name, path=str(self.export_dir))
+        except OSError as exc:
+            self.notify(f"screenshot failed: {exc}", severity="error", markup=False)
+            return
+        self.notify(f"screenshot written to {path}", title="Screenshot", markup=False)
+
     def help_rows(self) -> list[tuple[str, str]]:
         return [
             ("?", "this help"),
@@ -544,6 +659,9 @@ class TunneltopApp(App[int]):
             ("j k, ↑ ↓", "move the cursor"),
             ("g G, home end", "first / last"),
             ("enter", "drill in: narrow the table to the selected tunnel or connector"),
+            ("e", "show / hide the event log (enter on an event selects what it is about)"),
+            ("x", "export the current view and the event log (JSON + CSV)"),
+            ("w", "write a screenshot (SVG)"),
             ("ctrl+p", "command palette: every action by name"),
             ("mouse", "click rows, nodes and column headers"),
         ]
@@ -564,6 +682,9 @@ class TunneltopApp(App[int]):
         yield SystemCommand("Poll more often", "Shorten the interval (-)", self.action_faster)
         yield SystemCommand("Back", "Clear filter or widen selection (esc)", self.action_back)
         yield SystemCommand("Help", "List every key binding (?)", self.action_help)
+        yield SystemCommand("Event log", "Show or hide recent changes (e)", self.action_toggle_events)
+        yield SystemCommand("Export", "Write the view and the event log to JSON and CSV (x)", self.action_export)
+        yield SystemCommand("Screenshot", "Write an SVG screenshot (w)", self.action_screenshot_svg)
 
     # -- terminal loss ------------------------------------------------------------------------------------------
 
@@ -585,7 +706,16 @@ class TunneltopApp(App[int]):
         self.exit(0)
 
 
-def run_app(target: Target, *, interval: float = 5.0) -> int:
-    app = TunneltopApp(target, interval=interval, watch_terminal=True)
+def run_app(
+    target: Target,
+    *,
+    interval: float = 5.0,
+    ghost_seconds: float = DEFAULT_GHOST_SECONDS,
+    bell: bool = False,
+    export_dir: Path | None = None,
+) -> int:
+    app = TunneltopApp(
+        target, interval=interval, watch_terminal=True, ghost_seconds=ghost_seconds, bell=bell, export_dir=export_dir
+    )
     app.run()
     return app.return_code or 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from rich.text import Text
@@ -15,6 +15,7 @@ from tunneltop.model.health import format_age
 from tunneltop.sanitize import clean
 from tunneltop.ui.text import STATE_LABEL, short_id
 from tunneltop.watch.rows import SORT_KEYS, ConnRow, sort_rows
+from tunneltop.watch.session import Mark
 
 COLUMNS: dict[str, str] = {
     "tunnel": "Tunnel",
@@ -33,21 +34,29 @@ Cell = tuple[str, str]  # (text, style): cheap to compare, turned into Text only
 _REBUILD_AFTER_REMOVALS = 200
 
 
-def row_cells(row: ConnRow, now: datetime, columns: Sequence[str]) -> tuple[Cell, ...]:
+def row_cells(row: ConnRow, now: datetime, columns: Sequence[str], mark: Mark | None = None) -> tuple[Cell, ...]:
+    """Each shown cell as (text, style). Pending rows are yellow, ghosts dim and struck through; a new row's
+    state says so, and recently changed cells are reversed, so both stand out without colour too."""
     conn = row.conn
-    pending = row.state == "pending"
-    base = "yellow" if pending else ""
-    state_text, state_style = STATE_LABEL[row.state]
+    state = row.state
+    base = {"pending": "yellow", "gone": "dim strike"}.get(state, "")
+    state_text, state_style = STATE_LABEL[state]
+    if mark is not None and mark.kind == "new" and state != "gone":
+        state_text, state_style = "✚ " + state_text, state_style + " bold"
     values: dict[str, Cell] = {
         "tunnel": (clean(row.tunnel.name or row.tunnel.id, 40), base),
         "connector": (short_id(row.connector.id), base),
-        "colo": (clean(conn.colo_name, 12), "bold " + base if base else "bold"),
+        "colo": (clean(conn.colo_name, 12), f"bold {base}".strip()),
         "origin": (clean(conn.origin_ip, 45), base),
         "opened": (format_age(now - conn.opened_at) if conn.opened_at else "-", base),
         "state": (state_text, state_style),
         "version": (clean(conn.client_version or row.connector.version, 24), base),
-        "id": (short_id(conn.id), "dim " + base if base else "dim"),
+        "id": (short_id(conn.id), f"dim {base}".strip()),
     }
+    if mark is not None and mark.kind == "changed":
+        for column in mark.columns:
+            text, style = values[column]
+            values[column] = (text, f"{style} reverse".strip())
     return tuple(values[c] for c in columns)
 
 
@@ -98,7 +107,7 @@ class ConnectionsTable(DataTable):
         except Exception:  # the cursor can point past the end while rows are being replaced
             return None
 
-    def show(self, rows: Sequence[ConnRow], now: datetime) -> None:
+    def show(self, rows: Sequence[ConnRow], now: datetime, marks: Mapping[str, Mark] | None = None) -> None:
         """Make the table show exactly ``rows``, touching only rows and cells that changed."""
         keep = self.cursor_key
         ordered = sort_rows(rows, self.sort_column, self.sort_reverse)
@@ -113,7 +122,7 @@ class ConnectionsTable(DataTable):
                 self.remove_row(key)
                 del self._cells[key]
         for row in ordered:
-            cells = row_cells(row, now, self.columns_shown)
+            cells = row_cells(row, now, self.columns_shown, marks.get(row.key) if marks else None)
             old = self._cells.get(row.key)
             if old is None:
                 self.add_row(*(Text(t, style=s) for t, s in cells), key=row.key)

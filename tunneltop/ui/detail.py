@@ -32,7 +32,7 @@ def _grid(title: Text, rows: list[tuple[str, Text]]) -> RenderableType:
     return grid
 
 
-def tunnel_detail(state: TunnelState, now: datetime) -> RenderableType:
+def tunnel_detail(state: TunnelState, now: datetime, trend: str = "") -> RenderableType:
     t = state.tunnel
     conns = [c for k in state.connectors or () for c in k.conns]
     rows = [
@@ -42,6 +42,7 @@ def tunnel_detail(state: TunnelState, now: datetime) -> RenderableType:
         ("connectors", Text(str(len(state.connectors or ())))),
         ("connections", Text(f"{state.active_count} active, {state.pending_count} pending reconnect")),
         ("edges", safe(edge_summary(conns) or None)),
+        ("active trend", Text(trend or "-", style="cyan")),
         ("created", _when(t.created_at, now)),
         ("last active", _when(t.conns_active_at, now)),
         ("last inactive", _when(t.conns_inactive_at, now)),

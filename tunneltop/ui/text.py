@@ -26,6 +26,7 @@ STATE_LABEL: dict[str, tuple[str, str]] = {
     "active": ("● active", "green"),
     "pending": ("⟳ PENDING", "bold yellow"),
     "unknown": ("? unknown", "magenta"),
+    "gone": ("✖ gone", "dim strike"),
 }
 
 

@@ -1,0 +1,198 @@
+"""Pilot tests of incident triage in the live view: event log, ghost rows, new/changed marks, colos, export."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import timedelta
+from pathlib import Path
+
+from textual.widgets import Static
+
+from tests.ui_support import FakeClock, make_app, plain, wait_for_poll
+from tunneltop.demo.simulator import DEMO_TUNNELS
+from tunneltop.ui.detail import DetailPane
+from tunneltop.ui.event_log import EventLogView
+from tunneltop.watch.changes import EventKind
+
+SIZE = (130, 44)
+WEB = DEMO_TUNNELS["web-prod"]
+
+
+async def _poll(pilot, app, clock: FakeClock, seconds: float = 5.0) -> None:
+    clock.now += timedelta(seconds=seconds)
+    done = app.poll_count + app.failures
+    await pilot.press("r")
+    await wait_for_poll(pilot, app, count=done + 1)
+
+
+async def test_closed_connection_stays_as_a_ghost_then_goes(tmp_path: Path) -> None:
+    clock = FakeClock()
+    app, fake = make_app(clock=clock, ghost_seconds=60)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app)
+        clients = fake.sim.clients(WEB)
+        closed = clients[0]["conns"].pop()
+        fake.sim.set_clients(WEB, clients)
+        await _poll(pilot, app, clock)
+        key = f"{WEB}/{clients[0]['id']}/{closed['id']}"
+        assert key in app.table.rows_by_key, "a vanished connection stays visible"
+        state = app.table.get_cell(key, "state")
+        assert "gone" in state.plain and "strike" in str(app.table.get_cell(key, "origin").style)
+        clock.now += timedelta(seconds=61)
+        await pilot.pause(1.2)  # the once-a-second tick expires it
+        assert key not in app.table.rows_by_key
+
+
+async def test_new_connection_is_marked_for_a_while() -> None:
+    clock = FakeClock()
+    app, fake = make_app(clock=clock, mark_seconds=30)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app)
+        clients = fake.sim.clients(WEB)
+        fresh = dict(clients[0]["conns"][0], id="0000aaaa-1111-2222-3333-444455556666", colo_name="SEA")
+        clients[0]["conns"].append(fresh)
+        fake.sim.set_clients(WEB, clients)
+        await _poll(pilot, app, clock)
+        key = f"{WEB}/{clients[0]['id']}/{fresh['id']}"
+        assert app.table.get_cell(key, "state").plain.startswith("✚")
+        clock.now += timedelta(seconds=31)
+        await pilot.pause(1.2)
+        assert not app.table.get_cell(key, "state").plain.startswith("✚")
+
+
+async def test_changed_cells_are_marked() -> None:
+    clock = FakeClock()
+    app, fake = make_app(clock=clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app)
+        clients = fake.sim.clients(WEB)
+        conn = clients[0]["conns"][0]
+        conn["is_pending_reconnect"] = True
+        fake.sim.set_clients(WEB, clients)
+        await _poll(pilot, app, clock)
+        key = f"{WEB}/{clients[0]['id']}/{conn['id']}"
+        assert "reverse" in str(app.table.get_cell(key, "state").style)
+        assert "reverse" not in str(app.table.get_cell(key, "colo").style)
+
+
+async def test_event_log_toggles_lists_newest_first_follows_filter_and_selects() -> None:
+    clock = FakeClock()
+    app, fake = make_app(clock=clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app)
+        view = app.query_one(EventLogView)
+        assert not view.display
+        await pilot.press("e")
+        assert view.display
+        clients = fake.sim.clients(WEB)
+        colo = clients[0]["conns"][0]["colo_name"]
+        clients[0]["conns"][0]["is_pending_reconnect"] = True
+        fake.sim.set_clients(WEB, clients)
+        await _poll(pilot, app, clock)
+        clients[1]["conns"].pop()
+        fake.sim.set_clients(WEB, clients)
+        await _poll(pilot, app, clock)
+        kinds = [e.kind for e in view.events_shown]
+        assert EventKind.CONN_CLOSED in kinds and EventKind.CONN_PENDING in kinds
+        assert kinds.index(EventKind.CONN_CLOSED) < kinds.index(EventKind.CONN_PENDING), "newest first"
+        assert [e.at for e in view.events_shown] == sorted((e.at for e in view.events_shown), reverse=True)
+        # The log follows the filter.
+        await pilot.press("slash", *f"colo:{colo}", "enter")
+        assert view.events_shown and all(e.colo == colo for e in view.events_shown)
+        await pilot.press("escape")
+        # Selecting the pending event selects its row in the table.
+        pending = next(i for i, e in enumerate(view.events_shown) if e.kind is EventKind.CONN_PENDING)
+        view.focus()
+        view.move_cursor(row=pending)
+        await pilot.press("enter")
+        event = view.events_shown[pending]
+        assert app.table.cursor_key == f"{event.tunnel_id}/{event.connector_id}/{event.conn_id}"
+        await pilot.press("e")
+        assert not view.display
+
+
+async def test_poll_failure_and_recovery_are_logged_once_per_streak() -> None:
+    from tunneltop.demo.cfapi import Fault
+
+    clock = FakeClock()
+    app, fake = make_app(clock=clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app)
+        fake.inject(Fault.error(503, 10001), times=100)
+        await _poll(pilot, app, clock)
+        await _poll(pilot, app, clock)
+        fake.clear_faults()
+        await _poll(pilot, app, clock)
+        kinds = [e.kind for e in app.session.log]
+        assert kinds.count(EventKind.POLL_FAILED) == 1
+        assert kinds[0] is EventKind.POLL_RECOVERED
+        recovered = next(iter(app.session.log))
+        assert recovered.after["failed_polls"] == 2
+
+
+async def test_colo_strip_shows_counts_and_change_since_start() -> None:
+    clock = FakeClock()
+    app, fake = make_app(clock=clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app)
+        strip = app.query_one("#colo-strip", Static)
+        before = plain(strip.content)
+        assert "DFW" in before and "+" not in before
+        clients = fake.sim.clients(WEB)
+        dfw = [c for c in clients[0]["conns"] if c["colo_name"] == "DFW"]
+        clients[0]["conns"] = [c for c in clients[0]["conns"] if c["colo_name"] != "DFW"]
+        fake.sim.set_clients(WEB, clients)
+        await _poll(pilot, app, clock)
+        assert f"-{len(dfw)}" in plain(strip.content)
+
+
+async def test_health_worsening_notifies() -> None:
+    clock = FakeClock()
+    app, fake = make_app(clock=clock, bell=True)
+    rings: list[bool] = []
+    app.bell = lambda: rings.append(True)  # type: ignore[method-assign]
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app)
+        clients = fake.sim.clients(WEB)
+        clients[0]["conns"][0]["is_pending_reconnect"] = True
+        fake.sim.set_clients(WEB, clients)
+        await _poll(pilot, app, clock)
+        titles = [n.title for n in app._notifications]
+        assert "Health worsened" in titles
+        assert rings == [True]
+
+
+async def test_tunnel_detail_shows_an_active_trend() -> None:
+    clock = FakeClock()
+    app, fake = make_app(clock=clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app)
+        clients = fake.sim.clients(WEB)
+        clients[0]["conns"].pop()
+        fake.sim.set_clients(WEB, clients)
+        await _poll(pilot, app, clock)
+        app.tree.focus()
+        app.tree.select_ref(WEB)
+        await pilot.pause()
+        text = plain(app.query_one(DetailPane).shown)
+        assert "active trend" in text and any(ch in text for ch in "▁▂▃▄▅▆▇█")
+
+
+async def test_export_writes_json_and_csv_of_the_filtered_view(tmp_path: Path) -> None:
+    app, _ = make_app(export_dir=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app)
+        await pilot.press("slash", *"colo:DFW", "enter", "x")
+        await pilot.pause()
+        files = sorted(p.name for p in tmp_path.iterdir())
+        assert len(files) == 3, files
+        document = json.loads(next(tmp_path.glob("*.json")).read_text())
+        assert document["demo"] is True and document["filter"] == "colo:DFW"
+        assert document["connections"] and {c["colo"] for c in document["connections"]} == {"DFW"}
+        rows = list(csv.DictReader(next(tmp_path.glob("*-connections.csv")).open()))
+        assert len(rows) == len(document["connections"]) and rows[0]["colo"] == "DFW"
+        assert "Export" in [n.title for n in app._notifications]
+        await pilot.press("w")
+        await pilot.pause()
+        assert list(tmp_path.glob("*.svg"))
