@@ -248,10 +248,11 @@ def test_3_for_an_unknown_tunnel_id(api, capsys):
     assert missing in err and "not found" in err
 
 
-def test_3_for_a_duplicated_tunnel_name(api, fake, capsys):
+def test_64_for_a_duplicated_tunnel_name(api, fake, capsys):
+    # Ambiguous: the user has to name it differently (by id), like any other usage error.
     fake.sim.add_tunnel("web-prod")
     code, _, err = run(capsys, "--once", "web-prod")
-    assert code == 3
+    assert code == 64
     assert "several tunnels are named 'web-prod'" in err
     assert DEMO_TUNNELS["web-prod"] in err
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from tunneltop import __version__
-from tunneltop.api.errors import ApiError
+from tunneltop.api.errors import ApiError, UsageError
 from tunneltop.config import ConfigError, resolve_settings
 from tunneltop.report import EXIT_UNKNOWN, EXIT_USAGE, exit_status, render_json, render_table
 from tunneltop.sanitize import clean
@@ -100,6 +100,9 @@ async def run_once(target: Target, output: str) -> int:
             for acc in exc.accounts:
                 print(f"  {clean(acc.id, 40)}  {clean(acc.name, 80)}", file=sys.stderr)
             return EXIT_UNKNOWN
+        except UsageError as exc:
+            _err(exc.message)
+            return EXIT_USAGE
         except ApiError as exc:
             _err(exc.message)
             return EXIT_UNKNOWN

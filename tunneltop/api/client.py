@@ -214,17 +214,16 @@ class CloudflareClient:
     # -- one request -------------------------------------------------------------------------------------------
 
     async def _wait_if_blocked(self, path: str) -> None:
-        wait = self.blocked_for
-        if wait <= 0:
-            return
-        if wait > self._max_wait:
-            raise RateLimitedError(
-                f"rate limited by Cloudflare: no request is sent for another {wait:.0f} s",
-                retry_after=wait,
-                status=429,
-                path=path,
-            )
-        await self._sleep(wait)
+        # A loop, not one sleep: another request's 429 may extend the block while this one waits.
+        while (wait := self.blocked_for) > 0:
+            if wait > self._max_wait:
+                raise RateLimitedError(
+                    f"rate limited by Cloudflare: no request is sent for another {wait:.0f} s",
+                    retry_after=wait,
+                    status=429,
+                    path=path,
+                )
+            await self._sleep(wait)
 
     async def _send_once(self, path: str, params: Mapping[str, Any] | None) -> ApiResponse:
         await self._wait_if_blocked(path)

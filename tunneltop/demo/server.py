@@ -40,6 +40,8 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Without this, Nagle's algorithm and delayed ACKs add ~40 ms to every keep-alive request.
+    disable_nagle_algorithm = True
     server: _Server
 
     def _serve(self) -> None:

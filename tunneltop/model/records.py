@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -45,7 +45,8 @@ class Connection(_ApiRecord):
     origin_ip: str | None = None
     opened_at: UtcDatetime | None = None
     # None means the API did not say: unknown, never assumed active.
-    is_pending_reconnect: bool | None = None
+    # Strict: "no", 0 or "false" from a drifting API is a wrong type (shown as unknown), not a guess.
+    is_pending_reconnect: StrictBool | None = None
 
     @property
     def state(self) -> str:
