@@ -12,17 +12,29 @@ from tunneltop.model.parse import RecordProblem
 from tunneltop.model.records import Connector, Tunnel
 
 
+_STATUS_HEALTH = {h.value: h for h in (Health.HEALTHY, Health.DEGRADED, Health.DOWN, Health.INACTIVE)}
+
+
 @dataclass(frozen=True)
 class TunnelState:
-    """A tunnel as seen by one poll. ``connectors`` is None when its connections could not be fetched."""
+    """A tunnel as seen by one poll.
+
+    ``connectors`` is None when its connections could not be fetched (``error`` says why: health unknown) or, with
+    no ``error``, were not fetched yet (the account-wide view fetches them a few at a time within its request
+    budget: the tunnel list's status is then the verdict). ``fetched_at``: when the connections were fetched, where
+    a view keeps them across polls (None: this poll).
+    """
 
     tunnel: Tunnel
     connectors: tuple[Connector, ...] | None
     problems: tuple[RecordProblem, ...] = ()
     error: str | None = None
+    fetched_at: datetime | None = None
 
     @cached_property
     def health(self) -> Health:
+        if self.connectors is None and self.error is None:
+            return _STATUS_HEALTH.get((self.tunnel.status or "").lower(), Health.UNKNOWN)
         return tunnel_health(self.tunnel, self.connectors)
 
     @property
