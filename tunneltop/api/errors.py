@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 READ_PERMISSION = "Cloudflare Tunnel Read"
 
-AUTH_CODES = frozenset({10000, 9109, 6003, 6111, 6102, 6103, 1001, 9106, 9107, 10001})
+# 10001 is left out on purpose: Cloudflare also sends it as "An unknown error has occurred", and calling that an
+# auth failure sends the operator to check a token that is fine.
+AUTH_CODES = frozenset({10000, 9103, 9106, 9107, 9109, 6003, 6111, 6102, 6103, 1001})
 NOT_FOUND_CODES = frozenset({7003, 1003})
 
 

@@ -92,7 +92,14 @@ class TunnelSource:
         """One complete poll. Account-wide failures (auth, rate limit, network on the list) raise ApiError."""
         tunnels, problems = await self._tunnels()
         gate = asyncio.Semaphore(FETCH_CONCURRENCY)
-        states = await asyncio.gather(*(self._state(t, gate) for t in tunnels))
+        # A TaskGroup, not gather: an auth error or 429 in one fetch cancels the others instead of letting them
+        # keep sending requests that are bound to fail the same way.
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self._state(t, gate)) for t in tunnels]
+        except BaseExceptionGroup as group_error:
+            raise group_error.exceptions[0] from None
+        states = [task.result() for task in tasks]
         return Snapshot(
             account_id=self.account.id,
             account_name=self.account.name,
