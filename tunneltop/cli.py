@@ -52,7 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("tunnels", nargs="*", metavar="TUNNEL", help="tunnel name or UUID (default: every tunnel)")
     parser.add_argument("--once", action="store_true", help="fetch once, print, and exit (no screen)")
     parser.add_argument(
-        "--output", "-o", choices=("table", "json"), help="headless output format (implies --once; default table)"
+        "--watch",
+        action="store_true",
+        help="no screen: poll forever and print one JSON object per change event (JSON Lines); ctrl-c stops",
+    )
+    parser.add_argument(
+        "--output",
+        "-o",
+        choices=("table", "json", "jsonl"),
+        help="headless output: table or json (imply --once), jsonl (implies --watch)",
     )
     parser.add_argument("--account", metavar="ID", help="Cloudflare account id (default: CLOUDFLARE_ACCOUNT_ID)")
     parser.add_argument("--token-file", metavar="PATH", type=Path, help="read the API token from this file")
@@ -62,7 +70,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=_interval,
         default=DEFAULT_INTERVAL,
         metavar="SECONDS",
-        help=f"seconds between polls in the live view (default {DEFAULT_INTERVAL:g})",
+        help=f"seconds between polls in the live view and --watch (default {DEFAULT_INTERVAL:g})",
+    )
+    parser.add_argument(
+        "--ghost-seconds",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long a closed connection stays on screen as a dimmed 'gone' row (default 60)",
+    )
+    parser.add_argument("--bell", action="store_true", help="ring the terminal bell when a tunnel's health worsens")
+    parser.add_argument(
+        "--export-dir", type=Path, metavar="DIR", help="where x (export) and w (screenshot) write (default: .)"
     )
     parser.add_argument("--demo", action="store_true", help="watch a built-in simulated account (no credentials)")
     parser.add_argument("--seed", type=int, default=7, help="seed of the demo account's simulation (default 7)")
@@ -114,7 +133,13 @@ async def run_once(target: Target, output: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    watch = args.watch or args.output == "jsonl"
+    if watch and (args.once or args.output in ("table", "json")):
+        parser.error("--watch prints JSON Lines (-o jsonl); --once and -o table/json print once")
+    if args.ghost_seconds < 0:
+        parser.error("--ghost-seconds cannot be negative")
     try:
         target = build_target(args)
     except ConfigError as exc:
@@ -122,6 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_UNKNOWN
     for notice in target.notices:
         _err(notice)
+    if watch:
+        from tunneltop.stream import run_watch
+
+        return run_watch(target, args.interval)
     if args.once or args.output:
         try:
             return asyncio.run(run_once(target, args.output or "table"))
@@ -129,7 +158,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 130
     from tunneltop.ui.app import run_app
 
-    return run_app(target, interval=args.interval)
+    return run_app(
+        target, interval=args.interval, ghost_seconds=args.ghost_seconds, bell=args.bell, export_dir=args.export_dir
+    )
 
 
 if __name__ == "__main__":
