@@ -376,3 +376,26 @@ async def test_polls_and_ticks_while_a_modal_is_open_do_not_crash() -> None:
         await pilot.press("escape", "c")
         await wait_for_poll(pilot, app, count=3)
         assert isinstance(app.screen, ColoPicker) and app.is_running
+
+
+async def test_several_accounts_open_a_picker_and_the_choice_is_polled() -> None:
+    from tunneltop.ui.screens import AccountPicker
+
+    app, fake = make_app(account=None)
+    other = "0123456789abcdef0123456789abcdef"
+    fake.accounts = [
+        {"id": other, "name": "Other [bold]Co[/]"},
+        {"id": fake.sim.account_id, "name": "Demo"},
+    ]
+    async with app.run_test(size=SIZE) as pilot:
+        for _ in range(100):
+            if isinstance(app.screen, AccountPicker):
+                break
+            await pilot.pause(0.02)
+        assert isinstance(app.screen, AccountPicker)
+        assert app.snapshot is None and app.poll_count == 0
+        await pilot.press("down", "enter")
+        await wait_for_poll(pilot, app)
+        assert app.snapshot.account_id == fake.sim.account_id
+        assert app.table.row_count > 0
+        assert app.header.account == "Demo"

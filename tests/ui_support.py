@@ -39,13 +39,14 @@ def make_app(
     frozen: bool = True,
     seed: int = 7,
     clock: FakeClock | None = None,
+    account: str | None = DEMO_ACCOUNT_ID,
     **options: object,
 ) -> tuple[TunneltopApp, FakeCloudflare]:
     sim = SimulatedAccount(seed=seed, start=FIXED_NOW)
     if frozen:
         sim.freeze()
     fake = FakeCloudflare(sim, require_auth=False, clock=lambda: FIXED_NOW)
-    target = Target(DEMO_BASE_URL, None, DEMO_ACCOUNT_ID, refs or [], demo=True, transport=DemoTransport(fake))
+    target = Target(DEMO_BASE_URL, None, account, refs or [], demo=True, transport=DemoTransport(fake))
     app = TunneltopApp(
         target,
         interval=interval,

@@ -40,7 +40,7 @@ from tunneltop.ui.client_tree import ClientTree, NodeRef, tree_items
 from tunneltop.ui.conn_table import COLUMNS, ConnectionsTable
 from tunneltop.ui.detail import DetailPane, connection_detail, connector_detail, tunnel_detail
 from tunneltop.ui.event_log import EventLogView
-from tunneltop.ui.screens import ColoPicker, HelpScreen
+from tunneltop.ui.screens import AccountPicker, ColoPicker, HelpScreen
 from tunneltop.ui.status import HeaderBar, StatusLine
 from tunneltop.watch.changes import ChangeEvent
 from tunneltop.watch.filters import Filter, FilterError
@@ -70,6 +70,12 @@ class PollFailed(Message):
         self.retry_after = retry_after
 
 
+class AccountsToChoose(Message):
+    def __init__(self, accounts: list[tuple[str, str | None]]) -> None:
+        super().__init__()
+        self.accounts = accounts
+
+
 class TunneltopApp(App[int]):
     CSS_PATH = "tunneltop.tcss"
     TITLE = "tunneltop"
@@ -88,6 +94,7 @@ class TunneltopApp(App[int]):
         Binding("minus", "faster", "-Interval", show=False),
         Binding("escape", "back", "Back", show=False),
         Binding("e", "toggle_events", "Events"),
+        Binding("a", "choose_account", "Account", show=False),
         Binding("x", "export", "Export"),
         Binding("w", "screenshot_svg", "Screenshot", show=False),
     ]
@@ -129,6 +136,7 @@ class TunneltopApp(App[int]):
         self._bell = bell
         self.export_dir = export_dir or Path.cwd()
         self._rows: list[ConnRow] = []
+        self._accounts: list[tuple[str, str | None]] = []
         self._timer: Timer | None = None
         self._next_poll_at: float | None = None
 
@@ -221,11 +229,14 @@ class TunneltopApp(App[int]):
         try:
             if self.source is None:
                 account = await resolve_account(self.client, self.target.account_id)
+                if account.name is None:
+                    # Chosen in the picker: its name came with the account list.
+                    name = dict(self._accounts).get(account.id)
+                    account = account.model_copy(update={"name": name})
                 self.source = TunnelSource(self.client, account, self.target.refs, now=self._clock)
             snapshot = await self.source.poll()
         except AccountChoiceNeeded as exc:
-            listed = ", ".join(f"{clean(a.id, 40)} ({clean(a.name, 40)})" for a in exc.accounts[:5])
-            self.post_message(PollFailed(f"{exc}: {listed}"))
+            self.post_message(AccountsToChoose([(a.id, a.name) for a in exc.accounts]))
         except RateLimitedError as exc:
             self.post_message(PollFailed(exc.message, retry_after=exc.retry_after))
         except ApiError as exc:
@@ -257,6 +268,34 @@ class TunneltopApp(App[int]):
         self.status.message = ("recovered: " if recovered else "") + f"updated {self._clock():%H:%M:%S}Z{note}"
         self._rearm()
         self._update_header()
+
+    def on_accounts_to_choose(self, message: AccountsToChoose) -> None:
+        # Polling stops here: nothing sensible can be fetched until an account is chosen.
+        self._accounts = message.accounts
+        self.status.error = False
+        self.status.message = f"{len(message.accounts)} accounts visible: choose one (a)"
+        self.action_choose_account()
+
+    def action_choose_account(self) -> None:
+        if not self._accounts:
+            self.notify("the account was given or is the only one visible", markup=False)
+            return
+
+        def chosen(account_id: str | None) -> None:
+            if not account_id:
+                self.status.message = "no account chosen: press a to choose one, or start with --account ID"
+                return
+            self.target.account_id = account_id
+            self.source = None
+            self.snapshot = None
+            self.session = Session(
+                ghost_seconds=self.session.ghost_for.total_seconds(), mark_seconds=self.session.mark_for.total_seconds()
+            )
+            name = next((n for i, n in self._accounts if i == account_id), None)
+            self.header.account = name or account_id
+            self._schedule(0)
+
+        self.push_screen(AccountPicker(self._accounts), chosen)
 
     def on_poll_failed(self, message: PollFailed) -> None:
         self.failures += 1
@@ -332,12 +371,12 @@ class TunneltopApp(App[int]):
         with self.batch_update():
             filtered = [r for r in self._rows if self.filter.matches(r)]
             self.table.show([r for r in filtered if self._in_scope(r)], now, self.session.marks)
-            if snapshot is not None:
-                visible = {r.key for r in filtered} if self.filter.active else None
-                self.tree.show(
-                    tree_items(snapshot.tunnels, visible, include_empty=not self.filter.active),
-                    expand_connectors=len(snapshot.tunnels) <= 2,
-                )
+            visible = {r.key for r in filtered} if self.filter.active else None
+            tunnels = snapshot.tunnels if snapshot is not None else ()
+            self.tree.show(
+                tree_items(tunnels, visible, include_empty=not self.filter.active),
+                expand_connectors=len(tunnels) <= 2,
+            )
             self._show_detail()
             self._render_colos()
             self._render_events()
@@ -659,6 +698,7 @@ class TunneltopApp(App[int]):
             ("j k, ↑ ↓", "move the cursor"),
             ("g G, home end", "first / last"),
             ("enter", "drill in: narrow the table to the selected tunnel or connector"),
+            ("a", "choose the account (when the credentials see several)"),
             ("e", "show / hide the event log (enter on an event selects what it is about)"),
             ("x", "export the current view and the event log (JSON + CSV)"),
             ("w", "write a screenshot (SVG)"),
@@ -682,6 +722,9 @@ class TunneltopApp(App[int]):
         yield SystemCommand("Poll more often", "Shorten the interval (-)", self.action_faster)
         yield SystemCommand("Back", "Clear filter or widen selection (esc)", self.action_back)
         yield SystemCommand("Help", "List every key binding (?)", self.action_help)
+        yield SystemCommand(
+            "Choose account", "Pick one of the accounts the credentials see (a)", self.action_choose_account
+        )
         yield SystemCommand("Event log", "Show or hide recent changes (e)", self.action_toggle_events)
         yield SystemCommand("Export", "Write the view and the event log to JSON and CSV (x)", self.action_export)
         yield SystemCommand("Screenshot", "Write an SVG screenshot (w)", self.action_screenshot_svg)

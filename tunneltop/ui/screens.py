@@ -73,3 +73,31 @@ class ColoPicker(ModalScreen[str | None]):
 
     def action_dismiss_none(self) -> None:
         self.dismiss(None)
+
+
+class AccountPicker(ModalScreen[str | None]):
+    """The credentials see several accounts and none was named: choose one."""
+
+    BINDINGS = [Binding("escape", "dismiss_none", "Close")]
+
+    def __init__(self, accounts: list[tuple[str, str | None]]) -> None:
+        super().__init__()
+        self._accounts = accounts
+
+    def compose(self) -> ComposeResult:
+        options = [
+            Option(
+                Text(f"{clean(name, 40) if name else '(no name)'}  {clean(account_id, 40)}"), id=clean(account_id, 40)
+            )
+            for account_id, name in self._accounts
+        ]
+        with Vertical(id="account-box"):
+            yield Static(Text("These credentials see several accounts: choose one (enter)", style="bold"))
+            yield OptionList(*options, id="account-list")
+            yield Static(Text("Start with --account ID or CLOUDFLARE_ACCOUNT_ID to skip this.", style="dim"))
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(event.option.id)
+
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)
