@@ -11,7 +11,6 @@ from tunneltop.model.health import Health, tunnel_health, worst
 from tunneltop.model.parse import RecordProblem
 from tunneltop.model.records import Connector, Tunnel
 
-
 _STATUS_HEALTH = {h.value: h for h in (Health.HEALTHY, Health.DEGRADED, Health.DOWN, Health.INACTIVE)}
 
 
