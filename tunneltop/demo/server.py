@@ -8,8 +8,10 @@ It binds to loopback only and never logs requests (headers carry credentials).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
+import socket
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,6 +34,26 @@ class _Server(ThreadingHTTPServer):
         super().__init__((HOST, port), _Handler)
         self.fake = fake
         self.stopping = threading.Event()
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """Drop every open keep-alive connection, as a server that went away would."""
+        with self._open_lock:
+            open_now = list(self._open)
+        for sock in open_now:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that hung up mid-answer (its timeout fired) is expected; stay quiet.
@@ -106,6 +128,8 @@ class LoopbackServer:
         server.stopping.set()
         server.shutdown()
         server.server_close()
+        # Without this, handler threads keep answering on connections a client already holds open.
+        server.close_connections()
         if self._thread is not None:
             self._thread.join(timeout=2)
 
