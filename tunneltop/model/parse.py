@@ -113,12 +113,20 @@ def parse_connections(raw: Any, owner: str) -> tuple[list[Connection], list[Reco
 
 
 def parse_many(model: type[M], raw: Iterable[Any] | None, what: str) -> tuple[list[M], list[RecordProblem]]:
-    """Validate a flat list of records (tunnels, accounts) one by one."""
+    """Validate a flat list of records (tunnels, accounts) one by one; a repeated id keeps its first copy."""
     records: list[M] = []
     problems: list[RecordProblem] = []
+    seen: set[object] = set()
     for index, item in enumerate(raw or ()):
-        record, found = validate_record(model, item, f"{what} #{index + 1}")
+        where = f"{what} #{index + 1}"
+        record, found = validate_record(model, item, where)
         problems.extend(found)
-        if record is not None:
-            records.append(record)
+        if record is None:
+            continue
+        key = getattr(record, _IDENTITY, None)
+        if key is not None and key in seen:
+            problems.append(RecordProblem(where, f"duplicate {what} id; later copy skipped"))
+            continue
+        seen.add(key)
+        records.append(record)
     return records, problems
