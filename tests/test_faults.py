@@ -1,0 +1,547 @@
+"""The fault suite: every way the Cloudflare API can fail, injected through a real HTTP server on 127.0.0.1 while the
+live app (and ``--once``) run against it, through the real client code.
+
+For each fault the live app must not crash, must say clearly what is wrong, must keep the last good data on screen
+marked STALE, must recover by itself when the server does (no key pressed), and must keep the session's history:
+every event seen before the fault is still in the log, followed by one ``poll_failed`` for the streak and one
+``poll_recovered``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from textual.pilot import Pilot
+
+from tests.ui_support import FakeClock, plain
+from tunneltop.api.auth import Credentials
+from tunneltop.api.client import RetryPolicy
+from tunneltop.cli import main
+from tunneltop.demo.cfapi import FakeCloudflare, Fault
+from tunneltop.demo.server import LoopbackServer
+from tunneltop.demo.simulator import DEMO_ACCOUNT_ID, DEMO_TUNNELS, SimulatedAccount
+from tunneltop.ui.app import TunneltopApp
+from tunneltop.ui.detail import DetailPane
+from tunneltop.watch.changes import ChangeEvent, EventKind
+from tunneltop.watch.target import Target
+
+START = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+TOKEN = "cfut_FaultSuiteSecret-Q7v2LmZ8xWp3"
+SIZE = (130, 40)
+WEB = DEMO_TUNNELS["web-prod"]
+HOME = DEMO_TUNNELS["home-lab"]
+# Short enough that a hang costs a fraction of a second, long enough for a loaded 2-core machine on loopback.
+HANG_TIMEOUT = 0.25
+
+
+class Monotonic:
+    """The monotonic clock shared by the app's countdown and the client's Retry-After gate; moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 5000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def no_sleep(seconds: float) -> None:
+    return None
+
+
+def make_fake(**options: object) -> FakeCloudflare:
+    sim = SimulatedAccount(start=START)
+    sim.freeze()
+    return FakeCloudflare(sim, tokens=[TOKEN], clock=lambda: START, **options)  # type: ignore[arg-type]
+
+
+def live_app(
+    base_url: str,
+    *,
+    interval: float = 0.05,
+    refs: list[str] | None = None,
+    monotonic: Callable[[], float] | None = None,
+    timeout: float = HANG_TIMEOUT,
+    **options: object,
+) -> TunneltopApp:
+    """The real app, its client pointed at a real HTTP server, with short timeouts and no back-off sleeps."""
+    mono = monotonic or Monotonic()
+    target = Target(base_url, Credentials.token(TOKEN, source="test"), DEMO_ACCOUNT_ID, refs or [], transport=None)
+    return TunneltopApp(
+        target,
+        interval=interval,
+        clock=FakeClock(START),
+        monotonic=mono,
+        client_options={
+            "timeout": httpx.Timeout(timeout),
+            "request_deadline": timeout * 2,
+            "retry": RetryPolicy(retries=1),
+            "sleep": no_sleep,
+            "clock": mono,
+        },
+        **options,  # type: ignore[arg-type]
+    )
+
+
+async def wait_until(pilot: Pilot, predicate: Callable[[], object], limit: float = 8.0, what: str = "") -> None:
+    """Let the app run (real time, small steps) until ``predicate()`` holds."""
+    deadline = time.monotonic() + limit
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {limit}s waiting for {what or predicate}")
+        await pilot.pause(0.02)
+    await pilot.pause()
+
+
+def record_notifications(app: TunneltopApp) -> list[tuple[str, str, object]]:
+    """Every notification the app raises, as (title, message, markup flag)."""
+    seen: list[tuple[str, str, object]] = []
+    original = app.notify
+
+    def notify(message: str, **kwargs: object) -> None:
+        seen.append((str(kwargs.get("title", "")), message, kwargs.get("markup", True)))
+        original(message, **kwargs)  # type: ignore[arg-type]
+
+    app.notify = notify  # type: ignore[method-assign]
+    return seen
+
+
+def log_oldest_first(app: TunneltopApp) -> list[ChangeEvent]:
+    return list(reversed(list(app.session.log)))
+
+
+@pytest.fixture
+def fake() -> FakeCloudflare:
+    return make_fake()
+
+
+@pytest.fixture
+def server(fake: FakeCloudflare) -> Iterator[LoopbackServer]:
+    with LoopbackServer(fake) as running:
+        yield running
+
+
+async def start_with_history(pilot: Pilot, app: TunneltopApp, fake: FakeCloudflare) -> list[ChangeEvent]:
+    """Two good polls with a change between them (a connection closes), so the session has a history to keep."""
+    await wait_until(pilot, lambda: app.poll_count >= 1, what="the first poll")
+    clients = fake.sim.clients(WEB)
+    clients[0]["conns"].pop()
+    fake.sim.set_clients(WEB, clients)
+    await wait_until(
+        pilot, lambda: any(e.kind is EventKind.CONN_CLOSED for e in app.session.log), what="the closed connection"
+    )
+    assert app.last_error is None and not app.header.stale
+    return log_oldest_first(app)
+
+
+async def assert_fault_handled(
+    pilot: Pilot,
+    app: TunneltopApp,
+    history: list[ChangeEvent],
+    expected: str,
+    notes: list[tuple[str, str, object]],
+) -> tuple[set[str], object]:
+    """The fault is showing: clear message, last good data kept and marked STALE, nothing crashed."""
+    rows = set(app.table.rows_by_key)
+    snapshot = app.snapshot
+    await wait_until(pilot, lambda: app.last_error is not None, what="the failure to show")
+    failures = app.failures
+    await wait_until(pilot, lambda: app.failures >= failures + 1, what="another failed poll")  # it keeps trying
+    assert app.is_running
+    message = app.status.message
+    assert app.status.error
+    assert expected.lower() in message.lower(), f"{message!r} does not say {expected!r}"
+    assert message.endswith("showing the last good data")
+    assert app.header.stale and "STALE" in str(app.header.render())
+    assert app.snapshot is snapshot, "the last good snapshot stays"
+    assert set(app.table.rows_by_key) == rows and rows, "the last good rows stay on screen"
+    assert app.tree.node_for(WEB) is not None
+    api_notes = [n for n in notes if n[0] == "Cloudflare API"]
+    assert api_notes, "the failure is notified"
+    assert all(markup is False for _, _, markup in api_notes)
+    assert len(api_notes) == 1, "a failure streak with one message notifies once, not every poll"
+    assert TOKEN not in message and all(TOKEN not in text for _, text, _ in notes)
+    # History: everything from before, then one poll_failed for the whole streak.
+    log = log_oldest_first(app)
+    assert log[: len(history)] == history
+    assert [e.kind for e in log[len(history) :]] == [EventKind.POLL_FAILED]
+    return rows, snapshot
+
+
+async def assert_recovered(pilot: Pilot, app: TunneltopApp, history: list[ChangeEvent], rows: set[str]) -> None:
+    """The server is well again: the app notices by itself, clears STALE and keeps its history."""
+    polls = app.poll_count
+    await wait_until(pilot, lambda: app.poll_count > polls, what="automatic recovery")
+    assert app.last_error is None and not app.status.error
+    assert "last good data" not in app.status.message  # "recovered: …", then "updated …" on the next poll
+    assert not app.header.stale and "STALE" not in str(app.header.render())
+    assert set(app.table.rows_by_key) == rows
+    log = log_oldest_first(app)
+    assert log[: len(history)] == history, "the history from before the fault is intact"
+    kinds = [e.kind for e in log[len(history) :]]
+    assert kinds[:2] == [EventKind.POLL_FAILED, EventKind.POLL_RECOVERED]
+    recovered = log[len(history) + 1]
+    assert recovered.after["failed_polls"] >= 2
+    assert "failed polls" in recovered.describe()
+    assert app.is_running
+
+
+# -- faults the server answers with ------------------------------------------------------------------------------
+
+ANSWERED = {
+    "500-json": (Fault.error(500), "HTTP 500"),
+    "502-json": (Fault.error(502), "HTTP 502"),
+    "503-json": (Fault.error(503), "HTTP 503"),
+    "504-json": (Fault.error(504), "HTTP 504"),
+    "500-html": (Fault.html_page(500), "HTTP 500 with an HTML error page"),
+    "502-html": (Fault.html_page(502), "HTTP 502 with an HTML error page"),
+    "503-html": (Fault.html_page(503), "HTTP 503 with an HTML error page"),
+    "504-html": (Fault.html_page(504), "HTTP 504 with an HTML error page"),
+    "truncated-json": (Fault.raw('{"success": true, "errors": [], "result": [{"id": "1edea7e3-'), "not valid JSON"),
+    "success-false-200": (Fault.unsuccessful(), "Cloudflare refused the request (HTTP 200)"),
+    "hang": (Fault.hang(30.0), "did not answer in time"),
+}
+
+
+async def test_live_app_survives_and_recovers_from_each_fault_in_turn(
+    fake: FakeCloudflare, server: LoopbackServer
+) -> None:
+    """One session through every answered fault: each is shown, kept STALE, recovered from, and logged once."""
+    app = live_app(server.base_url)
+    notes = record_notifications(app)
+    async with app.run_test(size=SIZE) as pilot:
+        history = await start_with_history(pilot, app, fake)
+        for name, (fault, expected) in ANSWERED.items():
+            notes.clear()
+            fake.inject(fault, times=10**6)
+            rows, _ = await assert_fault_handled(pilot, app, history, expected, notes)
+            fake.clear_faults()
+            await assert_recovered(pilot, app, history, rows)
+            history = log_oldest_first(app)
+            assert [e.kind for e in history[-2:]] == [EventKind.POLL_FAILED, EventKind.POLL_RECOVERED], name
+
+
+async def test_connection_refused_then_the_server_comes_back(fake: FakeCloudflare) -> None:
+    server = LoopbackServer(fake).start()
+    port = server.port
+    app = live_app(server.base_url)
+    notes = record_notifications(app)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            history = await start_with_history(pilot, app, fake)
+            server.stop()
+            rows, _ = await assert_fault_handled(pilot, app, history, "could not reach the Cloudflare API", notes)
+            assert "ConnectError" in app.status.message
+            server = LoopbackServer(fake, port=port).start()
+            await assert_recovered(pilot, app, history, rows)
+    finally:
+        server.stop()
+
+
+async def test_token_revoked_mid_session_then_restored(fake: FakeCloudflare, server: LoopbackServer) -> None:
+    app = live_app(server.base_url)
+    notes = record_notifications(app)
+    async with app.run_test(size=SIZE) as pilot:
+        history = await start_with_history(pilot, app, fake)
+        accepted = list(fake._token_digests)
+        fake._token_digests.clear()  # the token expires, or is rolled, while tunneltop watches
+        expected = "Cloudflare refused the credentials (HTTP 403)"
+        rows, _ = await assert_fault_handled(pilot, app, history, expected, notes)
+        assert "Cloudflare Tunnel Read" in app.status.message  # says what to check
+        fake._token_digests.extend(accepted)
+        await assert_recovered(pilot, app, history, rows)
+
+
+async def test_rate_limit_sends_nothing_until_retry_after_and_counts_down(
+    fake: FakeCloudflare, server: LoopbackServer
+) -> None:
+    mono = Monotonic()
+    app = live_app(server.base_url, monotonic=mono)
+    notes = record_notifications(app)
+    async with app.run_test(size=SIZE) as pilot:
+        history = await start_with_history(pilot, app, fake)
+        rows = set(app.table.rows_by_key)
+        fake.inject(Fault.rate_limited(300))
+        await wait_until(pilot, lambda: app.last_error is not None, what="the 429")
+        sent = len(fake.requests)
+        assert fake.requests[-1].path.endswith("cfd_tunnel"), "the 429 stopped the poll at once"
+        assert "rate limited" in app.status.message and "300 s" in app.status.message
+        assert app.header.stale and set(app.table.rows_by_key) == rows
+        assert [n[0] for n in notes] == ["Cloudflare API"]
+        # The next poll is armed for when Retry-After ends, not the 1 s interval; the header counts down to it.
+        assert app._next_poll_at == pytest.approx(mono.now + 300)
+        app._tick()
+        assert "next 300s" in str(app.header.render())
+        mono.now += 120
+        app._tick()
+        assert "next 180s" in str(app.header.render())
+        # Asking for a refresh, many times, sends nothing while the block lasts.
+        failures = app.failures
+        for _ in range(3):
+            await pilot.press("r")
+        await wait_until(pilot, lambda: app.failures >= failures + 3, what="refused refreshes")
+        await pilot.pause(0.3)
+        assert len(fake.requests) == sent, "no request may be sent before Retry-After has passed"
+        assert "180 s" in app.status.message
+        assert app._next_poll_at == pytest.approx(mono.now + 180), "refreshing did not shorten the wait"
+        # Time passes; the armed poll fires (fired by hand: its Textual timer runs on real time) and recovers.
+        mono.now += 181
+        app._start_poll()
+        await assert_recovered(pilot, app, history, rows)
+        assert len(fake.requests) > sent
+
+
+# -- faults in the data ------------------------------------------------------------------------------------------
+
+
+async def test_tunnel_deleted_mid_session(fake: FakeCloudflare, server: LoopbackServer) -> None:
+    app = live_app(server.base_url)
+    async with app.run_test(size=SIZE) as pilot:
+        history = await start_with_history(pilot, app, fake)
+        home_rows = {k for k, r in app.table.rows_by_key.items() if r.tunnel.id == HOME}
+        assert home_rows
+        fake.sim.delete_tunnel(HOME)
+        await wait_until(pilot, lambda: app.tree.node_for(HOME) is None, what="the tunnel to leave the tree")
+        assert app.is_running and app.last_error is None
+        removed = [e for e in app.session.log if e.kind is EventKind.TUNNEL_REMOVED]
+        assert [e.tunnel_id for e in removed] == [HOME]
+        assert "tunnel removed (deleted" in removed[0].describe()
+        # Its connections stay a while as "gone" ghosts, so the loss is seen.
+        assert {app.table.rows_by_key[k].state for k in home_rows} == {"gone"}
+        assert log_oldest_first(app)[: len(history)] == history
+
+
+async def test_tunnel_watched_by_id_deleted_mid_session(fake: FakeCloudflare, server: LoopbackServer) -> None:
+    """Deleted between the list and its connections fetch (or watched by id): a 404 for that tunnel alone."""
+    app = live_app(server.base_url, refs=[HOME, WEB])
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.poll_count >= 1)
+        fake.inject(Fault.error(404, 7003, "Could not route"), path_contains=f"{HOME}/connections", times=10**6)
+        polls = app.poll_count
+        await wait_until(pilot, lambda: app.poll_count > polls + 1, what="polls with the 404")
+        assert app.is_running and app.last_error is None  # the other tunnel is still fine
+        state = next(t for t in app.snapshot.tunnels if t.tunnel.id == HOME)
+        assert state.error and "deleted, or no longer visible" in state.error
+        assert state.health.value == "unknown"
+        assert any(e.kind is EventKind.TUNNEL_FETCH_FAILED and e.tunnel_id == HOME for e in app.session.log)
+        assert any(r.tunnel.id == WEB for r in app.table.rows_by_key.values())
+        fake.clear_faults()
+        await wait_until(
+            pilot,
+            lambda: any(e.kind is EventKind.TUNNEL_FETCH_RECOVERED for e in app.session.log),
+            what="the fetch to recover",
+        )
+
+
+def _drifted_clients(fake: FakeCloudflare) -> list[object]:
+    """Per-record drift: fields missing, extra, null or of the wrong type, and records that are not records."""
+    clients = fake.sim.clients(HOME)
+    good = clients[0]
+    conns = good["conns"]
+    conns[0].pop("is_pending_reconnect")  # missing
+    conns[0]["brand_new_field"] = {"nested": [1, None, "x"]}  # extra
+    conns[1]["colo_name"] = None  # null
+    conns[1]["opened_at"] = None
+    conns[2]["is_pending_reconnect"] = "no"  # wrong type
+    conns[2]["origin_ip"] = 203
+    conns[3]["opened_at"] = "yesterday"
+    conns.append({"colo_name": "NOID"})  # identity missing
+    conns.append(["not", "a", "record"])
+    good["features"] = "ha-origin"  # a string where a list belongs
+    good["config_version"] = "twelve"
+    good["run_at"] = "last tuesday"
+    return [good, {"arch": "linux_amd64"}, None, 42, {"id": 7, "conns": []}, {"id": "k-null", "conns": None}]
+
+
+async def test_schema_drift_per_record_spoils_only_that_record(fake: FakeCloudflare, server: LoopbackServer) -> None:
+    app = live_app(server.base_url)
+    async with app.run_test(size=SIZE) as pilot:
+        history = await start_with_history(pilot, app, fake)
+        drifted = _drifted_clients(fake)
+        good_id = drifted[0]["id"]  # type: ignore[index]
+        fake.sim.set_clients(HOME, drifted)
+        await wait_until(
+            pilot,
+            lambda: any(t.tunnel.id == HOME and t.problems for t in (app.snapshot.tunnels if app.snapshot else ())),
+            what="the drifted poll",
+        )
+        assert app.is_running and app.last_error is None and not app.status.error
+        assert "odd record(s) skipped or shown as unknown" in app.status.message
+        state = next(t for t in app.snapshot.tunnels if t.tunnel.id == HOME)
+        assert [c.id for c in state.connectors] == [good_id, "k-null"]
+        good = state.connectors[0]
+        assert (good.features, good.config_version, good.run_at) == ([], None, None)
+        assert [c.state for c in good.conns] == ["unknown", "active", "unknown", "active"]
+        assert good.conns[1].colo_name is None and good.conns[2].origin_ip is None
+        assert good.conns[0].api_dict()["brand_new_field"] == {"nested": [1, None, "x"]}
+        assert len(state.problems) >= 9
+        rows = {k: r for k, r in app.table.rows_by_key.items() if r.tunnel.id == HOME and r.state != "gone"}
+        assert len(rows) == 4
+        assert {app.table.get_cell(k, "state").plain for k in rows} >= {"? unknown"}
+        # Every other tunnel is untouched, and the history goes on.
+        assert any(r.tunnel.id == WEB and r.state == "active" for r in app.table.rows_by_key.values())
+        assert log_oldest_first(app)[: len(history)] == history
+        # The tree and the detail pane show the odd records too.
+        node = app.tree.node_for(f"{HOME}/{good_id}")
+        assert node is not None
+        app.tree.focus()
+        app.tree.select_ref(HOME)
+        await pilot.pause()
+        assert "data problem" in plain(app.main_screen.query_one(DetailPane).shown)
+
+
+async def test_tunnel_list_drift_and_duplicate_ids(fake: FakeCloudflare, server: LoopbackServer) -> None:
+    """The tunnel list drifts: a duplicated tunnel, records without a usable id, a status of the wrong type; and
+    the connections hold a duplicated connector and a duplicated connection."""
+    app = live_app(server.base_url, interval=60)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.poll_count >= 1, what="the first poll")
+        before = {t.tunnel.id: t.active_count for t in app.snapshot.tunnels}
+        listing = [t for t in fake.sim.list_tunnels() if t["deleted_at"] is None]
+        web = next(t for t in listing if t["id"] == WEB)
+        odd = [*listing, dict(web, name="web-prod-copy"), {"name": "no-id"}, dict(web, id=None), 17]
+        next(t for t in odd if t["id"] == HOME)["status"] = {"not": "a string"}
+        body = json.dumps({"success": True, "errors": [], "messages": [], "result": odd})
+        fake.inject(Fault.raw(body), path_contains="cfd_tunnel", times=1)  # the list is the poll's first request
+        clients = fake.sim.clients(WEB)
+        clients[0]["conns"].append(dict(clients[0]["conns"][0], colo_name="DUP"))
+        clients.append(dict(clients[0], arch="dup"))
+        fake.sim.set_clients(WEB, clients)
+        sent = len(fake.requests)
+        await pilot.press("r")
+        await wait_until(pilot, lambda: app.poll_count >= 2, what="the poll with duplicates")
+        assert app.is_running and app.last_error is None
+        snapshot = app.snapshot
+        ids = [t.tunnel.id for t in snapshot.tunnels]
+        assert sorted(ids) == sorted(before), "one state per tunnel id: the later copy is skipped"
+        assert next(t for t in snapshot.tunnels if t.tunnel.id == WEB).tunnel.name == "web-prod"
+        assert {t.tunnel.id: t.active_count for t in snapshot.tunnels} == before
+        fetched = [r.path for r in fake.requests[sent:] if r.path.endswith(f"{WEB}/connections")]
+        assert len(fetched) == 1, "a duplicated tunnel is not fetched twice"
+        problems = [str(p) for p in snapshot.problems]
+        assert any("duplicate" in p for p in problems) and len(problems) >= 4
+        home = next(t for t in snapshot.tunnels if t.tunnel.id == HOME)
+        assert home.tunnel.status is None  # the wrong-typed status is unknown, the tunnel kept
+        counts = app.session.colo_counts(snapshot)
+        assert sum(c.active for c in counts) == sum(before.values()), "no connection is counted twice"
+        web_rows = [r for r in app.table.rows_by_key.values() if r.tunnel.id == WEB]
+        assert "DUP" not in {r.conn.colo_name for r in web_rows}, "the later copy of a duplicate is skipped"
+        assert "dup" not in {r.connector.arch for r in web_rows}
+        assert sum(n for _, n in app.header.tunnel_counts) == len(before), "the header counts each tunnel once"
+
+
+# -- enormous ----------------------------------------------------------------------------------------------------
+
+HUGE_CONNECTORS = 25_000  # x 4 connections = 100,000 connections in one response
+
+
+def _huge_clients(fake: FakeCloudflare) -> list[dict[str, object]]:
+    template = fake.sim.clients(WEB)[0]
+    conn = template["conns"][0]
+    clients = []
+    for i in range(HUGE_CONNECTORS):
+        cid = f"{i:08x}-0000-4000-8000-000000000000"
+        clients.append(
+            dict(
+                template,
+                id=cid,
+                conns=[
+                    dict(conn, id=f"{i:08x}-{j:04x}-4000-8000-{i:012x}", colo_name=("DFW", "LAX", "AMS", "SIN")[j])
+                    for j in range(4)
+                ],
+            )
+        )
+    return clients
+
+
+def test_once_with_100k_connections_in_one_response(
+    fake: FakeCloudflare, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.sim.set_clients(WEB, _huge_clients(fake), status="healthy")
+    monkeypatch.setenv("CLOUDFLARE_BASE_URL", server.base_url)
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", TOKEN)
+    began = time.perf_counter()
+    code = main(["--once", "-o", "json", "web-prod"])
+    took = time.perf_counter() - began
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    conns = sum(len(c["conns"]) for c in doc["tunnels"][0]["clients"])
+    assert (code, conns, err) == (0, 100_000, "")
+    print(f"--once -o json, 100,000 connections in one response: {took:.1f} s")
+
+
+# -- --once: every fault is exit 3 with a clear line on stderr, and the next run after recovery is fine ----------
+
+
+@pytest.fixture
+def once_env(server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> LoopbackServer:
+    monkeypatch.setenv("CLOUDFLARE_BASE_URL", server.base_url)
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", TOKEN)
+    original = Target.client
+
+    def client(self: Target, **options: object):
+        options.update(timeout=httpx.Timeout(HANG_TIMEOUT), request_deadline=HANG_TIMEOUT * 2, sleep=no_sleep)
+        return original(self, **options)
+
+    monkeypatch.setattr(Target, "client", client)
+    return server
+
+
+ONCE_FAULTS = {
+    **ANSWERED,
+    "429": (Fault.rate_limited(300), "rate limited"),
+    "token-rejected": (Fault.error(403, 10000, "Authentication error"), "Cloudflare Tunnel Read"),
+}
+
+
+# Every fault with both outputs; the hang (the slow one) with one.
+ONCE_CASES = [(n, o) for n in sorted(ONCE_FAULTS) for o in ("table", "json") if (n, o) != ("hang", "json")]
+
+
+@pytest.mark.parametrize(("name", "output"), ONCE_CASES)
+def test_once_fails_cleanly_then_recovers(
+    name: str, output: str, fake: FakeCloudflare, once_env: LoopbackServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fault, expected = ONCE_FAULTS[name]
+    fake.inject(fault, times=10**6)
+    code = main(["--once", "-o", output])
+    out, err = capsys.readouterr()
+    assert code == 3
+    assert out == "", "nothing half-written on stdout"
+    assert err.startswith("tunneltop: ") and err.count("\n") == 1
+    assert expected.lower() in err.lower(), err
+    assert TOKEN not in err
+    fake.clear_faults()
+    fake.reset_rate_limit()
+    code = main(["--once", "-o", output, "web-prod"])
+    out, err = capsys.readouterr()
+    assert code == 0 and err == ""
+    assert "web-prod" in out
+
+
+def test_once_connection_refused(fake: FakeCloudflare, once_env: LoopbackServer, capsys) -> None:
+    once_env.stop()
+    code = main(["--once"])
+    out, err = capsys.readouterr()
+    assert (code, out) == (3, "")
+    assert "could not reach the Cloudflare API: ConnectError" in err and TOKEN not in err
+
+
+def test_once_drift_and_duplicates_are_problems_not_failures(fake: FakeCloudflare, once_env, capsys) -> None:
+    drifted = _drifted_clients(fake)
+    drifted.append(dict(drifted[0]))  # a duplicated connector
+    fake.sim.set_clients(HOME, drifted, status="healthy")
+    code = main(["--once", "-o", "json", "home-lab"])
+    doc = json.loads(capsys.readouterr().out)
+    [tunnel] = doc["tunnels"]
+    assert [c["id"] for c in tunnel["clients"]] == [drifted[0]["id"], "k-null"]
+    assert any("duplicate connector id" in p for p in tunnel["problems"])
+    assert tunnel["clients"][0]["conns"][0]["brand_new_field"] == {"nested": [1, None, "x"]}
+    assert code in (0, 1, 2)
+    code = main(["--once", "home-lab"])
+    out = capsys.readouterr().out
+    assert "problem: connector" in out
