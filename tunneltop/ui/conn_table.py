@@ -1,20 +1,42 @@
-"""The connections table: one row per edge connection, updated by diff so a poll touches only what changed."""
+"""The connections table: one row per edge connection, virtualised so a poll costs what changed, not what exists.
+
+Textual's DataTable removes a row in O(n) and adds or clears about 10,000 rows a second, which is far too slow for
+an account-wide view polled every few seconds. This table keeps its rows in its own sorted list of keys (sorted on
+real values, see ``watch.rows``), applies each poll as a diff (a changed row is re-placed by bisection), and draws
+only the lines on screen through Textual's line API (``render_line``), each from a per-row cache. Ages ("Opened")
+are formatted only for the lines drawn.
+
+It speaks DataTable's language where the app and tests use it: the same messages (subclasses of DataTable's
+``RowHighlighted``, ``RowSelected`` and ``HeaderSelected``, so ``@on(DataTable.RowSelected, "#table")`` handlers
+keep working), and ``row_count``, ``cursor_row``, ``move_cursor``, ``get_cell``, ``get_row_index`` and
+``coordinate_to_cell_key``.
+"""
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
-from textual._two_way_dict import TwoWayDict
+from textual import events
 from textual.binding import Binding
+from textual.coordinate import Coordinate
+from textual.geometry import Region, Size
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 from textual.widgets import DataTable
-from textual.widgets.data_table import RowKey
+from textual.widgets.data_table import CellDoesNotExist, CellKey, ColumnKey, RowKey
 
 from tunneltop.model.health import format_age
 from tunneltop.sanitize import clean
 from tunneltop.ui.text import STATE_LABEL, short_id
-from tunneltop.watch.rows import SORT_KEYS, ConnRow, sort_rows
+from tunneltop.watch.rows import SORT_KEYS, ConnRow, natural_key
 from tunneltop.watch.session import Mark
 
 COLUMNS: dict[str, str] = {
@@ -29,14 +51,19 @@ COLUMNS: dict[str, str] = {
 }
 assert list(COLUMNS) == list(SORT_KEYS), "every column sorts by its own real-valued key"
 
-Cell = tuple[str, str]  # (text, style): cheap to compare, turned into Text only when it changed
-# Past this many removals in one poll, clearing and re-adding beats DataTable's O(n) remove_row.
-_REBUILD_AFTER_REMOVALS = 200
+Cell = tuple[str, str]  # (text, style): cheap to compare and to cache
+# "Opened" shows an age that changes with the clock: formatted only when drawn, in a column wide enough for any
+# age format_age can produce up to 27 years ("9999d23h" would need 8).
+_AGE_COLUMN = "opened"
+_AGE_WIDTH = 8
+_PADDING = 1  # one blank cell each side of a value, as DataTable draws them
+# Above this many rows entering or leaving at once (a new filter or scope), one sort beats bisecting each in.
+_RESORT_AFTER = 512
+_LINE_CACHE_MAX = 1024
 
 
-def row_cells(row: ConnRow, now: datetime, columns: Sequence[str], mark: Mark | None = None) -> tuple[Cell, ...]:
-    """Each shown cell as (text, style). Pending rows are yellow, ghosts dim and struck through; a new row's
-    state says so, and recently changed cells are reversed, so both stand out without colour too."""
+def _cells(row: ConnRow, columns: Sequence[str], mark: Mark | None) -> tuple[Cell, ...]:
+    """Each shown cell but the age as (text, style); the age cell carries its style and an empty text."""
     conn = row.conn
     state = row.state
     base = {"pending": "yellow", "gone": "dim strike"}.get(state, "")
@@ -48,7 +75,7 @@ def row_cells(row: ConnRow, now: datetime, columns: Sequence[str], mark: Mark | 
         "connector": (short_id(row.connector.id), base),
         "colo": (clean(conn.colo_name, 12), f"bold {base}".strip()),
         "origin": (clean(conn.origin_ip, 45), base),
-        "opened": (format_age(now - conn.opened_at) if conn.opened_at else "-", base),
+        "opened": ("", base),
         "state": (state_text, state_style),
         "version": (clean(conn.client_version or row.connector.version, 24), base),
         "id": (short_id(conn.id), f"dim {base}".strip()),
@@ -60,102 +87,462 @@ def row_cells(row: ConnRow, now: datetime, columns: Sequence[str], mark: Mark | 
     return tuple(values[c] for c in columns)
 
 
-class ConnectionsTable(DataTable):
-    """A DataTable that keeps its own sorted model and applies each poll as a diff."""
+def _age(row: ConnRow, now: datetime) -> str:
+    opened = row.conn.opened_at
+    return format_age(now - opened) if opened else "-"
+
+
+def row_cells(row: ConnRow, now: datetime, columns: Sequence[str], mark: Mark | None = None) -> tuple[Cell, ...]:
+    """Each shown cell as (text, style). Pending rows are yellow, ghosts dim and struck through; a new row's
+    state says so, and recently changed cells are reversed, so both stand out without colour too."""
+    cells = _cells(row, columns, mark)
+    return tuple((_age(row, now), s) if c == _AGE_COLUMN else (t, s) for c, (t, s) in zip(columns, cells, strict=True))
+
+
+def _same_row(a: ConnRow, b: ConnRow) -> bool:
+    # Records are reused from poll to poll when unchanged (watch.source), so identity settles almost every row.
+    return a is b or (
+        a.key == b.key
+        and a.gone_at == b.gone_at
+        and (a.conn is b.conn or a.conn == b.conn)
+        and (a.connector is b.connector or a.connector.version == b.connector.version)
+        and (a.tunnel is b.tunnel or a.tunnel.name == b.tunnel.name)
+    )
+
+
+class _Descending:
+    """Turns one sort key around, so ``(_Descending(primary), natural)`` sorts a reversed column with its ties
+    still in natural order, exactly like ``watch.rows.sort_rows(..., reverse=True)``."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __lt__(self, other: _Descending) -> bool:
+        return other.value < self.value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Descending) and self.value == other.value
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class ConnectionsTable(ScrollView, can_focus=True):
+    """A virtual table of connection rows, sorted on real values, updated by diff, drawn line by line."""
+
+    DEFAULT_CSS = """
+    ConnectionsTable {
+        background: $surface;
+        color: $foreground;
+        height: auto;
+        max-height: 100%;
+        &:focus {
+            background-tint: $foreground 5%;
+            & > .conn-table--cursor {
+                background: $block-cursor-background;
+                color: $block-cursor-foreground;
+                text-style: $block-cursor-text-style;
+            }
+            & > .conn-table--header {
+                background-tint: $foreground 5%;
+            }
+        }
+        & > .conn-table--header {
+            text-style: bold;
+            background: $panel;
+            color: $foreground;
+        }
+        &:ansi > .conn-table--header {
+            background: ansi_bright_blue;
+            color: ansi_default;
+        }
+        & > .conn-table--cursor {
+            background: $block-cursor-blurred-background;
+            color: $block-cursor-blurred-foreground;
+            text-style: $block-cursor-blurred-text-style;
+        }
+    }
+    """
+    COMPONENT_CLASSES = {"conn-table--header", "conn-table--cursor"}
 
     BINDINGS = [
-        Binding("j", "cursor_down", "Down", show=False),
-        Binding("k", "cursor_up", "Up", show=False),
-        Binding("g", "scroll_top", "Top", show=False),
-        Binding("G", "scroll_bottom", "Bottom", show=False),
+        Binding("up,k", "cursor_up", "Up", show=False),
+        Binding("down,j", "cursor_down", "Down", show=False),
+        Binding("pageup", "page_up", "Page up", show=False),
+        Binding("pagedown", "page_down", "Page down", show=False),
+        Binding("home,g", "scroll_top", "Top", show=False),
+        Binding("end,G", "scroll_bottom", "Bottom", show=False),
+        Binding("enter", "select_cursor", "Select", show=False),
     ]
 
-    def __init__(self, *, show_tunnel: bool, **kwargs: object) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)  # type: ignore[arg-type]
+    class RowHighlighted(DataTable.RowHighlighted):
+        """The cursor moved to another row (a DataTable message: ``row_key.value`` is the row's key)."""
+
+    class RowSelected(DataTable.RowSelected):
+        """Enter or a click on a row."""
+
+    class HeaderSelected(DataTable.HeaderSelected):
+        """A click on a column heading (``column_key.value`` is the column id)."""
+
+    def __init__(self, *, show_tunnel: bool, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.columns_shown = [c for c in COLUMNS if show_tunnel or c != "tunnel"]
         self.sort_column = "state"  # pending reconnects first: what an incident needs
         self.sort_reverse = False
         self.rows_by_key: dict[str, ConnRow] = {}
+        self.cursor_row = 0
+        self._now: datetime | None = None
+        self._order: list[str] = []  # the keys, in display order
+        self._sort_keys: dict[str, tuple[Any, ...]] = {}  # key -> (primary, natural) for the current column
+        self._marks: dict[str, Mark | None] = {}
         self._cells: dict[str, tuple[Cell, ...]] = {}
-        self._order: list[str] = []
+        self._widths: dict[str, int] = {}
+        self._cell_widths: dict[str, Counter[int]] = {c: Counter() for c in self.columns_shown}
+        self._line_cache: dict[str, tuple[tuple[Any, ...], Strip]] = {}
+        self._styles: dict[tuple[Style, str], Style] = {}
+        self._painted: dict[int, tuple[Any, ...]] = {}  # screen line -> what was drawn there
+        self._highlighted: str | None = None
+        self._recompute_widths()
 
-    def on_mount(self) -> None:
-        for column in self.columns_shown:
-            self.add_column(self._heading(column), key=column)
+    # -- DataTable-compatible reading ---------------------------------------------------------------------------
 
-    def _heading(self, column: str) -> Text:
-        label = COLUMNS[column]
-        if column == self.sort_column:
-            label += " ▼" if self.sort_reverse else " ▲"
-        return Text(label)
-
-    def _relabel_columns(self) -> None:
-        for column in self.columns_shown:
-            self.columns[column].label = self._heading(column)  # type: ignore[index]
-        self.refresh()
-
-    def set_sort(self, column: str, reverse: bool) -> None:
-        self.sort_column, self.sort_reverse = column, reverse
-        self._relabel_columns()
+    @property
+    def row_count(self) -> int:
+        return len(self._order)
 
     @property
     def cursor_key(self) -> str | None:
-        if not self.row_count or self.cursor_row < 0:
+        if not self._order:
             return None
-        try:
-            return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
-        except Exception:  # the cursor can point past the end while rows are being replaced
-            return None
+        return self._order[min(self.cursor_row, len(self._order) - 1)]
+
+    def get_row_index(self, key: RowKey | str) -> int:
+        value = key.value if isinstance(key, RowKey) else key
+        if value not in self._sort_keys:
+            raise KeyError(value)
+        index = bisect_left(self._order, self._bisect_key(value), key=self._bisect_key)
+        assert self._order[index] == value
+        return index
+
+    def coordinate_to_cell_key(self, coordinate: Coordinate | tuple[int, int]) -> CellKey:
+        row, column = coordinate
+        if not (0 <= row < len(self._order) and 0 <= column < len(self.columns_shown)):
+            raise CellDoesNotExist(f"no cell at {coordinate}")
+        return CellKey(RowKey(self._order[row]), ColumnKey(self.columns_shown[column]))
+
+    def get_cell(self, row_key: RowKey | str, column_key: ColumnKey | str) -> Text:
+        """The cell as drawn (without the cursor): its text and style."""
+        key = row_key.value if isinstance(row_key, RowKey) else row_key
+        column = column_key.value if isinstance(column_key, ColumnKey) else column_key
+        if key not in self._cells or column not in self.columns_shown:
+            raise CellDoesNotExist(f"no cell {key!r}, {column!r}")
+        text, style = self._cells[key][self.columns_shown.index(column)]
+        if column == _AGE_COLUMN and self._now is not None:
+            text = _age(self.rows_by_key[key], self._now)
+        return Text(text, style=style)
+
+    # -- sorting ------------------------------------------------------------------------------------------------
+
+    def _heading(self, column: str) -> str:
+        label = COLUMNS[column]
+        if column == self.sort_column:
+            label += " ▼" if self.sort_reverse else " ▲"
+        return label
+
+    def _sort_key(self, row: ConnRow) -> tuple[Any, ...]:
+        return (SORT_KEYS[self.sort_column](row), natural_key(row))
+
+    def _bisect_key(self, key: str) -> tuple[Any, ...]:
+        primary, natural = self._sort_keys[key]
+        return (_Descending(primary), natural) if self.sort_reverse else (primary, natural)
+
+    def _resort(self) -> None:
+        keys = self._sort_keys
+        order = sorted(keys, key=lambda k: keys[k][1])
+        order.sort(key=lambda k: keys[k][0], reverse=self.sort_reverse)  # stable: ties keep the natural order
+        self._order = order
+
+    def set_sort(self, column: str, reverse: bool) -> None:
+        keep = self.cursor_key
+        self.sort_column, self.sort_reverse = column, reverse
+        sort_key = SORT_KEYS[column]
+        self._sort_keys = {k: (sort_key(r), self._sort_keys[k][1]) for k, r in self.rows_by_key.items()}
+        self._resort()
+        self._recompute_widths()
+        self._follow(keep)
+        self._refresh_all()
+
+    # -- updates ------------------------------------------------------------------------------------------------
 
     def show(self, rows: Sequence[ConnRow], now: datetime, marks: Mapping[str, Mark] | None = None) -> None:
-        """Make the table show exactly ``rows``, touching only rows and cells that changed."""
+        """Make the table show exactly ``rows``, touching only rows that changed."""
         keep = self.cursor_key
-        ordered = sort_rows(rows, self.sort_column, self.sort_reverse)
-        wanted = {r.key: r for r in ordered}
-        gone = [k for k in self._cells if k not in wanted]
-        if len(gone) > _REBUILD_AFTER_REMOVALS:
-            self.clear()
-            self._cells.clear()
-            self._order = []
-        else:
-            for key in gone:
-                self.remove_row(key)
-                del self._cells[key]
-        for row in ordered:
-            cells = row_cells(row, now, self.columns_shown, marks.get(row.key) if marks else None)
-            old = self._cells.get(row.key)
-            if old is None:
-                self.add_row(*(Text(t, style=s) for t, s in cells), key=row.key)
-            elif old != cells:
-                for column, before, after in zip(self.columns_shown, old, cells, strict=True):
-                    if before != after:
-                        self.update_cell(row.key, column, Text(after[0], style=after[1]))
-            self._cells[row.key] = cells
-        self.rows_by_key = wanted
-        order = list(wanted)
-        if order != self._order:
-            self._apply_order(order)
-        if keep in wanted:
-            self.move_cursor(row=self.get_row_index(keep), animate=False)
+        marks = marks or {}
+        old_rows = self.rows_by_key
+        new_rows = {r.key: r for r in rows}
+        gone = [k for k in old_rows if k not in new_rows]
+        changed: list[str] = []
+        seen_marks = self._marks
+        for key, row in new_rows.items():
+            old = old_rows.get(key)
+            mark = marks.get(key)
+            if old is not None and (old is row or _same_row(old, row)):
+                before = seen_marks.get(key)
+                if before is mark or before == mark:
+                    continue
+            changed.append(key)
+        self.rows_by_key = new_rows
+        self._now = now
+        if gone or changed:
+            self._apply(gone, changed, marks)
+        self._follow(keep)
+        self._refresh_changed()
 
-    def _apply_order(self, order: list[str]) -> None:
-        # DataTable.sort() can only sort on rendered cells; we sort our own model on real values and hand the
-        # resulting order to the table the same way its sort() does (Textual is pinned exactly for this).
-        self._row_locations = TwoWayDict({RowKey(key): index for index, key in enumerate(order)})
-        self._order = order
-        self._update_count += 1
-        self.refresh()
+    def _apply(self, gone: list[str], changed: list[str], marks: Mapping[str, Mark]) -> None:
+        columns = self.columns_shown
+        counters = self._cell_widths
+        incremental = len(gone) + len(changed) <= _RESORT_AFTER
+        sort_keys, cells_of, order = self._sort_keys, self._cells, self._order
+        bisect_key = self._bisect_key
+
+        def forget(key: str) -> None:
+            for column, (text, _) in zip(columns, cells_of.pop(key), strict=True):
+                counters[column][cell_len(text)] -= 1
+            self._marks.pop(key, None)
+            self._line_cache.pop(key, None)
+
+        def drop_from_order(key: str) -> None:
+            index = bisect_left(order, bisect_key(key), key=bisect_key)
+            del order[index]
+
+        for key in gone:
+            if incremental:
+                drop_from_order(key)
+            forget(key)
+            del sort_keys[key]
+        for key in changed:
+            row = self.rows_by_key[key]
+            mark = marks.get(key)
+            if key in cells_of:
+                forget(key)
+            cells = cells_of[key] = _cells(row, columns, mark)
+            self._marks[key] = mark
+            for column, (text, _) in zip(columns, cells, strict=True):
+                counters[column][cell_len(text)] += 1
+            sort_key = self._sort_key(row)
+            before = sort_keys.get(key)
+            if before == sort_key:
+                continue
+            if incremental and before is not None:
+                drop_from_order(key)
+            sort_keys[key] = sort_key
+            if incremental:
+                insort(order, key, key=bisect_key)
+        if not incremental:
+            self._resort()
+        for counter in counters.values():
+            for width in [w for w, n in counter.items() if n <= 0]:
+                del counter[width]
+        self._recompute_widths()
+
+    def _recompute_widths(self) -> None:
+        widths = {}
+        for column in self.columns_shown:
+            content = _AGE_WIDTH if column == _AGE_COLUMN else max(self._cell_widths[column], default=1)
+            widths[column] = max(content, cell_len(self._heading(column))) + 2 * _PADDING
+        if widths != self._widths:
+            self._widths = widths
+            self._line_cache.clear()
+            self._painted.clear()
+        self.virtual_size = Size(sum(widths.values()), len(self._order) + 1)
+
+    # -- the cursor ---------------------------------------------------------------------------------------------
+
+    def _follow(self, key: str | None) -> None:
+        """Keep the cursor on ``key`` wherever it went; where it left, keep the index (within the rows)."""
+        if key is not None and key in self._sort_keys:
+            index = self.get_row_index(key)
+            self._move_to(index, scroll=self.cursor_row != index)
+        else:
+            self._move_to(min(self.cursor_row, max(0, len(self._order) - 1)), scroll=False)
+
+    def _move_to(self, row: int, scroll: bool = True) -> None:
+        row = max(0, min(row, len(self._order) - 1)) if self._order else 0
+        if row != self.cursor_row:
+            self.cursor_row = row
+            self._refresh_changed()
+        if scroll:
+            self._scroll_to_cursor()
+        key = self.cursor_key
+        if key != self._highlighted:
+            self._highlighted = key
+            if key is not None:
+                self.post_message(self.RowHighlighted(self, row, RowKey(key)))  # type: ignore[arg-type]
+
+    def move_cursor(
+        self, *, row: int | None = None, column: int | None = None, animate: bool = False, scroll: bool = True
+    ) -> None:
+        if row is not None:
+            self._move_to(row, scroll=scroll)
 
     def select_key(self, key: str) -> bool:
         if key not in self.rows_by_key:
             return False
-        self.move_cursor(row=self.get_row_index(key))
+        self._move_to(self.get_row_index(key))
         return True
 
+    def _page(self) -> int:
+        return max(1, self.scrollable_content_region.height - 1)
+
+    def _scroll_to_cursor(self) -> None:
+        height = self._page()
+        top = round(self.scroll_y)
+        if self.cursor_row < top:
+            self.scroll_to(y=self.cursor_row, animate=False, immediate=True)
+        elif self.cursor_row >= top + height:
+            self.scroll_to(y=self.cursor_row - height + 1, animate=False, immediate=True)
+
+    def action_cursor_up(self) -> None:
+        self._move_to(self.cursor_row - 1)
+
+    def action_cursor_down(self) -> None:
+        self._move_to(self.cursor_row + 1)
+
+    def action_page_up(self) -> None:
+        self._move_to(self.cursor_row - self._page())
+
+    def action_page_down(self) -> None:
+        self._move_to(self.cursor_row + self._page())
+
     def action_scroll_top(self) -> None:
-        if self.row_count:
-            self.move_cursor(row=0)
+        self._move_to(0)
 
     def action_scroll_bottom(self) -> None:
-        if self.row_count:
-            self.move_cursor(row=self.row_count - 1)
+        self._move_to(len(self._order) - 1)
+
+    def action_select_cursor(self) -> None:
+        key = self.cursor_key
+        if key is not None:
+            self.post_message(self.RowSelected(self, self.cursor_row, RowKey(key)))  # type: ignore[arg-type]
+
+    async def _on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        event.stop()
+        if offset.y == 0:
+            column = self._column_at(offset.x + round(self.scroll_x))
+            if column is not None:
+                index = self.columns_shown.index(column)
+                label = Text(COLUMNS[column])
+                self.post_message(self.HeaderSelected(self, ColumnKey(column), index, label))  # type: ignore[arg-type]
+            return
+        row = round(self.scroll_y) + offset.y - 1
+        if 0 <= row < len(self._order):
+            self._move_to(row)
+            self.action_select_cursor()
+
+    def _column_at(self, x: int) -> str | None:
+        for column in self.columns_shown:
+            width = self._widths[column]
+            if x < width:
+                return column
+            x -= width
+        return None
+
+    # -- drawing ------------------------------------------------------------------------------------------------
+
+    def on_focus(self) -> None:
+        self._refresh_all()
+
+    def on_blur(self) -> None:
+        self._refresh_all()
+
+    def _refresh_all(self) -> None:
+        self._line_cache.clear()
+        self._painted.clear()
+        self.refresh()
+
+    def _line_token(self, y: int) -> tuple[Any, ...]:
+        """What line ``y`` of the widget shows; the line is redrawn only when this changes."""
+        if y == 0:
+            return ("header", self.sort_column, self.sort_reverse)
+        index = round(self.scroll_y) + y - 1
+        if index >= len(self._order):
+            return ("blank",)
+        key = self._order[index]
+        age = _age(self.rows_by_key[key], self._now) if self._now is not None else ""
+        return (key, self._cells[key], age, index == self.cursor_row)
+
+    def _refresh_changed(self) -> None:
+        """Repaint only the lines whose content changed: bandwidth is the user's."""
+        if not self.is_mounted:
+            return
+        width = self.scrollable_content_region.width
+        painted = self._painted
+        for y in range(self.scrollable_content_region.height):
+            token = self._line_token(y)
+            if painted.get(y) != token:
+                painted[y] = token  # asked for: another change before the frame need not ask again
+                self.refresh(Region(0, y, width, 1))
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        self._painted.clear()
+
+    def watch_scroll_x(self, old: float, new: float) -> None:
+        super().watch_scroll_x(old, new)
+        self._painted.clear()
+
+    def _style(self, base: Style, spec: str) -> Style:
+        found = self._styles.get((base, spec))
+        if found is None:
+            found = self._styles[(base, spec)] = base + Style.parse(spec) if spec else base
+        return found
+
+    def _strip(self, texts: Sequence[str], specs: Sequence[str], base: Style, over: Style | None) -> Strip:
+        segments = []
+        pad = " " * _PADDING
+        for column, text, spec in zip(self.columns_shown, texts, specs, strict=True):
+            style = self._style(base, spec)
+            if over is not None:
+                style = style + over
+            inner = self._widths[column] - 2 * _PADDING
+            segments.append(Segment(pad + set_cell_size(text, inner) + pad, style))
+        return Strip(segments)
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        token = self._line_token(y)
+        self._painted[y] = token
+        scroll_x = round(self.scroll_x)
+        base = self.rich_style
+        if token[0] == "blank":
+            return Strip.blank(width, base)
+        if token[0] == "header":
+            header = self.get_component_rich_style("conn-table--header")
+            strip = self._strip(
+                [self._heading(c) for c in self.columns_shown], [""] * len(self.columns_shown), base + header, None
+            )
+            return strip.crop_extend(scroll_x, scroll_x + width, base + header)
+        key, cells, age, is_cursor = token
+        cached = self._line_cache.get(key)
+        stamp = (cells, age, is_cursor, base)
+        if cached is not None and cached[0] == stamp:
+            strip = cached[1]
+        else:
+            texts = [age if c == _AGE_COLUMN else t for c, (t, _) in zip(self.columns_shown, cells, strict=True)]
+            over = self.get_component_rich_style("conn-table--cursor") if is_cursor else None
+            strip = self._strip(texts, [s for _, s in cells], base, over)
+            if len(self._line_cache) >= _LINE_CACHE_MAX:
+                self._line_cache.clear()
+            self._line_cache[key] = (stamp, strip)
+        fill = base + self.get_component_rich_style("conn-table--cursor") if is_cursor else base
+        return strip.crop_extend(scroll_x, scroll_x + width, fill)
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._styles.clear()
+        self._line_cache.clear()
+        self._painted.clear()
