@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from tunneltop.api.client import CloudflareClient
 from tunneltop.api.errors import ApiError, AuthError, NotFoundError, RateLimitedError
-from tunneltop.model.parse import RecordProblem
+from tunneltop.model.parse import RecordCache, RecordProblem
 from tunneltop.model.records import Account, Tunnel
 from tunneltop.model.snapshot import Snapshot, TunnelState
 
@@ -59,6 +59,9 @@ class TunnelSource:
         self.refs = list(refs)
         self._now = now
         self._named: list[Tunnel] | None = None
+        self._transient: list[ApiError] = []  # this poll's passing per-tunnel failures
+        # Per tunnel, the records of its last poll: what the API sends unchanged is not validated again.
+        self._records: dict[str, RecordCache] = {}
 
     async def _tunnels(self) -> tuple[list[Tunnel], list[RecordProblem]]:
         if not self.refs:
@@ -77,7 +80,8 @@ class TunnelSource:
             try:
                 if self.refs:
                     tunnel = await self.client.get_tunnel(self.account.id, tunnel.id)
-                connectors, problems = await self.client.list_connectors(self.account.id, tunnel.id)
+                cache = self._records.setdefault(tunnel.id, RecordCache())
+                connectors, problems = await self.client.list_connectors(self.account.id, tunnel.id, cache)
             except (AuthError, RateLimitedError):
                 raise
             except NotFoundError:
@@ -85,12 +89,15 @@ class TunnelSource:
                     tunnel, None, (), "tunnel not found: deleted, or no longer visible to these credentials"
                 )
             except ApiError as exc:
+                if exc.transient:
+                    self._transient.append(exc)
                 return TunnelState(tunnel, None, (), exc.message)
         return TunnelState(tunnel, tuple(connectors), tuple(problems))
 
     async def poll(self) -> Snapshot:
         """One complete poll. Account-wide failures (auth, rate limit, network on the list) raise ApiError."""
         tunnels, problems = await self._tunnels()
+        self._transient = []
         gate = asyncio.Semaphore(FETCH_CONCURRENCY)
         # A TaskGroup, not gather: an auth error or 429 in one fetch cancels the others instead of letting them
         # keep sending requests that are bound to fail the same way.
@@ -100,6 +107,12 @@ class TunnelSource:
         except BaseExceptionGroup as group_error:
             raise group_error.exceptions[0] from None
         states = [task.result() for task in tasks]
+        for gone in self._records.keys() - {t.id for t in tunnels}:
+            del self._records[gone]
+        if self.refs and states and len(self._transient) == len(states):
+            # Every named tunnel failed the same passing way (a 5xx, a timeout): that is a failed poll, so the
+            # screen keeps the last good data marked stale instead of showing every tunnel as unknown.
+            raise self._transient[0]
         return Snapshot(
             account_id=self.account.id,
             account_name=self.account.name,
