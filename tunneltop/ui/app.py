@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import select
 import signal
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -735,6 +737,17 @@ class TunneltopApp(App[int]):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._terminal_gone)
         self.set_interval(1.0, self._check_terminal)
+        # Without SIGHUP (tunneltop is not the session leader) a hung-up stdin only reads EOF, which Textual's input
+        # thread does in a busy loop: a thread blocked in poll() for the hang-up notices at once and uses no CPU.
+        threading.Thread(target=self._wait_for_hangup, name="tunneltop-hangup", daemon=True).start()
+
+    def _wait_for_hangup(self) -> None:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            poller = select.poll()
+            poller.register(sys.__stdin__.fileno(), 0)  # no events asked for: only a hang-up or an error wakes it
+            poller.poll()
+        with contextlib.suppress(RuntimeError):  # the app already exited
+            self.call_from_thread(self._terminal_gone)
 
     def _check_terminal(self) -> None:
         try:
