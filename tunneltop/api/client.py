@@ -38,7 +38,7 @@ from tunneltop.api.errors import (
     UsageError,
 )
 from tunneltop.api.ratelimit import RateLimit, parse_ratelimit, parse_retry_after
-from tunneltop.model.parse import RecordProblem, parse_connectors, parse_many, validate_record
+from tunneltop.model.parse import RecordCache, RecordProblem, parse_connectors, parse_many, validate_record
 from tunneltop.model.records import Account, Connector, TokenStatus, Tunnel
 
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
@@ -376,9 +376,12 @@ class CloudflareClient:
             raise InvalidResponseError(f"tunnel {tunnel_id}: {problems[0].message if problems else 'no result'}")
         return tunnel
 
-    async def list_connectors(self, account_id: str, tunnel_id: str) -> tuple[list[Connector], list[RecordProblem]]:
+    async def list_connectors(
+        self, account_id: str, tunnel_id: str, cache: RecordCache | None = None
+    ) -> tuple[list[Connector], list[RecordProblem]]:
+        """``cache``: that tunnel's records from the last poll, reused where the API sent them unchanged."""
         response = await self.get(f"accounts/{account_id}/cfd_tunnel/{tunnel_id}/connections")
-        return parse_connectors(response.result)
+        return parse_connectors(response.result, cache)
 
     async def get_connector(self, account_id: str, tunnel_id: str, connector_id: str) -> Connector:
         response = await self.get(f"accounts/{account_id}/cfd_tunnel/{tunnel_id}/connectors/{connector_id}")

@@ -61,16 +61,51 @@ def validate_record(model: type[M], raw: Any, where: str) -> tuple[M | None, lis
     return None, problems
 
 
-def parse_connectors(raw: Any) -> tuple[list[Connector], list[RecordProblem]]:
-    """Parse the ``result`` of the connections endpoint: a list of connectors, each with its ``conns``."""
+class RecordCache:
+    """One tunnel's clean connectors and connections from the previous poll, each with the raw JSON it came from.
+
+    An unchanged raw record gets the very same (frozen) model back without being validated again: re-reading an
+    unchanged poll costs a dict comparison per connector, and later stages (change engine, table) can tell
+    "unchanged" by identity. A record that had any problem is never kept, so its problems are reported again on
+    every poll; only the current poll's records are kept.
+    """
+
+    __slots__ = ("connectors", "conns")
+
+    def __init__(self) -> None:
+        self.connectors: dict[str, tuple[dict[str, Any], Connector]] = {}
+        self.conns: dict[str, tuple[dict[str, Any], Connection]] = {}
+
+
+def _cached(entries: dict[str, tuple[dict[str, Any], M]], item: Any) -> M | None:
+    if not isinstance(item, dict):
+        return None
+    key = item.get(_IDENTITY)
+    hit = entries.get(key) if isinstance(key, str) else None
+    return hit[1] if hit is not None and hit[0] == item else None
+
+
+def parse_connectors(raw: Any, cache: RecordCache | None = None) -> tuple[list[Connector], list[RecordProblem]]:
+    """Parse the ``result`` of the connections endpoint: a list of connectors, each with its ``conns``.
+
+    With ``cache`` (the same one for the same tunnel, poll after poll), unchanged records are reused."""
     if raw is None:
-        return [], []
+        raw = []
     if not isinstance(raw, list):
         return [], [RecordProblem("connections", f"expected a list, got {type(raw).__name__}")]
     connectors: list[Connector] = []
     problems: list[RecordProblem] = []
     seen: set[str] = set()
+    kept = RecordCache()
     for index, item in enumerate(raw):
+        reused = _cached(cache.connectors, item) if cache is not None else None
+        if reused is not None and reused.id not in seen:
+            seen.add(reused.id)
+            connectors.append(reused)
+            kept.connectors[reused.id] = (item, reused)
+            for conn in reused.conns:
+                kept.conns[conn.id] = cache.conns[conn.id]  # type: ignore[union-attr]
+            continue
         where = f"connector #{index + 1}"
         if isinstance(item, dict) and isinstance(item.get("id"), str):
             where = f"connector {item['id'][:8]}"
@@ -84,13 +119,20 @@ def parse_connectors(raw: Any) -> tuple[list[Connector], list[RecordProblem]]:
             problems.append(RecordProblem(where, "duplicate connector id; later copy skipped"))
             continue
         seen.add(connector.id)
-        conns, conn_problems = parse_connections(conns_raw, where)
+        conns, conn_problems = parse_connections(conns_raw, where, cache, kept)
         problems.extend(conn_problems)
-        connectors.append(connector.model_copy(update={"conns": conns}))
+        connector = connector.model_copy(update={"conns": conns})
+        connectors.append(connector)
+        if not found and not conn_problems:
+            kept.connectors[connector.id] = (item, connector)
+    if cache is not None:
+        cache.connectors, cache.conns = kept.connectors, kept.conns
     return connectors, problems
 
 
-def parse_connections(raw: Any, owner: str) -> tuple[list[Connection], list[RecordProblem]]:
+def parse_connections(
+    raw: Any, owner: str, cache: RecordCache | None = None, kept: RecordCache | None = None
+) -> tuple[list[Connection], list[RecordProblem]]:
     if raw is None:
         return [], []
     if not isinstance(raw, list):
@@ -99,16 +141,23 @@ def parse_connections(raw: Any, owner: str) -> tuple[list[Connection], list[Reco
     problems: list[RecordProblem] = []
     seen: set[str] = set()
     for index, item in enumerate(raw):
-        where = f"{owner} connection #{index + 1}"
-        conn, found = validate_record(Connection, item, where)
-        problems.extend(found)
+        conn = _cached(cache.conns, item) if cache is not None else None
+        found: list[RecordProblem] = []
         if conn is None:
-            continue
+            where = f"{owner} connection #{index + 1}"
+            conn, found = validate_record(Connection, item, where)
+            problems.extend(found)
+            if conn is None:
+                continue
         if conn.id in seen:
-            problems.append(RecordProblem(where, "duplicate connection id; later copy skipped"))
+            problems.append(
+                RecordProblem(f"{owner} connection #{index + 1}", "duplicate connection id; later copy skipped")
+            )
             continue
         seen.add(conn.id)
         conns.append(conn)
+        if kept is not None and not found:
+            kept.conns[conn.id] = (item, conn)
     return conns, problems
 
 
