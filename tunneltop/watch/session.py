@@ -12,11 +12,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from tunneltop.model.health import HEALTH_ORDER, Health
-from tunneltop.model.records import Connection, Connector
-from tunneltop.model.snapshot import Snapshot
+from tunneltop.model.records import Connection, Connector, Tunnel
+from tunneltop.model.snapshot import Snapshot, TunnelState
 from tunneltop.watch.changes import ChangeEvent, EventKind, diff, poll_failed, poll_recovered
 from tunneltop.watch.history import DEFAULT_MAXLEN, EventLog
-from tunneltop.watch.rows import ConnRow, row_key, rows_of
+from tunneltop.watch.rows import ConnRow, row_key
 
 DEFAULT_GHOST_SECONDS = 60.0
 DEFAULT_MARK_SECONDS = 30.0
@@ -84,6 +84,11 @@ class Session:
         self._failing_since: datetime | None = None
         self._failures = 0
         self._last_error: str | None = None
+        # Rows per connector, reused while its records are unchanged (parsing keeps unchanged records identical),
+        # and the rows of the last two snapshots: a poll reads them several times (marks, ghosts, colos, table).
+        self._row_memo: dict[tuple[str, str], tuple[Tunnel, Connector, list[ConnRow]]] = {}
+        self._rows_seen: list[tuple[Snapshot, list[ConnRow]]] = []
+        self._colos_seen: tuple[Snapshot, Counter[str], Counter[str]] | None = None
 
     # -- feeding it ---------------------------------------------------------------------------------------------
 
@@ -121,7 +126,7 @@ class Session:
 
     def _mark(self, events: list[ChangeEvent], snapshot: Snapshot, now: datetime) -> None:
         until = now + self.mark_for
-        old_rows = {r.key: r for r in rows_of(self.last)} if self.last is not None else {}
+        old_rows = {r.key: r for r in self._rows_of(self.last)} if self.last is not None else {}
         for event in events:
             tid, cid = event.tunnel_id or "", event.connector_id or ""
             if event.kind is EventKind.CONN_OPENED:
@@ -137,17 +142,17 @@ class Session:
                 for key in self._connector_keys(snapshot, tid, cid):
                     self.marks[key] = Mark("changed", until, frozenset({column}))
         gone_at = now
-        new_keys = {r.key for r in rows_of(snapshot)}
+        new_keys = {r.key for r in self._rows_of(snapshot)}
+        states = {t.tunnel.id: t for t in snapshot.tunnels}
         for key, row in old_rows.items():
-            if key not in new_keys and self._visible(snapshot, row.tunnel.id):
+            if key not in new_keys and self._visible(states.get(row.tunnel.id)):
                 self.ghosts[key] = replace(row, gone_at=gone_at)
         for key in new_keys:
             self.ghosts.pop(key, None)
 
     @staticmethod
-    def _visible(snapshot: Snapshot, tunnel_id: str) -> bool:
+    def _visible(state: TunnelState | None) -> bool:
         """A connection is gone only if we can see its tunnel's connectors; a failed fetch proves nothing."""
-        state = next((t for t in snapshot.tunnels if t.tunnel.id == tunnel_id), None)
         return state is None or state.connectors is not None
 
     @staticmethod
@@ -186,7 +191,31 @@ class Session:
 
     def rows(self, snapshot: Snapshot) -> list[ConnRow]:
         """The snapshot's rows, followed by the ghosts of recently closed connections."""
-        return rows_of(snapshot) + list(self.ghosts.values())
+        return self._rows_of(snapshot) + list(self.ghosts.values())
+
+    def _rows_of(self, snapshot: Snapshot) -> list[ConnRow]:
+        """``rows_of(snapshot)``, with each unchanged connector's rows reused (do not mutate the list)."""
+        for seen, rows in self._rows_seen:
+            if seen is snapshot:
+                return rows
+        memo: dict[tuple[str, str], tuple[Tunnel, Connector, list[ConnRow]]] = {}
+        rows = []
+        for state in snapshot.tunnels:
+            tunnel = state.tunnel
+            for connector in state.connectors or ():
+                slot = (tunnel.id, connector.id)
+                hit = self._row_memo.get(slot)
+                if hit is not None and hit[1] is connector and (hit[0] is tunnel or hit[0] == tunnel):
+                    memo[slot] = hit
+                else:
+                    part = [
+                        ConnRow(row_key(tunnel.id, connector.id, c.id), tunnel, connector, c) for c in connector.conns
+                    ]
+                    memo[slot] = (tunnel, connector, part)
+                rows.extend(memo[slot][2])
+        self._row_memo = memo
+        self._rows_seen = [(snapshot, rows), *self._rows_seen[:1]]
+        return rows
 
     def worsened(self, events: Iterable[ChangeEvent]) -> list[ChangeEvent]:
         """Health events that made a tunnel worse: what deserves an alert."""
@@ -199,13 +228,25 @@ class Session:
             and _is_worse(e.before, e.after)
         ]
 
-    @staticmethod
-    def _colo_active(snapshot: Snapshot) -> Counter[str]:
-        return Counter(r.conn.colo_name or "?" for r in rows_of(snapshot) if r.state == "active")
+    def _colos(self, snapshot: Snapshot) -> tuple[Counter[str], Counter[str]]:
+        """Active and pending connections per colo (kept for the last snapshot: every redraw shows them)."""
+        if self._colos_seen is None or self._colos_seen[0] is not snapshot:
+            active: Counter[str] = Counter()
+            pending: Counter[str] = Counter()
+            for row in self._rows_of(snapshot):
+                state = row.state
+                if state == "active":
+                    active[row.conn.colo_name or "?"] += 1
+                elif state == "pending":
+                    pending[row.conn.colo_name or "?"] += 1
+            self._colos_seen = (snapshot, active, pending)
+        return self._colos_seen[1], self._colos_seen[2]
+
+    def _colo_active(self, snapshot: Snapshot) -> Counter[str]:
+        return Counter(self._colos(snapshot)[0])
 
     def colo_counts(self, snapshot: Snapshot) -> list[ColoCount]:
-        active = self._colo_active(snapshot)
-        pending = Counter(r.conn.colo_name or "?" for r in rows_of(snapshot) if r.state == "pending")
+        active, pending = self._colos(snapshot)
         base = self._baseline or Counter()
         colos = sorted(set(active) | set(pending) | set(base))
         return [ColoCount(c, active[c], pending[c], active[c] - base[c]) for c in colos]
