@@ -53,3 +53,8 @@ def test_stale_after_gateway_error(snap_compare) -> None:
 def test_help_screen(snap_compare) -> None:
     app, _ = make_app()
     assert snap_compare(app, terminal_size=(100, 32), run_before=_after_first_poll(app, "question_mark"))
+
+
+def test_account_overview(snap_compare) -> None:
+    app, _ = make_app(start_view=None)
+    assert snap_compare(app, terminal_size=(140, 30), run_before=_after_first_poll(app))

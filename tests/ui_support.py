@@ -14,7 +14,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from tunneltop.demo.cfapi import FakeCloudflare
-from tunneltop.demo.simulator import DEMO_ACCOUNT_ID, SimulatedAccount
+from tunneltop.demo.simulator import DEMO_ACCOUNT_ID, DEMO_TUNNELS, SimulatedAccount
 from tunneltop.demo.transport import DEMO_BASE_URL, DemoTransport
 from tunneltop.ui.app import TunneltopApp
 from tunneltop.watch.target import Target
@@ -40,9 +40,13 @@ def make_app(
     seed: int = 7,
     clock: FakeClock | None = None,
     account: str | None = DEMO_ACCOUNT_ID,
+    start_view: str | None = "monitor",
     **options: object,
 ) -> tuple[TunneltopApp, FakeCloudflare]:
     sim = SimulatedAccount(seed=seed, start=FIXED_NOW)
+    if refs is None and start_view == "monitor":
+        # Every live tunnel by name: each poll fetches all of them (TunnelSource), so one poll shows everything.
+        refs = [name for name, tid in DEMO_TUNNELS.items() if tid in sim.tunnel_ids()]
     if frozen:
         sim.freeze()
     fake = FakeCloudflare(sim, require_auth=False, clock=lambda: FIXED_NOW)
@@ -53,6 +57,7 @@ def make_app(
         clock=clock or (lambda: FIXED_NOW),
         monotonic=lambda: 1000.0,
         client_options={"sleep": _no_sleep},
+        start_view=start_view,
         **options,  # type: ignore[arg-type]
     )
     return app, fake

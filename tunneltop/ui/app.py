@@ -35,22 +35,29 @@ from tunneltop.api.client import CloudflareClient
 from tunneltop.api.errors import ApiError, RateLimitedError
 from tunneltop.export import export_view
 from tunneltop.model.health import HEALTH_ORDER
-from tunneltop.model.records import Connection, Connector, Tunnel
+from tunneltop.model.records import Account, Connection, Connector, Tunnel
 from tunneltop.model.snapshot import Snapshot, TunnelState
 from tunneltop.sanitize import clean
 from tunneltop.ui.client_tree import ClientTree, NodeRef, tree_items
 from tunneltop.ui.conn_table import COLUMNS, ConnectionsTable
 from tunneltop.ui.detail import DetailPane, connection_detail, connector_detail, tunnel_detail
 from tunneltop.ui.event_log import EventLogView
+from tunneltop.ui.overview_table import OVERVIEW_COLUMNS, OverviewTable, summary_matches
 from tunneltop.ui.screens import AccountPicker, ColoPicker, HelpScreen
 from tunneltop.ui.status import HeaderBar, StatusLine
+from tunneltop.watch.budget import RequestBudget
 from tunneltop.watch.changes import ChangeEvent
 from tunneltop.watch.filters import Filter, FilterError
+from tunneltop.watch.overview import AccountSource, summaries
+from tunneltop.watch.overview import notices as overview_notices
+from tunneltop.watch.planner import Planner
 from tunneltop.watch.rows import ConnRow
 from tunneltop.watch.session import DEFAULT_GHOST_SECONDS, DEFAULT_MARK_SECONDS, Session, sparkline
 from tunneltop.watch.source import AccountChoiceNeeded, TunnelSource, resolve_account
 from tunneltop.watch.target import Target
 
+DEFAULT_BUDGET = 60  # requests per minute: 25% of Cloudflare's 1,200 per 5 minutes
+STARTUP_BURST = 16
 INTERVAL_STEPS = (1.0, 2.0, 3.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0)
 NARROW_WIDTH = 100
 
@@ -97,6 +104,7 @@ class TunneltopApp(App[int]):
         Binding("escape", "back", "Back", show=False),
         Binding("e", "toggle_events", "Events"),
         Binding("a", "choose_account", "Account", show=False),
+        Binding("v", "toggle_view", "Views"),
         Binding("x", "export", "Export"),
         Binding("w", "screenshot_svg", "Screenshot", show=False),
     ]
@@ -120,6 +128,8 @@ class TunneltopApp(App[int]):
         mark_seconds: float = DEFAULT_MARK_SECONDS,
         bell: bool = False,
         export_dir: Path | None = None,
+        budget_per_minute: int = DEFAULT_BUDGET,
+        start_view: str | None = None,
     ) -> None:
         super().__init__()
         self.target = target
@@ -139,6 +149,11 @@ class TunneltopApp(App[int]):
         self.export_dir = export_dir or Path.cwd()
         self._rows: list[ConnRow] = []
         self._accounts: list[tuple[str, str | None]] = []
+        self.budget_per_minute = budget_per_minute
+        # With no tunnel named, the account overview is home; enter drills into one tunnel, esc comes back.
+        self.account_wide = not target.refs
+        self.view = start_view or ("overview" if self.account_wide else "monitor")
+        self.drilled: str | None = None
         self._timer: Timer | None = None
         self._next_poll_at: float | None = None
 
@@ -153,13 +168,16 @@ class TunneltopApp(App[int]):
             )
             yield Static("", id="filter-error", markup=False)
         yield Static("", id="active-filter", markup=False)
+        with Vertical(id="overview"):
+            yield Static("", id="overview-notice", markup=False)
+            yield OverviewTable(id="overview-table")
         with Horizontal(id="main"):
             yield ClientTree(id="tree")
             with Vertical(id="right"):
                 yield Static("", id="colo-strip", markup=False)
                 yield ConnectionsTable(show_tunnel=len(self.target.refs) != 1, id="table")
-                yield EventLogView(id="events")
                 yield DetailPane(id="detail")
+        yield EventLogView(id="events")
         yield StatusLine(id="status")
         yield Footer()
 
@@ -194,7 +212,7 @@ class TunneltopApp(App[int]):
         self.client = self.target.client(**self._client_options)
         self.status.message = "connecting… (read-only: tunneltop only ever reads from the API)"
         self.main_screen.query_one(DetailPane).show(None)
-        self.table.focus()
+        self._set_view(self.view)
         self._on_resize_class(self.size.width)
         self.set_interval(1.0, self._tick)
         if self._watch_terminal:
@@ -235,7 +253,7 @@ class TunneltopApp(App[int]):
                     # Chosen in the picker: its name came with the account list.
                     name = dict(self._accounts).get(account.id)
                     account = account.model_copy(update={"name": name})
-                self.source = TunnelSource(self.client, account, self.target.refs, now=self._clock)
+                self.source = self._make_source(account)
             snapshot = await self.source.poll()
         except AccountChoiceNeeded as exc:
             self.post_message(AccountsToChoose([(a.id, a.name) for a in exc.accounts]))
@@ -248,12 +266,29 @@ class TunneltopApp(App[int]):
         else:
             self.post_message(SnapshotReady(snapshot))
 
+    def _make_source(self, account: Account) -> TunnelSource | AccountSource:
+        if not self.account_wide:
+            return TunnelSource(self.client, account, self.target.refs, now=self._clock)  # type: ignore[arg-type]
+        # A first screen of a small account in one go; after that the budget paces the requests.
+        budget = RequestBudget(self.budget_per_minute)
+        planner = Planner(budget, self.interval, min_burst=min(self.budget_per_minute, STARTUP_BURST))
+        return AccountSource(
+            self.client,  # type: ignore[arg-type]
+            account,
+            interval=self.interval,
+            budget=budget,
+            planner=planner,
+            now=self._clock,
+        )
+
     def _rearm(self) -> None:
         if self.paused:
             return
         wait = self.interval
         if self.client is not None:
             wait = max(wait, self.client.blocked_for)
+        if isinstance(self.source, AccountSource):
+            wait = max(wait, self.source.blocked_for)
         self._schedule(wait)
 
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
@@ -350,11 +385,15 @@ class TunneltopApp(App[int]):
 
     def watch_interval(self, interval: float) -> None:
         self.header.interval = interval
+        if isinstance(self.source, AccountSource):
+            self.source.interval = interval
         if not self.paused and self._timer is not None:
             self._rearm()
         self._update_header()
 
     def _in_scope(self, row: ConnRow) -> bool:
+        if self.drilled is not None and row.tunnel.id != self.drilled:
+            return False
         scope = self.scope
         if scope is None:
             return True
@@ -368,21 +407,46 @@ class TunneltopApp(App[int]):
     def _render_views(self) -> None:
         if not self.is_mounted:
             return
-        snapshot = self.snapshot
-        now = self._clock()
         with self.batch_update():
-            filtered = [r for r in self._rows if self.filter.matches(r)]
-            self.table.show([r for r in filtered if self._in_scope(r)], now, self.session.marks)
-            visible = {r.key for r in filtered} if self.filter.active else None
-            tunnels = snapshot.tunnels if snapshot is not None else ()
-            self.tree.show(
-                tree_items(tunnels, visible, include_empty=not self.filter.active),
-                expand_connectors=len(tunnels) <= 2,
-            )
-            self._show_detail()
+            if self.view == "overview":
+                self._render_overview()
+            else:
+                self._render_monitor()
             self._render_colos()
             self._render_events()
             self._update_header()
+
+    def _render_overview(self) -> None:
+        snapshot = self.snapshot
+        table = self.main_screen.query_one(OverviewTable)
+        notice = self.main_screen.query_one("#overview-notice", Static)
+        if snapshot is None:
+            return
+        now = self._clock()
+        rows = [s for s in summaries(snapshot, now) if summary_matches(self.filter, s)]
+        table.show(rows, now)
+        lines = overview_notices(snapshot)
+        if self.filter.active:
+            lines.append(f"{len(rows)} of {len(snapshot.tunnels)} tunnels match the filter")
+        notice.update(Text("\n".join(clean(line, 300) for line in lines), style="yellow"))
+        notice.display = bool(lines)
+        if isinstance(self.source, AccountSource):
+            self.source.set_in_view(table.visible_ids())
+
+    def _render_monitor(self) -> None:
+        snapshot = self.snapshot
+        now = self._clock()
+        filtered = [r for r in self._rows if self.filter.matches(r)]
+        self.table.show([r for r in filtered if self._in_scope(r)], now, self.session.marks)
+        visible = {r.key for r in filtered} if self.filter.active else None
+        tunnels = snapshot.tunnels if snapshot is not None else ()
+        if self.drilled is not None:
+            tunnels = tuple(t for t in tunnels if t.tunnel.id == self.drilled)
+        self.tree.show(
+            tree_items(tunnels, visible, include_empty=not self.filter.active),
+            expand_connectors=len(tunnels) <= 2,
+        )
+        self._show_detail()
 
     def _tunnel_state(self, tunnel_id: str) -> TunnelState | None:
         if self.snapshot is None:
@@ -438,6 +502,7 @@ class TunneltopApp(App[int]):
         header.last_good = self.last_good_at
         header.now = self._clock()
         header.stale = self.is_stale()
+        header.budget = str(self.source.status) if isinstance(self.source, AccountSource) else ""
         header.next_poll_in = (
             max(0.0, self._next_poll_at - self._monotonic()) if self._next_poll_at is not None else None
         )
@@ -534,13 +599,19 @@ class TunneltopApp(App[int]):
         self.tree.select_ref(f"{row.tunnel.id}/{row.connector.id}")
         self.table.select_key(row.key)
 
-    @on(DataTable.HeaderSelected)
+    @on(DataTable.HeaderSelected, "#table, #overview-table")
     def _header_selected(self, event: DataTable.HeaderSelected) -> None:
         column = event.column_key.value or ""
-        if column not in COLUMNS:
+        table = self._sorted_table()
+        if column not in (OVERVIEW_COLUMNS if isinstance(table, OverviewTable) else COLUMNS):
             return
-        reverse = not self.table.sort_reverse if column == self.table.sort_column else False
+        reverse = not table.sort_reverse if column == table.sort_column else False
         self._sort(column, reverse)
+
+    @on(DataTable.RowSelected, "#overview-table")
+    def _tunnel_selected(self, event: DataTable.RowSelected) -> None:
+        if event.row_key.value:
+            self.drill_into(event.row_key.value)
 
     def on_descendant_focus(self, event: object) -> None:
         self._show_detail()
@@ -612,21 +683,63 @@ class TunneltopApp(App[int]):
     def action_back(self) -> None:
         if self.main_screen.query_one("#filter-row").has_class("visible") or self.filter.active:
             self.clear_filter()
-        elif self.scope is not None:
-            scope = self.scope
-            self.scope = NodeRef("tunnel", scope.tunnel_id) if scope.kind != "tunnel" else None
+        elif self.view == "overview":
+            return
+        elif self.scope is not None and self.scope.kind != "tunnel":
+            self.scope = NodeRef("tunnel", self.scope.tunnel_id)
+        elif self.scope is not None and self.drilled is None:
+            self.scope = None
+        elif self.account_wide:
+            self.drilled = None
+            self.scope = None
+            self._set_view("overview")
+
+    def _set_view(self, view: str) -> None:
+        self.view = view
+        screen = self.main_screen
+        screen.set_class(view == "overview", "-overview")
+        if view == "overview":
+            screen.query_one(OverviewTable).focus()
+        else:
+            self.table.focus()
+        self._render_views()
+
+    def drill_into(self, tunnel_id: str) -> None:
+        """From the overview into one tunnel's connectors and connections; its data is fetched first."""
+        self.drilled = tunnel_id
+        self.scope = NodeRef("tunnel", tunnel_id)
+        if isinstance(self.source, AccountSource):
+            self.source.set_in_view([tunnel_id])
+        self._set_view("monitor")
+        self.tree.select_ref(tunnel_id)
+        state = self._tunnel_state(tunnel_id)
+        if state is not None and state.connectors is None and not self.paused:
+            self._schedule(0)
+
+    def action_toggle_view(self) -> None:
+        if not self.account_wide:
+            self.notify("the overview lists every tunnel: start tunneltop without naming tunnels", markup=False)
+            return
+        self.drilled = None
+        self.scope = None
+        self._set_view("monitor" if self.view == "overview" else "overview")
+
+    def _sorted_table(self) -> ConnectionsTable | OverviewTable:
+        return self.main_screen.query_one(OverviewTable) if self.view == "overview" else self.table
 
     def _sort(self, column: str, reverse: bool) -> None:
-        self.table.set_sort(column, reverse)
+        self._sorted_table().set_sort(column, reverse)
         self._render_views()
 
     def action_cycle_sort(self) -> None:
-        columns = self.table.columns_shown
-        index = columns.index(self.table.sort_column) if self.table.sort_column in columns else -1
+        table = self._sorted_table()
+        columns = list(OVERVIEW_COLUMNS) if isinstance(table, OverviewTable) else table.columns_shown
+        index = columns.index(table.sort_column) if table.sort_column in columns else -1
         self._sort(columns[(index + 1) % len(columns)], False)
 
     def action_reverse_sort(self) -> None:
-        self._sort(self.table.sort_column, not self.table.sort_reverse)
+        table = self._sorted_table()
+        self._sort(table.sort_column, not table.sort_reverse)
 
     def action_refresh(self) -> None:
         self.status.message = "refreshing…"
@@ -690,7 +803,7 @@ class TunneltopApp(App[int]):
             ("?", "this help"),
             ("q", "quit"),
             ("/", "filter (free text, colo:DFW,LAX, state:pending, ! inverts); enter applies"),
-            ("esc", "clear the filter, then widen the tree selection (back)"),
+            ("esc", "back: clear the filter, widen the tree selection, return to the overview"),
             ("c", "colo picker: filter to one colo"),
             ("s / S", "cycle the sort column / reverse the sort (or click a column header)"),
             ("r", "refresh now"),
@@ -699,8 +812,12 @@ class TunneltopApp(App[int]):
             ("tab / shift+tab", "move between tree, table and filter"),
             ("j k, ↑ ↓", "move the cursor"),
             ("g G, home end", "first / last"),
-            ("enter", "drill in: narrow the table to the selected tunnel or connector"),
+            (
+                "enter",
+                "drill in: from the overview into a tunnel; in the tree, narrow the table to a tunnel or connector",
+            ),
             ("a", "choose the account (when the credentials see several)"),
+            ("v", "switch between the tunnel overview and the connections of every tunnel"),
             ("e", "show / hide the event log (enter on an event selects what it is about)"),
             ("x", "export the current view and the event log (JSON + CSV)"),
             ("w", "write a screenshot (SVG)"),
@@ -727,6 +844,7 @@ class TunneltopApp(App[int]):
         yield SystemCommand(
             "Choose account", "Pick one of the accounts the credentials see (a)", self.action_choose_account
         )
+        yield SystemCommand("Overview / all connections", "Switch views (v)", self.action_toggle_view)
         yield SystemCommand("Event log", "Show or hide recent changes (e)", self.action_toggle_events)
         yield SystemCommand("Export", "Write the view and the event log to JSON and CSV (x)", self.action_export)
         yield SystemCommand("Screenshot", "Write an SVG screenshot (w)", self.action_screenshot_svg)
@@ -769,9 +887,16 @@ def run_app(
     ghost_seconds: float = DEFAULT_GHOST_SECONDS,
     bell: bool = False,
     export_dir: Path | None = None,
+    budget_per_minute: int = DEFAULT_BUDGET,
 ) -> int:
     app = TunneltopApp(
-        target, interval=interval, watch_terminal=True, ghost_seconds=ghost_seconds, bell=bell, export_dir=export_dir
+        target,
+        interval=interval,
+        watch_terminal=True,
+        ghost_seconds=ghost_seconds,
+        bell=bell,
+        export_dir=export_dir,
+        budget_per_minute=budget_per_minute,
     )
     app.run()
     return app.return_code or 0

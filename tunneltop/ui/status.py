@@ -27,6 +27,7 @@ class HeaderBar(Widget):
     now: reactive[datetime | None] = reactive(None)
     next_poll_in: reactive[float | None] = reactive(None)
     interval = reactive(5.0)
+    budget = reactive("")
     demo = reactive(False)
     paused = reactive(False)
     stale = reactive(False)
@@ -63,6 +64,8 @@ class HeaderBar(Widget):
             text.append(f" · next {self.next_poll_in:.0f}s/{self.interval:g}s", style="dim")
         else:
             text.append(f" · polling… (every {self.interval:g}s)", style="dim")
+        if self.budget:
+            text.append(f" · {self.budget}", style="bold red" if "rate limited" in self.budget else "dim")
         text.append(" · ")
         text.append(clean(self.account, 40), style="bold")
         if self.watching:

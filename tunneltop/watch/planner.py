@@ -89,10 +89,13 @@ class Planner:
         page_size: int = TUNNEL_PAGE_SIZE,
         list_share: float = LIST_SHARE,
         rotation_share: float = ROTATION_SHARE,
+        min_burst: float = 1.0,
     ) -> None:
         if not 0 < list_share <= 1 or not 0 < rotation_share <= 1:
             raise ValueError("list_share and rotation_share must be in (0, 1]")
         self.budget = budget
+        # The live screen asks for a larger floor, so a small account's first screen is fetched in one go.
+        self.min_burst = min_burst
         self.page_size = page_size
         self.list_share = list_share
         self.rotation_share = rotation_share
@@ -112,7 +115,7 @@ class Planner:
 
     def _size_burst(self, pages: int) -> None:
         # One interval's worth may go out at once, and always a whole read of the list.
-        self.budget.burst = max(pages, self.budget.limit_per_minute * self._interval / 60)
+        self.budget.burst = max(pages, self.budget.limit_per_minute * self._interval / 60, self.min_burst)
 
     # -- rates -------------------------------------------------------------------------------------------------
 
