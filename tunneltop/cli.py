@@ -12,7 +12,8 @@ from typing import NoReturn
 
 from tunneltop import __version__
 from tunneltop.api.errors import ApiError, UsageError
-from tunneltop.config import ConfigError, resolve_settings
+from tunneltop.config import ConfigError
+from tunneltop.profiles import DEFAULT_BUDGET, MAX_BUDGET, load_profile, merge_settings
 from tunneltop.report import EXIT_UNKNOWN, EXIT_USAGE, exit_status, render_json, render_table
 from tunneltop.sanitize import clean
 from tunneltop.watch.source import AccountChoiceNeeded, TunnelSource, resolve_account, utc_now
@@ -38,6 +39,16 @@ def _interval(value: str) -> float:
     if not MIN_INTERVAL <= seconds <= 3600:
         raise argparse.ArgumentTypeError(f"interval must be between {MIN_INTERVAL:g} and 3600 seconds")
     return seconds
+
+
+def _budget(value: str) -> int:
+    try:
+        per_minute = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of requests per minute: {value!r}") from None
+    if not 1 <= per_minute <= MAX_BUDGET:
+        raise argparse.ArgumentTypeError(f"the budget must be between 1 and {MAX_BUDGET} requests per minute")
+    return per_minute
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--interval",
         "-n",
         type=_interval,
-        default=DEFAULT_INTERVAL,
+        default=None,
         metavar="SECONDS",
         help=f"seconds between polls in the live view and --watch (default {DEFAULT_INTERVAL:g})",
     )
@@ -82,6 +93,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bell", action="store_true", help="ring the terminal bell when a tunnel's health worsens")
     parser.add_argument(
         "--export-dir", type=Path, metavar="DIR", help="where x (export) and w (screenshot) write (default: .)"
+    )
+    parser.add_argument(
+        "--budget",
+        type=_budget,
+        metavar="N",
+        help=f"requests per minute tunneltop may send (default {DEFAULT_BUDGET}: a quarter of Cloudflare's limit, "
+        f"which your dashboard and other tools share; at most {MAX_BUDGET})",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="NAME",
+        help="a [profiles.NAME] of the config file ($XDG_CONFIG_HOME/tunneltop/config.toml); "
+        "flags beat the environment, which beats the file",
     )
     parser.add_argument("--demo", action="store_true", help="watch a built-in simulated account (no credentials)")
     parser.add_argument("--seed", type=int, default=7, help="seed of the demo account's simulation (default 7)")
@@ -97,6 +121,8 @@ def build_target(args: argparse.Namespace) -> Target:
     if args.demo:
         from tunneltop.demo.transport import DEMO_ACCOUNT_ID, DEMO_BASE_URL, demo_transport
 
+        args.interval = args.interval or DEFAULT_INTERVAL
+        args.budget = args.budget or DEFAULT_BUDGET
         return Target(
             DEMO_BASE_URL,
             None,
@@ -105,8 +131,21 @@ def build_target(args: argparse.Namespace) -> Target:
             demo=True,
             transport=demo_transport(args.seed),
         )
-    settings = resolve_settings(os.environ, account=args.account, token_file=args.token_file)
-    return Target(settings.base_url, settings.credentials, settings.account_id, args.tunnels, notices=settings.notices)
+    # Flags beat the environment, which beats the config file's profile, which beats the defaults.
+    profile = load_profile(args.profile, None, os.environ)
+    settings = merge_settings(
+        profile,
+        os.environ,
+        account=args.account,
+        token_file=args.token_file,
+        interval=args.interval,
+        budget=args.budget,
+        tunnels=args.tunnels,
+    )
+    args.interval, args.budget = settings.interval, settings.budget_per_minute
+    return Target(
+        settings.base_url, settings.credentials, settings.account_id, settings.tunnels, notices=settings.notices
+    )
 
 
 async def run_once(target: Target, output: str) -> int:
@@ -159,7 +198,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tunneltop.ui.app import run_app
 
     return run_app(
-        target, interval=args.interval, ghost_seconds=args.ghost_seconds, bell=args.bell, export_dir=args.export_dir
+        target,
+        interval=args.interval,
+        ghost_seconds=args.ghost_seconds,
+        bell=args.bell,
+        export_dir=args.export_dir,
+        budget_per_minute=args.budget,
     )
 
 
