@@ -12,8 +12,8 @@ from tunneltop.config import (
     ConfigError,
     resolve_base_url,
     resolve_credentials,
-    resolve_settings,
 )
+from tunneltop.profiles import Profile, merge_settings
 
 TOKEN = "cfut_C0nfigT0ken-9e8d7c6b5a"
 KEY = "cfk_C0nfigGl0balKey-1234567890"
@@ -196,17 +196,17 @@ def test_settings_put_it_together(tmp_path):
         "CLOUDFLARE_ACCOUNT_ID": " 0123456789abcdef0123456789abcdef ",
         "CLOUDFLARE_BASE_URL": "http://127.0.0.1:1/client/v4",
     }
-    settings = resolve_settings(env)
+    settings = merge_settings(Profile(), env)
     assert settings.account_id == "0123456789abcdef0123456789abcdef"
     assert settings.base_url == "http://127.0.0.1:1/client/v4"
     assert settings.credentials.scheme == "token"
-    assert resolve_settings(env, account="fedcba").account_id == "fedcba"
-    assert resolve_settings({"CLOUDFLARE_API_TOKEN": TOKEN}).account_id is None
+    assert merge_settings(Profile(), env, account="fedcba").account_id == "fedcba"
+    assert merge_settings(Profile(), {"CLOUDFLARE_API_TOKEN": TOKEN}).account_id is None
 
 
 def test_settings_read_os_environ_by_default(monkeypatch):
     monkeypatch.setenv("CLOUDFLARE_API_TOKEN", TOKEN)
     monkeypatch.setenv("CLOUDFLARE_ACCOUNT_ID", "abc")
-    settings = resolve_settings()
+    settings = merge_settings(Profile())
     assert settings.account_id == "abc"
     assert settings.credentials.headers()["Authorization"] == f"Bearer {TOKEN}"

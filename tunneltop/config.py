@@ -6,10 +6,8 @@ No flag takes a secret's value, since argv is visible to every user of the machi
 from __future__ import annotations
 
 import ipaddress
-import os
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -26,14 +24,6 @@ ENV_BASE_URLS = ("CLOUDFLARE_BASE_URL", "CLOUDFLARE_API_BASE_URL")
 
 class ConfigError(Exception):
     """The configuration cannot work; the message says what to change."""
-
-
-@dataclass
-class Settings:
-    credentials: Credentials
-    base_url: str
-    account_id: str | None
-    notices: list[str] = field(default_factory=list)
 
 
 def read_token_file(path: Path) -> tuple[str, list[str]]:
@@ -101,12 +91,3 @@ def resolve_base_url(env: Mapping[str, str]) -> str:
             "(http is allowed only for loopback hosts)"
         )
     return raw.rstrip("/")
-
-
-def resolve_settings(
-    env: Mapping[str, str] | None = None, *, account: str | None = None, token_file: Path | None = None
-) -> Settings:
-    env = os.environ if env is None else env
-    credentials, notices = resolve_credentials(env, token_file)
-    account_id = account or env.get(ENV_ACCOUNT, "").strip() or None
-    return Settings(credentials, resolve_base_url(env), account_id, notices)
