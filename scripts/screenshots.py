@@ -51,6 +51,7 @@ async def _help(pilot: Pilot, app: TunneltopApp, fake: object) -> None:
 
 
 SHOTS: list[tuple[str, tuple[int, int], list[str] | None, Step]] = [
+    ("account", (140, 30), [], _overview),
     ("overview", (140, 40), None, _overview),
     ("tunnel", (140, 40), ["api-staging"], _one_tunnel),
     ("filtered", (140, 40), None, _filtered),
@@ -62,7 +63,8 @@ SHOTS: list[tuple[str, tuple[int, int], list[str] | None, Step]] = [
 
 
 async def shoot(name: str, size: tuple[int, int], refs: list[str] | None, step: Step) -> Path:
-    app, fake = make_app(refs=refs)
+    # refs == []: nothing named, so the account overview; None: every tunnel named, the connections view.
+    app, fake = make_app(refs=refs or None, start_view=None if refs == [] else "monitor")
     async with app.run_test(size=size) as pilot:
         await wait_for_poll(pilot, app)
         await step(pilot, app, fake)
