@@ -104,3 +104,25 @@ async def test_429_in_the_overview_holds_requests_and_counts_down() -> None:
         header = str(app.header.render())
         assert "rate limited" in header and "next request in" in header
         assert app.header.stale
+
+
+def test_first_sight_of_a_tunnels_connections_is_not_logged_as_a_recovery() -> None:
+    from datetime import UTC, datetime
+
+    from tunneltop.model.records import Connection, Connector, Tunnel
+    from tunneltop.model.snapshot import Snapshot, TunnelState
+    from tunneltop.watch.changes import EventKind
+    from tunneltop.watch.session import Session
+
+    at = datetime(2026, 11, 28, tzinfo=UTC)
+    tunnel = Tunnel(id="t1", name="one", status="healthy")
+    conns = (Connector(id="c1", conns=[Connection(id="x", is_pending_reconnect=True, colo_name="DFW")]),)
+    unseen = Snapshot("a", at, (TunnelState(tunnel, None),))
+    seen = Snapshot("a", at, (TunnelState(tunnel, conns),))
+    failed = Snapshot("a", at, (TunnelState(tunnel, None, (), "HTTP 502"),))
+    session = Session()
+    session.on_snapshot(unseen, at)
+    assert session.on_snapshot(seen, at) == []  # warm-up: first fetch, and the health it shows, are not news
+    session.on_snapshot(failed, at)
+    kinds = [e.kind for e in session.on_snapshot(seen, at)]
+    assert EventKind.TUNNEL_FETCH_RECOVERED in kinds  # a real recovery still is

@@ -94,7 +94,7 @@ class Session:
 
     def on_snapshot(self, snapshot: Snapshot, now: datetime) -> list[ChangeEvent]:
         """Take a new poll; return its events (already logged)."""
-        events = diff(self.last, snapshot)
+        events = self._without_first_sight(diff(self.last, snapshot))
         if self._failing_since is not None:
             events.insert(
                 0,
@@ -112,6 +112,20 @@ class Session:
             trend.append(state.active_count)
         self.last = snapshot
         return events
+
+    @staticmethod
+    def _without_first_sight(events: list[ChangeEvent]) -> list[ChangeEvent]:
+        """The overview fetches connections a few tunnels at a time: a tunnel's first fetch (no error before) is
+        not a recovery, and the health it then shows is not a change. Dropping them keeps warm-up out of the log
+        (an account of 1,000 tunnels would otherwise log 2,000 such events)."""
+        first = {e.tunnel_id for e in events if e.kind is EventKind.TUNNEL_FETCH_RECOVERED and e.before is None}
+        if not first:
+            return events
+        return [
+            e
+            for e in events
+            if not (e.tunnel_id in first and e.kind in (EventKind.TUNNEL_FETCH_RECOVERED, EventKind.TUNNEL_HEALTH))
+        ]
 
     def on_failure(self, message: str, now: datetime) -> ChangeEvent | None:
         """A failed poll. Logged once per streak (the streak's length goes into the recovery event)."""
