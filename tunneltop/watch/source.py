@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from tunneltop.api.client import CloudflareClient
-from tunneltop.api.errors import ApiError, AuthError, NotFoundError, RateLimitedError
+from tunneltop.api.errors import ApiError, AuthError, NotFoundError, RateLimitedError, RequestFailedError
 from tunneltop.model.parse import RecordCache, RecordProblem
 from tunneltop.model.records import Account, Tunnel
 from tunneltop.model.snapshot import Snapshot, TunnelState
@@ -89,7 +89,8 @@ class TunnelSource:
                     tunnel, None, (), "tunnel not found: deleted, or no longer visible to these credentials"
                 )
             except ApiError as exc:
-                if exc.transient:
+                # success: false (on HTTP 200 too) passes like a 5xx: Cloudflare's "unknown error" is one.
+                if exc.transient or isinstance(exc, RequestFailedError):
                     self._transient.append(exc)
                 return TunnelState(tunnel, None, (), exc.message)
         return TunnelState(tunnel, tuple(connectors), tuple(problems))
@@ -110,7 +111,7 @@ class TunnelSource:
         for gone in self._records.keys() - {t.id for t in tunnels}:
             del self._records[gone]
         if self.refs and states and len(self._transient) == len(states):
-            # Every named tunnel failed the same passing way (a 5xx, a timeout): that is a failed poll, so the
+            # Every named tunnel failed the same passing way (a 5xx, a timeout, success: false): a failed poll, so the
             # screen keeps the last good data marked stale instead of showing every tunnel as unknown.
             raise self._transient[0]
         return Snapshot(
