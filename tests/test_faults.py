@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -39,6 +39,16 @@ HOME = DEMO_TUNNELS["home-lab"]
 HANG_TIMEOUT = 0.25
 
 
+class MovingClock:
+    """A wall clock that starts at START and moves with real time (the account-wide view paces itself by it)."""
+
+    def __init__(self) -> None:
+        self._began = time.monotonic()
+
+    def __call__(self) -> datetime:
+        return START + timedelta(seconds=time.monotonic() - self._began)
+
+
 class Monotonic:
     """The monotonic clock shared by the app's countdown and the client's Retry-After gate; moved by hand."""
 
@@ -63,18 +73,24 @@ def live_app(
     base_url: str,
     *,
     interval: float = 0.05,
-    refs: list[str] | None = None,
+    refs: list[str] | None = (WEB, HOME),
     monotonic: Callable[[], float] | None = None,
     timeout: float = HANG_TIMEOUT,
+    clock: Callable[[], datetime] | None = None,
     **options: object,
 ) -> TunneltopApp:
-    """The real app, its client pointed at a real HTTP server, with short timeouts and no back-off sleeps."""
-    mono = monotonic or Monotonic()
-    target = Target(base_url, Credentials.token(TOKEN, source="test"), DEMO_ACCOUNT_ID, refs or [], transport=None)
+    """The real app, its client pointed at a real HTTP server, with short timeouts and no back-off sleeps.
+
+    By default it watches web-prod and home-lab by id (the monitor view: tree, table, detail); ``refs=None`` watches
+    the whole account. ``monotonic`` replaces the clock of the app's countdown and the client's Retry-After gate."""
+    mono = monotonic or time.monotonic
+    target = Target(
+        base_url, Credentials.token(TOKEN, source="test"), DEMO_ACCOUNT_ID, list(refs or ()), transport=None
+    )
     return TunneltopApp(
         target,
         interval=interval,
-        clock=FakeClock(START),
+        clock=clock or FakeClock(START),
         monotonic=mono,
         client_options={
             "timeout": httpx.Timeout(timeout),
@@ -265,10 +281,14 @@ async def test_rate_limit_sends_nothing_until_retry_after_and_counts_down(
     async with app.run_test(size=SIZE) as pilot:
         history = await start_with_history(pilot, app, fake)
         rows = set(app.table.rows_by_key)
+        app.paused = True  # so the 429 is the first answer of a poll (and a poll in flight ends first)
+        await pilot.pause(0.2)
+        before = len(fake.requests)
         fake.inject(Fault.rate_limited(300))
+        app.paused = False
         await wait_until(pilot, lambda: app.last_error is not None, what="the 429")
         sent = len(fake.requests)
-        assert fake.requests[-1].path.endswith("cfd_tunnel"), "the 429 stopped the poll at once"
+        assert sent - before <= 2, "the 429 stopped the poll: only the two fetches already in flight were sent"
         assert "rate limited" in app.status.message and "300 s" in app.status.message
         assert app.header.stale and set(app.table.rows_by_key) == rows
         assert [n[0] for n in notes] == ["Cloudflare API"]
@@ -299,20 +319,40 @@ async def test_rate_limit_sends_nothing_until_retry_after_and_counts_down(
 
 
 async def test_tunnel_deleted_mid_session(fake: FakeCloudflare, server: LoopbackServer) -> None:
+    """Watched by id: the API still answers for a deleted tunnel (with ``deleted_at``) and it has no connections."""
     app = live_app(server.base_url)
+    notes = record_notifications(app)
     async with app.run_test(size=SIZE) as pilot:
         history = await start_with_history(pilot, app, fake)
         home_rows = {k for k, r in app.table.rows_by_key.items() if r.tunnel.id == HOME}
         assert home_rows
         fake.sim.delete_tunnel(HOME)
-        await wait_until(pilot, lambda: app.tree.node_for(HOME) is None, what="the tunnel to leave the tree")
+        await wait_until(
+            pilot, lambda: any(e.kind is EventKind.CONNECTOR_LEFT for e in app.session.log), what="the deletion"
+        )
         assert app.is_running and app.last_error is None
-        removed = [e for e in app.session.log if e.kind is EventKind.TUNNEL_REMOVED]
-        assert [e.tunnel_id for e in removed] == [HOME]
-        assert "tunnel removed (deleted" in removed[0].describe()
+        changed = next(e for e in app.session.log if e.kind is EventKind.TUNNEL_CHANGED and e.tunnel_id == HOME)
+        assert "deleted_at - -> 2026-11-28T12:00:00Z" in changed.describe()
+        assert ("Health worsened", "home-lab: health healthy -> down", False) in notes
         # Its connections stay a while as "gone" ghosts, so the loss is seen.
         assert {app.table.rows_by_key[k].state for k in home_rows} == {"gone"}
         assert log_oldest_first(app)[: len(history)] == history
+
+
+async def test_tunnel_deleted_from_the_account_wide_view(fake: FakeCloudflare, server: LoopbackServer) -> None:
+    """Watching the whole account: a deleted tunnel leaves the list, and that is logged as its removal."""
+    app = live_app(server.base_url, refs=None, clock=MovingClock())
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.snapshot is not None, what="the first poll")
+        assert HOME in {t.tunnel.id for t in app.snapshot.tunnels}
+        fake.sim.delete_tunnel(HOME)
+        await wait_until(
+            pilot, lambda: HOME not in {t.tunnel.id for t in app.snapshot.tunnels}, what="the tunnel to go"
+        )
+        assert app.is_running and app.last_error is None
+        removed = [e for e in app.session.log if e.kind is EventKind.TUNNEL_REMOVED]
+        assert [e.tunnel_id for e in removed] == [HOME]
+        assert removed[0].describe() == "home-lab: tunnel removed (deleted, or no longer visible)"
 
 
 async def test_tunnel_watched_by_id_deleted_mid_session(fake: FakeCloudflare, server: LoopbackServer) -> None:
@@ -394,44 +434,57 @@ async def test_schema_drift_per_record_spoils_only_that_record(fake: FakeCloudfl
         assert "data problem" in plain(app.main_screen.query_one(DetailPane).shown)
 
 
-async def test_tunnel_list_drift_and_duplicate_ids(fake: FakeCloudflare, server: LoopbackServer) -> None:
-    """The tunnel list drifts: a duplicated tunnel, records without a usable id, a status of the wrong type; and
-    the connections hold a duplicated connector and a duplicated connection."""
-    app = live_app(server.base_url, interval=60)
+async def test_tunnel_list_drift_and_duplicate_tunnels(fake: FakeCloudflare, server: LoopbackServer) -> None:
+    """The whole account's tunnel list drifts: a tunnel listed twice, records without a usable id, a status of the
+    wrong type."""
+    app = live_app(server.base_url, refs=None, clock=MovingClock())
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: app.poll_count >= 1, what="the first poll")
-        before = {t.tunnel.id: t.active_count for t in app.snapshot.tunnels}
+        await wait_until(pilot, lambda: app.snapshot is not None, what="the first poll")
+        before = sorted(t.tunnel.id for t in app.snapshot.tunnels)
         listing = [t for t in fake.sim.list_tunnels() if t["deleted_at"] is None]
         web = next(t for t in listing if t["id"] == WEB)
-        odd = [*listing, dict(web, name="web-prod-copy"), {"name": "no-id"}, dict(web, id=None), 17]
+        odd = [*listing, dict(web, name="web-prod-copy"), {"name": "no-id"}, dict(web, id=None), dict(web, id=17)]
         next(t for t in odd if t["id"] == HOME)["status"] = {"not": "a string"}
-        body = json.dumps({"success": True, "errors": [], "messages": [], "result": odd})
-        fake.inject(Fault.raw(body), path_contains="cfd_tunnel", times=1)  # the list is the poll's first request
+        fake.sim.iter_tunnels = lambda: iter(odd)  # type: ignore[method-assign]
+        await wait_until(pilot, lambda: app.snapshot.problems, what="the drifted list")
+        assert app.is_running and app.last_error is None
+        snapshot = app.snapshot
+        ids = [t.tunnel.id for t in snapshot.tunnels]
+        assert sorted(ids) == before, "one state per tunnel id: the later copy is skipped"
+        assert next(t for t in snapshot.tunnels if t.tunnel.id == WEB).tunnel.name == "web-prod"
+        assert next(t for t in snapshot.tunnels if t.tunnel.id == HOME).tunnel.status is None  # unknown, kept
+        problems = [str(p) for p in snapshot.problems]
+        assert len(problems) == 5
+        assert any("duplicate tunnel id; later copy skipped" in p for p in problems)
+        assert sum(n for _, n in app.header.tunnel_counts) == len(before), "the header counts each tunnel once"
+        assert "odd record(s)" in app.status.message
+
+
+async def test_duplicate_connector_and_connection_ids(fake: FakeCloudflare, server: LoopbackServer) -> None:
+    app = live_app(server.base_url)
+    async with app.run_test(size=SIZE) as pilot:
+        history = await start_with_history(pilot, app, fake)
+        rows = set(app.table.rows_by_key)
         clients = fake.sim.clients(WEB)
         clients[0]["conns"].append(dict(clients[0]["conns"][0], colo_name="DUP"))
         clients.append(dict(clients[0], arch="dup"))
         fake.sim.set_clients(WEB, clients)
-        sent = len(fake.requests)
-        await pilot.press("r")
-        await wait_until(pilot, lambda: app.poll_count >= 2, what="the poll with duplicates")
+        await wait_until(
+            pilot,
+            lambda: any(t.problems for t in app.snapshot.tunnels if t.tunnel.id == WEB),
+            what="the poll with duplicates",
+        )
         assert app.is_running and app.last_error is None
-        snapshot = app.snapshot
-        ids = [t.tunnel.id for t in snapshot.tunnels]
-        assert sorted(ids) == sorted(before), "one state per tunnel id: the later copy is skipped"
-        assert next(t for t in snapshot.tunnels if t.tunnel.id == WEB).tunnel.name == "web-prod"
-        assert {t.tunnel.id: t.active_count for t in snapshot.tunnels} == before
-        fetched = [r.path for r in fake.requests[sent:] if r.path.endswith(f"{WEB}/connections")]
-        assert len(fetched) == 1, "a duplicated tunnel is not fetched twice"
-        problems = [str(p) for p in snapshot.problems]
-        assert any("duplicate" in p for p in problems) and len(problems) >= 4
-        home = next(t for t in snapshot.tunnels if t.tunnel.id == HOME)
-        assert home.tunnel.status is None  # the wrong-typed status is unknown, the tunnel kept
-        counts = app.session.colo_counts(snapshot)
-        assert sum(c.active for c in counts) == sum(before.values()), "no connection is counted twice"
+        problems = [p.message for t in app.snapshot.tunnels for p in t.problems]
+        assert sorted(problems) == [
+            "duplicate connection id; later copy skipped",
+            "duplicate connector id; later copy skipped",
+        ]
+        assert set(app.table.rows_by_key) == rows
         web_rows = [r for r in app.table.rows_by_key.values() if r.tunnel.id == WEB]
         assert "DUP" not in {r.conn.colo_name for r in web_rows}, "the later copy of a duplicate is skipped"
         assert "dup" not in {r.connector.arch for r in web_rows}
-        assert sum(n for _, n in app.header.tunnel_counts) == len(before), "the header counts each tunnel once"
+        assert log_oldest_first(app)[: len(history)] == history
 
 
 # -- enormous ----------------------------------------------------------------------------------------------------
