@@ -6,8 +6,10 @@ and the cursor stays on the node it was on.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 from rich.text import Text
 from textual.binding import Binding
@@ -30,7 +32,7 @@ class NodeRef:
     connector_id: str | None = None
     conn_id: str | None = None
 
-    @property
+    @cached_property
     def node_id(self) -> str:
         return "/".join(p for p in (self.tunnel_id, self.connector_id, self.conn_id) if p is not None)
 
@@ -77,26 +79,60 @@ def tunnel_health_of(connector: Connector) -> Health:
     return tunnel_health(Tunnel(id=connector.id), [connector])
 
 
+# A redraw rebuilds the tree's wanted content; a tunnel whose records are unchanged (parsing hands back the same
+# objects) gets its previous items back, so show() can skip them by identity. Holds the last unfiltered call only.
+_last_items: dict[str, tuple[TunnelState, bool, list[TreeItem]]] = {}
+
+
+def _same_state(a: TunnelState, b: TunnelState) -> bool:
+    if a is b:
+        return True
+    if a.error != b.error or not (a.tunnel is b.tunnel or a.tunnel == b.tunnel):
+        return False
+    if a.connectors is None or b.connectors is None:
+        return a.connectors is b.connectors
+    return len(a.connectors) == len(b.connectors) and all(map(operator.is_, a.connectors, b.connectors))
+
+
 def tree_items(states: Iterable[TunnelState], visible: set[str] | None, include_empty: bool = True) -> list[TreeItem]:
     """The tree's wanted content in display order. ``visible`` limits connections to those row keys."""
+    global _last_items
     items: list[TreeItem] = []
+    memo: dict[str, tuple[TunnelState, bool, list[TreeItem]]] = {}
     for state in states:
-        t = state.tunnel
-        connectors: list[tuple[Connector, list[Connection]]] = []
-        for connector in state.connectors or ():
-            shown = [c for c in connector.conns if visible is None or f"{t.id}/{connector.id}/{c.id}" in visible]
-            if shown or visible is None:
-                connectors.append((connector, shown))
-        if not connectors and not include_empty:
+        if visible is not None:
+            items.extend(_state_items(state, visible, include_empty))
             continue
-        tref = NodeRef("tunnel", t.id)
-        items.append(TreeItem(tref, None, _tunnel_label(state)))
-        for connector, shown in sorted(connectors, key=lambda p: (p[0].run_at is None, p[0].run_at, p[0].id)):
-            cref = NodeRef("connector", t.id, connector.id)
-            items.append(TreeItem(cref, tref.node_id, _connector_label(connector, shown)))
-            for conn in sorted(shown, key=lambda c: (c.colo_name or "", c.id)):
-                xref = NodeRef("conn", t.id, connector.id, conn.id)
-                items.append(TreeItem(xref, cref.node_id, _conn_label(conn)))
+        hit = _last_items.get(state.tunnel.id)
+        if hit is not None and hit[1] == include_empty and _same_state(hit[0], state):
+            part = hit[2]
+        else:
+            part = _state_items(state, None, include_empty)
+        memo[state.tunnel.id] = (state, include_empty, part)
+        items.extend(part)
+    if visible is None:
+        _last_items = memo
+    return items
+
+
+def _state_items(state: TunnelState, visible: set[str] | None, include_empty: bool) -> list[TreeItem]:
+    items: list[TreeItem] = []
+    t = state.tunnel
+    connectors: list[tuple[Connector, list[Connection]]] = []
+    for connector in state.connectors or ():
+        shown = [c for c in connector.conns if visible is None or f"{t.id}/{connector.id}/{c.id}" in visible]
+        if shown or visible is None:
+            connectors.append((connector, shown))
+    if not connectors and not include_empty:
+        return items
+    tref = NodeRef("tunnel", t.id)
+    items.append(TreeItem(tref, None, _tunnel_label(state)))
+    for connector, shown in sorted(connectors, key=lambda p: (p[0].run_at is None, p[0].run_at, p[0].id)):
+        cref = NodeRef("connector", t.id, connector.id)
+        items.append(TreeItem(cref, tref.node_id, _connector_label(connector, shown)))
+        for conn in sorted(shown, key=lambda c: (c.colo_name or "", c.id)):
+            xref = NodeRef("conn", t.id, connector.id, conn.id)
+            items.append(TreeItem(xref, cref.node_id, _conn_label(conn)))
     return items
 
 
@@ -121,6 +157,7 @@ class ClientTree(Tree[NodeRef]):
         self.guide_depth = 2
         self._by_id: dict[str, TreeNode[NodeRef]] = {}
         self._label_parts: dict[str, tuple[tuple[str, str], ...]] = {}
+        self._items: dict[str, TreeItem] = {}  # the item each node was last shown from
 
     def node_for(self, node_id: str) -> TreeNode[NodeRef] | None:
         return self._by_id.get(node_id)
@@ -134,30 +171,38 @@ class ClientTree(Tree[NodeRef]):
         for node_id in sorted((n for n in self._by_id if n not in wanted), key=lambda n: -n.count("/")):
             self._by_id.pop(node_id).remove()
             self._label_parts.pop(node_id, None)
-        siblings: dict[str | None, list[str]] = {}
-        for item in items:
-            siblings.setdefault(item.parent, []).append(item.ref.node_id)
+            self._items.pop(node_id, None)
+        parents = {item.parent for item in items}
+        siblings: dict[str | None, list[str]] | None = None
         created: set[str] = set()
+        shown_from = self._items
         for item in items:
             node_id = item.ref.node_id
+            if shown_from.get(node_id) is item:
+                continue  # the very item shown last time (see tree_items): label and children unchanged
             node = self._by_id.get(node_id)
             if node is None:
+                if siblings is None:
+                    siblings = {}
+                    for each in items:
+                        siblings.setdefault(each.parent, []).append(each.ref.node_id)
                 parent = self.root if item.parent is None else self._by_id[item.parent]
                 # A parent made in this pass has no older children to slot between: append.
                 fresh_parent = item.parent in created or (item.parent is None and not created and not self._by_id)
                 before = None if fresh_parent else self._next_existing(siblings[item.parent], node_id)
                 expand = item.ref.kind == "tunnel" or (item.ref.kind == "connector" and expand_connectors)
                 node = parent.add(
-                    _text(item.label), item.ref, before=before, expand=expand, allow_expand=node_id in siblings
+                    _text(item.label), item.ref, before=before, expand=expand, allow_expand=node_id in parents
                 )
                 self._by_id[node_id] = node
                 created.add(node_id)
             else:
                 if self._label_parts.get(node_id) != item.label:
                     node.set_label(_text(item.label))
-                if node.allow_expand != (node_id in siblings):
-                    node.allow_expand = node_id in siblings
+                if node.allow_expand != (node_id in parents):
+                    node.allow_expand = node_id in parents
             self._label_parts[node_id] = item.label
+            shown_from[node_id] = item
         if keep is not None and keep in self._by_id:
             self.get_node_at_line(0)  # rebuild line numbers after edits
             target = self._by_id[keep]
