@@ -57,7 +57,7 @@ class ColoPicker(ModalScreen[str | None]):
         options = [
             Option(
                 Text(f"{clean(colo, 12):<6} {active:>4} active" + (f"  {pending} pending" if pending else "")),
-                id=clean(colo, 12),
+                id=colo,  # never shown; cleaned and shortened, two colos could look the same
             )
             for colo, active, pending in self._colos
         ]
@@ -86,9 +86,7 @@ class AccountPicker(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         options = [
-            Option(
-                Text(f"{clean(name, 40) if name else '(no name)'}  {clean(account_id, 40)}"), id=clean(account_id, 40)
-            )
+            Option(Text(f"{clean(name, 40) if name else '(no name)'}  {clean(account_id, 40)}"), id=account_id)
             for account_id, name in self._accounts
         ]
         with Vertical(id="account-box"):
