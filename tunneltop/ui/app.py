@@ -673,8 +673,11 @@ class TunneltopApp(App[int]):
 
         def chosen(colo: str | None) -> None:
             if colo:
-                self.filter = Filter.parse(f"colo:{colo}")
-                self.main_screen.query_one("#filter-input", Input).value = self.filter.text
+                # Built, not parsed: a colo is API text, and "DFW x" or "a state:b" would parse as more filter.
+                self.filter = Filter(f"colo:{colo}", colos=frozenset({colo.upper()}))
+                box = self.main_screen.query_one("#filter-input", Input)
+                with box.prevent(Input.Changed):
+                    box.value = self.filter.text
 
         self.push_screen(ColoPicker(choices), chosen)
 
