@@ -355,7 +355,22 @@ class ConnectionsTable(ScrollView, can_focus=True):
             self._widths = widths
             self._line_cache.clear()
             self._painted.clear()
-        self.virtual_size = Size(sum(widths.values()), len(self._order) + 1)
+        self._set_virtual_size(Size(sum(widths.values()), len(self._order) + 1))
+
+    def _set_virtual_size(self, size: Size) -> None:
+        """Setting ``virtual_size`` lays out the whole screen again (and repaints all of it). A table whose height
+        does not depend on its rows only needs its scrollbars updated, unless one of them appears or goes."""
+        if size == self.virtual_size:
+            return
+        height = self.styles.height
+        if not self.is_mounted or height is None or height.is_auto:
+            self.virtual_size = size
+            return
+        scrollbars = (self.show_vertical_scrollbar, self.show_horizontal_scrollbar)
+        self.set_reactive(ConnectionsTable.virtual_size, size)
+        self._scroll_update(size)
+        if (self.show_vertical_scrollbar, self.show_horizontal_scrollbar) != scrollbars:
+            self.refresh(layout=True)
 
     # -- the cursor ---------------------------------------------------------------------------------------------
 
