@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterable
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import Tree
@@ -31,10 +31,12 @@ class NodeRef:
     tunnel_id: str
     connector_id: str | None = None
     conn_id: str | None = None
+    # A plain attribute, set once: the tree reads it for every node on every redraw.
+    node_id: str = field(init=False, repr=False, compare=False)
 
-    @cached_property
-    def node_id(self) -> str:
-        return "/".join(p for p in (self.tunnel_id, self.connector_id, self.conn_id) if p is not None)
+    def __post_init__(self) -> None:
+        parts = (self.tunnel_id, self.connector_id, self.conn_id)
+        object.__setattr__(self, "node_id", "/".join(p for p in parts if p is not None))
 
 
 @dataclass(frozen=True)
@@ -152,12 +154,23 @@ class ClientTree(Tree[NodeRef]):
     ]
 
     def __init__(self, **kwargs: object) -> None:
+        self._label_widths: dict[int, tuple[Text, int]] = {}  # node id -> (label, its width); Tree's init measures
         super().__init__(Text("tunnels"), **kwargs)  # type: ignore[arg-type]
         self.show_root = False
         self.guide_depth = 2
         self._by_id: dict[str, TreeNode[NodeRef]] = {}
         self._label_parts: dict[str, tuple[tuple[str, str], ...]] = {}
         self._items: dict[str, TreeItem] = {}  # the item each node was last shown from
+
+    def get_label_width(self, node: TreeNode[NodeRef]) -> int:
+        # Tree measures every line on each rebuild by rendering its label (a copy, styled); on an account-wide view
+        # that is thousands of lines per poll. The width is the expand icon's plus the label's.
+        icon = (self.ICON_NODE_EXPANDED if node.is_expanded else self.ICON_NODE) if node.allow_expand else ""
+        label = node._label
+        known = self._label_widths.get(node._id)
+        if known is None or known[0] is not label:
+            known = self._label_widths[node._id] = (label, label.cell_len)
+        return cell_len(icon) + known[1]
 
     def node_for(self, node_id: str) -> TreeNode[NodeRef] | None:
         return self._by_id.get(node_id)
@@ -169,7 +182,9 @@ class ClientTree(Tree[NodeRef]):
         wanted = {item.ref.node_id: item for item in items}
         # Deepest first, so each removal is of a node still in the tree.
         for node_id in sorted((n for n in self._by_id if n not in wanted), key=lambda n: -n.count("/")):
-            self._by_id.pop(node_id).remove()
+            removed = self._by_id.pop(node_id)
+            self._label_widths.pop(removed._id, None)
+            removed.remove()
             self._label_parts.pop(node_id, None)
             self._items.pop(node_id, None)
         parents = {item.parent for item in items}
