@@ -36,11 +36,12 @@ class TunnelState:
             return _STATUS_HEALTH.get((self.tunnel.status or "").lower(), Health.UNKNOWN)
         return tunnel_health(self.tunnel, self.connectors)
 
-    @property
+    # Cached like health: read for every tunnel on every redraw (header, tree, trends), and the state is immutable.
+    @cached_property
     def active_count(self) -> int:
         return sum(1 for c in self.connectors or () for conn in c.conns if conn.is_pending_reconnect is False)
 
-    @property
+    @cached_property
     def pending_count(self) -> int:
         return sum(1 for c in self.connectors or () for conn in c.conns if conn.is_pending_reconnect is True)
 
