@@ -6,6 +6,7 @@ Shared by the headless path and the live screen so both see exactly the same dat
 from __future__ import annotations
 
 import asyncio
+import operator
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
@@ -62,6 +63,7 @@ class TunnelSource:
         self._transient: list[ApiError] = []  # this poll's passing per-tunnel failures
         # Per tunnel, the records of its last poll: what the API sends unchanged is not validated again.
         self._records: dict[str, RecordCache] = {}
+        self._states: dict[str, TunnelState] = {}  # the last poll's, handed back when nothing in them changed
 
     async def _tunnels(self) -> tuple[list[Tunnel], list[RecordProblem]]:
         if not self.refs:
@@ -95,6 +97,22 @@ class TunnelSource:
                 return TunnelState(tunnel, None, (), exc.message)
         return TunnelState(tunnel, tuple(connectors), tuple(problems))
 
+    def _unchanged(self, state: TunnelState) -> TunnelState:
+        """The last poll's state of this tunnel when nothing in it changed (its records are then the same objects,
+        see RecordCache): the change engine, rows and tree skip it by identity."""
+        old = self._states.get(state.tunnel.id)
+        if (
+            old is None
+            or old.error != state.error
+            or old.problems != state.problems
+            or not (old.tunnel is state.tunnel or old.tunnel == state.tunnel)
+        ):
+            return state
+        if old.connectors is None or state.connectors is None:
+            return old if old.connectors is state.connectors else state
+        same = len(old.connectors) == len(state.connectors) and all(map(operator.is_, old.connectors, state.connectors))
+        return old if same else state
+
     async def poll(self) -> Snapshot:
         """One complete poll. Account-wide failures (auth, rate limit, network on the list) raise ApiError."""
         tunnels, problems = await self._tunnels()
@@ -107,7 +125,8 @@ class TunnelSource:
                 tasks = [group.create_task(self._state(t, gate)) for t in tunnels]
         except BaseExceptionGroup as group_error:
             raise group_error.exceptions[0] from None
-        states = [task.result() for task in tasks]
+        states = [self._unchanged(task.result()) for task in tasks]
+        self._states = {state.tunnel.id: state for state in states}
         for gone in self._records.keys() - {t.id for t in tunnels}:
             del self._records[gone]
         if self.refs and states and len(self._transient) == len(states):
