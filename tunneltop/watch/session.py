@@ -87,7 +87,10 @@ class Session:
         # Rows per connector, reused while its records are unchanged (parsing keeps unchanged records identical),
         # and the rows of the last two snapshots: a poll reads them several times (marks, ghosts, colos, table).
         self._row_memo: dict[tuple[str, str], tuple[Tunnel, Connector, list[ConnRow]]] = {}
+        self._state_rows: dict[str, tuple[TunnelState, list[ConnRow]]] = {}
         self._rows_seen: list[tuple[Snapshot, list[ConnRow]]] = []
+        # Colo counts: totals kept up to date from the tunnels whose state changed (unchanged ones are the same object).
+        self._colo_parts: dict[str, tuple[TunnelState, Counter[str], Counter[str]]] = {}
         self._colos_seen: tuple[Snapshot, Counter[str], Counter[str]] | None = None
 
     # -- feeding it ---------------------------------------------------------------------------------------------
@@ -213,21 +216,34 @@ class Session:
             if seen is snapshot:
                 return rows
         memo: dict[tuple[str, str], tuple[Tunnel, Connector, list[ConnRow]]] = {}
-        rows = []
+        by_state: dict[str, tuple[TunnelState, list[ConnRow]]] = {}
+        rows: list[ConnRow] = []
         for state in snapshot.tunnels:
             tunnel = state.tunnel
+            seen = self._state_rows.get(tunnel.id)
+            if seen is not None and seen[0] is state:  # the source hands back unchanged tunnels as the same object
+                by_state[tunnel.id] = seen
+                rows.extend(seen[1])
+                for connector in state.connectors or ():
+                    slot = (tunnel.id, connector.id)
+                    if slot in self._row_memo:
+                        memo[slot] = self._row_memo[slot]
+                continue
+            part: list[ConnRow] = []
             for connector in state.connectors or ():
                 slot = (tunnel.id, connector.id)
                 hit = self._row_memo.get(slot)
-                if hit is not None and hit[1] is connector and (hit[0] is tunnel or hit[0] == tunnel):
-                    memo[slot] = hit
-                else:
-                    part = [
+                if hit is None or hit[1] is not connector or not (hit[0] is tunnel or hit[0] == tunnel):
+                    made = [
                         ConnRow(row_key(tunnel.id, connector.id, c.id), tunnel, connector, c) for c in connector.conns
                     ]
-                    memo[slot] = (tunnel, connector, part)
-                rows.extend(memo[slot][2])
+                    hit = (tunnel, connector, made)
+                memo[slot] = hit
+                part.extend(hit[2])
+            by_state[tunnel.id] = (state, part)
+            rows.extend(part)
         self._row_memo = memo
+        self._state_rows = by_state
         self._rows_seen = [(snapshot, rows), *self._rows_seen[:1]]
         return rows
 
@@ -244,16 +260,37 @@ class Session:
 
     def _colos(self, snapshot: Snapshot) -> tuple[Counter[str], Counter[str]]:
         """Active and pending connections per colo (kept for the last snapshot: every redraw shows them)."""
-        if self._colos_seen is None or self._colos_seen[0] is not snapshot:
-            active: Counter[str] = Counter()
-            pending: Counter[str] = Counter()
-            for row in self._rows_of(snapshot):
-                state = row.state
-                if state == "active":
-                    active[row.conn.colo_name or "?"] += 1
-                elif state == "pending":
-                    pending[row.conn.colo_name or "?"] += 1
-            self._colos_seen = (snapshot, active, pending)
+        if self._colos_seen is not None and self._colos_seen[0] is snapshot:
+            return self._colos_seen[1], self._colos_seen[2]
+        active, pending = Counter[str](), Counter[str]()
+        if self._colos_seen is not None:
+            active.update(self._colos_seen[1])
+            pending.update(self._colos_seen[2])
+        left = dict(self._colo_parts)
+        parts: dict[str, tuple[TunnelState, Counter[str], Counter[str]]] = {}
+        for state in snapshot.tunnels:
+            old = left.pop(state.tunnel.id, None)
+            if old is not None and old[0] is state:
+                parts[state.tunnel.id] = old
+                continue
+            if old is not None:
+                active.subtract(old[1])
+                pending.subtract(old[2])
+            mine, held = Counter[str](), Counter[str]()
+            for connector in state.connectors or ():
+                for conn in connector.conns:
+                    if conn.is_pending_reconnect is False:
+                        mine[conn.colo_name or "?"] += 1
+                    elif conn.is_pending_reconnect is True:
+                        held[conn.colo_name or "?"] += 1
+            active.update(mine)
+            pending.update(held)
+            parts[state.tunnel.id] = (state, mine, held)
+        for old in left.values():
+            active.subtract(old[1])
+            pending.subtract(old[2])
+        self._colo_parts = parts
+        self._colos_seen = (snapshot, +active, +pending)
         return self._colos_seen[1], self._colos_seen[2]
 
     def _colo_active(self, snapshot: Snapshot) -> Counter[str]:
