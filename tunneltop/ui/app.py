@@ -291,7 +291,14 @@ class TunneltopApp(App[int]):
             wait = max(wait, self.source.blocked_for)
         self._schedule(wait)
 
+    @property
+    def closing(self) -> bool:
+        """True once the app is shutting down: a poll's last message can still arrive after the screens are gone."""
+        return not self.screen_stack
+
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
+        if self.closing:
+            return
         self.poll_count += 1
         self.last_good_at = message.snapshot.fetched_at
         recovered = self.last_error is not None
@@ -307,6 +314,8 @@ class TunneltopApp(App[int]):
         self._update_header()
 
     def on_accounts_to_choose(self, message: AccountsToChoose) -> None:
+        if self.closing:
+            return
         # Polling stops here: nothing sensible can be fetched until an account is chosen.
         self._accounts = message.accounts
         self.status.error = False
@@ -335,6 +344,8 @@ class TunneltopApp(App[int]):
         self.push_screen(AccountPicker(self._accounts), chosen)
 
     def on_poll_failed(self, message: PollFailed) -> None:
+        if self.closing:
+            return
         self.failures += 1
         text = clean(message.message, 400)
         if message.retry_after:
@@ -508,6 +519,8 @@ class TunneltopApp(App[int]):
         )
 
     def _tick(self) -> None:
+        if self.closing:
+            return
         if self.session.expire(self._clock()) and self.snapshot is not None:
             self._rows = self.session.rows(self.snapshot)
             self._render_views()
