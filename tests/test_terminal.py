@@ -47,10 +47,10 @@ os.rename(sys.argv[1] + ".tmp", sys.argv[1])
 """
 
 
-def spawn(argv: list[str], cols: int = 120, rows: int = 40) -> tuple[int, int]:
+def spawn(argv: list[str], cols: int = 120, rows: int = 40, extra_env: dict[str, str] | None = None) -> tuple[int, int]:
     """``argv`` as the session leader of a new pty; returns (pid, master fd)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDFLARE_", "TEXTUAL"))}
-    env.update(TERM="xterm-256color", COLUMNS=str(cols), LINES=str(rows))
+    env.update(TERM="xterm-256color", COLUMNS=str(cols), LINES=str(rows), **(extra_env or {}))
     pid, master = pty.fork()
     if pid == 0:  # pragma: no cover - the child
         try:
