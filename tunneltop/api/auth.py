@@ -13,11 +13,15 @@ class Credentials:
     __slots__ = ("_email", "_secret", "scheme", "source")
 
     def __init__(self, scheme: Scheme, secret: str, *, email: str | None = None, source: str = "") -> None:
-        if not secret or any(ch.isspace() or not ch.isprintable() for ch in secret):
+        # HTTP headers carry ASCII only: anything else would crash the HTTP client with a traceback.
+        if not secret or any(ch.isspace() or not ch.isprintable() or not ch.isascii() for ch in secret):
             # Said without the value: it may be the secret itself.
             raise ValueError(
-                f"the credential from {source or 'configuration'} is empty or has spaces or control characters"
+                f"the credential from {source or 'configuration'} is empty or has spaces, control characters or "
+                "non-ASCII characters (a pasted quote or dash?)"
             )
+        if email is not None and not (email.isascii() and email.isprintable()):
+            raise ValueError(f"the email from {source or 'configuration'} has control or non-ASCII characters")
         self.scheme: Scheme = scheme
         self.source = source
         self._secret = secret
