@@ -241,6 +241,11 @@ class CloudflareClient:
             if self._credentials is not None:
                 text = self._credentials.scrub(text)
             raise NetworkError(f"could not reach the Cloudflare API: {reason}: {text}"[:300], path=path) from None
+        except httpx.DecodingError:
+            # An answer came, but its Content-Encoding (gzip, deflate…) was broken: garbage, like truncated JSON.
+            raise InvalidResponseError(
+                f"Cloudflare's answer could not be decoded (broken Content-Encoding) ({path})", path=path
+            ) from None
         try:
             return self._parse(response, path)
         except ApiError as exc:
