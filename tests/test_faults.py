@@ -219,6 +219,7 @@ ANSWERED = {
     "504-html": (Fault.html_page(504), "HTTP 504 with an HTML error page"),
     "truncated-json": (Fault.raw('{"success": true, "errors": [], "result": [{"id": "1edea7e3-'), "not valid JSON"),
     "success-false-200": (Fault.unsuccessful(), "Cloudflare refused the request (HTTP 200)"),
+    "corrupt-gzip": (Fault(headers={"Content-Encoding": "gzip"}), "could not be decoded"),
     "hang": (Fault.hang(30.0), "did not answer in time"),
 }
 
