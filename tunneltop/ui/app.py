@@ -811,6 +811,7 @@ class TunneltopApp(App[int]):
     def action_screenshot_svg(self) -> None:
         name = f"tunneltop-{self._clock().strftime('%Y%m%d-%H%M%S')}.svg"
         try:
+            self.export_dir.mkdir(parents=True, exist_ok=True)  # as the export (x) does
             path = self.save_screenshot(filename=name, path=str(self.export_dir))
         except OSError as exc:
             self.notify(f"screenshot failed: {exc}", severity="error", markup=False)
