@@ -161,6 +161,7 @@ class ClientTree(Tree[NodeRef]):
         self._by_id: dict[str, TreeNode[NodeRef]] = {}
         self._label_parts: dict[str, tuple[tuple[str, str], ...]] = {}
         self._items: dict[str, TreeItem] = {}  # the item each node was last shown from
+        self._last_show: tuple[list[TreeItem], bool] = ([], False)
 
     def get_label_width(self, node: TreeNode[NodeRef]) -> int:
         # Tree measures every line on each rebuild by rendering its label (a copy, styled); on an account-wide view
@@ -177,6 +178,10 @@ class ClientTree(Tree[NodeRef]):
 
     def show(self, items: list[TreeItem], expand_connectors: bool = False) -> None:
         """Make the tree hold exactly ``items``, in their order, touching only what changed."""
+        last = self._last_show
+        if last[1] == expand_connectors and len(last[0]) == len(items) and all(map(operator.is_, items, last[0])):
+            return  # the very items of the last call (see tree_items): nothing to do
+        self._last_show = (items, expand_connectors)
         cursor = self.cursor_node
         keep = cursor.data.node_id if cursor is not None and cursor.data is not None else None
         wanted = {item.ref.node_id: item for item in items}

@@ -14,6 +14,7 @@ keep working), and ``row_count``, ``cursor_row``, ``move_cursor``, ``get_cell``,
 
 from __future__ import annotations
 
+import operator
 from bisect import bisect_left, insort
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -203,6 +204,8 @@ class ConnectionsTable(ScrollView, can_focus=True):
         self._styles: dict[tuple[Style, str], Style] = {}
         self._painted: dict[int, tuple[Any, ...]] = {}  # screen line -> what was drawn there
         self._highlighted: str | None = None
+        self._shown: list[ConnRow] = []  # the rows and marks of the last show()
+        self._shown_marks: dict[str, Mark] = {}
         self._recompute_widths()
 
     # -- DataTable-compatible reading ---------------------------------------------------------------------------
@@ -277,8 +280,15 @@ class ConnectionsTable(ScrollView, can_focus=True):
 
     def show(self, rows: Sequence[ConnRow], now: datetime, marks: Mapping[str, Mark] | None = None) -> None:
         """Make the table show exactly ``rows``, touching only rows that changed."""
-        keep = self.cursor_key
         marks = marks or {}
+        shown = self._shown
+        if len(rows) == len(shown) and all(map(operator.is_, rows, shown)) and marks == self._shown_marks:
+            # The very same rows (records are reused while unchanged) and marks: only the ages move on.
+            self._now = now
+            self._refresh_changed()
+            return
+        self._shown, self._shown_marks = list(rows), dict(marks)
+        keep = self.cursor_key
         old_rows = self.rows_by_key
         new_rows = {r.key: r for r in rows}
         gone = [k for k in old_rows if k not in new_rows]
