@@ -9,6 +9,7 @@ every event seen before the fault is still in the log, followed by one ``poll_fa
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +17,8 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+import textual.app
+import textual.pilot
 from textual.pilot import Pilot
 
 from tests.ui_support import FakeClock, plain
@@ -111,6 +114,18 @@ async def wait_until(pilot: Pilot, predicate: Callable[[], object], limit: float
             raise AssertionError(f"timed out after {limit}s waiting for {what or predicate}")
         await pilot.pause(0.02)
     await pilot.pause()
+
+
+@pytest.fixture
+def quick_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pilot waits, after every key, for the whole process to look idle (at least 40 ms, often much more while it
+    renders): hundreds of keys took a minute. Here each key is only yielded for; keys still arrive in order."""
+
+    async def settle(*args: object, **kwargs: object) -> None:
+        await asyncio.sleep(0.002)
+
+    monkeypatch.setattr(textual.app, "wait_for_idle", settle)
+    monkeypatch.setattr(textual.pilot, "wait_for_idle", settle)
 
 
 def record_notifications(app: TunneltopApp) -> list[tuple[str, str, object]]:
@@ -342,7 +357,8 @@ async def test_tunnel_deleted_mid_session(fake: FakeCloudflare, server: Loopback
 
 async def test_tunnel_deleted_from_the_account_wide_view(fake: FakeCloudflare, server: LoopbackServer) -> None:
     """Watching the whole account: a deleted tunnel leaves the list, and that is logged as its removal."""
-    app = live_app(server.base_url, refs=None, clock=MovingClock())
+    # A budget of Cloudflare's whole quota, so that the list is read again within a tenth of a second.
+    app = live_app(server.base_url, refs=None, clock=MovingClock(), budget_per_minute=1200)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.snapshot is not None, what="the first poll")
         assert HOME in {t.tunnel.id for t in app.snapshot.tunnels}
@@ -438,7 +454,8 @@ async def test_schema_drift_per_record_spoils_only_that_record(fake: FakeCloudfl
 async def test_tunnel_list_drift_and_duplicate_tunnels(fake: FakeCloudflare, server: LoopbackServer) -> None:
     """The whole account's tunnel list drifts: a tunnel listed twice, records without a usable id, a status of the
     wrong type."""
-    app = live_app(server.base_url, refs=None, clock=MovingClock())
+    # A budget of Cloudflare's whole quota, so that the list is read again within a tenth of a second.
+    app = live_app(server.base_url, refs=None, clock=MovingClock(), budget_per_minute=1200)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.snapshot is not None, what="the first poll")
         before = sorted(t.tunnel.id for t in app.snapshot.tunnels)
