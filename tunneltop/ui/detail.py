@@ -21,7 +21,33 @@ def _when(value: datetime | None, now: datetime) -> Text:
     return Text(f"{value.strftime('%Y-%m-%d %H:%M:%S')}Z  ({format_age(now - value)} ago)")
 
 
+def _text_key(text: Text) -> tuple[object, ...]:
+    return (text.plain, str(text.style), tuple(text.spans))
+
+
+class Detail:
+    """Labelled rows under a title, drawn as a grid; equal when they would draw the same, so the pane can skip a
+    redraw (each one lays out the whole screen again) when a poll changed nothing it shows."""
+
+    def __init__(self, title: Text, rows: list[tuple[str, Text]]) -> None:
+        self.title = title
+        self.rows = rows
+        self._key = (_text_key(title), tuple((label, _text_key(value)) for label, value in rows))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Detail) and self._key == other._key
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __rich__(self) -> RenderableType:
+        return _draw(self.title, self.rows)
+
+
 def _grid(title: Text, rows: list[tuple[str, Text]]) -> RenderableType:
+    return Detail(title, rows)
+
+
+def _draw(title: Text, rows: list[tuple[str, Text]]) -> RenderableType:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
@@ -99,5 +125,7 @@ class DetailPane(Static):
     def show(self, renderable: RenderableType | None) -> None:
         if renderable is None:
             renderable = Text("Select a tunnel, connector or connection.", style="dim")
+        if renderable == self.shown:
+            return
         self.shown = renderable
         self.update(renderable)
