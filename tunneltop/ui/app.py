@@ -109,9 +109,10 @@ class TunneltopApp(App[int]):
         Binding("w", "screenshot_svg", "Screenshot", show=False),
     ]
 
-    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True)
-    filter: reactive[Filter] = reactive(Filter(), always_update=True)
-    scope: reactive[NodeRef | None] = reactive(None, always_update=True)
+    # repaint=False: their watchers update exactly the widgets that change; a repaint would redraw the whole screen.
+    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True, repaint=False)
+    filter: reactive[Filter] = reactive(Filter(), always_update=True, repaint=False)
+    scope: reactive[NodeRef | None] = reactive(None, always_update=True, repaint=False)
     paused = reactive(False)
     interval = reactive(5.0)
 
@@ -544,7 +545,8 @@ class TunneltopApp(App[int]):
                 text.append(f" ⟳{count.pending}", style="yellow")
             if count.delta:
                 text.append(f" {count.delta:+d}", style="green" if count.delta > 0 else "red")
-        strip.update(text)
+        if text != strip.content:  # an update lays out the whole screen again: only when the counts changed
+            strip.update(text)
 
     def _event_matches(self, event: ChangeEvent) -> bool:
         if not self.filter.active:
