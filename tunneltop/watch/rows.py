@@ -57,9 +57,10 @@ def ip_sort_key(value: str | None) -> tuple[int, int, str]:
 
 def version_sort_key(value: str | None) -> tuple[Any, ...]:
     """``2024.10.1`` after ``2024.9.0``: numeric parts compare as numbers."""
+    # Every part is (kind, number, text), so any two keys compare; isdecimal, not isdigit: int() refuses "²".
     if not value:
-        return ((0, ""),)
-    return tuple((1, int(p), "") if p.isdigit() else (0, 0, p) for p in re.split(r"[.\-+]", value))
+        return ((0, 0, ""),)
+    return tuple((1, int(p), "") if p.isdecimal() else (0, 0, p) for p in re.split(r"[.\-+]", value))
 
 
 _STATE_ORDER = {"pending": 0, "gone": 1, "unknown": 2, "active": 3}
