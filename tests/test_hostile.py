@@ -104,9 +104,9 @@ def hostile_clients() -> list[dict[str, object]]:
         {
             "id": "k2/" + hostile("CONNECTOR"),
             "arch": "linux_amd64",
-            "version": "2025.1.0",
+            "version": None,
             "features": [],
-            "conns": [_conn(5, colo_name="[/]", origin_ip="[link=http://evil.example]x[/link]")],
+            "conns": [_conn(5, colo_name="[/]", origin_ip="[link=http://evil.example]x[/link]", client_version=None)],
         },
     ]
 
@@ -209,6 +209,15 @@ async def test_every_view_renders_hostile_data_literally_and_harmlessly(
                 assert len(text) <= 45
         colos = {table.get_cell(k, "colo").plain for k in hostile_rows}
         assert "[/]" in colos and any(c.startswith("COLO1B[bold") for c in colos)
+        # Sorting on every column, both ways (hostile, very long and missing versions among the values).
+        rows = set(table.rows_by_key)
+        sorted_on = set()
+        for _ in table.columns_shown:
+            await pilot.press("s", "S")
+            assert app.is_running, f"sorting on {table.sort_column} crashed the app"
+            sorted_on.add(table.sort_column)
+            assert set(table.rows_by_key) == rows
+        assert sorted_on == set(table.columns_shown)
 
         # Detail pane: each hostile connection, and the tunnels' and connectors' tree nodes.
         pane = app.main_screen.query_one(DetailPane)
