@@ -25,6 +25,7 @@ from tests.test_faults import (
     HOME,
     SIZE,
     TOKEN,
+    MovingClock,
     live_app,
     make_fake,
     record_notifications,
@@ -39,6 +40,7 @@ from tunneltop.stream import watch_stream
 from tunneltop.ui.client_tree import ClientTree
 from tunneltop.ui.detail import DetailPane
 from tunneltop.ui.event_log import EventLogView
+from tunneltop.ui.overview_table import OverviewTable
 from tunneltop.ui.screens import ColoPicker
 from tunneltop.watch.changes import EventKind
 from tunneltop.watch.target import Target
@@ -272,6 +274,33 @@ async def test_every_view_renders_hostile_data_literally_and_harmlessly(
         assert raw.isascii()
         assert hostile("COLO1B") in {c["colo"] for c in json.loads(raw)["connections"]}
         assert app.is_running
+
+
+async def test_the_account_overview_renders_hostile_data_and_sorts_on_every_column(
+    fake: FakeCloudflare, server: LoopbackServer
+) -> None:
+    clients = fake.sim.clients(HOME)
+    clients[0]["version"] = "dev"  # against the hostile tunnel's versions and tunnels without connectors
+    fake.sim.set_clients(HOME, clients)
+    app = live_app(server.base_url, refs=None, interval=1.0, clock=MovingClock())
+    async with app.run_test(size=SIZE) as pilot:
+        overview = app.main_screen.query_one(OverviewTable)
+        await wait_until(
+            pilot,
+            lambda: HOSTILE_TUNNEL in overview.summaries and overview.summaries[HOSTILE_TUNNEL].connectors,
+            what="the hostile tunnel's connections",
+        )
+        texts = [overview.get_cell_at((r, c)).plain for r in range(overview.row_count) for c in range(8)]
+        assert any(t.startswith("TUNNEL[bold]b[/][@click=app.quit]") for t in texts)
+        for text in texts:
+            assert_harmless(text, one_line=True)
+        sorted_on = set()
+        for _ in range(len(overview.columns)):
+            await pilot.press("s", "S")
+            assert app.is_running, f"sorting the overview on {overview.sort_column} crashed the app"
+            sorted_on.add(overview.sort_column)
+        assert sorted_on == {str(c.value) for c in overview.columns}
+        assert_harmless(app.export_screenshot())
 
 
 # -- the colo picker ---------------------------------------------------------------------------------------------
