@@ -29,7 +29,9 @@ def test_watch_and_jsonl_choose_the_stream(argv: list[str], monkeypatch: pytest.
     import tunneltop.stream
 
     calls: list[float] = []
-    monkeypatch.setattr(tunneltop.stream, "run_watch", lambda target, interval: calls.append(interval) or 0)
+    monkeypatch.setattr(
+        tunneltop.stream, "run_watch", lambda target, interval, budget_per_minute: calls.append(interval) or 0
+    )
     assert cli.main(["--demo", "--interval", "2", *argv]) == 0
     assert calls == [2.0]
 
@@ -98,3 +100,15 @@ def test_budget_out_of_range_is_a_usage_error(value: str) -> None:
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["--demo", "--budget", value])
     assert exit_info.value.code == 64
+
+
+def test_once_on_an_account_larger_than_the_budget_reads_only_the_list(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["--demo", "--once", "--budget", "3", "-o", "json"])
+    out = capsys.readouterr().out
+    import json
+
+    document = json.loads(out)
+    assert any("not fetched" in p and "budget of 3" in p for p in document["problems"])
+    assert all(t["clients"] is None or t["status"] == "inactive" for t in document["tunnels"])
+    assert {t["health"] for t in document["tunnels"]} >= {"healthy", "degraded", "down"}  # from the list's status
+    assert code == 2

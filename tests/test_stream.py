@@ -77,6 +77,8 @@ def pending_web(fake: FakeCloudflare) -> Callable[[], None]:
 
 
 async def run(target: Target, out: io.StringIO, stop: asyncio.Event, **options: Any) -> int:
+    # These tests poll every 50 ms: a budget so large it never stretches the interval (test_stream_budget pins that).
+    options.setdefault("budget_per_minute", 1_000_000)
     return await asyncio.wait_for(watch_stream(target, INTERVAL, out, stop=stop, **options), timeout=10)
 
 

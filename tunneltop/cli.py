@@ -148,11 +148,12 @@ def build_target(args: argparse.Namespace) -> Target:
     )
 
 
-async def run_once(target: Target, output: str) -> int:
+async def run_once(target: Target, output: str, *, budget_per_minute: int = DEFAULT_BUDGET) -> int:
     async with target.client(max_rate_limit_wait=ONCE_MAX_RATE_LIMIT_WAIT) as client:
         try:
             account = await resolve_account(client, target.account_id)
-            snapshot = await TunnelSource(client, account, target.refs).poll()
+            source = TunnelSource(client, account, target.refs, max_fetches=budget_per_minute)
+            snapshot = await source.poll()
         except AccountChoiceNeeded as exc:
             _err(f"{exc}:")
             for acc in exc.accounts:
@@ -189,10 +190,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if watch:
         from tunneltop.stream import run_watch
 
-        return run_watch(target, args.interval)
+        return run_watch(target, args.interval, budget_per_minute=args.budget)
     if args.once or args.output:
         try:
-            return asyncio.run(run_once(target, args.output or "table"))
+            return asyncio.run(run_once(target, args.output or "table", budget_per_minute=args.budget))
         except KeyboardInterrupt:
             return 130
     from tunneltop.ui.app import run_app

@@ -33,6 +33,7 @@ from tunneltop.api.errors import ApiError, RateLimitedError
 from tunneltop.model.snapshot import Snapshot
 from tunneltop.report import EXIT_OK, EXIT_UNKNOWN
 from tunneltop.sanitize import clean
+from tunneltop.watch.budget import DEFAULT_LIMIT_PER_MINUTE as DEFAULT_BUDGET
 from tunneltop.watch.changes import ChangeEvent, diff, poll_failed, poll_recovered, rfc3339
 from tunneltop.watch.source import AccountChoiceNeeded, TunnelSource, resolve_account, utc_now
 from tunneltop.watch.target import Target
@@ -113,11 +114,12 @@ class _Failing:
 
 
 class _Stream:
-    def __init__(self, target: Target, interval: float, out: TextIO, err: TextIO) -> None:
+    def __init__(self, target: Target, interval: float, out: TextIO, err: TextIO, budget_per_minute: int) -> None:
         self.target = target
         self.interval = interval
         self.out = out
         self.err = err
+        self.budget_per_minute = budget_per_minute
         self.source: TunnelSource | None = None
         self.previous: Snapshot | None = None
         self.failing: _Failing | None = None
@@ -172,10 +174,14 @@ class _Stream:
         async with self.target.client(max_rate_limit_wait=max_rate_limit_wait) as client:
             while not stop.is_set():
                 wait = self.interval
+                sent_before = client.stats.requests
                 try:
                     if self.source is None:
                         account = await _unless_stopped(resolve_account(client, self.target.account_id), stop)
-                        self.source = TunnelSource(client, account, self.target.refs)
+                        # One poll never takes more than a minute's budget (a large account gets list status only).
+                        self.source = TunnelSource(
+                            client, account, self.target.refs, max_fetches=self.budget_per_minute
+                        )
                     snapshot = await _unless_stopped(self.source.poll(), stop)
                 except _Stopped:
                     break
@@ -188,6 +194,8 @@ class _Stream:
                     documents = [e.to_json() for e in self.failed(exc)]
                 else:
                     documents = self.succeeded(snapshot)
+                # Stretch the interval so that polling stays within the budget (requests per minute).
+                wait = max(wait, (client.stats.requests - sent_before) * 60 / self.budget_per_minute)
                 try:
                     self.write(documents)
                 except _ReaderGone:
@@ -205,17 +213,20 @@ async def watch_stream(
     stop: asyncio.Event,
     max_rate_limit_wait: float = STREAM_MAX_RATE_LIMIT_WAIT,
     err: TextIO | None = None,
+    budget_per_minute: int = DEFAULT_BUDGET,
 ) -> int:
     """Poll ``target`` every ``interval`` seconds and write a JSON line per change to ``out`` until ``stop``.
 
     Returns 0 when stopped (or when the reader closed ``out``); 3 when the credentials see several accounts and
     none was named (the choice is printed to ``err``, default stderr). API errors never end it.
     """
-    stream = _Stream(target, interval, out, err if err is not None else sys.stderr)
+    stream = _Stream(target, interval, out, err if err is not None else sys.stderr, budget_per_minute)
     return await stream.run(stop, max_rate_limit_wait)
 
 
-def run_watch(target: Target, interval: float, out: TextIO | None = None) -> int:
+def run_watch(
+    target: Target, interval: float, out: TextIO | None = None, budget_per_minute: int = DEFAULT_BUDGET
+) -> int:
     """Run the stream to stdout until SIGINT or SIGTERM; either ends it cleanly with exit status 0."""
     stream = out if out is not None else sys.stdout
 
@@ -230,7 +241,7 @@ def run_watch(target: Target, interval: float, out: TextIO | None = None) -> int
                 continue  # no loop signal handlers here (Windows, or not the main thread)
             installed.append(sig)
         try:
-            return await watch_stream(target, interval, stream, stop=stop)
+            return await watch_stream(target, interval, stream, stop=stop, budget_per_minute=budget_per_minute)
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)

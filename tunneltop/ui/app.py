@@ -45,12 +45,10 @@ from tunneltop.ui.event_log import EventLogView
 from tunneltop.ui.overview_table import OVERVIEW_COLUMNS, OverviewTable, summary_matches
 from tunneltop.ui.screens import AccountPicker, ColoPicker, HelpScreen
 from tunneltop.ui.status import HeaderBar, StatusLine
-from tunneltop.watch.budget import RequestBudget
 from tunneltop.watch.changes import ChangeEvent
 from tunneltop.watch.filters import Filter, FilterError
-from tunneltop.watch.overview import AccountSource, summaries
+from tunneltop.watch.overview import AccountSource, source_for, summaries
 from tunneltop.watch.overview import notices as overview_notices
-from tunneltop.watch.planner import Planner
 from tunneltop.watch.rows import ConnRow
 from tunneltop.watch.session import DEFAULT_GHOST_SECONDS, DEFAULT_MARK_SECONDS, Session, sparkline
 from tunneltop.watch.source import AccountChoiceNeeded, TunnelSource, resolve_account
@@ -268,18 +266,15 @@ class TunneltopApp(App[int]):
             self.post_message(SnapshotReady(snapshot))
 
     def _make_source(self, account: Account) -> TunnelSource | AccountSource:
-        if not self.account_wide:
-            return TunnelSource(self.client, account, self.target.refs, now=self._clock)  # type: ignore[arg-type]
-        # A first screen of a small account in one go; after that the budget paces the requests.
-        budget = RequestBudget(self.budget_per_minute)
-        planner = Planner(budget, self.interval, min_burst=min(self.budget_per_minute, STARTUP_BURST))
-        return AccountSource(
-            self.client,  # type: ignore[arg-type]
+        assert self.client is not None
+        return source_for(
+            self.client,
             account,
+            self.target.refs,
             interval=self.interval,
-            budget=budget,
-            planner=planner,
+            budget_per_minute=self.budget_per_minute,
             now=self._clock,
+            min_burst=STARTUP_BURST,  # a small account's first screen in one go; then the budget paces requests
         )
 
     def _rearm(self) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -24,7 +24,7 @@ from tunneltop.model.snapshot import Snapshot, TunnelState
 from tunneltop.watch.budget import RequestBudget
 from tunneltop.watch.planner import DEFAULT_INTERVAL, Plan, Planner
 from tunneltop.watch.rows import version_sort_key
-from tunneltop.watch.source import FETCH_CONCURRENCY, utc_now
+from tunneltop.watch.source import FETCH_CONCURRENCY, TunnelSource, utc_now
 
 # Error text of a connection fetch the credentials were refused: a sign the token's permissions are narrow.
 REFUSED = "refused: "
@@ -308,6 +308,25 @@ class AccountSource:
 
 
 # -- overview rows ---------------------------------------------------------------------------------------------
+
+
+def source_for(
+    client: CloudflareClient,
+    account: Account,
+    refs: Sequence[str],
+    *,
+    interval: float,
+    budget_per_minute: int,
+    now: Callable[[], datetime] = utc_now,
+    min_burst: float = 1.0,
+) -> TunnelSource | AccountSource:
+    """The source a live front end polls: the named tunnels every poll, or with none named the whole account
+    within the request budget (a small account's first screen may come in one burst of ``min_burst``)."""
+    if refs:
+        return TunnelSource(client, account, refs, now=now)
+    budget = RequestBudget(budget_per_minute)
+    planner = Planner(budget, interval, min_burst=min(budget_per_minute, min_burst))
+    return AccountSource(client, account, interval=interval, budget=budget, planner=planner, now=now)
 
 
 @dataclass(frozen=True)

@@ -54,10 +54,14 @@ class TunnelSource:
         refs: Sequence[str] = (),
         *,
         now: Callable[[], datetime] = utc_now,
+        max_fetches: int | None = None,
     ) -> None:
         self.client = client
         self.account = account
         self.refs = list(refs)
+        # With no tunnel named, at most this many connection fetches in one poll: past it (a large account) the
+        # poll shows the tunnel list's status only, rather than spend a quota the user's dashboard shares.
+        self.max_fetches = max_fetches
         self._now = now
         self._named: list[Tunnel] | None = None
         self._transient: list[ApiError] = []  # this poll's passing per-tunnel failures
@@ -117,6 +121,21 @@ class TunnelSource:
         """One complete poll. Account-wide failures (auth, rate limit, network on the list) raise ApiError."""
         tunnels, problems = await self._tunnels()
         self._transient = []
+        need = [t for t in tunnels if t.status != "inactive"]
+        if not self.refs and self.max_fetches is not None and len(need) > self.max_fetches:
+            skipped = RecordProblem(
+                "connections",
+                f"not fetched: {len(need)} tunnels would take more requests than the budget of {self.max_fetches} "
+                "per minute allows at once; health is the tunnel list's status (name tunnels, or raise --budget, "
+                "for their connections)",
+            )
+            return Snapshot(
+                account_id=self.account.id,
+                account_name=self.account.name,
+                fetched_at=self._now(),
+                tunnels=tuple(TunnelState(t, () if t.status == "inactive" else None) for t in tunnels),
+                problems=(*problems, skipped),
+            )
         gate = asyncio.Semaphore(FETCH_CONCURRENCY)
         # A TaskGroup, not gather: an auth error or 429 in one fetch cancels the others instead of letting them
         # keep sending requests that are bound to fail the same way.
