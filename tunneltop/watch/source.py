@@ -64,7 +64,7 @@ class TunnelSource:
         self.max_fetches = max_fetches
         self._now = now
         self._named: list[Tunnel] | None = None
-        self._transient: list[ApiError] = []  # this poll's passing per-tunnel failures
+        self._transient: dict[str, ApiError] = {}  # this poll's passing per-tunnel failures, by tunnel id
         # Per tunnel, the records of its last poll: what the API sends unchanged is not validated again.
         self._records: dict[str, RecordCache] = {}
         self._states: dict[str, TunnelState] = {}  # the last poll's, handed back when nothing in them changed
@@ -97,7 +97,7 @@ class TunnelSource:
             except ApiError as exc:
                 # success: false (on HTTP 200 too) passes like a 5xx: Cloudflare's "unknown error" is one.
                 if exc.transient or isinstance(exc, RequestFailedError):
-                    self._transient.append(exc)
+                    self._transient[tunnel.id] = exc
                 return TunnelState(tunnel, None, (), exc.message)
         return TunnelState(tunnel, tuple(connectors), tuple(problems))
 
@@ -120,7 +120,7 @@ class TunnelSource:
     async def poll(self) -> Snapshot:
         """One complete poll. Account-wide failures (auth, rate limit, network on the list) raise ApiError."""
         tunnels, problems = await self._tunnels()
-        self._transient = []
+        self._transient = {}
         need = [t for t in tunnels if t.status != "inactive"]
         if not self.refs and self.max_fetches is not None and len(need) > self.max_fetches:
             skipped = RecordProblem(
@@ -151,7 +151,8 @@ class TunnelSource:
         if self.refs and states and len(self._transient) == len(states):
             # Every named tunnel failed the same passing way (a 5xx, a timeout, success: false): a failed poll, so the
             # screen keeps the last good data marked stale instead of showing every tunnel as unknown.
-            raise self._transient[0]
+            # The first tunnel's, not whichever failed first: a message that flapped would notify every poll.
+            raise next(self._transient[t.id] for t in tunnels)
         return Snapshot(
             account_id=self.account.id,
             account_name=self.account.name,
