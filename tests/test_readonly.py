@@ -17,6 +17,7 @@ from textual.app import App
 from textual.command import CommandPalette
 from textual.dom import DOMNode
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from tests.test_faults import (
     SIZE,
@@ -112,6 +113,8 @@ async def press_every_binding(pilot: Pilot, app: TunneltopApp, *, app_keys: bool
             pressed.add(key)
             while app.screen is not app.main_screen:  # a binding opened a screen: press its keys, then close it
                 pressed |= await press_screen(pilot, app)
+            if isinstance(app.focused, Input) and node is app:  # "/" opened the filter: the next key is a binding
+                await pilot.press("escape")
     return pressed
 
 
@@ -178,7 +181,7 @@ async def test_whatever_is_pressed_only_get_is_sent(
         assert {"Export", "Screenshot", "Refresh now", "Pause / resume", "Choose account"} <= set(titles)
         app.paused = False
         fake.inject(Fault.error(503), times=3)
-        await press_at_random(pilot, app, seed=20261128, count=60)
+        await press_at_random(pilot, app, seed=20261128, count=30)
         await pilot.press("escape", "escape", "escape")
         app.drill_into(WEB)
         await pilot.pause()
@@ -186,7 +189,7 @@ async def test_whatever_is_pressed_only_get_is_sent(
         pressed |= await press_every_binding(pilot, app, app_keys=False)  # the monitor's widgets
         app.paused = False
         fake.inject(Fault.html_page(502), times=3)
-        await press_at_random(pilot, app, seed=28112026, count=60)
+        await press_at_random(pilot, app, seed=28112026, count=30)
         assert app.is_running
         assert {"question_mark", "slash", "c", "s", "S", "r", "p", "e", "x", "w", "v", "j", "k", "g", "G"} <= pressed
         await pilot.press("escape", "escape", "escape")

@@ -107,7 +107,7 @@ def test_the_real_program_never_shows_or_writes_the_token(
         screen += read_until(master, b"[redacted]", limit=8.0)
         for key in (b"w", b"x", b"e"):  # screenshot, export, event log
             os.write(master, key)
-            screen += drain(master, 0.3)
+            screen += drain(master, 0.15)
         os.write(master, b"q")
         screen += drain(master, 2.0)
         took, code, _ = wait_exit(pid, 5.0)
