@@ -15,7 +15,7 @@ keep working), and ``row_count``, ``cursor_row``, ``move_cursor``, ``get_cell``,
 from __future__ import annotations
 
 import operator
-from bisect import bisect_left, insort
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -195,8 +195,9 @@ class ConnectionsTable(ScrollView, can_focus=True):
         self.cursor_row = 0
         self._now: datetime | None = None
         self._order: list[str] = []  # the keys, in display order
+        self._ranks: list[tuple[Any, ...]] = []  # each one's place in that order (bisected at C speed)
         self._sort_keys: dict[str, tuple[Any, ...]] = {}  # key -> (primary, natural) for the current column
-        self._marks: dict[str, Mark | None] = {}
+        self._marks: dict[str, Mark] = {}  # the mark each row's cells were made with (unmarked rows: absent)
         self._cells: dict[str, tuple[Cell, ...]] = {}
         self._widths: dict[str, int] = {}
         self._cell_widths: dict[str, Counter[int]] = {c: Counter() for c in self.columns_shown}
@@ -224,7 +225,7 @@ class ConnectionsTable(ScrollView, can_focus=True):
         value = key.value if isinstance(key, RowKey) else key
         if value not in self._sort_keys:
             raise KeyError(value)
-        index = bisect_left(self._order, self._bisect_key(value), key=self._bisect_key)
+        index = bisect_left(self._ranks, self._rank(value))
         assert self._order[index] == value
         return index
 
@@ -256,7 +257,7 @@ class ConnectionsTable(ScrollView, can_focus=True):
     def _sort_key(self, row: ConnRow) -> tuple[Any, ...]:
         return (SORT_KEYS[self.sort_column](row), natural_key(row))
 
-    def _bisect_key(self, key: str) -> tuple[Any, ...]:
+    def _rank(self, key: str) -> tuple[Any, ...]:
         primary, natural = self._sort_keys[key]
         return (_Descending(primary), natural) if self.sort_reverse else (primary, natural)
 
@@ -265,6 +266,7 @@ class ConnectionsTable(ScrollView, can_focus=True):
         order = sorted(keys, key=lambda k: keys[k][1])
         order.sort(key=lambda k: keys[k][0], reverse=self.sort_reverse)  # stable: ties keep the natural order
         self._order = order
+        self._ranks = [self._rank(k) for k in order]
 
     def set_sort(self, column: str, reverse: bool) -> None:
         keep = self.cursor_key
@@ -287,25 +289,39 @@ class ConnectionsTable(ScrollView, can_focus=True):
             self._now = now
             self._refresh_changed()
             return
-        self._shown, self._shown_marks = list(rows), dict(marks)
         keep = self.cursor_key
         old_rows = self.rows_by_key
-        new_rows = {r.key: r for r in rows}
-        gone = [k for k in old_rows if k not in new_rows]
-        changed: list[str] = []
+        # Rows are the same objects while unchanged, so what arrived and what left is found at C speed; only those
+        # are looked at one by one.
+        now_ids, before_ids = set(map(id, rows)), set(map(id, shown))
+        arrived = [r for r in rows if id(r) not in before_ids]
+        left = [r for r in shown if id(r) not in now_ids]
+        new_rows = dict(old_rows)
+        for row in left:
+            if new_rows.get(row.key) is row:
+                del new_rows[row.key]
+        for row in arrived:
+            new_rows[row.key] = row
+        if len(new_rows) == len(rows):
+            gone = [r.key for r in left if r.key not in new_rows]
+        else:  # a key listed twice: the plain, slower way
+            new_rows = {r.key: r for r in rows}
+            arrived = list(new_rows.values())
+            gone = [k for k in old_rows if k not in new_rows]
         seen_marks = self._marks
-        for key, row in new_rows.items():
-            old = old_rows.get(key)
-            mark = marks.get(key)
-            if old is not None and (old is row or _same_row(old, row)):
-                before = seen_marks.get(key)
-                if before is mark or before == mark:
-                    continue
-            changed.append(key)
+        changed: dict[str, None] = {}
+        for row in arrived:
+            old = old_rows.get(row.key)
+            if old is None or not _same_row(old, row) or seen_marks.get(row.key) != marks.get(row.key):
+                changed[row.key] = None
+        for key in marks.keys() | seen_marks.keys():  # marks that came or went on rows that did not change
+            if key in new_rows and marks.get(key) != seen_marks.get(key):
+                changed[key] = None
+        self._shown, self._shown_marks = list(rows), dict(marks)
         self.rows_by_key = new_rows
         self._now = now
         if gone or changed:
-            self._apply(gone, changed, marks)
+            self._apply(gone, list(changed), marks)
         self._follow(keep)
         self._refresh_changed()
 
@@ -313,8 +329,8 @@ class ConnectionsTable(ScrollView, can_focus=True):
         columns = self.columns_shown
         counters = self._cell_widths
         incremental = len(gone) + len(changed) <= _RESORT_AFTER
-        sort_keys, cells_of, order = self._sort_keys, self._cells, self._order
-        bisect_key = self._bisect_key
+        sort_keys, cells_of, order, ranks = self._sort_keys, self._cells, self._order, self._ranks
+        rank_of = self._rank
 
         def forget(key: str) -> None:
             for column, (text, _) in zip(columns, cells_of.pop(key), strict=True):
@@ -323,8 +339,8 @@ class ConnectionsTable(ScrollView, can_focus=True):
             self._line_cache.pop(key, None)
 
         def drop_from_order(key: str) -> None:
-            index = bisect_left(order, bisect_key(key), key=bisect_key)
-            del order[index]
+            index = bisect_left(ranks, rank_of(key))
+            del order[index], ranks[index]
 
         for key in gone:
             if incremental:
@@ -337,7 +353,8 @@ class ConnectionsTable(ScrollView, can_focus=True):
             if key in cells_of:
                 forget(key)
             cells = cells_of[key] = _cells(row, columns, mark)
-            self._marks[key] = mark
+            if mark is not None:
+                self._marks[key] = mark
             for column, (text, _) in zip(columns, cells, strict=True):
                 counters[column][cell_len(text)] += 1
             sort_key = self._sort_key(row)
@@ -348,7 +365,10 @@ class ConnectionsTable(ScrollView, can_focus=True):
                 drop_from_order(key)
             sort_keys[key] = sort_key
             if incremental:
-                insort(order, key, key=bisect_key)
+                rank = rank_of(key)
+                index = bisect_left(ranks, rank)
+                order.insert(index, key)
+                ranks.insert(index, rank)
         if not incremental:
             self._resort()
         for counter in counters.values():
