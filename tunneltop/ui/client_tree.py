@@ -82,8 +82,11 @@ def tunnel_health_of(connector: Connector) -> Health:
 
 
 # A redraw rebuilds the tree's wanted content; a tunnel whose records are unchanged (parsing hands back the same
-# objects) gets its previous items back, so show() can skip them by identity. Holds the last unfiltered call only.
-_last_items: dict[str, tuple[TunnelState, bool, list[TreeItem]]] = {}
+# objects) gets its previous items back, so show() can skip them by identity; in a changed tunnel, so do its
+# unchanged connectors and, in a changed connector, its unchanged connections. Holds the last unfiltered call only:
+# tunnel id -> (state, include_empty, items, {connector id: (connector, its items, its connections in order)}).
+_Entries = dict[str, tuple[Connector, list[TreeItem], list[Connection]]]
+_last_items: dict[str, tuple[TunnelState, bool, list[TreeItem], _Entries]] = {}
 
 
 def _same_state(a: TunnelState, b: TunnelState) -> bool:
@@ -100,24 +103,31 @@ def tree_items(states: Iterable[TunnelState], visible: set[str] | None, include_
     """The tree's wanted content in display order. ``visible`` limits connections to those row keys."""
     global _last_items
     items: list[TreeItem] = []
-    memo: dict[str, tuple[TunnelState, bool, list[TreeItem]]] = {}
+    memo: dict[str, tuple[TunnelState, bool, list[TreeItem], _Entries]] = {}
     for state in states:
         if visible is not None:
             items.extend(_state_items(state, visible, include_empty))
             continue
         hit = _last_items.get(state.tunnel.id)
         if hit is not None and hit[1] == include_empty and _same_state(hit[0], state):
-            part = hit[2]
+            part, entries = hit[2], hit[3]
         else:
-            part = _state_items(state, None, include_empty)
-        memo[state.tunnel.id] = (state, include_empty, part)
+            entries = {}
+            part = _state_items(state, None, include_empty, hit[3] if hit is not None else {}, entries)
+        memo[state.tunnel.id] = (state, include_empty, part, entries)
         items.extend(part)
     if visible is None:
         _last_items = memo
     return items
 
 
-def _state_items(state: TunnelState, visible: set[str] | None, include_empty: bool) -> list[TreeItem]:
+def _state_items(
+    state: TunnelState,
+    visible: set[str] | None,
+    include_empty: bool,
+    previous: _Entries | None = None,
+    entries: _Entries | None = None,
+) -> list[TreeItem]:
     items: list[TreeItem] = []
     t = state.tunnel
     connectors: list[tuple[Connector, list[Connection]]] = []
@@ -130,11 +140,24 @@ def _state_items(state: TunnelState, visible: set[str] | None, include_empty: bo
     tref = NodeRef("tunnel", t.id)
     items.append(TreeItem(tref, None, _tunnel_label(state)))
     for connector, shown in sorted(connectors, key=lambda p: (p[0].run_at is None, p[0].run_at, p[0].id)):
-        cref = NodeRef("connector", t.id, connector.id)
-        items.append(TreeItem(cref, tref.node_id, _connector_label(connector, shown)))
-        for conn in sorted(shown, key=lambda c: (c.colo_name or "", c.id)):
-            xref = NodeRef("conn", t.id, connector.id, conn.id)
-            items.append(TreeItem(xref, cref.node_id, _conn_label(conn)))
+        hit = previous.get(connector.id) if previous is not None else None
+        if hit is not None and hit[0] is connector:
+            part, conns = hit[1], hit[2]
+        else:
+            before = {c.id: (c, item) for c, item in zip(hit[2], hit[1][1:], strict=True)} if hit else {}
+            cref = NodeRef("connector", t.id, connector.id)
+            part = [TreeItem(cref, tref.node_id, _connector_label(connector, shown))]
+            conns = sorted(shown, key=lambda c: (c.colo_name or "", c.id))
+            for conn in conns:
+                seen = before.get(conn.id)
+                if seen is not None and seen[0] is conn:
+                    part.append(seen[1])
+                else:
+                    xref = NodeRef("conn", t.id, connector.id, conn.id)
+                    part.append(TreeItem(xref, cref.node_id, _conn_label(conn)))
+        if entries is not None:
+            entries[connector.id] = (connector, part, conns)
+        items.extend(part)
     return items
 
 
@@ -162,6 +185,11 @@ class ClientTree(Tree[NodeRef]):
         self._label_parts: dict[str, tuple[tuple[str, str], ...]] = {}
         self._items: dict[str, TreeItem] = {}  # the item each node was last shown from
         self._last_show: tuple[list[TreeItem], bool] = ([], False)
+        self._last_where: dict[int, int] = {}  # id of each item of the last show -> its index
+        # Connections under a collapsed connector get a node only when it is expanded (or asked for): an account
+        # of 10,000 connections would otherwise keep 10,000 hidden nodes, and every one that opens or closes would
+        # make Tree lay out the whole screen again. Connector node id -> {connection node id: item}.
+        self._deferred: dict[str, dict[str, TreeItem]] = {}
 
     def get_label_width(self, node: TreeNode[NodeRef]) -> int:
         # Tree measures every line on each rebuild by rendering its label (a copy, styled); on an account-wide view
@@ -174,33 +202,67 @@ class ClientTree(Tree[NodeRef]):
         return cell_len(icon) + known[1]
 
     def node_for(self, node_id: str) -> TreeNode[NodeRef] | None:
-        return self._by_id.get(node_id)
+        node = self._by_id.get(node_id)
+        if node is None and node_id.count("/") == 2:
+            self._materialize(node_id.rsplit("/", 1)[0])
+            node = self._by_id.get(node_id)
+        return node
+
+    def _materialize(self, connector_id: str) -> None:
+        """Give the deferred connections of a connector their nodes."""
+        parent = self._by_id.get(connector_id)
+        items = self._deferred.pop(connector_id, None)
+        if parent is None or not items:
+            return
+        for node_id, item in items.items():
+            self._by_id[node_id] = parent.add(_text(item.label), item.ref, allow_expand=False)
+            self._label_parts[node_id] = item.label
+
+    def on_tree_node_expanded(self, event: Tree.NodeExpanded[NodeRef]) -> None:
+        if event.node.data is not None and event.node.data.kind == "connector":
+            self._materialize(event.node.data.node_id)
 
     def show(self, items: list[TreeItem], expand_connectors: bool = False) -> None:
         """Make the tree hold exactly ``items``, in their order, touching only what changed."""
-        last = self._last_show
-        if last[1] == expand_connectors and len(last[0]) == len(items) and all(map(operator.is_, items, last[0])):
+        last, last_expand = self._last_show
+        if last_expand == expand_connectors and len(last) == len(items) and all(map(operator.is_, items, last)):
             return  # the very items of the last call (see tree_items): nothing to do
-        self._last_show = (items, expand_connectors)
         cursor = self.cursor_node
         keep = cursor.data.node_id if cursor is not None and cursor.data is not None else None
-        wanted = {item.ref.node_id: item for item in items}
+        # Items are the same objects while unchanged (see tree_items): what arrived and what left is found at C
+        # speed, and only those are looked at one by one.
+        where = dict(zip(map(id, items), range(len(items)), strict=True))
+        before = self._last_where
+        arrived = [items[where[i]] for i in sorted(where.keys() - before.keys(), key=where.__getitem__)]
+        arriving = {item.ref.node_id for item in arrived}
+        going = [last[before[i]].ref.node_id for i in before.keys() - where.keys()]
+        self._last_show, self._last_where = (items, expand_connectors), where
         # Deepest first, so each removal is of a node still in the tree.
-        for node_id in sorted((n for n in self._by_id if n not in wanted), key=lambda n: -n.count("/")):
-            removed = self._by_id.pop(node_id)
-            self._label_widths.pop(removed._id, None)
-            removed.remove()
-            self._label_parts.pop(node_id, None)
+        for node_id in sorted((n for n in going if n not in arriving), key=lambda n: -n.count("/")):
             self._items.pop(node_id, None)
+            self._label_parts.pop(node_id, None)
+            removed = self._by_id.pop(node_id, None)
+            if removed is not None:
+                self._label_widths.pop(removed._id, None)
+                removed.remove()
+            else:
+                self._deferred.get(node_id.rsplit("/", 1)[0], {}).pop(node_id, None)
+        for connector_id in [c for c, kids in self._deferred.items() if not kids or c not in self._by_id]:
+            del self._deferred[connector_id]
         parents = {item.parent for item in items}
         siblings: dict[str | None, list[str]] | None = None
         created: set[str] = set()
+        relabelled = False
         shown_from = self._items
-        for item in items:
+        for item in arrived:
             node_id = item.ref.node_id
-            if shown_from.get(node_id) is item:
-                continue  # the very item shown last time (see tree_items): label and children unchanged
             node = self._by_id.get(node_id)
+            if node is None and item.ref.kind == "conn":
+                owner = self._by_id.get(item.parent or "")
+                if owner is not None and not owner.is_expanded:
+                    self._deferred.setdefault(owner.data.node_id, {})[node_id] = item  # type: ignore[union-attr]
+                    shown_from[node_id] = item
+                    continue
             if node is None:
                 if siblings is None:
                     siblings = {}
@@ -209,20 +271,26 @@ class ClientTree(Tree[NodeRef]):
                 parent = self.root if item.parent is None else self._by_id[item.parent]
                 # A parent made in this pass has no older children to slot between: append.
                 fresh_parent = item.parent in created or (item.parent is None and not created and not self._by_id)
-                before = None if fresh_parent else self._next_existing(siblings[item.parent], node_id)
+                before_node = None if fresh_parent else self._next_existing(siblings[item.parent], node_id)
                 expand = item.ref.kind == "tunnel" or (item.ref.kind == "connector" and expand_connectors)
                 node = parent.add(
-                    _text(item.label), item.ref, before=before, expand=expand, allow_expand=node_id in parents
+                    _text(item.label), item.ref, before=before_node, expand=expand, allow_expand=node_id in parents
                 )
                 self._by_id[node_id] = node
                 created.add(node_id)
             else:
                 if self._label_parts.get(node_id) != item.label:
-                    node.set_label(_text(item.label))
+                    # What set_label does, without queueing a refresh of this node's lines for every node: labels
+                    # are one line by construction (clean() replaces newlines), and one repaint follows below.
+                    node._label = _text(item.label)
+                    node._updates += 1
+                    relabelled = True
                 if node.allow_expand != (node_id in parents):
                     node.allow_expand = node_id in parents
             self._label_parts[node_id] = item.label
             shown_from[node_id] = item
+        if relabelled:
+            self.refresh()
         if keep is not None and keep in self._by_id:
             self.get_node_at_line(0)  # rebuild line numbers after edits
             target = self._by_id[keep]
@@ -234,7 +302,7 @@ class ClientTree(Tree[NodeRef]):
         return next((self._by_id[n] for n in after if n in self._by_id), None)
 
     def select_ref(self, node_id: str) -> None:
-        node = self._by_id.get(node_id)
+        node = self.node_for(node_id)
         if node is None:
             return
         parent = node.parent
