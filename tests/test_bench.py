@@ -1,0 +1,65 @@
+"""The benchmark runs and measures what it says (tiny sizes; no figure is asserted: benchmarks print, tests don't time)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from datetime import timedelta
+
+from tunneltop import bench
+
+
+def test_workload_churn_closes_and_opens_the_asked_share_of_connections() -> None:
+    work = bench.Workload(400)
+    before = {c["id"] for cs in work.clients.values() for client in cs for c in client["conns"]}
+    start = work.now
+    work.step(0.05)
+    after = {c["id"] for cs in work.clients.values() for client in cs for c in client["conns"]}
+    assert work.now - start == timedelta(seconds=bench.POLL_SECONDS)
+    assert len(before - after) == len(after - before) == round(len(before) * 0.05)
+    work.step(0.0)
+    assert {c["id"] for cs in work.clients.values() for client in cs for c in client["conns"]} == after
+
+
+async def test_polls_go_through_the_source_and_reuse_unchanged_records() -> None:
+    work = bench.Workload(200)
+    first, _ = await work.snapshot()
+    work.step(0.0)
+    second, _ = await work.snapshot()
+    assert sum(len(c.conns) for t in second.tunnels for c in t.connectors or ()) == work.connections
+    assert all(a is b for a, b in zip(first.tunnels, second.tunnels, strict=True)), "unchanged tunnels are reused"
+    work.step(0.02)
+    third, _ = await work.snapshot()
+    assert any(a is not b for a, b in zip(second.tunnels, third.tunnels, strict=True))
+
+
+async def test_measure_size_fills_every_figure() -> None:
+    figures = await bench.measure_size(60, polls=2, warmup=1, naive=True)
+    summary = figures.summary()
+    assert summary["connections"] > 0 and summary["rows_shown"] >= summary["connections"]
+    assert len(figures.ui_churn_ms) == len(figures.ui_still_ms) == len(figures.naive_ms) == 2
+    assert len(figures.change_ms) == 1 + 2 + 3 and len(figures.expiry_ms) == 2
+    for name in ("parse_ms", "change_ms", "ui_still_ms", "ui_churn_ms", "naive_ms", "rss_mb"):
+        assert summary[name] >= 0, name
+    assert summary["churn_bytes"] > 0, "a churn poll draws something"
+
+
+def test_command_prints_a_json_report(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench.main(["--sizes", "50", "--polls", "1", "--warmup", "0", "--no-processes", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    (size,) = report["sizes"]
+    assert size["connections"] > 0 and size["naive_ms"] > 0
+
+
+def test_once_cold_runs_the_real_command_against_the_loopback_server() -> None:
+    (seconds,) = bench.once_cold(runs=1)
+    assert 0 < seconds < 30
+
+
+def test_live_run_sees_the_first_data_row_in_a_pseudo_terminal() -> None:
+    with bench._scale_server(100) as server:
+        run = bench.live_run(server, idle_seconds=0.5, timeout=60)
+    assert 0 < run.first_paint_s < 60
+    assert run.rss_mb > 0 and run.idle_cpu_percent is not None
