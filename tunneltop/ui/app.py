@@ -540,8 +540,8 @@ class TunneltopApp(App[int]):
                 text.append(f" ⟳{count.pending}", style="yellow")
             if count.delta:
                 text.append(f" {count.delta:+d}", style="green" if count.delta > 0 else "red")
-        if text != strip.content:  # an update lays out the whole screen again: only when the counts changed
-            strip.update(text)
+        if text != strip.content:  # only when the counts changed; its height is fixed: no layout needed
+            strip.update(text, layout=False)
 
     def _event_matches(self, event: ChangeEvent) -> bool:
         if not self.filter.active:
