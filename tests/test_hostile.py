@@ -414,7 +414,7 @@ async def test_jsonl_stream_is_ascii_and_exact(fake: FakeCloudflare, server: Loo
         await stop_after_two_polls()
 
     await asyncio.wait_for(
-        asyncio.gather(watch_stream(target, 0.05, out, stop=stop), change_then_stop()),
+        asyncio.gather(watch_stream(target, 0.05, out, stop=stop, budget_per_minute=1200), change_then_stop()),
         timeout=10,
     )
     text = out.getvalue()

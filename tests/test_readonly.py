@@ -216,7 +216,9 @@ async def test_the_stream_and_once_send_only_get(fake: FakeCloudflare, server: L
             await asyncio.sleep(0.01)
         stop.set()
 
-    await asyncio.wait_for(asyncio.gather(watch_stream(target, 0.05, out, stop=stop), stop_later()), timeout=10)
+    await asyncio.wait_for(
+        asyncio.gather(watch_stream(target, 0.05, out, stop=stop, budget_per_minute=1200), stop_later()), timeout=10
+    )
     assert len(fake.requests) > 5
     assert fake.non_get_requests == []
 
