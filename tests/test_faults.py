@@ -536,13 +536,14 @@ def test_once_with_100k_connections_in_one_response(
     monkeypatch.setenv("CLOUDFLARE_BASE_URL", server.base_url)
     monkeypatch.setenv("CLOUDFLARE_API_TOKEN", TOKEN)
     began = time.perf_counter()
-    code = main(["--once", "-o", "json", "web-prod"])
+    code = main(["--once", "web-prod"])
     took = time.perf_counter() - began
     out, err = capsys.readouterr()
-    doc = json.loads(out)
-    conns = sum(len(c["conns"]) for c in doc["tunnels"][0]["clients"])
-    assert (code, conns, err) == (0, 100_000, "")
-    print(f"--once -o json, 100,000 connections in one response: {took:.1f} s")
+    assert (code, err) == (0, "")
+    assert "health=healthy  active=100000  pending=0" in out
+    rows = [line for line in out.splitlines() if line.endswith("1xAMS, 1xDFW, 1xLAX, 1xSIN  0")]
+    assert len(rows) == HUGE_CONNECTORS
+    print(f"--once, 100,000 connections in one response: {took:.1f} s")  # about 2.5 s here (-o json: 4 s)
 
 
 # -- --once: every fault is exit 3 with a clear line on stderr, and the next run after recovery is fine ----------

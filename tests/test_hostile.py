@@ -178,6 +178,7 @@ async def test_every_view_renders_hostile_data_literally_and_harmlessly(
             pilot, lambda: any(t.error for t in app.snapshot.tunnels if t.tunnel.id == HOME), what="the tunnel error"
         )
         assert app.is_running
+        app.interval = 60  # no more polls: a busy app makes every simulated key press wait for it
 
         # Header (account name from the API) and status line.
         header = app.header.render()

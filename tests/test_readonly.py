@@ -181,7 +181,7 @@ async def test_whatever_is_pressed_only_get_is_sent(
         assert {"Export", "Screenshot", "Refresh now", "Pause / resume", "Choose account"} <= set(titles)
         app.paused = False
         fake.inject(Fault.error(503), times=3)
-        await press_at_random(pilot, app, seed=20261128, count=30)
+        await press_at_random(pilot, app, seed=20261128, count=25)
         await pilot.press("escape", "escape", "escape")
         app.drill_into(WEB)
         await pilot.pause()
@@ -189,7 +189,7 @@ async def test_whatever_is_pressed_only_get_is_sent(
         pressed |= await press_every_binding(pilot, app, app_keys=False)  # the monitor's widgets
         app.paused = False
         fake.inject(Fault.html_page(502), times=3)
-        await press_at_random(pilot, app, seed=28112026, count=30)
+        await press_at_random(pilot, app, seed=28112026, count=25)
         assert app.is_running
         assert {"question_mark", "slash", "c", "s", "S", "r", "p", "e", "x", "w", "v", "j", "k", "g", "G"} <= pressed
         await pilot.press("escape", "escape", "escape")
