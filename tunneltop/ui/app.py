@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import select
 import signal
@@ -897,6 +898,13 @@ class TunneltopApp(App[int]):
         self.exit(0)
 
 
+def tune_gc() -> None:
+    """Collect young objects after 10,000 allocations, not 700: an account-wide view keeps hundreds of thousands of
+    objects, and the default makes the collector walk them several times a poll (~30 ms a poll at 10,000
+    connections, measured by ``python -m tunneltop.bench``)."""
+    gc.set_threshold(10_000, 10, 10)
+
+
 def run_app(
     target: Target,
     *,
@@ -915,5 +923,6 @@ def run_app(
         export_dir=export_dir,
         budget_per_minute=budget_per_minute,
     )
+    tune_gc()
     app.run()
     return app.return_code or 0
