@@ -88,6 +88,10 @@ def _cells(row: ConnRow, columns: Sequence[str], mark: Mark | None) -> tuple[Cel
     return tuple(values[c] for c in columns)
 
 
+def _width(text: str) -> int:
+    return len(text) if text.isascii() else cell_len(text)
+
+
 def _age(row: ConnRow, now: datetime) -> str:
     opened = row.conn.opened_at
     return format_age(now - opened) if opened else "-"
@@ -334,7 +338,7 @@ class ConnectionsTable(ScrollView, can_focus=True):
 
         def forget(key: str) -> None:
             for column, (text, _) in zip(columns, cells_of.pop(key), strict=True):
-                counters[column][cell_len(text)] -= 1
+                counters[column][_width(text)] -= 1
             self._marks.pop(key, None)
             self._line_cache.pop(key, None)
 
@@ -356,7 +360,7 @@ class ConnectionsTable(ScrollView, can_focus=True):
             if mark is not None:
                 self._marks[key] = mark
             for column, (text, _) in zip(columns, cells, strict=True):
-                counters[column][cell_len(text)] += 1
+                counters[column][_width(text)] += 1
             sort_key = self._sort_key(row)
             before = sort_keys.get(key)
             if before == sort_key:
