@@ -559,6 +559,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.child:
+        from tunneltop.ui.app import tune_gc
+
+        tune_gc()  # as run_app() does for the real app
         figures = asyncio.run(measure_size(args.child, polls=args.polls, warmup=args.warmup, naive=not args.no_naive))
         print(json.dumps(figures.summary()))
         return 0
