@@ -177,6 +177,7 @@ class SizeFigures:
     rows_shown: int = 0
     rss_mb: float = 0.0
     peak_rss_mb: float = 0.0
+    harness_rss_mb: float = 0.0
 
     def summary(self) -> dict[str, Any]:
         med = lambda xs: statistics.median(xs) if xs else math.nan  # noqa: E731
@@ -200,6 +201,7 @@ class SizeFigures:
             "floor_ms": self.floor_ms,
             "rss_mb": self.rss_mb,
             "peak_rss_mb": self.peak_rss_mb,
+            "harness_rss_mb": self.harness_rss_mb,
         }
 
 
@@ -277,7 +279,9 @@ async def measure_size(connections: int, *, polls: int = 8, warmup: int = 14, na
     from tunneltop.ui.app import SnapshotReady
 
     work = Workload(connections)
+    work.bodies()
     figures = SizeFigures(work.connections, len(work.tunnels))
+    figures.harness_rss_mb = _memory_mb()[0]
     app = _bench_app(lambda: work.now)
     async with app.run_test(size=TERMINAL, headless=True) as pilot:
         meter = _Meter(app)
@@ -544,6 +548,7 @@ def _rows(results: list[dict[str, Any]]) -> Iterator[tuple[str, list[str]]]:
     yield "  (measurement overhead subtracted, ms)", [_fmt(r["floor_ms"], 2) for r in results]
     yield "RSS after the polls, bench process (MB)", [_fmt(r["rss_mb"]) for r in results]
     yield "  peak RSS before the naive run (MB)", [_fmt(r["peak_rss_mb"]) for r in results]
+    yield "  of which before the app started (MB)", [_fmt(r["harness_rss_mb"]) for r in results]
 
 
 def main(argv: list[str] | None = None) -> int:
