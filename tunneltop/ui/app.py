@@ -882,6 +882,7 @@ class TunneltopApp(App[int]):
             poller = select.poll()
             poller.register(sys.__stdin__.fileno(), 0)  # no events asked for: only a hang-up or an error wakes it
             poller.poll()
+        self._leave_soon()  # from this thread: the main one may be stuck already (see below)
         with contextlib.suppress(RuntimeError):  # the app already exited
             self.call_from_thread(self._terminal_gone)
 
@@ -895,7 +896,18 @@ class TunneltopApp(App[int]):
             self._terminal_gone()
 
     def _terminal_gone(self) -> None:
+        self._leave_soon()
         self.exit(0)
+
+    @staticmethod
+    def _leave_soon() -> None:
+        """Exit cleanly if Textual can, and at once if it can't within a second. On a hang-up the kernel sends
+        SIGCONT with SIGHUP; Textual's SIGCONT handler then restarts its output on the dead terminal, and now and then
+        (1 exit in 30 here) its shutdown deadlocked for good on its writer threads. A terminal that is gone needs no
+        restoring."""
+        timer = threading.Timer(1.0, os._exit, args=(0,))
+        timer.daemon = True
+        timer.start()
 
 
 def tune_gc() -> None:
