@@ -102,7 +102,8 @@ def parse_connectors(raw: Any, cache: RecordCache | None = None) -> tuple[list[C
         if reused is not None and reused.id not in seen:
             seen.add(reused.id)
             connectors.append(reused)
-            kept.connectors[reused.id] = (item, reused)
+            # The entry as cached, not today's equal copy: the model holds the strings of the JSON it came from.
+            kept.connectors[reused.id] = cache.connectors[reused.id]  # type: ignore[union-attr]
             for conn in reused.conns:
                 kept.conns[conn.id] = cache.conns[conn.id]  # type: ignore[union-attr]
             continue
@@ -124,6 +125,8 @@ def parse_connectors(raw: Any, cache: RecordCache | None = None) -> tuple[list[C
         connector = connector.model_copy(update={"conns": conns})
         connectors.append(connector)
         if not found and not conn_problems:
+            if isinstance(conns_raw, list):  # hold its connections as cached above, not today's equal copies
+                item = {**item, "conns": [kept.conns[c.id][0] for c in conns]}
             kept.connectors[connector.id] = (item, connector)
     if cache is not None:
         cache.connectors, cache.conns = kept.connectors, kept.conns
@@ -142,6 +145,8 @@ def parse_connections(
     seen: set[str] = set()
     for index, item in enumerate(raw):
         conn = _cached(cache.conns, item) if cache is not None else None
+        if conn is not None and kept is not None:
+            item = cache.conns[conn.id][0]  # type: ignore[union-attr]  # as for connectors: keep the cached copy
         found: list[RecordProblem] = []
         if conn is None:
             where = f"{owner} connection #{index + 1}"
