@@ -202,7 +202,8 @@ class ConnectionsTable(ScrollView, can_focus=True):
         self._ranks: list[tuple[Any, ...]] = []  # each one's place in that order (bisected at C speed)
         self._sort_keys: dict[str, tuple[Any, ...]] = {}  # key -> (primary, natural) for the current column
         self._marks: dict[str, Mark] = {}  # the mark each row's cells were made with (unmarked rows: absent)
-        self._cells: dict[str, tuple[Cell, ...]] = {}
+        # Each row's cell widths (for the column widths); its cells are made again when its line is drawn.
+        self._cell_sizes: dict[str, tuple[int, ...]] = {}
         self._widths: dict[str, int] = {}
         self._cell_widths: dict[str, Counter[int]] = {c: Counter() for c in self.columns_shown}
         self._line_cache: dict[str, tuple[tuple[Any, ...], Strip]] = {}
@@ -243,9 +244,10 @@ class ConnectionsTable(ScrollView, can_focus=True):
         """The cell as drawn (without the cursor): its text and style."""
         key = row_key.value if isinstance(row_key, RowKey) else row_key
         column = column_key.value if isinstance(column_key, ColumnKey) else column_key
-        if key not in self._cells or column not in self.columns_shown:
+        if key not in self._cell_sizes or column not in self.columns_shown:
             raise CellDoesNotExist(f"no cell {key!r}, {column!r}")
-        text, style = self._cells[key][self.columns_shown.index(column)]
+        cells = _cells(self.rows_by_key[key], self.columns_shown, self._marks.get(key))
+        text, style = cells[self.columns_shown.index(column)]
         if column == _AGE_COLUMN and self._now is not None:
             text = _age(self.rows_by_key[key], self._now)
         return Text(text, style=style)
@@ -333,12 +335,12 @@ class ConnectionsTable(ScrollView, can_focus=True):
         columns = self.columns_shown
         counters = self._cell_widths
         incremental = len(gone) + len(changed) <= _RESORT_AFTER
-        sort_keys, cells_of, order, ranks = self._sort_keys, self._cells, self._order, self._ranks
+        sort_keys, sizes_of, order, ranks = self._sort_keys, self._cell_sizes, self._order, self._ranks
         rank_of = self._rank
 
         def forget(key: str) -> None:
-            for column, (text, _) in zip(columns, cells_of.pop(key), strict=True):
-                counters[column][_width(text)] -= 1
+            for column, size in zip(columns, sizes_of.pop(key), strict=True):
+                counters[column][size] -= 1
             self._marks.pop(key, None)
             self._line_cache.pop(key, None)
 
@@ -354,13 +356,13 @@ class ConnectionsTable(ScrollView, can_focus=True):
         for key in changed:
             row = self.rows_by_key[key]
             mark = marks.get(key)
-            if key in cells_of:
+            if key in sizes_of:
                 forget(key)
-            cells = cells_of[key] = _cells(row, columns, mark)
+            sizes = sizes_of[key] = tuple(_width(text) for text, _ in _cells(row, columns, mark))
             if mark is not None:
                 self._marks[key] = mark
-            for column, (text, _) in zip(columns, cells, strict=True):
-                counters[column][_width(text)] += 1
+            for column, size in zip(columns, sizes, strict=True):
+                counters[column][size] += 1
             sort_key = self._sort_key(row)
             before = sort_keys.get(key)
             if before == sort_key:
@@ -522,7 +524,8 @@ class ConnectionsTable(ScrollView, can_focus=True):
             return ("blank",)
         key = self._order[index]
         age = _age(self.rows_by_key[key], self._now) if self._now is not None else ""
-        return (key, self._cells[key], age, index == self.cursor_row)
+        # The row and its mark are the same objects while unchanged: comparing tokens is cheap.
+        return (key, self.rows_by_key[key], self._marks.get(key), age, index == self.cursor_row)
 
     def _refresh_changed(self) -> None:
         """Repaint only the lines whose content changed: bandwidth is the user's."""
@@ -575,12 +578,13 @@ class ConnectionsTable(ScrollView, can_focus=True):
                 [self._heading(c) for c in self.columns_shown], [""] * len(self.columns_shown), base + header, None
             )
             return strip.crop_extend(scroll_x, scroll_x + width, base + header)
-        key, cells, age, is_cursor = token
+        key, row, mark, age, is_cursor = token
         cached = self._line_cache.get(key)
-        stamp = (cells, age, is_cursor, base)
+        stamp = (row, mark, age, is_cursor, base)
         if cached is not None and cached[0] == stamp:
             strip = cached[1]
         else:
+            cells = _cells(row, self.columns_shown, mark)
             texts = [age if c == _AGE_COLUMN else t for c, (t, _) in zip(self.columns_shown, cells, strict=True)]
             over = self.get_component_rich_style("conn-table--cursor") if is_cursor else None
             strip = self._strip(texts, [s for _, s in cells], base, over)
