@@ -23,7 +23,7 @@ from tunneltop.sanitize import clean
 from tunneltop.ui.text import HEALTH_GLYPH, HEALTH_STYLE, STATE_LABEL, short_id
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NodeRef:
     """What a tree node stands for. ``kind`` is ``tunnel``, ``connector`` or ``conn``."""
 
@@ -39,7 +39,7 @@ class NodeRef:
         object.__setattr__(self, "node_id", "/".join(p for p in parts if p is not None))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TreeItem:
     ref: NodeRef
     parent: str | None
