@@ -1,0 +1,94 @@
+"""The client tree at scale: connection nodes only under expanded connectors, reuse by identity, labels in place."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from textual.app import App, ComposeResult
+
+from tunneltop.model.records import Connection, Connector, Tunnel
+from tunneltop.model.snapshot import TunnelState
+from tunneltop.ui.client_tree import ClientTree, tree_items
+
+NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
+
+
+def state(t: int, conns_per_connector: int = 4, pending: bool = False, extra: int = 0) -> TunnelState:
+    connectors = []
+    for c in range(2):
+        conns = [
+            Connection(
+                id=f"conn-{t}-{c}-{n}",
+                colo_name=("DFW", "LAX")[n % 2],
+                origin_ip="192.0.2.1",
+                opened_at=NOW - timedelta(hours=1),
+                is_pending_reconnect=pending and n == 0,
+            )
+            for n in range(conns_per_connector + (extra if c == 0 else 0))
+        ]
+        connectors.append(Connector(id=f"c-{t}-{c}", version="2025.1.0", run_at=NOW - timedelta(hours=c), conns=conns))
+    return TunnelState(Tunnel(id=f"t-{t}", name=f"tunnel-{t:02d}", status="healthy"), tuple(connectors))
+
+
+class TreeApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield ClientTree(id="tree")
+
+
+def conn_nodes(tree: ClientTree) -> set[str]:
+    return {n for n in tree._by_id if n.count("/") == 2}
+
+
+async def test_connections_get_nodes_only_when_their_connector_is_expanded() -> None:
+    states = [state(t) for t in range(5)]
+    async with TreeApp().run_test(size=(80, 30)) as pilot:
+        tree = pilot.app.query_one(ClientTree)
+        tree.show(tree_items(states, None), expand_connectors=False)
+        await pilot.pause()
+        assert conn_nodes(tree) == set()
+        connector = tree.node_for("t-1/c-1-0")
+        assert connector is not None and connector.allow_expand and not connector.is_expanded
+        connector.expand()
+        await pilot.pause()
+        assert conn_nodes(tree) == {f"t-1/c-1-0/conn-1-0-{n}" for n in range(4)}
+        assert [child.data.conn_id for child in connector.children] == [f"conn-1-0-{n}" for n in (0, 2, 1, 3)]
+        # Asking for a hidden connection by id creates it (the event log selects connections this way).
+        assert tree.node_for("t-3/c-3-1/conn-3-1-2") is not None
+        tree.select_ref("t-4/c-4-0/conn-4-0-1")
+        await pilot.pause()
+        assert tree.cursor_node.data.node_id == "t-4/c-4-0/conn-4-0-1"
+
+
+async def test_a_poll_changes_only_what_changed_and_forgets_what_went() -> None:
+    states = [state(t) for t in range(5)]
+    async with TreeApp().run_test(size=(80, 30)) as pilot:
+        tree = pilot.app.query_one(ClientTree)
+        tree.show(tree_items(states, None))
+        await pilot.pause()
+        nodes = dict(tree._by_id)
+        labels = {n: node.label for n, node in nodes.items()}
+        # Tunnel 2 gains a connection and a pending reconnect; tunnel 4 goes; the rest are the same objects.
+        changed = [*states[:2], state(2, pending=True, extra=1), states[3]]
+        tree.show(tree_items(changed, None))
+        await pilot.pause()
+        assert "t-4" not in tree._by_id and not any(n.startswith("t-4/") for n in tree._deferred)
+        for node_id in ("t-0", "t-1/c-1-0", "t-3"):
+            assert tree.node_for(node_id) is nodes[node_id] and tree.node_for(node_id).label is labels[node_id]
+        assert tree.node_for("t-2") is nodes["t-2"], "relabelled in place, not replaced"
+        assert "⟳" in tree.node_for("t-2").label.plain and tree.node_for("t-2").label.plain != labels["t-2"].plain
+        assert "(5)" in tree.node_for("t-2/c-2-0").label.plain
+        assert "t-2/c-2-0/conn-2-0-4" in tree._deferred["t-2/c-2-0"], "the new connection waits for an expand"
+        # The very same items again: nothing to do at all.
+        items = tree_items(changed, None)
+        assert all(a is b for a, b in zip(items, tree_items(changed, None), strict=True))
+
+
+async def test_expanded_connectors_follow_their_connections() -> None:
+    async with TreeApp().run_test(size=(80, 30)) as pilot:
+        tree = pilot.app.query_one(ClientTree)
+        tree.show(tree_items([state(0)], None), expand_connectors=True)
+        await pilot.pause()
+        assert len(conn_nodes(tree)) == 8
+        tree.show(tree_items([state(0, conns_per_connector=2)], None), expand_connectors=True)
+        await pilot.pause()
+        assert conn_nodes(tree) == {f"t-0/c-0-{c}/conn-0-{c}-{n}" for c in range(2) for n in range(2)}
