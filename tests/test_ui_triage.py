@@ -196,3 +196,22 @@ async def test_export_writes_json_and_csv_of_the_filtered_view(tmp_path: Path) -
         await pilot.press("w")
         await pilot.pause()
         assert list(tmp_path.glob("*.svg"))
+
+
+def test_csv_export_is_formula_safe_and_terminal_safe(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from tunneltop.export import export_view
+    from tunneltop.model.records import Connection, Connector, Tunnel
+    from tunneltop.watch.rows import ConnRow
+
+    row = ConnRow(
+        "t/c/x",
+        Tunnel(id="t", name="=HYPERLINK(\"evil\")"),
+        Connector(id="c"),
+        Connection(id="x", colo_name="DFW\x1b]0;pwned\x07", origin_ip="\u202e1.2.3.4"),
+    )
+    export_view(tmp_path, datetime(2026, 1, 1, tzinfo=UTC), [row], [])
+    text = next(tmp_path.glob("*-connections.csv")).read_text()
+    assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
+    assert "'=HYPERLINK" in text

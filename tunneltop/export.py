@@ -1,7 +1,7 @@
 """Writing the current view and the event log to files: JSON for tools, CSV for spreadsheets.
 
-CSV cells that a spreadsheet would run as a formula (starting with = + - @) are prefixed with a quote: the text
-comes from the API and is untrusted.
+CSV cells that a spreadsheet would run as a formula (starting with = + - @) are prefixed with a quote, and control
+characters are replaced: the text comes from the API and is untrusted.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from tunneltop.sanitize import clean
 from tunneltop.watch.changes import ChangeEvent, rfc3339
 from tunneltop.watch.rows import ConnRow
 
@@ -53,7 +54,8 @@ def row_record(row: ConnRow) -> dict[str, Any]:
 
 
 def _csv_safe(value: object) -> str:
-    text = "" if value is None else str(value)
+    # Control and escape characters replaced too: `cat` on the file must not drive the terminal.
+    text = "" if value is None else clean(value, None)
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
