@@ -1,12 +1,14 @@
-"""The benchmark runs and measures what it says (tiny sizes; no figure is asserted: benchmarks print, tests don't time)."""
+"""The benchmark runs and measures what it says, at tiny sizes.
+
+No figure is asserted: benchmarks print, tests don't time.
+"""
 
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
-
-from datetime import timedelta
 
 from tunneltop import bench
 
