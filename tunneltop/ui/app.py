@@ -290,8 +290,9 @@ class TunneltopApp(App[int]):
 
     @property
     def closing(self) -> bool:
-        """True once the app is shutting down: a poll's last message can still arrive after the screens are gone."""
-        return not self.screen_stack
+        """True once the app is shutting down: a poll's last message (or a tick) can still arrive after the screens
+        are gone, or while Textual is removing their widgets (it stops running first)."""
+        return not self.screen_stack or not self.is_running
 
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
         if self.closing:
