@@ -126,3 +126,26 @@ def test_first_sight_of_a_tunnels_connections_is_not_logged_as_a_recovery() -> N
     session.on_snapshot(failed, at)
     kinds = [e.kind for e in session.on_snapshot(seen, at)]
     assert EventKind.TUNNEL_FETCH_RECOVERED in kinds  # a real recovery still is
+
+
+async def test_overview_of_a_thousand_tunnels() -> None:
+    app, fake = make_app(start_view=None, tunnels=1000)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app, limit=20)
+        table = overview(app)
+        assert len(table.order) == 1000 == len(fake.sim.tunnel_ids())
+        ranks = [HEALTH_ORDER[table.summaries[k].health] for k in table.order]
+        assert ranks == sorted(ranks)
+        # Within the budget: one list page and at most a startup burst of connection fetches.
+        assert len(fake.requests) <= 16
+        notice = plain(app.query_one("#overview-notice").content)
+        assert "connection details for" in notice
+        # The tunnels on screen are the ones the planner fetches first.
+        assert set(app.source.in_view) <= set(table.order[: 3 * SIZE[1]])
+        await pilot.press("G")
+        last = table.order[-1]
+        assert table.cursor_key == last
+        await pilot.press("enter")
+        assert app.view == "monitor" and app.drilled == last
+        await pilot.press("escape")
+        assert app.view == "overview" and table.cursor_key == last

@@ -41,9 +41,10 @@ def make_app(
     clock: FakeClock | None = None,
     account: str | None = DEMO_ACCOUNT_ID,
     start_view: str | None = "monitor",
+    tunnels: int | None = None,
     **options: object,
 ) -> tuple[TunneltopApp, FakeCloudflare]:
-    sim = SimulatedAccount(seed=seed, start=FIXED_NOW)
+    sim = SimulatedAccount(seed=seed, start=FIXED_NOW, tunnels=tunnels, connectors_per_tunnel=1)
     if refs is None and start_view == "monitor":
         # Every live tunnel by name: each poll fetches all of them (TunnelSource), so one poll shows everything.
         refs = [name for name, tid in DEMO_TUNNELS.items() if tid in sim.tunnel_ids()]
