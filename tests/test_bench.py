@@ -41,9 +41,10 @@ async def test_measure_size_fills_every_figure() -> None:
     figures = await bench.measure_size(60, polls=2, warmup=1, naive=True)
     summary = figures.summary()
     assert summary["connections"] > 0 and summary["rows_shown"] >= summary["connections"]
-    assert len(figures.ui_churn_ms) == len(figures.ui_still_ms) == len(figures.naive_ms) == 2
+    measured = (figures.ui_churn_ms, figures.ui_still_ms, figures.naive_ms, figures.overview_ms)
+    assert [len(m) for m in measured] == [2, 2, 2, 2]
     assert len(figures.change_ms) == 1 + 2 + 3 and len(figures.expiry_ms) == 2
-    for name in ("parse_ms", "change_ms", "ui_still_ms", "ui_churn_ms", "naive_ms", "rss_mb"):
+    for name in ("parse_ms", "change_ms", "ui_still_ms", "ui_churn_ms", "overview_ms", "naive_ms", "rss_mb"):
         assert summary[name] >= 0, name
     assert summary["churn_bytes"] > 0, "a churn poll draws something"
 

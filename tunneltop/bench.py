@@ -169,6 +169,7 @@ class SizeFigures:
     first_ms: float = 0.0
     ui_still_ms: list[float] = field(default_factory=list)
     ui_churn_ms: list[float] = field(default_factory=list)
+    overview_ms: list[float] = field(default_factory=list)
     expiry_ms: list[float] = field(default_factory=list)
     tick_ms: list[float] = field(default_factory=list)
     churn_bytes: list[int] = field(default_factory=list)
@@ -198,6 +199,7 @@ class SizeFigures:
             "churn_bytes": med(self.churn_bytes),
             "naive_ms": med(self.naive_ms),
             "speedup": med(self.naive_ms) / ui if ui else math.nan,
+            "overview_ms": med(self.overview_ms),
             "floor_ms": self.floor_ms,
             "rss_mb": self.rss_mb,
             "peak_rss_mb": self.peak_rss_mb,
@@ -252,7 +254,7 @@ async def _floor(pilot: Any) -> float:
     return statistics.median([await _timed(pilot, lambda: None) for _ in range(9)])
 
 
-def _bench_app(clock: Callable[[], datetime]) -> Any:
+def _bench_app(clock: Callable[[], datetime], view: str = "monitor") -> Any:
     from tunneltop.demo.transport import DEMO_BASE_URL, demo_transport
     from tunneltop.ui.app import TunneltopApp
     from tunneltop.watch.target import Target
@@ -270,8 +272,8 @@ def _bench_app(clock: Callable[[], datetime]) -> Any:
                 super()._tick()
 
     target = Target(DEMO_BASE_URL, None, DEMO_ACCOUNT_ID, [], transport=demo_transport())
-    # The every-connection view ("v"; home when tunnels are named): the one holding a row per connection.
-    return BenchApp(target, interval=POLL_SECONDS, clock=clock, monotonic=lambda: 0.0, start_view="monitor")
+    # By default the every-connection view ("v"; home when tunnels are named): the one with a row per connection.
+    return BenchApp(target, interval=POLL_SECONDS, clock=clock, monotonic=lambda: 0.0, start_view=view)
 
 
 async def measure_size(connections: int, *, polls: int = 8, warmup: int = 14, naive: bool = True) -> SizeFigures:
@@ -336,9 +338,27 @@ async def measure_size(connections: int, *, polls: int = 8, warmup: int = 14, na
         figures.rows_shown = len(app.visible_rows())
         rows = app.visible_rows()
         figures.rss_mb, figures.peak_rss_mb = _memory_mb()
+    figures.overview_ms = await _overview_polls(work, polls)
     if naive:
         figures.naive_ms = await _naive_rebuild(work, rows, polls)
     return figures
+
+
+async def _overview_polls(work: Workload, polls: int) -> list[float]:
+    """UI update per 1% churn poll of the account overview (one row per tunnel; the home with no tunnel named)."""
+    from tunneltop.ui.app import SnapshotReady
+
+    app = _bench_app(lambda: work.now, view="overview")
+    timings: list[float] = []
+    async with app.run_test(size=TERMINAL, headless=True) as pilot:
+        floor = await _floor(pilot)
+        for index in range(polls + 2):
+            work.step(0.01 if index else 0.0)
+            snap, _ = await work.snapshot()
+            spent = await _timed(pilot, lambda snap=snap: app.post_message(SnapshotReady(snap)), floor)
+            if index >= 2:
+                timings.append(spent)
+    return timings
 
 
 async def _naive_rebuild(work: Workload, rows: list[Any], polls: int) -> list[float]:
@@ -543,6 +563,7 @@ def _rows(results: list[dict[str, Any]]) -> Iterator[tuple[str, list[str]]]:
     yield "  bytes to the terminal / poll", [_fmt(r["churn_bytes"], 0) for r in results]
     yield "UI: tick that expires marks+ghosts (ms)", [_fmt(r["expiry_ms"]) for r in results]
     yield "UI: plain header tick (ms)", [_fmt(r["tick_ms"], 2) for r in results]
+    yield "account overview (home), 1% churn (ms)", [_fmt(r.get("overview_ms", math.nan)) for r in results]
     yield "naive DataTable clear + re-add (ms)", [_fmt(r["naive_ms"]) for r in results]
     yield "  speed-up of the 1% churn update (x)", [_fmt(r["speedup"]) for r in results]
     yield "  (measurement overhead subtracted, ms)", [_fmt(r["floor_ms"], 2) for r in results]
