@@ -13,13 +13,12 @@ from typing import NoReturn
 from tunneltop import __version__
 from tunneltop.api.errors import ApiError, UsageError
 from tunneltop.config import ConfigError
-from tunneltop.profiles import DEFAULT_BUDGET, MAX_BUDGET, load_profile, merge_settings
+from tunneltop.profiles import DEFAULT_BUDGET, DEFAULT_INTERVAL, MAX_BUDGET, load_profile, merge_settings
 from tunneltop.report import EXIT_UNKNOWN, EXIT_USAGE, exit_status, render_json, render_table
 from tunneltop.sanitize import clean
 from tunneltop.watch.source import AccountChoiceNeeded, TunnelSource, resolve_account, utc_now
 from tunneltop.watch.target import Target
 
-DEFAULT_INTERVAL = 5.0
 MIN_INTERVAL = 1.0
 # Headless runs may sit out a short 429; a live screen shows a countdown instead of blocking.
 ONCE_MAX_RATE_LIMIT_WAIT = 30.0

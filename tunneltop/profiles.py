@@ -46,15 +46,15 @@ from tunneltop.config import (
     resolve_base_url,
     resolve_credentials,
 )
+from tunneltop.watch.budget import DEFAULT_LIMIT_PER_MINUTE as DEFAULT_BUDGET
+from tunneltop.watch.planner import DEFAULT_INTERVAL
 
 ENV_PROFILE = "TUNNELTOP_PROFILE"
 ENV_INTERVAL = "TUNNELTOP_INTERVAL"
 ENV_BUDGET = "TUNNELTOP_BUDGET"
 ENV_XDG = "XDG_CONFIG_HOME"
 
-DEFAULT_INTERVAL = 5.0
 MIN_INTERVAL, MAX_INTERVAL = 1.0, 3600.0
-DEFAULT_BUDGET = 60  # requests per minute: 25 % of Cloudflare's 1,200 per 5 minutes
 MAX_BUDGET = 240  # all of Cloudflare's limit: more can only end in a 5-minute block
 
 _TOP_KEYS = ("default_profile", "profiles")

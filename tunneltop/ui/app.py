@@ -18,7 +18,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from rich.text import Text
@@ -46,23 +46,19 @@ from tunneltop.ui.event_log import EventLogView
 from tunneltop.ui.overview_table import OVERVIEW_COLUMNS, OverviewTable, summary_matches
 from tunneltop.ui.screens import AccountPicker, ColoPicker, HelpScreen
 from tunneltop.ui.status import HeaderBar, StatusLine
+from tunneltop.watch.budget import DEFAULT_LIMIT_PER_MINUTE as DEFAULT_BUDGET
 from tunneltop.watch.changes import ChangeEvent
 from tunneltop.watch.filters import Filter, FilterError
 from tunneltop.watch.overview import AccountSource, source_for, summaries
 from tunneltop.watch.overview import notices as overview_notices
 from tunneltop.watch.rows import ConnRow
 from tunneltop.watch.session import DEFAULT_GHOST_SECONDS, DEFAULT_MARK_SECONDS, Session, sparkline
-from tunneltop.watch.source import AccountChoiceNeeded, TunnelSource, resolve_account
+from tunneltop.watch.source import AccountChoiceNeeded, TunnelSource, resolve_account, utc_now
 from tunneltop.watch.target import Target
 
-DEFAULT_BUDGET = 60  # requests per minute: 25% of Cloudflare's 1,200 per 5 minutes
 STARTUP_BURST = 16
 INTERVAL_STEPS = (1.0, 2.0, 3.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0)
 NARROW_WIDTH = 100
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class SnapshotReady(Message):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from rich.text import Text
@@ -17,9 +17,7 @@ from tunneltop.sanitize import clean
 from tunneltop.ui.text import HEALTH_GLYPH, HEALTH_STYLE
 from tunneltop.watch.filters import Filter
 from tunneltop.watch.overview import TunnelSummary, summary_sort_key
-from tunneltop.watch.rows import version_sort_key
-
-_EPOCH = datetime.min.replace(tzinfo=UTC)
+from tunneltop.watch.rows import EPOCH, version_sort_key
 
 OVERVIEW_COLUMNS: dict[str, str] = {
     "health": "Health",
@@ -43,7 +41,7 @@ OVERVIEW_SORT: dict[str, Callable[[TunnelSummary], Any]] = {
     "pending": lambda s: s.pending if s.pending is not None else -1,
     "edges": lambda s: s.edges,
     "version": lambda s: version_sort_key(s.oldest_version),
-    "changed": lambda s: s.last_change or _EPOCH,
+    "changed": lambda s: s.last_change or EPOCH,
     "age": lambda s: s.age.total_seconds() if s.age is not None else _NONE_LAST,
 }
 

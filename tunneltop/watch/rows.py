@@ -12,7 +12,8 @@ from typing import Any
 from tunneltop.model.records import Connection, Connector, Tunnel
 from tunneltop.model.snapshot import Snapshot
 
-_EPOCH = datetime.min.replace(tzinfo=UTC)
+# Sorts a missing time before every real one.
+EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +78,7 @@ SORT_KEYS: dict[str, Callable[[ConnRow], Any]] = {
     "colo": lambda r: _text(r.conn.colo_name),
     "state": lambda r: _STATE_ORDER[r.state],
     "origin": lambda r: ip_sort_key(r.conn.origin_ip),
-    "opened": lambda r: r.conn.opened_at or _EPOCH,
+    "opened": lambda r: r.conn.opened_at or EPOCH,
     "version": lambda r: version_sort_key(r.conn.client_version or r.connector.version),
     "id": lambda r: r.conn.id,
 }
