@@ -208,9 +208,11 @@ class ConnectionsTable(ScrollView, can_focus=True):
         self._cell_widths: dict[str, Counter[int]] = {c: Counter() for c in self.columns_shown}
         self._line_cache: dict[str, tuple[tuple[Any, ...], Strip]] = {}
         self._styles: dict[tuple[Style, str], Style] = {}
+        self._pass_style: Style | None = None
         self._painted: dict[int, tuple[Any, ...]] = {}  # screen line -> what was drawn there
         self._highlighted: str | None = None
         self._shown: list[ConnRow] = []  # the rows and marks of the last show()
+        self._shown_ids: dict[int, ConnRow] = {}  # those rows by id()
         self._shown_marks: dict[str, Mark] = {}
         self._recompute_widths()
 
@@ -297,11 +299,12 @@ class ConnectionsTable(ScrollView, can_focus=True):
             return
         keep = self.cursor_key
         old_rows = self.rows_by_key
-        # Rows are the same objects while unchanged, so what arrived and what left is found at C speed; only those
-        # are looked at one by one.
-        now_ids, before_ids = set(map(id, rows)), set(map(id, shown))
-        arrived = [r for r in rows if id(r) not in before_ids]
-        left = [r for r in shown if id(r) not in now_ids]
+        # Rows are the same objects while unchanged, so what arrived and what left is found at C speed (set
+        # operations on ids); only those are looked at one by one.
+        by_id = dict(zip(map(id, rows), rows, strict=True))
+        before = self._shown_ids
+        arrived = [by_id[i] for i in by_id.keys() - before.keys()]
+        left = [before[i] for i in before.keys() - by_id.keys()]
         new_rows = dict(old_rows)
         for row in left:
             if new_rows.get(row.key) is row:
@@ -323,7 +326,7 @@ class ConnectionsTable(ScrollView, can_focus=True):
         for key in marks.keys() | seen_marks.keys():  # marks that came or went on rows that did not change
             if key in new_rows and marks.get(key) != seen_marks.get(key):
                 changed[key] = None
-        self._shown, self._shown_marks = list(rows), dict(marks)
+        self._shown, self._shown_ids, self._shown_marks = list(rows), by_id, dict(marks)
         self.rows_by_key = new_rows
         self._now = now
         if gone or changed:
@@ -564,12 +567,20 @@ class ConnectionsTable(ScrollView, can_focus=True):
             segments.append(Segment(pad + set_cell_size(text, inner) + pad, style))
         return Strip(segments)
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # The widget's style is worked out by walking up the DOM: once a pass, not once a line.
+        self._pass_style = self.rich_style
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._pass_style = None
+
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
         token = self._line_token(y)
         self._painted[y] = token
         scroll_x = round(self.scroll_x)
-        base = self.rich_style
+        base = self._pass_style or self.rich_style
         if token[0] == "blank":
             return Strip.blank(width, base)
         if token[0] == "header":
