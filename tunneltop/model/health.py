@@ -78,9 +78,17 @@ def tunnel_health(tunnel: Tunnel, connectors: Sequence[Connector] | None) -> Hea
     reconnect makes a tunnel degraded even while Cloudflare still calls it healthy: it is what an operator
     watching an incident needs to see.
     """
-    status = (tunnel.status or "").lower()
     if connectors is None:
         return Health.UNKNOWN
+    return _verdict((tunnel.status or "").lower(), connectors)
+
+
+def connector_health(connector: Connector) -> Health:
+    """A connector's own verdict: the tunnel rule applied to it alone, with no status from the API."""
+    return _verdict("", (connector,))
+
+
+def _verdict(status: str, connectors: Sequence[Connector]) -> Health:
     if not connectors:
         return Health.INACTIVE if status == "inactive" else Health.DOWN
     conns = [conn for c in connectors for conn in c.conns]

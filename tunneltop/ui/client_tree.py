@@ -11,13 +11,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from rich.cells import cell_len
+from rich.style import Style
 from rich.text import Span, Text
 from textual.binding import Binding
+from textual.geometry import Region
+from textual.strip import Strip
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from tunneltop.model.health import Health, edge_summary, tunnel_health
-from tunneltop.model.records import Connection, Connector, Tunnel
+from tunneltop.model.health import connector_health, edge_summary
+from tunneltop.model.records import Connection, Connector
 from tunneltop.model.snapshot import TunnelState
 from tunneltop.sanitize import clean
 from tunneltop.ui.text import HEALTH_GLYPH, HEALTH_STYLE, STATE_LABEL, short_id
@@ -57,7 +60,7 @@ def _tunnel_label(state: TunnelState) -> tuple[tuple[str, str], ...]:
 
 
 def _connector_label(connector: Connector, shown: list[Connection]) -> tuple[tuple[str, str], ...]:
-    health = tunnel_health_of(connector)
+    health = connector_health(connector)
     return (
         (HEALTH_GLYPH[health] + " ", HEALTH_STYLE[health]),
         (short_id(connector.id), ""),
@@ -74,11 +77,6 @@ def _conn_label(conn: Connection) -> tuple[tuple[str, str], ...]:
         (clean(conn.colo_name, 8), "bold"),
         (" " + clean(conn.origin_ip, 45), "yellow" if conn.state == "pending" else ""),
     )
-
-
-def tunnel_health_of(connector: Connector) -> Health:
-    """A connector's own verdict: the tunnel rule applied to it alone."""
-    return tunnel_health(Tunnel(id=connector.id), [connector])
 
 
 # A redraw rebuilds the tree's wanted content; a tunnel whose records are unchanged (parsing hands back the same
@@ -183,6 +181,7 @@ class ClientTree(Tree[NodeRef]):
 
     def __init__(self, **kwargs: object) -> None:
         self._label_widths: dict[int, tuple[Text, int]] = {}  # node id -> (label, its width); Tree's init measures
+        self._pass_style: Style | None = None
         super().__init__(Text("tunnels"), **kwargs)  # type: ignore[arg-type]
         self.show_root = False
         self.guide_depth = 2
@@ -205,6 +204,20 @@ class ClientTree(Tree[NodeRef]):
         if known is None or known[0] is not label:
             known = self._label_widths[node._id] = (label, label.cell_len)
         return cell_len(icon) + known[1]
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # Tree works out its style for every line it draws, walking up the DOM each time; it is the same for
+        # all lines of one pass.
+        self._pass_style = self.rich_style
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._pass_style = None
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        style = self._pass_style or self.rich_style
+        return self._render_line(y + scroll_y, scroll_x, scroll_x + self.size.width, style)
 
     def node_for(self, node_id: str) -> TreeNode[NodeRef] | None:
         node = self._by_id.get(node_id)
