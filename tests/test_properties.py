@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -258,12 +259,61 @@ def test_a_session_takes_any_sequence_of_polls_and_failures(polls: list[Snapshot
             rows = session.rows(poll)
             keys = [r.key for r in rows]
             assert len(keys) == len(set(keys)), "a ghost never doubles a live row"
-            session.colo_counts(poll)
+            assert _counts(session.colo_counts(poll)) == _recount(poll)
         session.expire(at)
     failures = [p for p in polls if isinstance(p, str)]
     logged = [e for e in session.log if e.kind.value == "poll_failed"]
     assert len(logged) <= len(failures)
     assert bool(logged) == bool(failures)
+
+
+@st.composite
+def tidy_states(draw: st.DrawFn) -> tuple[TunnelState, ...]:
+    """Well-formed tunnel states over a few tunnel ids, so that a tunnel comes back changed from poll to poll."""
+    states = []
+    for tunnel_id in draw(st.lists(st.sampled_from(["t1", "t2", "t3", "t4"]), unique=True, max_size=4)):
+        if draw(st.integers(0, 5)) == 0:
+            states.append(TunnelState(Tunnel(id=tunnel_id), None, (), "failed"))
+            continue
+        conns = [
+            Connection(id=f"{tunnel_id}-{n}", colo_name=colo, is_pending_reconnect=pending)
+            for n, (colo, pending) in enumerate(
+                draw(st.lists(st.tuples(st.sampled_from(["DFW", "LAX", None]), st.sampled_from([True, False, None]))))
+            )
+        ]
+        states.append(TunnelState(Tunnel(id=tunnel_id), (Connector(id=f"{tunnel_id}-c", conns=conns),)))
+    return tuple(states)
+
+
+@PROPERTY
+@given(st.lists(st.tuples(tidy_states(), st.lists(st.booleans(), max_size=4)), min_size=1, max_size=6))
+def test_colo_counts_follow_polls_that_reuse_unchanged_tunnels(
+    steps: list[tuple[tuple[TunnelState, ...], list[bool]]],
+) -> None:
+    # The source hands back an unchanged tunnel as the same object: the counts are kept per tunnel and only the
+    # changed ones are counted again. Each poll here keeps some of the previous poll's tunnel objects.
+    session = Session(ghost_seconds=30, mark_seconds=10)
+    previous: tuple[TunnelState, ...] = ()
+    at = T0
+    for fresh, keep in steps:
+        kept = tuple(state for state, k in zip(previous, keep, strict=False) if k)
+        ids = {state.tunnel.id for state in kept}
+        at += timedelta(seconds=7)
+        poll = Snapshot("0" * 32, at, kept + tuple(t for t in fresh if t.tunnel.id not in ids))
+        session.on_snapshot(poll, at)
+        assert _counts(session.colo_counts(poll)) == _recount(poll)
+        previous = poll.tunnels
+
+
+def _counts(colos: list[Any]) -> tuple[dict[str, int], dict[str, int]]:
+    return {c.colo: c.active for c in colos if c.active}, {c.colo: c.pending for c in colos if c.pending}
+
+
+def _recount(snapshot: Snapshot) -> tuple[dict[str, int], dict[str, int]]:
+    conns = [conn for t in snapshot.tunnels for c in t.connectors or () for conn in c.conns]
+    active = Counter(c.colo_name or "?" for c in conns if c.is_pending_reconnect is False)
+    pending = Counter(c.colo_name or "?" for c in conns if c.is_pending_reconnect is True)
+    return dict(active), dict(pending)
 
 
 # -- sanitising --------------------------------------------------------------------------------------------------

@@ -90,7 +90,7 @@ class Session:
         self._state_rows: dict[str, tuple[TunnelState, list[ConnRow]]] = {}
         self._rows_seen: list[tuple[Snapshot, list[ConnRow]]] = []
         # Colo counts: totals kept up to date from the tunnels whose state changed (unchanged ones are the same object).
-        self._colo_parts: dict[str, tuple[TunnelState, Counter[str], Counter[str]]] = {}
+        self._colo_parts: dict[str, tuple[TunnelState, tuple[str, ...], tuple[str, ...]]] = {}
         self._colos_seen: tuple[Snapshot, Counter[str], Counter[str]] | None = None
 
     # -- feeding it ---------------------------------------------------------------------------------------------
@@ -259,38 +259,46 @@ class Session:
         ]
 
     def _colos(self, snapshot: Snapshot) -> tuple[Counter[str], Counter[str]]:
-        """Active and pending connections per colo (kept for the last snapshot: every redraw shows them)."""
+        """Active and pending connections per colo (kept for the last snapshot: every redraw shows them).
+
+        Counted again only for tunnels whose state changed (unchanged ones are the same objects): each tunnel's
+        own colos are kept as plain tuples, taken off and put back with integer arithmetic."""
         if self._colos_seen is not None and self._colos_seen[0] is snapshot:
             return self._colos_seen[1], self._colos_seen[2]
-        active, pending = Counter[str](), Counter[str]()
-        if self._colos_seen is not None:
-            active.update(self._colos_seen[1])
-            pending.update(self._colos_seen[2])
-        left = dict(self._colo_parts)
-        parts: dict[str, tuple[TunnelState, Counter[str], Counter[str]]] = {}
+        active: dict[str, int] = dict(self._colos_seen[1]) if self._colos_seen is not None else {}
+        pending: dict[str, int] = dict(self._colos_seen[2]) if self._colos_seen is not None else {}
+        before = self._colo_parts
+        parts: dict[str, tuple[TunnelState, tuple[str, ...], tuple[str, ...]]] = {}
         for state in snapshot.tunnels:
-            old = left.pop(state.tunnel.id, None)
+            old = before.get(state.tunnel.id)
             if old is not None and old[0] is state:
                 parts[state.tunnel.id] = old
                 continue
-            if old is not None:
-                active.subtract(old[1])
-                pending.subtract(old[2])
-            mine, held = Counter[str](), Counter[str]()
-            for connector in state.connectors or ():
-                for conn in connector.conns:
-                    if conn.is_pending_reconnect is False:
-                        mine[conn.colo_name or "?"] += 1
-                    elif conn.is_pending_reconnect is True:
-                        held[conn.colo_name or "?"] += 1
-            active.update(mine)
-            pending.update(held)
+            conns = [conn for connector in state.connectors or () for conn in connector.conns]
+            mine = tuple(c.colo_name or "?" for c in conns if c.is_pending_reconnect is False)
+            held = tuple(c.colo_name or "?" for c in conns if c.is_pending_reconnect is True)
             parts[state.tunnel.id] = (state, mine, held)
-        for old in left.values():
-            active.subtract(old[1])
-            pending.subtract(old[2])
+        for tunnel_id, old in before.items():
+            new = parts.get(tunnel_id)
+            if new is old:
+                continue
+            for colo in old[1]:
+                active[colo] -= 1
+            for colo in old[2]:
+                pending[colo] -= 1
+        for tunnel_id, new in parts.items():
+            if before.get(tunnel_id) is new:
+                continue
+            for colo in new[1]:
+                active[colo] = active.get(colo, 0) + 1
+            for colo in new[2]:
+                pending[colo] = pending.get(colo, 0) + 1
         self._colo_parts = parts
-        self._colos_seen = (snapshot, +active, +pending)
+        self._colos_seen = (
+            snapshot,
+            Counter({c: n for c, n in active.items() if n > 0}),
+            Counter({c: n for c, n in pending.items() if n > 0}),
+        )
         return self._colos_seen[1], self._colos_seen[2]
 
     def _colo_active(self, snapshot: Snapshot) -> Counter[str]:
