@@ -8,7 +8,7 @@ from textual.app import App, ComposeResult
 
 from tunneltop.model.records import Connection, Connector, Tunnel
 from tunneltop.model.snapshot import TunnelState
-from tunneltop.ui.client_tree import ClientTree, tree_items
+from tunneltop.ui.client_tree import ClientTree, tree_parts
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 
@@ -43,7 +43,7 @@ async def test_connections_get_nodes_only_when_their_connector_is_expanded() -> 
     states = [state(t) for t in range(5)]
     async with TreeApp().run_test(size=(80, 30)) as pilot:
         tree = pilot.app.query_one(ClientTree)
-        tree.show(tree_items(states, None), expand_connectors=False)
+        tree.show(tree_parts(states, None), expand_connectors=False)
         await pilot.pause()
         assert conn_nodes(tree) == set()
         connector = tree.node_for("t-1/c-1-0")
@@ -63,13 +63,13 @@ async def test_a_poll_changes_only_what_changed_and_forgets_what_went() -> None:
     states = [state(t) for t in range(5)]
     async with TreeApp().run_test(size=(80, 30)) as pilot:
         tree = pilot.app.query_one(ClientTree)
-        tree.show(tree_items(states, None))
+        tree.show(tree_parts(states, None))
         await pilot.pause()
         nodes = dict(tree._by_id)
         labels = {n: node.label for n, node in nodes.items()}
         # Tunnel 2 gains a connection and a pending reconnect; tunnel 4 goes; the rest are the same objects.
         changed = [*states[:2], state(2, pending=True, extra=1), states[3]]
-        tree.show(tree_items(changed, None))
+        tree.show(tree_parts(changed, None))
         await pilot.pause()
         assert "t-4" not in tree._by_id and not any(n.startswith("t-4/") for n in tree._deferred)
         for node_id in ("t-0", "t-1/c-1-0", "t-3"):
@@ -79,16 +79,72 @@ async def test_a_poll_changes_only_what_changed_and_forgets_what_went() -> None:
         assert "(5)" in tree.node_for("t-2/c-2-0").label.plain
         assert "t-2/c-2-0/conn-2-0-4" in tree._deferred["t-2/c-2-0"], "the new connection waits for an expand"
         # The very same items again: nothing to do at all.
-        items = tree_items(changed, None)
-        assert all(a is b for a, b in zip(items, tree_items(changed, None), strict=True))
+        items = tree_parts(changed, None)
+        assert all(a is b for a, b in zip(items, tree_parts(changed, None), strict=True))
 
 
 async def test_expanded_connectors_follow_their_connections() -> None:
     async with TreeApp().run_test(size=(80, 30)) as pilot:
         tree = pilot.app.query_one(ClientTree)
-        tree.show(tree_items([state(0)], None), expand_connectors=True)
+        tree.show(tree_parts([state(0)], None), expand_connectors=True)
         await pilot.pause()
         assert len(conn_nodes(tree)) == 8
-        tree.show(tree_items([state(0, conns_per_connector=2)], None), expand_connectors=True)
+        tree.show(tree_parts([state(0, conns_per_connector=2)], None), expand_connectors=True)
         await pilot.pause()
         assert conn_nodes(tree) == {f"t-0/c-0-{c}/conn-0-{c}-{n}" for c in range(2) for n in range(2)}
+
+
+def _shape(tree: ClientTree) -> list[tuple[str, bool, str]]:
+    """Every node in display order (expanded or not), with whether it can expand and its label."""
+    out: list[tuple[str, bool, str]] = []
+    stack = list(reversed(tree.root.children))
+    while stack:
+        node = stack.pop()
+        out.append((node.data.node_id, node.allow_expand, node.label.plain))
+        stack.extend(reversed(node.children))
+    return out
+
+
+async def test_updates_in_place_end_where_building_afresh_ends() -> None:
+    # Tunnel 2 arrives between 1 and 3, tunnel 0 loses its connections, tunnel 1 gains one in the middle of its
+    # colo order: the tree updated in place has the same nodes, order, expand arrows and labels as a new tree.
+    first = [state(0), state(1), state(3)]
+    then = [state(0, conns_per_connector=0), state(1, extra=1), state(2), first[2]]
+    async with TreeApp().run_test(size=(80, 30)) as pilot:
+        tree = pilot.app.query_one(ClientTree)
+        tree.show(tree_parts(first, None), expand_connectors=True)
+        await pilot.pause()
+        tree.show(tree_parts(then, None), expand_connectors=True)
+        await pilot.pause()
+        updated = _shape(tree)
+    async with TreeApp().run_test(size=(80, 30)) as pilot:
+        tree = pilot.app.query_one(ClientTree)
+        tree.show(tree_parts(then, None), expand_connectors=True)
+        await pilot.pause()
+        assert updated == _shape(tree)
+    assert [n for n, _, _ in updated if "/" not in n] == ["t-0", "t-1", "t-2", "t-3"]
+    connectors_of_0 = [(n, can_expand) for n, can_expand, _ in updated if n.startswith("t-0/")]
+    assert connectors_of_0 == [("t-0/c-0-1", False), ("t-0/c-0-0", False)], "no connections left: no arrow"
+    conns_of_1 = [n.rsplit("-", 1)[1] for n, _, _ in updated if n.startswith("t-1/c-1-0/")]
+    assert conns_of_1 == ["0", "2", "4", "1", "3"], "the new connection slots into colo order (DFW, then LAX)"
+
+
+async def test_labels_of_nodes_off_screen_are_built_when_they_come_into_view() -> None:
+    states = [state(t) for t in range(40)]
+    async with TreeApp().run_test(size=(80, 10)) as pilot:
+        tree = pilot.app.query_one(ClientTree)
+        tree.show(tree_parts(states, None))
+        await pilot.pause()
+        changed = [*states[:39], state(39, pending=True)]
+        tree.show(tree_parts(changed, None))
+        await pilot.pause()
+        last = tree.node_for("t-39")
+        assert last is not None and last._id in tree._stale, "off screen: its new label is not built yet"
+        tree.scroll_end(animate=False, immediate=True)
+        await pilot.pause()
+        assert last._id not in tree._stale
+        screen = "\n".join(line.text for line in pilot.app.screen._compositor.render_strips())
+        assert "tunnel-39" in screen and "⟳" in screen
+        # Reading a label anywhere gives the current one, drawn or not.
+        tree.show(tree_parts(states, None))
+        assert "⟳" not in tree.node_for("t-39").label.plain

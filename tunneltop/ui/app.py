@@ -39,7 +39,7 @@ from tunneltop.model.health import HEALTH_ORDER
 from tunneltop.model.records import Account, Connection, Connector, Tunnel
 from tunneltop.model.snapshot import Snapshot, TunnelState
 from tunneltop.sanitize import clean
-from tunneltop.ui.client_tree import ClientTree, NodeRef, tree_items
+from tunneltop.ui.client_tree import ClientTree, NodeRef, tree_parts
 from tunneltop.ui.conn_table import COLUMNS, ConnectionsTable
 from tunneltop.ui.detail import DetailPane, connection_detail, connector_detail, tunnel_detail
 from tunneltop.ui.event_log import EventLogView
@@ -451,7 +451,7 @@ class TunneltopApp(App[int]):
         if self.drilled is not None:
             tunnels = tuple(t for t in tunnels if t.tunnel.id == self.drilled)
         self.tree.show(
-            tree_items(tunnels, visible, include_empty=not self.filter.active),
+            tree_parts(tunnels, visible, include_empty=not self.filter.active),
             expand_connectors=len(tunnels) <= 2,
         )
         self._show_detail()

@@ -7,12 +7,13 @@ and the cursor stays on the node it was on.
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from rich.cells import cell_len
 from rich.style import Style
-from rich.text import Span, Text
+from rich.text import Span, Text, TextType
 from textual.binding import Binding
 from textual.geometry import Region
 from textual.strip import Strip
@@ -85,6 +86,7 @@ def _conn_label(conn: Connection) -> tuple[tuple[str, str], ...]:
 # tunnel id -> (state, include_empty, items, {connector id: (connector, its items, its connections in order)}).
 _Entries = dict[str, tuple[Connector, list[TreeItem], list[Connection]]]
 _last_items: dict[str, tuple[TunnelState, bool, list[TreeItem], _Entries]] = {}
+_last_call: tuple[Iterable[TunnelState], bool, list[list[TreeItem]]] | None = None
 
 
 def _same_state(a: TunnelState, b: TunnelState) -> bool:
@@ -97,14 +99,26 @@ def _same_state(a: TunnelState, b: TunnelState) -> bool:
     return len(a.connectors) == len(b.connectors) and all(map(operator.is_, a.connectors, b.connectors))
 
 
-def tree_items(states: Iterable[TunnelState], visible: set[str] | None, include_empty: bool = True) -> list[TreeItem]:
-    """The tree's wanted content in display order. ``visible`` limits connections to those row keys."""
-    global _last_items
-    items: list[TreeItem] = []
+def tree_parts(
+    states: Iterable[TunnelState], visible: set[str] | None, include_empty: bool = True
+) -> list[list[TreeItem]]:
+    """The tree's wanted content in display order, one part per tunnel: the tunnel's item, then its connectors'
+    and connections'. ``visible`` limits connections to those row keys. Without it, a tunnel whose records are
+    unchanged gets back the very same part (the same list object), which show() skips unread."""
+    global _last_items, _last_call
+    if (
+        visible is None
+        and isinstance(states, tuple)  # immutable: the same object has the same content
+        and _last_call is not None
+        and _last_call[0] is states
+        and _last_call[1] == include_empty
+    ):
+        return _last_call[2]  # the same tunnels tuple (an unchanged poll, see TunnelSource.poll): the same parts
+    parts: list[list[TreeItem]] = []
     memo: dict[str, tuple[TunnelState, bool, list[TreeItem], _Entries]] = {}
     for state in states:
         if visible is not None:
-            items.extend(_state_items(state, visible, include_empty))
+            parts.append(_state_items(state, visible, include_empty))
             continue
         hit = _last_items.get(state.tunnel.id)
         if hit is not None and hit[1] == include_empty and _same_state(hit[0], state):
@@ -113,10 +127,11 @@ def tree_items(states: Iterable[TunnelState], visible: set[str] | None, include_
             entries = {}
             part = _state_items(state, None, include_empty, hit[3] if hit is not None else {}, entries)
         memo[state.tunnel.id] = (state, include_empty, part, entries)
-        items.extend(part)
+        parts.append(part)
     if visible is None:
         _last_items = memo
-    return items
+        _last_call = (states, include_empty, parts)
+    return parts
 
 
 def _state_items(
@@ -159,6 +174,10 @@ def _state_items(
     return items
 
 
+def _depth(node_id: str) -> int:
+    return node_id.count("/")
+
+
 def _text(parts: tuple[tuple[str, str], ...]) -> Text:
     # One Text with its spans, rather than an append per part: relabelling is most of what a busy poll costs here.
     spans = []
@@ -169,6 +188,23 @@ def _text(parts: tuple[tuple[str, str], ...]) -> Text:
             spans.append(Span(start, end, style))
         start = end
     return Text("".join(part for part, _ in parts), no_wrap=True, overflow="ellipsis", spans=spans)
+
+
+class _ClientNode(TreeNode[NodeRef]):
+    """A tree node whose label may be held back until it is read or drawn (see ClientTree._stale)."""
+
+    @property
+    def label(self) -> TextType:
+        self._tree._freshen(self)  # type: ignore[attr-defined]
+        return self._label
+
+    @label.setter
+    def label(self, new_label: TextType) -> None:
+        self.set_label(new_label)
+
+    def set_label(self, label: TextType) -> None:
+        self._tree._stale.pop(self._id, None)  # type: ignore[attr-defined]
+        super().set_label(label)
 
 
 class ClientTree(Tree[NodeRef]):
@@ -182,23 +218,44 @@ class ClientTree(Tree[NodeRef]):
     def __init__(self, **kwargs: object) -> None:
         self._label_widths: dict[int, tuple[Text, int]] = {}  # node id -> (label, its width); Tree's init measures
         self._pass_style: Style | None = None
+        # Labels that changed but have not been needed yet: node id -> label parts. A busy poll relabels hundreds
+        # of nodes, most of them off screen; building each one's Text is left until it is drawn or read.
+        self._stale: dict[int, tuple[tuple[str, str], ...]] = {}
         super().__init__(Text("tunnels"), **kwargs)  # type: ignore[arg-type]
         self.show_root = False
         self.guide_depth = 2
         self._by_id: dict[str, TreeNode[NodeRef]] = {}
         self._label_parts: dict[str, tuple[tuple[str, str], ...]] = {}
-        self._items: dict[str, TreeItem] = {}  # the item each node was last shown from
-        self._last_show: tuple[list[TreeItem], bool] = ([], False)
-        self._last_where: dict[int, int] = {}  # id of each item of the last show -> its index
+        self._last_show: tuple[list[Sequence[TreeItem]], bool] = ([], False)
+        self._last_parts: dict[int, Sequence[TreeItem]] = {}  # the parts of the last show by id()
+        self._children: Counter[str | None] = Counter()  # node id -> how many items of the last show it parents
         # Connections under a collapsed connector get a node only when it is expanded (or asked for): an account
         # of 10,000 connections would otherwise keep 10,000 hidden nodes, and every one that opens or closes would
         # make Tree lay out the whole screen again. Connector node id -> {connection node id: item}.
         self._deferred: dict[str, dict[str, TreeItem]] = {}
 
+    def _add_node(
+        self, parent: TreeNode[NodeRef] | None, label: Text, data: NodeRef | None, expand: bool = False
+    ) -> TreeNode[NodeRef]:
+        node = _ClientNode(self, parent, self._new_id(), label, data, expanded=expand)
+        self._tree_nodes[node._id] = node
+        self._updates += 1
+        return node
+
+    def _freshen(self, node: TreeNode[NodeRef]) -> None:
+        parts = self._stale.pop(node._id, None)
+        if parts is not None:
+            node._label = _text(parts)
+
+    def render_label(self, node: TreeNode[NodeRef], base_style: Style, style: Style) -> Text:
+        self._freshen(node)
+        return super().render_label(node, base_style, style)
+
     def get_label_width(self, node: TreeNode[NodeRef]) -> int:
         # Tree measures every line on each rebuild by rendering its label (a copy, styled); on an account-wide view
         # that is thousands of lines per poll. The width is the expand icon's plus the label's.
         icon = (self.ICON_NODE_EXPANDED if node.is_expanded else self.ICON_NODE) if node.allow_expand else ""
+        self._freshen(node)
         label = node._label
         known = self._label_widths.get(node._id)
         if known is None or known[0] is not label:
@@ -240,84 +297,102 @@ class ClientTree(Tree[NodeRef]):
         if event.node.data is not None and event.node.data.kind == "connector":
             self._materialize(event.node.data.node_id)
 
-    def show(self, items: list[TreeItem], expand_connectors: bool = False) -> None:
-        """Make the tree hold exactly ``items``, in their order, touching only what changed."""
+    def show(self, parts: Sequence[Sequence[TreeItem]], expand_connectors: bool = False) -> None:
+        """Make the tree hold exactly the items of ``parts`` (see tree_parts), in their order, touching only what
+        changed."""
         last, last_expand = self._last_show
-        if last_expand == expand_connectors and len(last) == len(items) and all(map(operator.is_, items, last)):
-            return  # the very items of the last call (see tree_items): nothing to do
+        if last_expand == expand_connectors and len(last) == len(parts) and all(map(operator.is_, parts, last)):
+            return  # the very parts of the last call: nothing to do
         cursor = self.cursor_node
         keep = cursor.data.node_id if cursor is not None and cursor.data is not None else None
-        # Items are the same objects while unchanged (see tree_items): what arrived and what left is found at C
-        # speed, and only those are looked at one by one.
-        where = dict(zip(map(id, items), range(len(items)), strict=True))
-        before = self._last_where
-        arrived = [items[where[i]] for i in sorted(where.keys() - before.keys(), key=where.__getitem__)]
-        arriving = {item.ref.node_id for item in arrived}
-        going = [last[before[i]].ref.node_id for i in before.keys() - where.keys()]
-        self._last_show, self._last_where = (items, expand_connectors), where
+        # An unchanged tunnel's part is the same object (see tree_parts), and so is an unchanged item within a
+        # changed part: the parts that came and went are found at C speed, and only their items are looked at.
+        position = dict(zip(map(id, parts), range(len(parts)), strict=True))
+        before = self._last_parts
+        came = sorted(position.keys() - before.keys(), key=position.__getitem__)
+        old_items = {id(item): item for i in before.keys() - position.keys() for item in before[i]}
+        new_items = {id(item): (item, position[i]) for i in came for item in parts[position[i]]}
+        arrived = [(item, where) for key, (item, where) in new_items.items() if key not in old_items]
+        left = [item for key, item in old_items.items() if key not in new_items]
+        arriving = {item.ref.node_id for item, _ in arrived}
+        self._last_show, self._last_parts = (list(parts), expand_connectors), {id(p): p for p in parts}
+        children = self._children
+        for item in left:
+            children[item.parent] -= 1
+        for item, _ in arrived:
+            children[item.parent] += 1
         # Deepest first, so each removal is of a node still in the tree.
-        for node_id in sorted((n for n in going if n not in arriving), key=lambda n: -n.count("/")):
-            self._items.pop(node_id, None)
+        for node_id in sorted((i.ref.node_id for i in left if i.ref.node_id not in arriving), key=_depth, reverse=True):
             self._label_parts.pop(node_id, None)
             removed = self._by_id.pop(node_id, None)
             if removed is not None:
                 self._label_widths.pop(removed._id, None)
+                self._stale.pop(removed._id, None)
                 removed.remove()
             else:
                 self._deferred.get(node_id.rsplit("/", 1)[0], {}).pop(node_id, None)
         for connector_id in [c for c, kids in self._deferred.items() if not kids or c not in self._by_id]:
             del self._deferred[connector_id]
-        parents = {item.parent for item in items}
-        siblings: dict[str | None, list[str]] | None = None
         created: set[str] = set()
-        relabelled = False
-        shown_from = self._items
-        for item in arrived:
+        relabelled: set[int] = set()
+        for item, where in arrived:
             node_id = item.ref.node_id
             node = self._by_id.get(node_id)
+            has_children = children[node_id] > 0
             if node is None and item.ref.kind == "conn":
                 owner = self._by_id.get(item.parent or "")
                 if owner is not None and not owner.is_expanded:
                     self._deferred.setdefault(owner.data.node_id, {})[node_id] = item  # type: ignore[union-attr]
-                    shown_from[node_id] = item
                     continue
             if node is None:
-                if siblings is None:
-                    siblings = {}
-                    for each in items:
-                        siblings.setdefault(each.parent, []).append(each.ref.node_id)
                 parent = self.root if item.parent is None else self._by_id[item.parent]
                 # A parent made in this pass has no older children to slot between: append.
                 fresh_parent = item.parent in created or (item.parent is None and not created and not self._by_id)
-                before_node = None if fresh_parent else self._next_existing(siblings[item.parent], node_id)
+                before_node = None if fresh_parent else self._next_existing(parts, where, item)
                 expand = item.ref.kind == "tunnel" or (item.ref.kind == "connector" and expand_connectors)
                 node = parent.add(
-                    _text(item.label), item.ref, before=before_node, expand=expand, allow_expand=node_id in parents
+                    _text(item.label), item.ref, before=before_node, expand=expand, allow_expand=has_children
                 )
                 self._by_id[node_id] = node
                 created.add(node_id)
             else:
                 if self._label_parts.get(node_id) != item.label:
-                    # What set_label does, without queueing a refresh of this node's lines for every node: labels
-                    # are one line by construction (clean() replaces newlines), and one repaint follows below.
-                    node._label = _text(item.label)
+                    # What set_label does, but its Text is built when drawn or read (labels are one line by
+                    # construction: clean() replaces newlines) and the lines on screen are repainted below.
+                    self._stale[node._id] = item.label
                     node._updates += 1
-                    relabelled = True
-                if node.allow_expand != (node_id in parents):
-                    node.allow_expand = node_id in parents
+                    relabelled.add(node._id)
+                if node.allow_expand != has_children:
+                    node.allow_expand = has_children
             self._label_parts[node_id] = item.label
-            shown_from[node_id] = item
         if relabelled:
-            self.refresh()
+            self._repaint(relabelled)
         if keep is not None and keep in self._by_id:
             self.get_node_at_line(0)  # rebuild line numbers after edits
             target = self._by_id[keep]
             if target.line >= 0 and self.cursor_line != target.line:
                 self.cursor_line = target.line
 
-    def _next_existing(self, order: list[str], node_id: str) -> TreeNode[NodeRef] | None:
-        after = order[order.index(node_id) + 1 :]
-        return next((self._by_id[n] for n in after if n in self._by_id), None)
+    def _repaint(self, node_ids: set[int]) -> None:
+        """Repaint the lines on screen that show one of ``node_ids``."""
+        if self._tree_lines_cached is None:
+            return  # nodes came or went: Tree lays out and repaints everything anyway
+        top, width = self.scroll_offset.y, self.size.width
+        for y, line in enumerate(self._tree_lines_cached[top : top + self.size.height]):
+            if line.node._id in node_ids:
+                self.refresh(Region(0, y, width, 1))
+
+    def _next_existing(
+        self, parts: Sequence[Sequence[TreeItem]], where: int, item: TreeItem
+    ) -> TreeNode[NodeRef] | None:
+        """The node already in the tree that ``item``'s new node goes before: its next sibling that has one."""
+        if item.parent is None:  # a tunnel: its siblings are the other parts' first items
+            later = (p[0] for p in parts[where + 1 :] if p)
+        else:
+            part = parts[where]
+            at = next(k for k, each in enumerate(part) if each is item)
+            later = (i for i in part[at + 1 :] if i.parent == item.parent)
+        return next((self._by_id[i.ref.node_id] for i in later if i.ref.node_id in self._by_id), None)
 
     def select_ref(self, node_id: str) -> None:
         node = self.node_for(node_id)
