@@ -146,6 +146,20 @@ async def test_poll_every_tunnel(api, client):
     assert sorted(api.paths) == sorted(["cfd_tunnel", f"cfd_tunnel/{WEB}/connections", f"cfd_tunnel/{DB}/connections"])
 
 
+async def test_an_unchanged_poll_hands_back_the_same_tunnels(api, client):
+    # Later stages (rows, tree, colo counts) skip a poll that changed nothing by comparing one tuple's identity.
+    source = TunnelSource(client, Account(id=ACCOUNT), now=lambda: NOW)
+    first = await source.poll()
+    second = await source.poll()
+    assert second is not first and second.tunnels is first.tunnels
+    api.clients[WEB][0]["conns"].append(conn("e", "AMS"))
+    third = await source.poll()
+    assert third.tunnels is not second.tunnels
+    by_id = {t.tunnel.id: t for t in third.tunnels}
+    assert by_id[DB] is {t.tunnel.id: t for t in second.tunnels}[DB], "the unchanged tunnel is still the same object"
+    assert by_id[WEB].active_count == 3
+
+
 async def test_a_failed_connections_fetch_spoils_one_tunnel(api, client):
     api.overrides[f"{DB}/connections"] = httpx.Response(502, content=b"<html>502 Bad Gateway</html>")
     snapshot = await TunnelSource(client, Account(id=ACCOUNT)).poll()

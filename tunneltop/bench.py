@@ -145,8 +145,10 @@ class _Answers:
     def __init__(self, work: Workload) -> None:
         self.work = work
 
-    async def list_tunnels(self, account_id: str) -> tuple[list[Tunnel], list[Any]]:
-        return parse_many(Tunnel, json.loads(self.work._tunnel_body)["result"], "tunnel")
+    async def list_tunnels(
+        self, account_id: str, cache: dict[str, tuple[dict[str, Any], Tunnel]] | None = None
+    ) -> tuple[list[Tunnel], list[Any]]:
+        return parse_many(Tunnel, json.loads(self.work._tunnel_body)["result"], "tunnel", cache)
 
     async def list_connectors(self, account_id: str, tunnel_id: str, cache: RecordCache | None = None) -> Any:
         return parse_connectors(json.loads(self.work._bodies[tunnel_id])["result"], cache)

@@ -366,13 +366,19 @@ class CloudflareClient:
         return status or TokenStatus()
 
     async def list_tunnels(
-        self, account_id: str, *, name: str | None = None, include_deleted: bool = False
+        self,
+        account_id: str,
+        *,
+        name: str | None = None,
+        include_deleted: bool = False,
+        cache: dict[str, tuple[dict[str, Any], Tunnel]] | None = None,
     ) -> tuple[list[Tunnel], list[RecordProblem]]:
+        """Every tunnel of the account (all pages). With ``cache``, unchanged ones are last poll's models."""
         params: dict[str, Any] = {"is_deleted": "true" if include_deleted else "false"}
         if name is not None:
             params["name"] = name
         raw = await self.get_all_pages(f"accounts/{account_id}/cfd_tunnel", params)
-        return parse_many(Tunnel, raw, "tunnel")
+        return parse_many(Tunnel, raw, "tunnel", cache)
 
     async def get_tunnel(self, account_id: str, tunnel_id: str) -> Tunnel:
         response = await self.get(f"accounts/{account_id}/cfd_tunnel/{tunnel_id}")

@@ -166,21 +166,38 @@ def parse_connections(
     return conns, problems
 
 
-def parse_many(model: type[M], raw: Iterable[Any] | None, what: str) -> tuple[list[M], list[RecordProblem]]:
-    """Validate a flat list of records (tunnels, accounts) one by one; a repeated id keeps its first copy."""
+def parse_many(
+    model: type[M], raw: Iterable[Any] | None, what: str, cache: dict[str, tuple[dict[str, Any], M]] | None = None
+) -> tuple[list[M], list[RecordProblem]]:
+    """Validate a flat list of records (tunnels, accounts) one by one; a repeated id keeps its first copy.
+
+    With ``cache`` (the same dict for the same list, poll after poll), an unchanged record is the very same model
+    as last time, as RecordCache does for connections: id -> (its raw JSON, the model); only this call's clean
+    records are kept in it."""
     records: list[M] = []
     problems: list[RecordProblem] = []
     seen: set[object] = set()
+    kept: dict[str, tuple[dict[str, Any], M]] = {}
     for index, item in enumerate(raw or ()):
         where = f"{what} #{index + 1}"
-        record, found = validate_record(model, item, where)
-        problems.extend(found)
-        if record is None:
-            continue
+        record = _cached(cache, item) if cache is not None else None
+        found: list[RecordProblem] = []
+        if record is not None:
+            item = cache[record.id][0]  # type: ignore[index, attr-defined]  # the cached copy, as for connections
+        else:
+            record, found = validate_record(model, item, where)
+            problems.extend(found)
+            if record is None:
+                continue
         key = getattr(record, _IDENTITY, None)
         if key is not None and key in seen:
             problems.append(RecordProblem(where, f"duplicate {what} id; later copy skipped"))
             continue
         seen.add(key)
         records.append(record)
+        if cache is not None and not found and isinstance(key, str):
+            kept[key] = (item, record)
+    if cache is not None:
+        cache.clear()
+        cache.update(kept)
     return records, problems

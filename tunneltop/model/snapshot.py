@@ -65,13 +65,22 @@ class Snapshot:
     problems: tuple[RecordProblem, ...] = field(default=())
     account_name: str | None = None
 
-    @property
+    # Cached: the header reads these every second, and a snapshot never changes.
+    @cached_property
     def health(self) -> Health | None:
         return worst(t.health for t in self.tunnels)
 
-    @property
+    @cached_property
     def pending_count(self) -> int:
         return sum(t.pending_count for t in self.tunnels)
+
+    @cached_property
+    def health_counts(self) -> dict[Health, int]:
+        """How many tunnels have each verdict (verdicts no tunnel has are left out)."""
+        counts: dict[Health, int] = {}
+        for state in self.tunnels:
+            counts[state.health] = counts.get(state.health, 0) + 1
+        return counts
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -504,7 +504,7 @@ class TunneltopApp(App[int]):
         header.waiting = snapshot is None and self.last_error is None
         header.health = snapshot.health if snapshot is not None else None
         if snapshot is not None:
-            counts = Counter(t.health for t in snapshot.tunnels)
+            counts = snapshot.health_counts
             header.tunnel_counts = tuple((h, counts[h]) for h in sorted(counts, key=HEALTH_ORDER.__getitem__))
         header.pending = snapshot.pending_count if snapshot is not None else 0
         header.last_good = self.last_good_at

@@ -10,15 +10,17 @@ when the list is empty or may be partial.
 from __future__ import annotations
 
 import asyncio
+import operator
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from tunneltop.api.client import CloudflareClient
 from tunneltop.api.errors import ApiError, AuthError, NotFoundError, RateLimitedError
 from tunneltop.model.health import HEALTH_ORDER, Health, edge_summary
-from tunneltop.model.parse import RecordProblem
+from tunneltop.model.parse import RecordCache, RecordProblem
 from tunneltop.model.records import Account, Connector, Tunnel
 from tunneltop.model.snapshot import Snapshot, TunnelState
 from tunneltop.watch.budget import RequestBudget
@@ -105,6 +107,10 @@ class AccountSource:
         self._order: list[str] = []
         self._skip: set[str] = set()
         self._states: dict[str, TunnelState] = {}
+        self._last_tunnels: tuple[TunnelState, ...] = ()
+        # What the API sent last, so an unchanged record is not validated again and stays the same object.
+        self._records: dict[str, RecordCache] = {}
+        self._tunnel_records: dict[str, tuple[dict[str, Any], Tunnel]] = {}
         # Every request the client ever sent counts (account resolution included), and every Ratelimit it read.
         self._sent_seen = 0
         self._ratelimit_seen: object = None
@@ -198,7 +204,7 @@ class AccountSource:
         if listed:
             started = self._clock()
             try:
-                tunnels, problems = await self.client.list_tunnels(self.account.id)
+                tunnels, problems = await self.client.list_tunnels(self.account.id, cache=self._tunnel_records)
             except RateLimitedError as exc:
                 self._rate_limited(exc)
                 raise
@@ -247,7 +253,8 @@ class AccountSource:
         at = self._clock()
         previous = self._fetched.get(tunnel.id)
         try:
-            connectors, problems = await self.client.list_connectors(self.account.id, tunnel.id)
+            cache = self._records.setdefault(tunnel.id, RecordCache())
+            connectors, problems = await self.client.list_connectors(self.account.id, tunnel.id, cache)
         except RateLimitedError as exc:
             self._rate_limited(exc)
             limited.append(exc)
@@ -259,9 +266,11 @@ class AccountSource:
         except ApiError as exc:
             error = exc.message
         else:
-            self._fetched[tunnel.id] = _Fetched(
-                tuple(connectors), tuple(problems), None, at, self._now(), _signature(tunnel)
-            )
+            fresh = tuple(connectors)
+            before = previous.connectors if previous is not None else None
+            if before is not None and len(before) == len(fresh) and all(map(operator.is_, before, fresh)):
+                fresh = before  # nothing in them changed: later stages skip them by identity
+            self._fetched[tunnel.id] = _Fetched(fresh, tuple(problems), None, at, self._now(), _signature(tunnel))
             self._attempted[tunnel.id] = at
             return
         # A failed refresh keeps the connections fetched before, if any: older, and the error says so.
@@ -291,18 +300,22 @@ class AccountSource:
                 and state.connectors is connectors
                 and state.error == error
                 and state.fetched_at == at
-                and state.tunnel == tunnel
+                and (state.tunnel is tunnel or state.tunnel == tunnel)
             ):
                 # Unchanged tunnels keep the very same state object: the change engine skips them at once.
                 state = TunnelState(tunnel, connectors, problems, error, at)
             kept[tunnel.id] = state
             states.append(state)
         self._states = kept
+        for gone in self._records.keys() - kept.keys():
+            del self._records[gone]
+        if len(states) != len(self._last_tunnels) or not all(map(operator.is_, states, self._last_tunnels)):
+            self._last_tunnels = tuple(states)  # else the same tuple, as TunnelSource.poll hands back
         return Snapshot(
             account_id=self.account.id,
             account_name=self.account.name,
             fetched_at=self._now(),
-            tunnels=tuple(states),
+            tunnels=self._last_tunnels,
             problems=self._problems,
         )
 

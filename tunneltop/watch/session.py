@@ -213,7 +213,7 @@ class Session:
     def _rows_of(self, snapshot: Snapshot) -> list[ConnRow]:
         """``rows_of(snapshot)``, with each unchanged connector's rows reused (do not mutate the list)."""
         for seen, rows in self._rows_seen:
-            if seen is snapshot:
+            if seen is snapshot or seen.tunnels is snapshot.tunnels:  # an unchanged poll: the same tunnels tuple
                 return rows
         memo: dict[tuple[str, str], tuple[Tunnel, Connector, list[ConnRow]]] = {}
         by_state: dict[str, tuple[TunnelState, list[ConnRow]]] = {}
@@ -263,7 +263,7 @@ class Session:
 
         Counted again only for tunnels whose state changed (unchanged ones are the same objects): each tunnel's
         own colos are kept as plain tuples, taken off and put back with integer arithmetic."""
-        if self._colos_seen is not None and self._colos_seen[0] is snapshot:
+        if self._colos_seen is not None and self._colos_seen[0].tunnels is snapshot.tunnels:
             return self._colos_seen[1], self._colos_seen[2]
         active: dict[str, int] = dict(self._colos_seen[1]) if self._colos_seen is not None else {}
         pending: dict[str, int] = dict(self._colos_seen[2]) if self._colos_seen is not None else {}

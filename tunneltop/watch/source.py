@@ -9,6 +9,7 @@ import asyncio
 import operator
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from tunneltop.api.client import CloudflareClient
 from tunneltop.api.errors import ApiError, AuthError, NotFoundError, RateLimitedError, RequestFailedError
@@ -67,11 +68,13 @@ class TunnelSource:
         self._transient: dict[str, ApiError] = {}  # this poll's passing per-tunnel failures, by tunnel id
         # Per tunnel, the records of its last poll: what the API sends unchanged is not validated again.
         self._records: dict[str, RecordCache] = {}
+        self._tunnel_records: dict[str, tuple[dict[str, Any], Tunnel]] = {}  # the same for the tunnel list
         self._states: dict[str, TunnelState] = {}  # the last poll's, handed back when nothing in them changed
+        self._last_tunnels: tuple[TunnelState, ...] = ()
 
     async def _tunnels(self) -> tuple[list[Tunnel], list[RecordProblem]]:
         if not self.refs:
-            tunnels, problems = await self.client.list_tunnels(self.account.id)
+            tunnels, problems = await self.client.list_tunnels(self.account.id, cache=self._tunnel_records)
             return tunnels, problems
         if self._named is None:
             # Names resolve once; later polls re-read each tunnel by id, so a rename doesn't lose it.
@@ -153,10 +156,14 @@ class TunnelSource:
             # screen keeps the last good data marked stale instead of showing every tunnel as unknown.
             # The first tunnel's, not whichever failed first: a message that flapped would notify every poll.
             raise next(self._transient[t.id] for t in tunnels)
+        if len(states) != len(self._last_tunnels) or not all(map(operator.is_, states, self._last_tunnels)):
+            self._last_tunnels = tuple(states)
+        # A poll where nothing changed hands back the very tuple of the last one: every later stage (rows, tree,
+        # colo counts, header) can then tell "nothing to do" in O(1) instead of a pass over every tunnel.
         return Snapshot(
             account_id=self.account.id,
             account_name=self.account.name,
             fetched_at=self._now(),
-            tunnels=tuple(states),
+            tunnels=self._last_tunnels,
             problems=tuple(problems),
         )
