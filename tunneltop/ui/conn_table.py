@@ -1,42 +1,17 @@
-"""The connections table: one row per edge connection, virtualised so a poll costs what changed, not what exists.
-
-Textual's DataTable removes a row in O(n) and adds or clears about 10,000 rows a second, which is far too slow for
-an account-wide view polled every few seconds. This table keeps its rows in its own sorted list of keys (sorted on
-real values, see ``watch.rows``), applies each poll as a diff (a changed row is re-placed by bisection), and draws
-only the lines on screen through Textual's line API (``render_line``), each from a per-row cache. Ages ("Opened")
-are formatted only for the lines drawn.
-
-It speaks DataTable's language where the app and tests use it: the same messages (subclasses of DataTable's
-``RowHighlighted``, ``RowSelected`` and ``HeaderSelected``, so ``@on(DataTable.RowSelected, "#table")`` handlers
-keep working), and ``row_count``, ``cursor_row``, ``move_cursor``, ``get_cell``, ``get_row_index`` and
-``coordinate_to_cell_key``.
+"""The connections table: one row per edge connection, a VirtualTable (see ``ui.virtual_table``), so a poll costs
+what changed, not what exists. Rows sort on real values (``watch.rows``); ages ("Opened") are made only when drawn.
 """
 
 from __future__ import annotations
 
-import operator
-from bisect import bisect_left
-from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
-
-from rich.cells import cell_len, set_cell_size
-from rich.segment import Segment
-from rich.style import Style
-from rich.text import Text
-from textual import events
-from textual.binding import Binding
-from textual.coordinate import Coordinate
-from textual.geometry import Region, Size
-from textual.scroll_view import ScrollView
-from textual.strip import Strip
-from textual.widgets import DataTable
-from textual.widgets.data_table import CellDoesNotExist, CellKey, ColumnKey, RowKey
 
 from tunneltop.model.health import format_age
 from tunneltop.sanitize import clean
 from tunneltop.ui.text import STATE_LABEL, short_id
+from tunneltop.ui.virtual_table import Cell, VirtualTable
 from tunneltop.watch.rows import SORT_KEYS, ConnRow, natural_key
 from tunneltop.watch.session import Mark
 
@@ -52,15 +27,10 @@ COLUMNS: dict[str, str] = {
 }
 assert list(COLUMNS) == list(SORT_KEYS), "every column sorts by its own real-valued key"
 
-Cell = tuple[str, str]  # (text, style): cheap to compare and to cache
 # "Opened" shows an age that changes with the clock: formatted only when drawn, in a column wide enough for any
 # age format_age can produce up to 27 years ("9999d23h" would need 8).
 _AGE_COLUMN = "opened"
 _AGE_WIDTH = 8
-_PADDING = 1  # one blank cell each side of a value, as DataTable draws them
-# Above this many rows entering or leaving at once (a new filter or scope), one sort beats bisecting each in.
-_RESORT_AFTER = 512
-_LINE_CACHE_MAX = 1024
 
 
 def _cells(row: ConnRow, columns: Sequence[str], mark: Mark | None) -> tuple[Cell, ...]:
@@ -88,10 +58,6 @@ def _cells(row: ConnRow, columns: Sequence[str], mark: Mark | None) -> tuple[Cel
     return tuple(values[c] for c in columns)
 
 
-def _width(text: str) -> int:
-    return len(text) if text.isascii() else cell_len(text)
-
-
 def _age(row: ConnRow, now: datetime) -> str:
     opened = row.conn.opened_at
     return format_age(now - opened) if opened else "-"
@@ -115,498 +81,38 @@ def _same_row(a: ConnRow, b: ConnRow) -> bool:
     )
 
 
-class _Descending:
-    """Turns one sort key around, so ``(_Descending(primary), natural)`` sorts a reversed column with its ties
-    still in natural order, exactly like ``watch.rows.sort_rows(..., reverse=True)``."""
+class ConnectionsTable(VirtualTable[ConnRow]):
+    """A virtual table of connection rows; pending reconnects first until another column is chosen."""
 
-    __slots__ = ("value",)
+    HEADINGS = COLUMNS
+    SORTS = SORT_KEYS
+    TIMED = {_AGE_COLUMN: _AGE_WIDTH}
 
-    def __init__(self, value: Any) -> None:
-        self.value = value
+    # Its own message classes, so handlers can be named for it (on_connections_table_row_selected).
+    class RowHighlighted(VirtualTable.RowHighlighted):
+        """The cursor moved to another row (``row_key.value`` is the row's key)."""
 
-    def __lt__(self, other: _Descending) -> bool:
-        return other.value < self.value
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Descending) and self.value == other.value
-
-    __hash__ = None  # type: ignore[assignment]
-
-
-class ConnectionsTable(ScrollView, can_focus=True):
-    """A virtual table of connection rows, sorted on real values, updated by diff, drawn line by line."""
-
-    DEFAULT_CSS = """
-    ConnectionsTable {
-        background: $surface;
-        color: $foreground;
-        height: auto;
-        max-height: 100%;
-        &:focus {
-            background-tint: $foreground 5%;
-            & > .conn-table--cursor {
-                background: $block-cursor-background;
-                color: $block-cursor-foreground;
-                text-style: $block-cursor-text-style;
-            }
-            & > .conn-table--header {
-                background-tint: $foreground 5%;
-            }
-        }
-        & > .conn-table--header {
-            text-style: bold;
-            background: $panel;
-            color: $foreground;
-        }
-        &:ansi > .conn-table--header {
-            background: ansi_bright_blue;
-            color: ansi_default;
-        }
-        & > .conn-table--cursor {
-            background: $block-cursor-blurred-background;
-            color: $block-cursor-blurred-foreground;
-            text-style: $block-cursor-blurred-text-style;
-        }
-    }
-    """
-    COMPONENT_CLASSES = {"conn-table--header", "conn-table--cursor"}
-
-    BINDINGS = [
-        Binding("up,k", "cursor_up", "Up", show=False),
-        Binding("down,j", "cursor_down", "Down", show=False),
-        Binding("pageup", "page_up", "Page up", show=False),
-        Binding("pagedown", "page_down", "Page down", show=False),
-        Binding("home,g", "scroll_top", "Top", show=False),
-        Binding("end,G", "scroll_bottom", "Bottom", show=False),
-        Binding("enter", "select_cursor", "Select", show=False),
-    ]
-
-    class RowHighlighted(DataTable.RowHighlighted):
-        """The cursor moved to another row (a DataTable message: ``row_key.value`` is the row's key)."""
-
-    class RowSelected(DataTable.RowSelected):
+    class RowSelected(VirtualTable.RowSelected):
         """Enter or a click on a row."""
 
-    class HeaderSelected(DataTable.HeaderSelected):
+    class HeaderSelected(VirtualTable.HeaderSelected):
         """A click on a column heading (``column_key.value`` is the column id)."""
 
     def __init__(self, *, show_tunnel: bool, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.columns_shown = [c for c in COLUMNS if show_tunnel or c != "tunnel"]
-        self.sort_column = "state"  # pending reconnects first: what an incident needs
-        self.sort_reverse = False
-        self.rows_by_key: dict[str, ConnRow] = {}
-        self.cursor_row = 0
-        self._now: datetime | None = None
-        self._order: list[str] = []  # the keys, in display order
-        self._ranks: list[tuple[Any, ...]] = []  # each one's place in that order (bisected at C speed)
-        self._sort_keys: dict[str, tuple[Any, ...]] = {}  # key -> (primary, natural) for the current column
-        self._marks: dict[str, Mark] = {}  # the mark each row's cells were made with (unmarked rows: absent)
-        # Each row's cell widths (for the column widths); its cells are made again when its line is drawn.
-        self._cell_sizes: dict[str, tuple[int, ...]] = {}
-        self._widths: dict[str, int] = {}
-        self._cell_widths: dict[str, Counter[int]] = {c: Counter() for c in self.columns_shown}
-        self._line_cache: dict[str, tuple[tuple[Any, ...], Strip]] = {}
-        self._styles: dict[tuple[Style, str], Style] = {}
-        self._pass_style: Style | None = None
-        self._painted: dict[int, tuple[Any, ...]] = {}  # screen line -> what was drawn there
-        self._highlighted: str | None = None
-        self._shown: list[ConnRow] = []  # the rows and marks of the last show()
-        self._shown_ids: dict[int, ConnRow] = {}  # those rows by id()
-        self._shown_marks: dict[str, Mark] = {}
-        self._recompute_widths()
+        columns = [c for c in COLUMNS if show_tunnel or c != "tunnel"]
+        super().__init__(columns=columns, sort_column="state", **kwargs)
 
-    # -- DataTable-compatible reading ---------------------------------------------------------------------------
+    def key_of(self, row: ConnRow) -> str:
+        return row.key
 
-    @property
-    def row_count(self) -> int:
-        return len(self._order)
+    def natural_key(self, row: ConnRow) -> Any:
+        return natural_key(row)
 
-    @property
-    def cursor_key(self) -> str | None:
-        if not self._order:
-            return None
-        return self._order[min(self.cursor_row, len(self._order) - 1)]
+    def cells(self, row: ConnRow, mark: Mark | None) -> tuple[Cell, ...]:
+        return _cells(row, self.columns_shown, mark)
 
-    def get_row_index(self, key: RowKey | str) -> int:
-        value = key.value if isinstance(key, RowKey) else key
-        if value not in self._sort_keys:
-            raise KeyError(value)
-        index = bisect_left(self._ranks, self._rank(value))
-        assert self._order[index] == value
-        return index
+    def timed_text(self, row: ConnRow, column: str, now: datetime) -> str:
+        return _age(row, now)
 
-    def coordinate_to_cell_key(self, coordinate: Coordinate | tuple[int, int]) -> CellKey:
-        row, column = coordinate
-        if not (0 <= row < len(self._order) and 0 <= column < len(self.columns_shown)):
-            raise CellDoesNotExist(f"no cell at {coordinate}")
-        return CellKey(RowKey(self._order[row]), ColumnKey(self.columns_shown[column]))
-
-    def get_cell(self, row_key: RowKey | str, column_key: ColumnKey | str) -> Text:
-        """The cell as drawn (without the cursor): its text and style."""
-        key = row_key.value if isinstance(row_key, RowKey) else row_key
-        column = column_key.value if isinstance(column_key, ColumnKey) else column_key
-        if key not in self._cell_sizes or column not in self.columns_shown:
-            raise CellDoesNotExist(f"no cell {key!r}, {column!r}")
-        cells = _cells(self.rows_by_key[key], self.columns_shown, self._marks.get(key))
-        text, style = cells[self.columns_shown.index(column)]
-        if column == _AGE_COLUMN and self._now is not None:
-            text = _age(self.rows_by_key[key], self._now)
-        return Text(text, style=style)
-
-    # -- sorting ------------------------------------------------------------------------------------------------
-
-    def _heading(self, column: str) -> str:
-        label = COLUMNS[column]
-        if column == self.sort_column:
-            label += " ▼" if self.sort_reverse else " ▲"
-        return label
-
-    def _sort_key(self, row: ConnRow) -> tuple[Any, ...]:
-        return (SORT_KEYS[self.sort_column](row), natural_key(row))
-
-    def _rank(self, key: str) -> tuple[Any, ...]:
-        primary, natural = self._sort_keys[key]
-        return (_Descending(primary), natural) if self.sort_reverse else (primary, natural)
-
-    def _resort(self) -> None:
-        keys = self._sort_keys
-        order = sorted(keys, key=lambda k: keys[k][1])
-        order.sort(key=lambda k: keys[k][0], reverse=self.sort_reverse)  # stable: ties keep the natural order
-        self._order = order
-        self._ranks = [self._rank(k) for k in order]
-
-    def set_sort(self, column: str, reverse: bool) -> None:
-        keep = self.cursor_key
-        self.sort_column, self.sort_reverse = column, reverse
-        sort_key = SORT_KEYS[column]
-        self._sort_keys = {k: (sort_key(r), self._sort_keys[k][1]) for k, r in self.rows_by_key.items()}
-        self._resort()
-        self._recompute_widths()
-        self._follow(keep)
-        self._refresh_all()
-
-    # -- updates ------------------------------------------------------------------------------------------------
-
-    def show(self, rows: Sequence[ConnRow], now: datetime, marks: Mapping[str, Mark] | None = None) -> None:
-        """Make the table show exactly ``rows``, touching only rows that changed."""
-        marks = marks or {}
-        shown = self._shown
-        if len(rows) == len(shown) and all(map(operator.is_, rows, shown)) and marks == self._shown_marks:
-            # The very same rows (records are reused while unchanged) and marks: only the ages move on.
-            self._now = now
-            self._refresh_changed()
-            return
-        keep = self.cursor_key
-        old_rows = self.rows_by_key
-        # Rows are the same objects while unchanged, so what arrived and what left is found at C speed (set
-        # operations on ids); only those are looked at one by one.
-        by_id = dict(zip(map(id, rows), rows, strict=True))
-        before = self._shown_ids
-        arrived = [by_id[i] for i in by_id.keys() - before.keys()]
-        left = [before[i] for i in before.keys() - by_id.keys()]
-        new_rows = dict(old_rows)
-        for row in left:
-            if new_rows.get(row.key) is row:
-                del new_rows[row.key]
-        for row in arrived:
-            new_rows[row.key] = row
-        if len(new_rows) == len(rows):
-            gone = [r.key for r in left if r.key not in new_rows]
-        else:  # a key listed twice: the plain, slower way
-            new_rows = {r.key: r for r in rows}
-            arrived = list(new_rows.values())
-            gone = [k for k in old_rows if k not in new_rows]
-        seen_marks = self._marks
-        changed: dict[str, None] = {}
-        for row in arrived:
-            old = old_rows.get(row.key)
-            if old is None or not _same_row(old, row) or seen_marks.get(row.key) != marks.get(row.key):
-                changed[row.key] = None
-        for key in marks.keys() | seen_marks.keys():  # marks that came or went on rows that did not change
-            if key in new_rows and marks.get(key) != seen_marks.get(key):
-                changed[key] = None
-        self._shown, self._shown_ids, self._shown_marks = list(rows), by_id, dict(marks)
-        self.rows_by_key = new_rows
-        self._now = now
-        if gone or changed:
-            self._apply(gone, list(changed), marks)
-        self._follow(keep)
-        self._refresh_changed()
-
-    def _apply(self, gone: list[str], changed: list[str], marks: Mapping[str, Mark]) -> None:
-        columns = self.columns_shown
-        counters = self._cell_widths
-        incremental = len(gone) + len(changed) <= _RESORT_AFTER
-        sort_keys, sizes_of, order, ranks = self._sort_keys, self._cell_sizes, self._order, self._ranks
-        rank_of = self._rank
-
-        def forget(key: str) -> None:
-            for column, size in zip(columns, sizes_of.pop(key), strict=True):
-                counters[column][size] -= 1
-            self._marks.pop(key, None)
-            self._line_cache.pop(key, None)
-
-        def drop_from_order(key: str) -> None:
-            index = bisect_left(ranks, rank_of(key))
-            del order[index], ranks[index]
-
-        for key in gone:
-            if incremental:
-                drop_from_order(key)
-            forget(key)
-            del sort_keys[key]
-        for key in changed:
-            row = self.rows_by_key[key]
-            mark = marks.get(key)
-            if key in sizes_of:
-                forget(key)
-            sizes = sizes_of[key] = tuple(_width(text) for text, _ in _cells(row, columns, mark))
-            if mark is not None:
-                self._marks[key] = mark
-            for column, size in zip(columns, sizes, strict=True):
-                counters[column][size] += 1
-            sort_key = self._sort_key(row)
-            before = sort_keys.get(key)
-            if before == sort_key:
-                continue
-            if incremental and before is not None:
-                drop_from_order(key)
-            sort_keys[key] = sort_key
-            if incremental:
-                rank = rank_of(key)
-                index = bisect_left(ranks, rank)
-                order.insert(index, key)
-                ranks.insert(index, rank)
-        if not incremental:
-            self._resort()
-        for counter in counters.values():
-            for width in [w for w, n in counter.items() if n <= 0]:
-                del counter[width]
-        self._recompute_widths()
-
-    def _recompute_widths(self) -> None:
-        widths = {}
-        for column in self.columns_shown:
-            content = _AGE_WIDTH if column == _AGE_COLUMN else max(self._cell_widths[column], default=1)
-            widths[column] = max(content, cell_len(self._heading(column))) + 2 * _PADDING
-        if widths != self._widths:
-            self._widths = widths
-            self._line_cache.clear()
-            self._painted.clear()
-        self._set_virtual_size(Size(sum(widths.values()), len(self._order) + 1))
-
-    def _set_virtual_size(self, size: Size) -> None:
-        """Setting ``virtual_size`` lays out the whole screen again (and repaints all of it). A table whose height
-        does not depend on its rows only needs its scrollbars updated, unless one of them appears or goes."""
-        if size == self.virtual_size:
-            return
-        height = self.styles.height
-        if not self.is_mounted or height is None or height.is_auto:
-            self.virtual_size = size
-            return
-        scrollbars = (self.show_vertical_scrollbar, self.show_horizontal_scrollbar)
-        self.set_reactive(ConnectionsTable.virtual_size, size)
-        self._scroll_update(size)
-        if (self.show_vertical_scrollbar, self.show_horizontal_scrollbar) != scrollbars:
-            self.refresh(layout=True)
-
-    # -- the cursor ---------------------------------------------------------------------------------------------
-
-    def _follow(self, key: str | None) -> None:
-        """Keep the cursor on ``key`` wherever it went; where it left, keep the index (within the rows)."""
-        if key is not None and key in self._sort_keys:
-            index = self.get_row_index(key)
-            self._move_to(index, scroll=self.cursor_row != index)
-        else:
-            self._move_to(min(self.cursor_row, max(0, len(self._order) - 1)), scroll=False)
-
-    def _move_to(self, row: int, scroll: bool = True) -> None:
-        row = max(0, min(row, len(self._order) - 1)) if self._order else 0
-        if row != self.cursor_row:
-            self.cursor_row = row
-            self._refresh_changed()
-        if scroll:
-            self._scroll_to_cursor()
-        key = self.cursor_key
-        if key != self._highlighted:
-            self._highlighted = key
-            if key is not None:
-                self.post_message(self.RowHighlighted(self, row, RowKey(key)))  # type: ignore[arg-type]
-
-    def move_cursor(
-        self, *, row: int | None = None, column: int | None = None, animate: bool = False, scroll: bool = True
-    ) -> None:
-        if row is not None:
-            self._move_to(row, scroll=scroll)
-
-    def select_key(self, key: str) -> bool:
-        if key not in self.rows_by_key:
-            return False
-        self._move_to(self.get_row_index(key))
-        return True
-
-    def _page(self) -> int:
-        return max(1, self.scrollable_content_region.height - 1)
-
-    def _scroll_to_cursor(self) -> None:
-        height = self._page()
-        top = round(self.scroll_y)
-        if self.cursor_row < top:
-            self.scroll_to(y=self.cursor_row, animate=False, immediate=True)
-        elif self.cursor_row >= top + height:
-            self.scroll_to(y=self.cursor_row - height + 1, animate=False, immediate=True)
-
-    def action_cursor_up(self) -> None:
-        self._move_to(self.cursor_row - 1)
-
-    def action_cursor_down(self) -> None:
-        self._move_to(self.cursor_row + 1)
-
-    def action_page_up(self) -> None:
-        self._move_to(self.cursor_row - self._page())
-
-    def action_page_down(self) -> None:
-        self._move_to(self.cursor_row + self._page())
-
-    def action_scroll_top(self) -> None:
-        self._move_to(0)
-
-    def action_scroll_bottom(self) -> None:
-        self._move_to(len(self._order) - 1)
-
-    def action_select_cursor(self) -> None:
-        key = self.cursor_key
-        if key is not None:
-            self.post_message(self.RowSelected(self, self.cursor_row, RowKey(key)))  # type: ignore[arg-type]
-
-    async def _on_click(self, event: events.Click) -> None:
-        offset = event.get_content_offset(self)
-        if offset is None:
-            return
-        event.stop()
-        if offset.y == 0:
-            column = self._column_at(offset.x + round(self.scroll_x))
-            if column is not None:
-                index = self.columns_shown.index(column)
-                label = Text(COLUMNS[column])
-                self.post_message(self.HeaderSelected(self, ColumnKey(column), index, label))  # type: ignore[arg-type]
-            return
-        row = round(self.scroll_y) + offset.y - 1
-        if 0 <= row < len(self._order):
-            self._move_to(row)
-            self.action_select_cursor()
-
-    def _column_at(self, x: int) -> str | None:
-        for column in self.columns_shown:
-            width = self._widths[column]
-            if x < width:
-                return column
-            x -= width
-        return None
-
-    # -- drawing ------------------------------------------------------------------------------------------------
-
-    def on_focus(self) -> None:
-        self._refresh_all()
-
-    def on_blur(self) -> None:
-        self._refresh_all()
-
-    def _refresh_all(self) -> None:
-        self._line_cache.clear()
-        self._painted.clear()
-        self.refresh()
-
-    def _line_token(self, y: int) -> tuple[Any, ...]:
-        """What line ``y`` of the widget shows; the line is redrawn only when this changes."""
-        if y == 0:
-            return ("header", self.sort_column, self.sort_reverse)
-        index = round(self.scroll_y) + y - 1
-        if index >= len(self._order):
-            return ("blank",)
-        key = self._order[index]
-        age = _age(self.rows_by_key[key], self._now) if self._now is not None else ""
-        # The row and its mark are the same objects while unchanged: comparing tokens is cheap.
-        return (key, self.rows_by_key[key], self._marks.get(key), age, index == self.cursor_row)
-
-    def _refresh_changed(self) -> None:
-        """Repaint only the lines whose content changed: bandwidth is the user's."""
-        if not self.is_mounted:
-            return
-        width = self.scrollable_content_region.width
-        painted = self._painted
-        for y in range(self.scrollable_content_region.height):
-            token = self._line_token(y)
-            if painted.get(y) != token:
-                painted[y] = token  # asked for: another change before the frame need not ask again
-                self.refresh(Region(0, y, width, 1))
-
-    def watch_scroll_y(self, old: float, new: float) -> None:
-        super().watch_scroll_y(old, new)
-        self._painted.clear()
-
-    def watch_scroll_x(self, old: float, new: float) -> None:
-        super().watch_scroll_x(old, new)
-        self._painted.clear()
-
-    def _style(self, base: Style, spec: str) -> Style:
-        found = self._styles.get((base, spec))
-        if found is None:
-            found = self._styles[(base, spec)] = base + Style.parse(spec) if spec else base
-        return found
-
-    def _strip(self, texts: Sequence[str], specs: Sequence[str], base: Style, over: Style | None) -> Strip:
-        segments = []
-        pad = " " * _PADDING
-        for column, text, spec in zip(self.columns_shown, texts, specs, strict=True):
-            style = self._style(base, spec)
-            if over is not None:
-                style = style + over
-            inner = self._widths[column] - 2 * _PADDING
-            segments.append(Segment(pad + set_cell_size(text, inner) + pad, style))
-        return Strip(segments)
-
-    def render_lines(self, crop: Region) -> list[Strip]:
-        # The widget's style is worked out by walking up the DOM: once a pass, not once a line.
-        self._pass_style = self.rich_style
-        try:
-            return super().render_lines(crop)
-        finally:
-            self._pass_style = None
-
-    def render_line(self, y: int) -> Strip:
-        width = self.scrollable_content_region.width
-        token = self._line_token(y)
-        self._painted[y] = token
-        scroll_x = round(self.scroll_x)
-        base = self._pass_style or self.rich_style
-        if token[0] == "blank":
-            return Strip.blank(width, base)
-        if token[0] == "header":
-            header = self.get_component_rich_style("conn-table--header")
-            strip = self._strip(
-                [self._heading(c) for c in self.columns_shown], [""] * len(self.columns_shown), base + header, None
-            )
-            return strip.crop_extend(scroll_x, scroll_x + width, base + header)
-        key, row, mark, age, is_cursor = token
-        cached = self._line_cache.get(key)
-        stamp = (row, mark, age, is_cursor, base)
-        if cached is not None and cached[0] == stamp:
-            strip = cached[1]
-        else:
-            cells = _cells(row, self.columns_shown, mark)
-            texts = [age if c == _AGE_COLUMN else t for c, (t, _) in zip(self.columns_shown, cells, strict=True)]
-            over = self.get_component_rich_style("conn-table--cursor") if is_cursor else None
-            strip = self._strip(texts, [s for _, s in cells], base, over)
-            if len(self._line_cache) >= _LINE_CACHE_MAX:
-                self._line_cache.clear()
-            self._line_cache[key] = (stamp, strip)
-        fill = base + self.get_component_rich_style("conn-table--cursor") if is_cursor else base
-        return strip.crop_extend(scroll_x, scroll_x + width, fill)
-
-    def notify_style_update(self) -> None:
-        super().notify_style_update()
-        self._styles.clear()
-        self._line_cache.clear()
-        self._painted.clear()
+    def same_row(self, a: ConnRow, b: ConnRow) -> bool:
+        return _same_row(a, b)

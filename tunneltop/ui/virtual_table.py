@@ -1,0 +1,577 @@
+"""A virtual table on Textual's line API: rows kept in its own sorted structure, updated by diff, drawn line by line.
+
+Textual's DataTable removes a row in O(n) and adds or clears about 10,000 rows a second, which is far too slow for
+an account-wide view polled every few seconds. This table keeps its rows in its own sorted list of keys (sorted on
+real values), applies each poll as a diff (a changed row is re-placed by bisection), and draws only the lines on
+screen through ``render_line``, each from a per-row cache. Columns that follow the clock (ages) are formatted only
+for the lines drawn.
+
+It speaks DataTable's language where the app and tests use it: the same messages (subclasses of DataTable's
+``RowHighlighted``, ``RowSelected`` and ``HeaderSelected``, so ``@on(DataTable.RowSelected, "#table")`` handlers
+keep working), and ``row_count``, ``cursor_row``, ``move_cursor``, ``get_cell``, ``get_row_index`` and
+``coordinate_to_cell_key``. The connections table and the account overview are both one.
+"""
+
+from __future__ import annotations
+
+import operator
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, ClassVar, Generic, TypeVar
+
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Text
+from textual import events
+from textual.binding import Binding
+from textual.coordinate import Coordinate
+from textual.geometry import Region, Size
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+from textual.widgets import DataTable
+from textual.widgets.data_table import CellDoesNotExist, CellKey, ColumnKey, RowKey
+
+R = TypeVar("R")
+Cell = tuple[str, str]  # (text, style): cheap to compare and to cache
+_PADDING = 1  # one blank cell each side of a value, as DataTable draws them
+# Above this many rows entering or leaving at once (a new filter or scope), one sort beats bisecting each in.
+_RESORT_AFTER = 512
+_LINE_CACHE_MAX = 1024
+
+
+def _width(text: str) -> int:
+    return len(text) if text.isascii() else cell_len(text)
+
+
+
+class _Descending:
+    """Turns one sort key around, so ``(_Descending(primary), natural)`` sorts a reversed column with its ties
+    still in natural order, exactly like ``watch.rows.sort_rows(..., reverse=True)``."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __lt__(self, other: _Descending) -> bool:
+        return other.value < self.value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Descending) and self.value == other.value
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class VirtualTable(ScrollView, Generic[R], can_focus=True):
+    """A virtual table of keyed rows, sorted on real values, updated by diff, drawn line by line.
+
+    A subclass says what a row is: its key, cells, sort keys and natural order, and which columns follow the
+    clock (``TIMED``: their text is made only when drawn, in a column of fixed width)."""
+
+    DEFAULT_CSS = """
+    VirtualTable {
+        background: $surface;
+        color: $foreground;
+        height: auto;
+        max-height: 100%;
+        &:focus {
+            background-tint: $foreground 5%;
+            & > .virtual-table--cursor {
+                background: $block-cursor-background;
+                color: $block-cursor-foreground;
+                text-style: $block-cursor-text-style;
+            }
+            & > .virtual-table--header {
+                background-tint: $foreground 5%;
+            }
+        }
+        & > .virtual-table--header {
+            text-style: bold;
+            background: $panel;
+            color: $foreground;
+        }
+        &:ansi > .virtual-table--header {
+            background: ansi_bright_blue;
+            color: ansi_default;
+        }
+        & > .virtual-table--cursor {
+            background: $block-cursor-blurred-background;
+            color: $block-cursor-blurred-foreground;
+            text-style: $block-cursor-blurred-text-style;
+        }
+    }
+    """
+    COMPONENT_CLASSES = {"virtual-table--header", "virtual-table--cursor"}
+
+    BINDINGS = [
+        Binding("up,k", "cursor_up", "Up", show=False),
+        Binding("down,j", "cursor_down", "Down", show=False),
+        Binding("pageup", "page_up", "Page up", show=False),
+        Binding("pagedown", "page_down", "Page down", show=False),
+        Binding("home,g", "scroll_top", "Top", show=False),
+        Binding("end,G", "scroll_bottom", "Bottom", show=False),
+        Binding("enter", "select_cursor", "Select", show=False),
+    ]
+
+    class RowHighlighted(DataTable.RowHighlighted):
+        """The cursor moved to another row (a DataTable message: ``row_key.value`` is the row's key)."""
+
+    class RowSelected(DataTable.RowSelected):
+        """Enter or a click on a row."""
+
+    class HeaderSelected(DataTable.HeaderSelected):
+        """A click on a column heading (``column_key.value`` is the column id)."""
+
+    HEADINGS: ClassVar[dict[str, str]] = {}  # column id -> its heading
+    SORTS: ClassVar[dict[str, Callable[[Any], Any]]] = {}  # column id -> its sort key, on real values
+    TIMED: ClassVar[dict[str, int]] = {}  # column id -> its width, for columns whose text follows the clock
+
+    def __init__(self, *, columns: Sequence[str], sort_column: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.columns_shown = list(columns)
+        self.sort_column = sort_column
+        self.sort_reverse = False
+        self.rows_by_key: dict[str, R] = {}
+        self.cursor_row = 0
+        self._now: datetime | None = None
+        self._order: list[str] = []  # the keys, in display order
+        self._ranks: list[tuple[Any, ...]] = []  # each one's place in that order (bisected at C speed)
+        self._sort_keys: dict[str, tuple[Any, ...]] = {}  # key -> (primary, natural) for the current column
+        self._marks: dict[str, Any] = {}  # the mark each row's cells were made with (unmarked rows: absent)
+        # Each row's cell widths (for the column widths); its cells are made again when its line is drawn.
+        self._cell_sizes: dict[str, tuple[int, ...]] = {}
+        self._widths: dict[str, int] = {}
+        self._cell_widths: dict[str, Counter[int]] = {c: Counter() for c in self.columns_shown}
+        self._line_cache: dict[str, tuple[tuple[Any, ...], Strip]] = {}
+        self._styles: dict[tuple[Style, str], Style] = {}
+        self._pass_style: Style | None = None
+        self._painted: dict[int, tuple[Any, ...]] = {}  # screen line -> what was drawn there
+        self._highlighted: str | None = None
+        self._shown: list[R] = []  # the rows and marks of the last show()
+        self._shown_ids: dict[int, R] = {}  # those rows by id()
+        self._shown_marks: dict[str, Any] = {}
+        self._timed = [c for c in self.columns_shown if c in self.TIMED]
+        self._recompute_widths()
+
+    # -- what a subclass says about its rows --------------------------------------------------------------------
+
+    def key_of(self, row: R) -> str:
+        raise NotImplementedError
+
+    def natural_key(self, row: R) -> Any:
+        """The order of rows whose sort values tie (and of the sorted column's reverse)."""
+        raise NotImplementedError
+
+    def cells(self, row: R, mark: Any) -> tuple[Cell, ...]:
+        """Each shown column's (text, style); a timed column's text is made by ``timed_text`` instead."""
+        raise NotImplementedError
+
+    def timed_text(self, row: R, column: str, now: datetime) -> str:
+        raise NotImplementedError
+
+    def same_row(self, a: R, b: R) -> bool:
+        """Whether ``b`` (this poll's) shows exactly as ``a`` did: then its place and cells are kept."""
+        return a is b or a == b
+
+    # -- DataTable-compatible reading ---------------------------------------------------------------------------
+
+    @property
+    def row_count(self) -> int:
+        return len(self._order)
+
+    @property
+    def cursor_key(self) -> str | None:
+        if not self._order:
+            return None
+        return self._order[min(self.cursor_row, len(self._order) - 1)]
+
+    def get_row_index(self, key: RowKey | str) -> int:
+        value = key.value if isinstance(key, RowKey) else key
+        if value not in self._sort_keys:
+            raise KeyError(value)
+        index = bisect_left(self._ranks, self._rank(value))
+        assert self._order[index] == value
+        return index
+
+    def coordinate_to_cell_key(self, coordinate: Coordinate | tuple[int, int]) -> CellKey:
+        row, column = coordinate
+        if not (0 <= row < len(self._order) and 0 <= column < len(self.columns_shown)):
+            raise CellDoesNotExist(f"no cell at {coordinate}")
+        return CellKey(RowKey(self._order[row]), ColumnKey(self.columns_shown[column]))
+
+    def get_cell(self, row_key: RowKey | str, column_key: ColumnKey | str) -> Text:
+        """The cell as drawn (without the cursor): its text and style."""
+        key = row_key.value if isinstance(row_key, RowKey) else row_key
+        column = column_key.value if isinstance(column_key, ColumnKey) else column_key
+        if key not in self._cell_sizes or column not in self.columns_shown:
+            raise CellDoesNotExist(f"no cell {key!r}, {column!r}")
+        cells = self.cells(self.rows_by_key[key], self._marks.get(key))
+        text, style = cells[self.columns_shown.index(column)]
+        if column in self.TIMED and self._now is not None:
+            text = self.timed_text(self.rows_by_key[key], column, self._now)
+        return Text(text, style=style)
+
+    # -- sorting ------------------------------------------------------------------------------------------------
+
+    def _heading(self, column: str) -> str:
+        label = self.HEADINGS[column]
+        if column == self.sort_column:
+            label += " ▼" if self.sort_reverse else " ▲"
+        return label
+
+    def _sort_key(self, row: R) -> tuple[Any, ...]:
+        return (self.SORTS[self.sort_column](row), self.natural_key(row))
+
+    def _rank(self, key: str) -> tuple[Any, ...]:
+        primary, natural = self._sort_keys[key]
+        return (_Descending(primary), natural) if self.sort_reverse else (primary, natural)
+
+    def _resort(self) -> None:
+        keys = self._sort_keys
+        order = sorted(keys, key=lambda k: keys[k][1])
+        order.sort(key=lambda k: keys[k][0], reverse=self.sort_reverse)  # stable: ties keep the natural order
+        self._order = order
+        self._ranks = [self._rank(k) for k in order]
+
+    def set_sort(self, column: str, reverse: bool) -> None:
+        keep = self.cursor_key
+        self.sort_column, self.sort_reverse = column, reverse
+        sort_key = self.SORTS[column]
+        self._sort_keys = {k: (sort_key(r), self._sort_keys[k][1]) for k, r in self.rows_by_key.items()}
+        self._resort()
+        self._recompute_widths()
+        self._follow(keep)
+        self._refresh_all()
+
+    # -- updates ------------------------------------------------------------------------------------------------
+
+    def show(self, rows: Sequence[R], now: datetime, marks: Mapping[str, Any] | None = None) -> None:
+        """Make the table show exactly ``rows``, touching only rows that changed."""
+        marks = marks or {}
+        shown = self._shown
+        if len(rows) == len(shown) and all(map(operator.is_, rows, shown)) and marks == self._shown_marks:
+            # The very same rows (records are reused while unchanged) and marks: only the ages move on.
+            self._now = now
+            self._refresh_changed()
+            return
+        keep = self.cursor_key
+        old_rows = self.rows_by_key
+        # Rows are the same objects while unchanged, so what arrived and what left is found at C speed (set
+        # operations on ids); only those are looked at one by one.
+        by_id = dict(zip(map(id, rows), rows, strict=True))
+        before = self._shown_ids
+        arrived = [by_id[i] for i in by_id.keys() - before.keys()]
+        left = [before[i] for i in before.keys() - by_id.keys()]
+        new_rows = dict(old_rows)
+        key_of = self.key_of
+        for row in left:
+            if new_rows.get(key_of(row)) is row:
+                del new_rows[key_of(row)]
+        for row in arrived:
+            new_rows[key_of(row)] = row
+        if len(new_rows) == len(rows):
+            gone = [key_of(r) for r in left if key_of(r) not in new_rows]
+        else:  # a key listed twice: the plain, slower way
+            new_rows = {key_of(r): r for r in rows}
+            arrived = list(new_rows.values())
+            gone = [k for k in old_rows if k not in new_rows]
+        seen_marks = self._marks
+        changed: dict[str, None] = {}
+        same_row = self.same_row
+        for row in arrived:
+            key = key_of(row)
+            old = old_rows.get(key)
+            if old is None or not same_row(old, row) or seen_marks.get(key) != marks.get(key):
+                changed[key] = None
+        for key in marks.keys() | seen_marks.keys():  # marks that came or went on rows that did not change
+            if key in new_rows and marks.get(key) != seen_marks.get(key):
+                changed[key] = None
+        self._shown, self._shown_ids, self._shown_marks = list(rows), by_id, dict(marks)
+        self.rows_by_key = new_rows
+        self._now = now
+        if gone or changed:
+            self._apply(gone, list(changed), marks)
+        self._follow(keep)
+        self._refresh_changed()
+
+    def _apply(self, gone: list[str], changed: list[str], marks: Mapping[str, Any]) -> None:
+        columns = self.columns_shown
+        counters = self._cell_widths
+        incremental = len(gone) + len(changed) <= _RESORT_AFTER
+        sort_keys, sizes_of, order, ranks = self._sort_keys, self._cell_sizes, self._order, self._ranks
+        rank_of = self._rank
+
+        def forget(key: str) -> None:
+            for column, size in zip(columns, sizes_of.pop(key), strict=True):
+                counters[column][size] -= 1
+            self._marks.pop(key, None)
+            self._line_cache.pop(key, None)
+
+        def drop_from_order(key: str) -> None:
+            index = bisect_left(ranks, rank_of(key))
+            del order[index], ranks[index]
+
+        for key in gone:
+            if incremental:
+                drop_from_order(key)
+            forget(key)
+            del sort_keys[key]
+        for key in changed:
+            row = self.rows_by_key[key]
+            mark = marks.get(key)
+            if key in sizes_of:
+                forget(key)
+            sizes = sizes_of[key] = tuple(_width(text) for text, _ in self.cells(row, mark))
+            if mark is not None:
+                self._marks[key] = mark
+            for column, size in zip(columns, sizes, strict=True):
+                counters[column][size] += 1
+            sort_key = self._sort_key(row)
+            before = sort_keys.get(key)
+            if before == sort_key:
+                continue
+            if incremental and before is not None:
+                drop_from_order(key)
+            sort_keys[key] = sort_key
+            if incremental:
+                rank = rank_of(key)
+                index = bisect_left(ranks, rank)
+                order.insert(index, key)
+                ranks.insert(index, rank)
+        if not incremental:
+            self._resort()
+        for counter in counters.values():
+            for width in [w for w, n in counter.items() if n <= 0]:
+                del counter[width]
+        self._recompute_widths()
+
+    def _recompute_widths(self) -> None:
+        widths = {}
+        for column in self.columns_shown:
+            content = self.TIMED.get(column) or max(self._cell_widths[column], default=1)
+            widths[column] = max(content, cell_len(self._heading(column))) + 2 * _PADDING
+        if widths != self._widths:
+            self._widths = widths
+            self._line_cache.clear()
+            self._painted.clear()
+        self._set_virtual_size(Size(sum(widths.values()), len(self._order) + 1))
+
+    def _set_virtual_size(self, size: Size) -> None:
+        """Setting ``virtual_size`` lays out the whole screen again (and repaints all of it). A table whose height
+        does not depend on its rows only needs its scrollbars updated, unless one of them appears or goes."""
+        if size == self.virtual_size:
+            return
+        height = self.styles.height
+        if not self.is_mounted or height is None or height.is_auto:
+            self.virtual_size = size
+            return
+        scrollbars = (self.show_vertical_scrollbar, self.show_horizontal_scrollbar)
+        self.set_reactive(VirtualTable.virtual_size, size)
+        self._scroll_update(size)
+        if (self.show_vertical_scrollbar, self.show_horizontal_scrollbar) != scrollbars:
+            self.refresh(layout=True)
+
+    # -- the cursor ---------------------------------------------------------------------------------------------
+
+    def _follow(self, key: str | None) -> None:
+        """Keep the cursor on ``key`` wherever it went; where it left, keep the index (within the rows)."""
+        if key is not None and key in self._sort_keys:
+            index = self.get_row_index(key)
+            self._move_to(index, scroll=self.cursor_row != index)
+        else:
+            self._move_to(min(self.cursor_row, max(0, len(self._order) - 1)), scroll=False)
+
+    def _move_to(self, row: int, scroll: bool = True) -> None:
+        row = max(0, min(row, len(self._order) - 1)) if self._order else 0
+        if row != self.cursor_row:
+            self.cursor_row = row
+            self._refresh_changed()
+        if scroll:
+            self._scroll_to_cursor()
+        key = self.cursor_key
+        if key != self._highlighted:
+            self._highlighted = key
+            if key is not None:
+                self.post_message(self.RowHighlighted(self, row, RowKey(key)))  # type: ignore[arg-type]
+
+    def move_cursor(
+        self, *, row: int | None = None, column: int | None = None, animate: bool = False, scroll: bool = True
+    ) -> None:
+        if row is not None:
+            self._move_to(row, scroll=scroll)
+
+    def select_key(self, key: str) -> bool:
+        if key not in self.rows_by_key:
+            return False
+        self._move_to(self.get_row_index(key))
+        return True
+
+    def _page(self) -> int:
+        return max(1, self.scrollable_content_region.height - 1)
+
+    def _scroll_to_cursor(self) -> None:
+        height = self._page()
+        top = round(self.scroll_y)
+        if self.cursor_row < top:
+            self.scroll_to(y=self.cursor_row, animate=False, immediate=True)
+        elif self.cursor_row >= top + height:
+            self.scroll_to(y=self.cursor_row - height + 1, animate=False, immediate=True)
+
+    def action_cursor_up(self) -> None:
+        self._move_to(self.cursor_row - 1)
+
+    def action_cursor_down(self) -> None:
+        self._move_to(self.cursor_row + 1)
+
+    def action_page_up(self) -> None:
+        self._move_to(self.cursor_row - self._page())
+
+    def action_page_down(self) -> None:
+        self._move_to(self.cursor_row + self._page())
+
+    def action_scroll_top(self) -> None:
+        self._move_to(0)
+
+    def action_scroll_bottom(self) -> None:
+        self._move_to(len(self._order) - 1)
+
+    def action_select_cursor(self) -> None:
+        key = self.cursor_key
+        if key is not None:
+            self.post_message(self.RowSelected(self, self.cursor_row, RowKey(key)))  # type: ignore[arg-type]
+
+    async def _on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        event.stop()
+        if offset.y == 0:
+            column = self._column_at(offset.x + round(self.scroll_x))
+            if column is not None:
+                index = self.columns_shown.index(column)
+                label = Text(self.HEADINGS[column])
+                self.post_message(self.HeaderSelected(self, ColumnKey(column), index, label))  # type: ignore[arg-type]
+            return
+        row = round(self.scroll_y) + offset.y - 1
+        if 0 <= row < len(self._order):
+            self._move_to(row)
+            self.action_select_cursor()
+
+    def _column_at(self, x: int) -> str | None:
+        for column in self.columns_shown:
+            width = self._widths[column]
+            if x < width:
+                return column
+            x -= width
+        return None
+
+    # -- drawing ------------------------------------------------------------------------------------------------
+
+    def on_focus(self) -> None:
+        self._refresh_all()
+
+    def on_blur(self) -> None:
+        self._refresh_all()
+
+    def _refresh_all(self) -> None:
+        self._line_cache.clear()
+        self._painted.clear()
+        self.refresh()
+
+    def _line_token(self, y: int) -> tuple[Any, ...]:
+        """What line ``y`` of the widget shows; the line is redrawn only when this changes."""
+        if y == 0:
+            return ("header", self.sort_column, self.sort_reverse)
+        index = round(self.scroll_y) + y - 1
+        if index >= len(self._order):
+            return ("blank",)
+        key = self._order[index]
+        row, now = self.rows_by_key[key], self._now
+        timed = tuple(self.timed_text(row, c, now) for c in self._timed) if now is not None else ()
+        # The row and its mark are the same objects while unchanged: comparing tokens is cheap.
+        return (key, row, self._marks.get(key), timed, index == self.cursor_row)
+
+    def _refresh_changed(self) -> None:
+        """Repaint only the lines whose content changed: bandwidth is the user's."""
+        if not self.is_mounted:
+            return
+        width = self.scrollable_content_region.width
+        painted = self._painted
+        for y in range(self.scrollable_content_region.height):
+            token = self._line_token(y)
+            if painted.get(y) != token:
+                painted[y] = token  # asked for: another change before the frame need not ask again
+                self.refresh(Region(0, y, width, 1))
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        self._painted.clear()
+
+    def watch_scroll_x(self, old: float, new: float) -> None:
+        super().watch_scroll_x(old, new)
+        self._painted.clear()
+
+    def _style(self, base: Style, spec: str) -> Style:
+        found = self._styles.get((base, spec))
+        if found is None:
+            found = self._styles[(base, spec)] = base + Style.parse(spec) if spec else base
+        return found
+
+    def _strip(self, texts: Sequence[str], specs: Sequence[str], base: Style, over: Style | None) -> Strip:
+        segments = []
+        pad = " " * _PADDING
+        for column, text, spec in zip(self.columns_shown, texts, specs, strict=True):
+            style = self._style(base, spec)
+            if over is not None:
+                style = style + over
+            inner = self._widths[column] - 2 * _PADDING
+            segments.append(Segment(pad + set_cell_size(text, inner) + pad, style))
+        return Strip(segments)
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # The widget's style is worked out by walking up the DOM: once a pass, not once a line.
+        self._pass_style = self.rich_style
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._pass_style = None
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        token = self._line_token(y)
+        self._painted[y] = token
+        scroll_x = round(self.scroll_x)
+        base = self._pass_style or self.rich_style
+        if token[0] == "blank":
+            return Strip.blank(width, base)
+        if token[0] == "header":
+            header = self.get_component_rich_style("virtual-table--header")
+            strip = self._strip(
+                [self._heading(c) for c in self.columns_shown], [""] * len(self.columns_shown), base + header, None
+            )
+            return strip.crop_extend(scroll_x, scroll_x + width, base + header)
+        key, row, mark, timed, is_cursor = token
+        cached = self._line_cache.get(key)
+        stamp = (row, mark, timed, is_cursor, base)
+        if cached is not None and cached[0] == stamp:
+            strip = cached[1]
+        else:
+            cells = self.cells(row, mark)
+            clock = dict(zip(self._timed, timed, strict=True)) if timed else {}
+            texts = [clock.get(c, t) for c, (t, _) in zip(self.columns_shown, cells, strict=True)]
+            over = self.get_component_rich_style("virtual-table--cursor") if is_cursor else None
+            strip = self._strip(texts, [s for _, s in cells], base, over)
+            if len(self._line_cache) >= _LINE_CACHE_MAX:
+                self._line_cache.clear()
+            self._line_cache[key] = (stamp, strip)
+        fill = base + self.get_component_rich_style("virtual-table--cursor") if is_cursor else base
+        return strip.crop_extend(scroll_x, scroll_x + width, fill)
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._styles.clear()
+        self._line_cache.clear()
+        self._painted.clear()
