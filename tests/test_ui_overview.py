@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
+from textual.app import App, ComposeResult
+
 from tests.ui_support import make_app, plain, wait_for_poll
 from tunneltop.demo.cfapi import Fault
 from tunneltop.demo.simulator import DEMO_TUNNELS
-from tunneltop.model.health import HEALTH_ORDER
+from tunneltop.model.health import HEALTH_ORDER, Health
 from tunneltop.ui.overview_table import OverviewTable
-from tunneltop.watch.overview import AccountSource
+from tunneltop.watch.overview import AccountSource, TunnelSummary
 
 SIZE = (140, 36)
+T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
 def overview(app) -> OverviewTable:
@@ -149,3 +154,50 @@ async def test_overview_of_a_thousand_tunnels() -> None:
         assert app.view == "monitor" and app.drilled == last
         await pilot.press("escape")
         assert app.view == "overview" and table.cursor_key == last
+
+
+# -- the table itself ------------------------------------------------------------------------------------------
+
+
+def summary(n: int, health: Health = Health.HEALTHY, fetched_s: int = 0, active: int = 4) -> TunnelSummary:
+    fetched = T0 - timedelta(seconds=fetched_s)
+    return TunnelSummary(
+        f"id-{n:02d}", f"tunnel-{n:02d}", health, health.value, 2, active, 0, "2xDFW, 2xLAX", "2025.1.0",
+        T0 - timedelta(hours=n), None, fetched, T0 - fetched, None,
+    )
+
+
+class OverviewApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield OverviewTable(id="overview-table")
+
+
+def drawn(table: OverviewTable, row: int) -> str:
+    return "".join(segment.text for segment in table.render_line(row + 1))
+
+
+async def test_the_overview_table_diffs_rows_and_draws_ages_against_the_clock() -> None:
+    rows = [summary(n, fetched_s=n) for n in range(30)]
+    async with OverviewApp().run_test(size=(140, 12)) as pilot:
+        table = pilot.app.query_one(OverviewTable)
+        table.show(rows, T0)
+        table.move_cursor(row=table.order.index("id-05"))
+        await pilot.pause()
+        assert table.order[:3] == ["id-00", "id-01", "id-02"] and "1h00m ago" in drawn(table, 1)
+        # Time passes and a tunnel goes down: it moves to the top, the others keep their places, ages move on,
+        # and the cursor stays on its tunnel.
+        later = [summary(n, Health.DOWN if n == 20 else Health.HEALTHY, fetched_s=n, active=0 if n == 20 else 4)
+                 for n in range(30)]
+        table.show(later, T0 + timedelta(minutes=2))
+        await pilot.pause()
+        assert table.order[0] == "id-20" and table.order[1:4] == ["id-00", "id-01", "id-02"]
+        assert table.cursor_key == "id-05"
+        assert "1h02m ago" in drawn(table, 2) and "2m01s" in drawn(table, 2)
+        # Sorted by data age, oldest first (descending age): the sort needs no clock, so rows keep their places.
+        table.set_sort("age", reverse=True)
+        assert table.order[:2] == ["id-29", "id-28"]
+        table.show(later, T0 + timedelta(minutes=5))
+        assert table.order[:2] == ["id-29", "id-28"]
+        fresher = [*later[:29], summary(29, fetched_s=0)]  # the oldest is fetched again
+        table.show(fresher, T0 + timedelta(minutes=5))
+        assert table.order[:2] == ["id-28", "id-27"] and table.order[-1] == "id-29"

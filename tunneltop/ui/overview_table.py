@@ -1,20 +1,15 @@
-"""The account overview: one row per tunnel, worst health first, updated by diff like the connections table."""
+"""The account overview: one row per tunnel, worst health first, a virtual table like the connections one."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
-
-from rich.text import Text
-from textual._two_way_dict import TwoWayDict
-from textual.binding import Binding
-from textual.widgets import DataTable
-from textual.widgets.data_table import RowKey
 
 from tunneltop.model.health import format_age
 from tunneltop.sanitize import clean
 from tunneltop.ui.text import HEALTH_GLYPH, HEALTH_STYLE
+from tunneltop.ui.virtual_table import Cell, VirtualTable
 from tunneltop.watch.filters import Filter
 from tunneltop.watch.overview import TunnelSummary, summary_sort_key
 from tunneltop.watch.rows import EPOCH, version_sort_key
@@ -31,8 +26,6 @@ OVERVIEW_COLUMNS: dict[str, str] = {
     "age": "Data age",
 }
 
-_NONE_LAST = 1 << 30
-
 OVERVIEW_SORT: dict[str, Callable[[TunnelSummary], Any]] = {
     "health": summary_sort_key,
     "name": lambda s: ((s.name or "").casefold(), s.id),
@@ -42,10 +35,9 @@ OVERVIEW_SORT: dict[str, Callable[[TunnelSummary], Any]] = {
     "edges": lambda s: s.edges,
     "version": lambda s: version_sort_key(s.oldest_version),
     "changed": lambda s: s.last_change or EPOCH,
-    "age": lambda s: s.age.total_seconds() if s.age is not None else _NONE_LAST,
+    # Data age without the clock (so a row keeps its place as time passes): the oldest fetch is the oldest data.
+    "age": lambda s: (0, -s.fetched_at.timestamp()) if s.fetched_at is not None else (1, 0),
 }
-
-Cell = tuple[str, str]
 
 
 def summary_matches(flt: Filter, summary: TunnelSummary) -> bool:
@@ -79,7 +71,7 @@ def _count(value: int | None) -> str:
     return "?" if value is None else str(value)
 
 
-def summary_cells(s: TunnelSummary, now: datetime) -> tuple[Cell, ...]:
+def _cells(s: TunnelSummary) -> tuple[Cell, ...]:
     style = HEALTH_STYLE[s.health]
     return (
         (f"{HEALTH_GLYPH[s.health]} {s.health.value}", style),
@@ -89,97 +81,68 @@ def summary_cells(s: TunnelSummary, now: datetime) -> tuple[Cell, ...]:
         (_count(s.pending), "bold yellow" if s.pending else "dim"),
         (clean(s.edges or "-", 60), ""),
         (clean(s.oldest_version, 20), ""),
-        (format_age(now - s.last_change) + " ago" if s.last_change else "-", "dim"),
-        ("not yet" if s.age is None else format_age(s.age), "red" if s.error else "dim"),
+        ("", "dim"),  # last up/down: follows the clock
+        ("", "red" if s.error else "dim"),  # data age: follows the clock
     )
 
 
-class OverviewTable(DataTable):
-    BINDINGS = [
-        Binding("j", "cursor_down", "Down", show=False),
-        Binding("k", "cursor_up", "Up", show=False),
-        Binding("g", "scroll_top", "Top", show=False),
-        Binding("G", "scroll_bottom", "Bottom", show=False),
-    ]
+def _timed_text(s: TunnelSummary, column: str, now: datetime) -> str:
+    if column == "changed":
+        changed = s.last_change
+        return format_age(now - changed) + " ago" if changed else "-"
+    return "not yet" if s.fetched_at is None else format_age(now - s.fetched_at)
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(cursor_type="row", **kwargs)  # type: ignore[arg-type]
-        self.sort_column = "health"
-        self.sort_reverse = False
-        self.summaries: dict[str, TunnelSummary] = {}
-        self._cells: dict[str, tuple[Cell, ...]] = {}
-        self._order: list[str] = []
 
-    def on_mount(self) -> None:
-        for key in OVERVIEW_COLUMNS:
-            self.add_column(self._heading(key), key=key)
+# Columns that follow the clock, made only when drawn, and their widths: format_age gives at most 8 cells.
+_TIMED = {"changed": len("9999d23h ago"), "age": 8}
 
-    def _heading(self, column: str) -> Text:
-        label = OVERVIEW_COLUMNS[column]
-        if column == self.sort_column:
-            label += " ▼" if self.sort_reverse else " ▲"
-        return Text(label)
 
-    def set_sort(self, column: str, reverse: bool) -> None:
-        self.sort_column, self.sort_reverse = column, reverse
-        for key in OVERVIEW_COLUMNS:
-            self.columns[key].label = self._heading(key)  # type: ignore[index]
-        self.refresh()
+class OverviewTable(VirtualTable[TunnelSummary]):
+    """The account overview: one row per tunnel, worst health first, a virtual table like the connections one."""
+
+    HEADINGS = OVERVIEW_COLUMNS
+    SORTS = OVERVIEW_SORT
+    TIMED = _TIMED
+
+    class RowHighlighted(VirtualTable.RowHighlighted):
+        """The cursor moved to another tunnel (``row_key.value`` is its id)."""
+
+    class RowSelected(VirtualTable.RowSelected):
+        """Enter or a click on a tunnel: drill into it."""
+
+    class HeaderSelected(VirtualTable.HeaderSelected):
+        """A click on a column heading (``column_key.value`` is the column id)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(columns=list(OVERVIEW_COLUMNS), sort_column="health", **kwargs)
 
     @property
-    def cursor_key(self) -> str | None:
-        if not self.row_count or not 0 <= self.cursor_row < len(self._order):
-            return None
-        return self._order[self.cursor_row]
+    def summaries(self) -> dict[str, TunnelSummary]:
+        return self.rows_by_key
 
     @property
     def order(self) -> list[str]:
         return list(self._order)
 
-    def show(self, rows: Sequence[TunnelSummary], now: datetime) -> None:
-        keep = self.cursor_key
-        ordered = sorted(rows, key=summary_sort_key)
-        ordered = sorted(ordered, key=OVERVIEW_SORT[self.sort_column], reverse=self.sort_reverse)
-        wanted = {s.id: s for s in ordered}
-        gone = [k for k in self._cells if k not in wanted]
-        if len(gone) > 200:
-            self.clear()
-            self._cells.clear()
-        else:
-            for key in gone:
-                self.remove_row(key)
-                del self._cells[key]
-        for summary in ordered:
-            cells = summary_cells(summary, now)
-            old = self._cells.get(summary.id)
-            if old is None:
-                self.add_row(*(Text(t, style=s) for t, s in cells), key=summary.id)
-            elif old != cells:
-                for column, before, after in zip(OVERVIEW_COLUMNS, old, cells, strict=True):
-                    if before != after:
-                        self.update_cell(summary.id, column, Text(after[0], style=after[1]))
-            self._cells[summary.id] = cells
-        self.summaries = wanted
-        order = list(wanted)
-        if order != self._order:
-            # Our own sort on real values, handed to the table as DataTable.sort() itself does.
-            self._row_locations = TwoWayDict({RowKey(k): i for i, k in enumerate(order)})
-            self._order = order
-            self._update_count += 1
-            self.refresh()
-        if keep in wanted:
-            self.move_cursor(row=order.index(keep), animate=False)
+    def key_of(self, row: TunnelSummary) -> str:
+        return row.id
+
+    def natural_key(self, row: TunnelSummary) -> Any:
+        return summary_sort_key(row)
+
+    def cells(self, row: TunnelSummary, mark: Any) -> tuple[Cell, ...]:
+        return _cells(row)
+
+    def timed_text(self, row: TunnelSummary, column: str, now: datetime) -> str:
+        return _timed_text(row, column, now)
+
+    def same_row(self, a: TunnelSummary, b: TunnelSummary) -> bool:
+        # Summaries leave their fetch time out of equality (it is drawn against the clock), but sorted by data
+        # age it is the row's place.
+        return a is b or (a == b and (self.sort_column != "age" or a.fetched_at == b.fetched_at))
 
     def visible_ids(self) -> list[str]:
         """Tunnel ids on screen now (and a screenful either side): the planner fetches these first."""
         top = int(self.scroll_offset.y)
         height = max(1, self.size.height)
         return self._order[max(0, top - height) : top + 2 * height]
-
-    def action_scroll_top(self) -> None:
-        if self.row_count:
-            self.move_cursor(row=0)
-
-    def action_scroll_bottom(self) -> None:
-        if self.row_count:
-            self.move_cursor(row=self.row_count - 1)

@@ -8,7 +8,7 @@ for the lines drawn.
 
 It speaks DataTable's language where the app and tests use it: the same messages (subclasses of DataTable's
 ``RowHighlighted``, ``RowSelected`` and ``HeaderSelected``, so ``@on(DataTable.RowSelected, "#table")`` handlers
-keep working), and ``row_count``, ``cursor_row``, ``move_cursor``, ``get_cell``, ``get_row_index`` and
+keep working), and ``row_count``, ``cursor_row``, ``move_cursor``, ``get_cell``, ``get_cell_at``, ``get_row_index`` and
 ``coordinate_to_cell_key``. The connections table and the account overview are both one.
 """
 
@@ -213,6 +213,11 @@ class VirtualTable(ScrollView, Generic[R], can_focus=True):
         if column in self.TIMED and self._now is not None:
             text = self.timed_text(self.rows_by_key[key], column, self._now)
         return Text(text, style=style)
+
+    def get_cell_at(self, coordinate: Coordinate | tuple[int, int]) -> Text:
+        """The cell at (row index, column index), as drawn (without the cursor)."""
+        key = self.coordinate_to_cell_key(coordinate)
+        return self.get_cell(key.row_key, key.column_key)
 
     # -- sorting ------------------------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import asyncio
 import operator
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -357,8 +357,10 @@ class TunnelSummary:
     oldest_version: str | None
     conns_active_at: datetime | None
     conns_inactive_at: datetime | None
-    fetched_at: datetime | None  # when its connections were fetched
-    age: timedelta | None  # how old its connection data was at the snapshot's time
+    # When its connections were fetched, and how old they were at the snapshot's time. Left out of equality: a view
+    # that shows them against its own clock re-places a row only when what it shows changed.
+    fetched_at: datetime | None = field(compare=False)
+    age: timedelta | None = field(compare=False)
     error: str | None
 
     @property
@@ -383,23 +385,36 @@ def summarize(state: TunnelState, at: datetime) -> TunnelSummary:
     fetched_at = state.fetched_at
     if fetched_at is None and connectors is not None and state.error is None and tunnel.status != "inactive":
         fetched_at = at  # fetched by this very poll (a source that keeps no history)
+    return TunnelSummary(*_counted(state), fetched_at, at - fetched_at if fetched_at is not None else None, state.error)
+
+
+# What a summary takes from a tunnel's records (the costly part: edges and versions walk every connection), kept
+# per tunnel for its last state: sources hand back an unchanged tunnel's state as the same object.
+_Counted = tuple[str, str | None, Health, str | None, int | None, int | None, int | None, str, str | None, Any, Any]
+_counted_for: dict[str, tuple[TunnelState, _Counted]] = {}
+
+
+def _counted(state: TunnelState) -> _Counted:
+    tunnel, connectors = state.tunnel, state.connectors
+    hit = _counted_for.get(tunnel.id)
+    if hit is not None and hit[0] is state:
+        return hit[1]
     known = connectors is not None
-    return TunnelSummary(
-        id=tunnel.id,
-        name=tunnel.name,
-        health=state.health,
-        status=tunnel.status,
-        connectors=len(connectors) if known else None,
-        active=state.active_count if known else None,
-        pending=state.pending_count if known else None,
-        edges=edge_summary(conn for c in connectors or () for conn in c.conns),
-        oldest_version=oldest_version(connectors or ()),
-        conns_active_at=tunnel.conns_active_at,
-        conns_inactive_at=tunnel.conns_inactive_at,
-        fetched_at=fetched_at,
-        age=at - fetched_at if fetched_at is not None else None,
-        error=state.error,
+    counted: _Counted = (
+        tunnel.id,
+        tunnel.name,
+        state.health,
+        tunnel.status,
+        len(connectors) if connectors is not None else None,
+        state.active_count if known else None,
+        state.pending_count if known else None,
+        edge_summary(conn for c in connectors or () for conn in c.conns),
+        oldest_version(connectors or ()),
+        tunnel.conns_active_at,
+        tunnel.conns_inactive_at,
     )
+    _counted_for[tunnel.id] = (state, counted)
+    return counted
 
 
 def summary_sort_key(row: TunnelSummary) -> tuple[int, str, str]:
