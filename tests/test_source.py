@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import httpx
@@ -17,7 +18,8 @@ from tunneltop.api import (
     UsageError,
 )
 from tunneltop.model import Account, Health
-from tunneltop.watch.source import AccountChoiceNeeded, TunnelSource, resolve_account
+from tunneltop.model.records import Connection, Connector, Tunnel
+from tunneltop.watch.source import FETCH_CONCURRENCY, AccountChoiceNeeded, TunnelSource, resolve_account
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 WEB = "11111111-1111-4111-8111-111111111111"
@@ -228,3 +230,40 @@ async def test_only_get_requests(api, client):
     await TunnelSource(client, Account(id=ACCOUNT), ["db", WEB]).poll()
     assert len(api.requests) >= 8
     assert {r.method for r in api.requests} == {"GET"}
+
+
+class _SlowClient:
+    """Answers each tunnel's connections after a pause, counting how many are asked for at once."""
+
+    def __init__(self, tunnels: int, fail_at: int | None = None) -> None:
+        self.tunnels = [Tunnel(id=f"t{n:03d}", name=f"t{n:03d}", status="healthy") for n in range(tunnels)]
+        self.in_flight = self.most = self.asked = 0
+        self.fail_at = fail_at
+
+    async def list_tunnels(self, account_id: str, cache: object = None) -> tuple[list[Tunnel], list[object]]:
+        return list(self.tunnels), []
+
+    async def list_connectors(self, account_id: str, tunnel_id: str, cache: object = None) -> tuple[list, list]:
+        self.asked += 1
+        if self.asked == self.fail_at:
+            raise AuthError("refused", status=403)
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        await asyncio.sleep(0)
+        self.in_flight -= 1
+        return [Connector(id=f"k-{tunnel_id}", conns=[Connection(id=f"c-{tunnel_id}", is_pending_reconnect=False)])], []
+
+
+async def test_a_poll_fetches_a_few_tunnels_at_a_time_and_keeps_their_order():
+    slow = _SlowClient(50)
+    snapshot = await TunnelSource(slow, Account(id=ACCOUNT)).poll()  # type: ignore[arg-type]
+    assert [t.tunnel.id for t in snapshot.tunnels] == [t.id for t in slow.tunnels]
+    assert slow.asked == 50 and slow.most == FETCH_CONCURRENCY
+    assert all(t.health is Health.HEALTHY for t in snapshot.tunnels)
+
+
+async def test_an_auth_error_stops_the_other_fetches():
+    slow = _SlowClient(50, fail_at=10)
+    with pytest.raises(AuthError):
+        await TunnelSource(slow, Account(id=ACCOUNT)).poll()  # type: ignore[arg-type]
+    assert slow.asked < 10 + FETCH_CONCURRENCY, "the workers stop instead of asking for every tunnel"
