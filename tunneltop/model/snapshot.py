@@ -65,22 +65,25 @@ class Snapshot:
     problems: tuple[RecordProblem, ...] = field(default=())
     account_name: str | None = None
 
-    # Cached: the header reads these every second, and a snapshot never changes.
-    @cached_property
+    # The header reads these every second: worked out once per tunnels tuple (an unchanged poll hands back the
+    # same one, see TunnelSource.poll), which is immutable like the snapshot.
+    @property
     def health(self) -> Health | None:
-        return worst(t.health for t in self.tunnels)
+        return _figures(self.tunnels).health
 
-    @cached_property
+    @property
     def pending_count(self) -> int:
-        return sum(t.pending_count for t in self.tunnels)
+        return _figures(self.tunnels).pending
 
-    @cached_property
+    @property
     def health_counts(self) -> dict[Health, int]:
         """How many tunnels have each verdict (verdicts no tunnel has are left out)."""
-        counts: dict[Health, int] = {}
-        for state in self.tunnels:
-            counts[state.health] = counts.get(state.health, 0) + 1
-        return counts
+        return dict(_figures(self.tunnels).counts)
+
+    @property
+    def problem_count(self) -> int:
+        """Odd records skipped or shown as unknown, in the tunnel list and in the tunnels' connections."""
+        return _figures(self.tunnels).problems + len(self.problems)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -89,3 +92,31 @@ class Snapshot:
             "tunnels": [t.to_json() for t in self.tunnels],
             "problems": [str(p) for p in self.problems],
         }
+
+
+@dataclass(frozen=True)
+class _Figures:
+    health: Health | None
+    pending: int
+    counts: dict[Health, int]
+    problems: int
+
+
+_last_figures: tuple[tuple[TunnelState, ...], _Figures] | None = None
+
+
+def _figures(tunnels: tuple[TunnelState, ...]) -> _Figures:
+    global _last_figures
+    if _last_figures is not None and _last_figures[0] is tunnels:
+        return _last_figures[1]
+    counts: dict[Health, int] = {}
+    for state in tunnels:
+        counts[state.health] = counts.get(state.health, 0) + 1
+    figures = _Figures(
+        worst(t.health for t in tunnels),
+        sum(t.pending_count for t in tunnels),
+        counts,
+        sum(len(t.problems) for t in tunnels),
+    )
+    _last_figures = (tunnels, figures)
+    return figures

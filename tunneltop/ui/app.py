@@ -301,7 +301,7 @@ class TunneltopApp(App[int]):
         self._alert(events)
         self.snapshot = message.snapshot
         self.status.error = False
-        problems = sum(len(t.problems) for t in message.snapshot.tunnels) + len(message.snapshot.problems)
+        problems = message.snapshot.problem_count
         note = f"; {problems} odd record(s) skipped or shown as unknown (see details)" if problems else ""
         self.status.message = ("recovered: " if recovered else "") + f"updated {self._clock():%H:%M:%S}Z{note}"
         self._rearm()
