@@ -24,6 +24,7 @@ from tunneltop.model.health import connector_health, edge_summary
 from tunneltop.model.records import Connection, Connector
 from tunneltop.model.snapshot import TunnelState
 from tunneltop.sanitize import clean
+from tunneltop.ui.line_style import PassStyle
 from tunneltop.ui.text import HEALTH_GLYPH, HEALTH_STYLE, STATE_LABEL, short_id
 
 
@@ -207,7 +208,7 @@ class _ClientNode(TreeNode[NodeRef]):
         super().set_label(label)
 
 
-class ClientTree(Tree[NodeRef]):
+class ClientTree(PassStyle, Tree[NodeRef]):
     BINDINGS = [
         Binding("j", "cursor_down", "Down", show=False),
         Binding("k", "cursor_up", "Up", show=False),
@@ -217,7 +218,6 @@ class ClientTree(Tree[NodeRef]):
 
     def __init__(self, **kwargs: object) -> None:
         self._label_widths: dict[int, tuple[Text, int]] = {}  # node id -> (label, its width); Tree's init measures
-        self._pass_style: Style | None = None
         # Labels that changed but have not been needed yet: node id -> label parts. A busy poll relabels hundreds
         # of nodes, most of them off screen; building each one's Text is left until it is drawn or read.
         self._stale: dict[int, tuple[tuple[str, str], ...]] = {}
@@ -262,18 +262,10 @@ class ClientTree(Tree[NodeRef]):
             known = self._label_widths[node._id] = (label, label.cell_len)
         return cell_len(icon) + known[1]
 
-    def render_lines(self, crop: Region) -> list[Strip]:
-        # Tree works out its style for every line it draws, walking up the DOM each time; it is the same for
-        # all lines of one pass.
-        self._pass_style = self.rich_style
-        try:
-            return super().render_lines(crop)
-        finally:
-            self._pass_style = None
-
     def render_line(self, y: int) -> Strip:
+        # Tree's own works out the widget's style for every line it draws (see PassStyle).
         scroll_x, scroll_y = self.scroll_offset
-        style = self._pass_style or self.rich_style
+        style = self.line_style()
         return self._render_line(y + scroll_y, scroll_x, scroll_x + self.size.width, style)
 
     def node_for(self, node_id: str) -> TreeNode[NodeRef] | None:

@@ -34,6 +34,8 @@ from textual.strip import Strip
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, CellKey, ColumnKey, RowKey
 
+from tunneltop.ui.line_style import PassStyle
+
 R = TypeVar("R")
 Cell = tuple[str, str]  # (text, style): cheap to compare and to cache
 _PADDING = 1  # one blank cell each side of a value, as DataTable draws them
@@ -65,7 +67,7 @@ class _Descending:
     __hash__ = None  # type: ignore[assignment]
 
 
-class VirtualTable(ScrollView, Generic[R], can_focus=True):
+class VirtualTable(PassStyle, ScrollView, Generic[R], can_focus=True):
     """A virtual table of keyed rows, sorted on real values, updated by diff, drawn line by line.
 
     A subclass says what a row is: its key, cells, sort keys and natural order, and which columns follow the
@@ -147,7 +149,6 @@ class VirtualTable(ScrollView, Generic[R], can_focus=True):
         self._cell_widths: dict[str, Counter[int]] = {c: Counter() for c in self.columns_shown}
         self._line_cache: dict[str, tuple[tuple[Any, ...], Strip]] = {}
         self._styles: dict[tuple[Style, str], Style] = {}
-        self._pass_style: Style | None = None
         self._painted: dict[int, tuple[Any, ...]] = {}  # screen line -> what was drawn there
         self._highlighted: str | None = None
         self._shown: list[R] = []  # the rows and marks of the last show()
@@ -536,20 +537,12 @@ class VirtualTable(ScrollView, Generic[R], can_focus=True):
             segments.append(Segment(pad + set_cell_size(text, inner) + pad, style))
         return Strip(segments)
 
-    def render_lines(self, crop: Region) -> list[Strip]:
-        # The widget's style is worked out by walking up the DOM: once a pass, not once a line.
-        self._pass_style = self.rich_style
-        try:
-            return super().render_lines(crop)
-        finally:
-            self._pass_style = None
-
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
         token = self._line_token(y)
         self._painted[y] = token
         scroll_x = round(self.scroll_x)
-        base = self._pass_style or self.rich_style
+        base = self.line_style()
         if token[0] == "blank":
             return Strip.blank(width, base)
         if token[0] == "header":
