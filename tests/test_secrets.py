@@ -4,6 +4,7 @@ screenshot or an export, even when a broken proxy echoes it back. A token file o
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import pickle
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from rich.console import Console
 
 from tests.test_faults import (
     ANSWERED,
@@ -27,6 +29,7 @@ from tests.test_faults import (
     wait_until,
 )
 from tests.test_terminal import drain, kill, read_until, spawn, wait_exit
+from tests.ui_support import make_app
 from tunneltop.api.auth import Credentials
 from tunneltop.api.client import CloudflareClient, RetryPolicy
 from tunneltop.api.errors import ApiError
@@ -227,3 +230,22 @@ def test_a_token_with_a_pasted_non_ascii_character_is_a_clear_error(pasted: str,
     assert (code, out) == (3, "")
     assert err.startswith("tunneltop: the credential from CLOUDFLARE_API_TOKEN is empty or has spaces")
     assert "Traceback" not in err and token not in err and TOKEN[:10] not in err
+
+
+async def test_a_crash_report_shows_no_local_variables() -> None:
+    # Textual's own report prints every frame's locals; a frame of the client holds the request headers.
+    app, _ = make_app()
+
+    def crash() -> None:
+        authorization = f"Bearer {TOKEN}"  # what a client frame holds
+        raise RuntimeError("boom " + str(len(authorization)))
+
+    printed = io.StringIO()
+    app.error_console = Console(file=printed, width=200)  # where Textual prints the report at exit
+    with pytest.raises(RuntimeError, match="boom"):
+        async with app.run_test() as pilot:
+            app.call_later(crash)
+            await pilot.pause()
+    report = printed.getvalue()
+    assert "RuntimeError" in report and "boom" in report
+    assert TOKEN not in report and "locals" not in report

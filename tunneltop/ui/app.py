@@ -284,6 +284,17 @@ class TunneltopApp(App[int]):
             wait = max(wait, self.source.blocked_for)
         self._schedule(wait)
 
+    def _fatal_error(self) -> None:
+        """Textual's crash report, without the local variables of every frame: a frame of the API client holds the
+        request headers, and a crash report is what users paste into issues."""
+        from rich.segment import Segments
+        from rich.traceback import Traceback
+
+        self.bell()
+        traceback = Traceback(show_locals=False, width=None)
+        self._exit_renderables.append(Segments(self.console.render(traceback, self.console.options)))
+        self._close_messages_no_wait()
+
     @property
     def closing(self) -> bool:
         """True once the app is shutting down: a poll's last message (or a tick) can still arrive after the screens
