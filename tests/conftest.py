@@ -1,10 +1,14 @@
-"""Shared test fixtures, kept generic: a clean Cloudflare environment and a fake clock."""
+"""Shared test fixtures, kept generic: a clean Cloudflare environment, a fake clock, and a loopback server."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
+
+from tunneltop.demo.cfapi import FakeCloudflare
+from tunneltop.demo.server import LoopbackServer
 
 
 @pytest.fixture(autouse=True)
@@ -36,3 +40,10 @@ class FakeClock:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture
+def server(fake: FakeCloudflare) -> Iterator[LoopbackServer]:
+    """A real HTTP server on 127.0.0.1 answering as the test module's own ``fake`` fixture says."""
+    with LoopbackServer(fake) as running:
+        yield running

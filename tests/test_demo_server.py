@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,12 +29,6 @@ WEB = DEMO_TUNNELS["web-prod"]
 @pytest.fixture
 def fake() -> FakeCloudflare:
     return FakeCloudflare(SimulatedAccount(start=START), tokens=[TOKEN], clock=lambda: START)
-
-
-@pytest.fixture
-def server(fake: FakeCloudflare) -> Iterator[LoopbackServer]:
-    with LoopbackServer(fake) as running:
-        yield running
 
 
 # ================================================================ LoopbackServer

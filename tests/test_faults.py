@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -148,12 +148,6 @@ def log_oldest_first(app: TunneltopApp) -> list[ChangeEvent]:
 @pytest.fixture
 def fake() -> FakeCloudflare:
     return make_fake()
-
-
-@pytest.fixture
-def server(fake: FakeCloudflare) -> Iterator[LoopbackServer]:
-    with LoopbackServer(fake) as running:
-        yield running
 
 
 async def start_with_history(pilot: Pilot, app: TunneltopApp, fake: FakeCloudflare) -> list[ChangeEvent]:

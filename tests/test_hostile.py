@@ -13,7 +13,6 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -123,12 +122,6 @@ def hostile_fake() -> FakeCloudflare:
 @pytest.fixture
 def fake() -> FakeCloudflare:
     return hostile_fake()
-
-
-@pytest.fixture
-def server(fake: FakeCloudflare) -> Iterator[LoopbackServer]:
-    with LoopbackServer(fake) as running:
-        yield running
 
 
 def _plain(renderable: object) -> str:

@@ -9,7 +9,6 @@ import ast
 import asyncio
 import io
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -77,12 +76,6 @@ EXTRA_KEYS = [
 @pytest.fixture
 def fake() -> FakeCloudflare:
     return make_fake()
-
-
-@pytest.fixture
-def server(fake: FakeCloudflare) -> Iterator[LoopbackServer]:
-    with LoopbackServer(fake) as running:
-        yield running
 
 
 def binding_keys(node: DOMNode) -> set[str]:

@@ -10,7 +10,6 @@ import os
 import pickle
 import sys
 import traceback
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -47,12 +46,6 @@ ECHO = Fault.error(400, 6003, f"Invalid request headers: Authorization: Bearer {
 @pytest.fixture
 def fake() -> FakeCloudflare:
     return make_fake()
-
-
-@pytest.fixture
-def server(fake: FakeCloudflare) -> Iterator[LoopbackServer]:
-    with LoopbackServer(fake) as running:
-        yield running
 
 
 @pytest.fixture
