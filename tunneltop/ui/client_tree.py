@@ -7,6 +7,7 @@ and the cursor stays on the node it was on.
 from __future__ import annotations
 
 import operator
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -327,6 +328,9 @@ class ClientTree(PassStyle, Tree[NodeRef]):
             del self._deferred[connector_id]
         created: set[str] = set()
         relabelled: set[int] = set()
+        # Positions of the parts whose tunnel node was there before this pass; worked out once, when a new tunnel
+        # must slot in among them (nodes made in this pass all sit before the one being made).
+        old_tunnels: list[int] | None = None
         for item, where in arrived:
             node_id = item.ref.node_id
             node = self._by_id.get(node_id)
@@ -340,7 +344,14 @@ class ClientTree(PassStyle, Tree[NodeRef]):
                 parent = self.root if item.parent is None else self._by_id[item.parent]
                 # A parent made in this pass has no older children to slot between: append.
                 fresh_parent = item.parent in created or (item.parent is None and not created and not self._by_id)
-                before_node = None if fresh_parent else self._next_existing(parts, where, item)
+                if fresh_parent:
+                    before_node = None
+                elif item.parent is None:
+                    if old_tunnels is None:
+                        old_tunnels = [i for i, p in enumerate(parts) if p and p[0].ref.node_id in self._by_id]
+                    before_node = self._next_tunnel(parts, old_tunnels, where)
+                else:
+                    before_node = self._next_existing(parts[where], item)
                 expand = item.ref.kind == "tunnel" or (item.ref.kind == "connector" and expand_connectors)
                 node = parent.add(
                     _text(item.label), item.ref, before=before_node, expand=expand, allow_expand=has_children
@@ -374,16 +385,19 @@ class ClientTree(PassStyle, Tree[NodeRef]):
             if line.node._id in node_ids:
                 self.refresh(Region(0, y, width, 1))
 
-    def _next_existing(
-        self, parts: Sequence[Sequence[TreeItem]], where: int, item: TreeItem
+    def _next_tunnel(
+        self, parts: Sequence[Sequence[TreeItem]], old_tunnels: list[int], where: int
     ) -> TreeNode[NodeRef] | None:
-        """The node already in the tree that ``item``'s new node goes before: its next sibling that has one."""
-        if item.parent is None:  # a tunnel: its siblings are the other parts' first items
-            later = (p[0] for p in parts[where + 1 :] if p)
-        else:
-            part = parts[where]
-            at = next(k for k, each in enumerate(part) if each is item)
-            later = (i for i in part[at + 1 :] if i.parent == item.parent)
+        """The tunnel node already in the tree that a new tunnel's node goes before (bisected: a first screen of
+        13,000 tunnels would otherwise look at every later tunnel for each one)."""
+        index = bisect_right(old_tunnels, where)
+        return self._by_id[parts[old_tunnels[index]][0].ref.node_id] if index < len(old_tunnels) else None
+
+    def _next_existing(self, part: Sequence[TreeItem], item: TreeItem) -> TreeNode[NodeRef] | None:
+        """The node already in the tree that a connector's or connection's new node goes before: its next
+        sibling, within the tunnel's part, that has one."""
+        at = next(k for k, each in enumerate(part) if each is item)
+        later = (i for i in part[at + 1 :] if i.parent == item.parent)
         return next((self._by_id[i.ref.node_id] for i in later if i.ref.node_id in self._by_id), None)
 
     def select_ref(self, node_id: str) -> None:
