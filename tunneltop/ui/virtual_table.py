@@ -39,8 +39,10 @@ from tunneltop.ui.line_style import PassStyle
 R = TypeVar("R")
 Cell = tuple[str, str]  # (text, style): cheap to compare and to cache
 _PADDING = 1  # one blank cell each side of a value, as DataTable draws them
-# Above this many rows entering or leaving at once (a new filter or scope), one sort beats bisecting each in.
+# Above this many rows entering or leaving at once (a new filter or scope), or this share of the table, one sort
+# beats bisecting each in (each insert or delete moves the rest of the list along).
 _RESORT_AFTER = 512
+_RESORT_SHARE = 16
 _LINE_CACHE_MAX = 1024
 
 
@@ -306,7 +308,7 @@ class VirtualTable(PassStyle, ScrollView, Generic[R], can_focus=True):
     def _apply(self, gone: list[str], changed: list[str], marks: Mapping[str, Any]) -> None:
         columns = self.columns_shown
         counters = self._cell_widths
-        incremental = len(gone) + len(changed) <= _RESORT_AFTER
+        incremental = len(gone) + len(changed) <= max(_RESORT_AFTER, len(self._order) // _RESORT_SHARE)
         sort_keys, sizes_of, order, ranks = self._sort_keys, self._cell_sizes, self._order, self._ranks
         rank_of = self._rank
 
