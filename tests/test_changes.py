@@ -293,6 +293,22 @@ def test_still_unknown_is_quiet() -> None:
     assert changes(one(None), snap(state(tunnel(), None, "another error"))) == []
 
 
+def test_connections_kept_while_a_refresh_fails_are_stale_then_fresh() -> None:
+    kept = (connector(conns=[conn()]),)
+    fresh = one(kept)
+    stale = snap(state(tunnel(), kept, "HTTP 502"))
+    events = changes(fresh, stale)
+    assert kinds(events) == ["tunnel_stale"], "no connection is read as gone, and health does not move"
+    assert events[0].severity is Severity.WARNING and events[0].after == "HTTP 502"
+    assert "the last ones read stay shown" in events[0].describe()
+    assert changes(stale, snap(state(tunnel(), kept, "HTTP 503"))) == [], "still stale is quiet"
+    back = changes(stale, one(kept))
+    assert kinds(back) == ["tunnel_refreshed"] and back[0].severity is Severity.OK
+    # Read again with a change: the change is reported too.
+    moved = changes(stale, one((connector(conns=[]),)))
+    assert kinds(moved) == ["tunnel_refreshed", "conn_closed", "tunnel_health"]
+
+
 # -- order, poll events, replay errors ----------------------------------------------------------------------------
 
 

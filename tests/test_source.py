@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -19,7 +19,13 @@ from tunneltop.api import (
 )
 from tunneltop.model import Account, Health
 from tunneltop.model.records import Connection, Connector, Tunnel
-from tunneltop.watch.source import FETCH_CONCURRENCY, AccountChoiceNeeded, TunnelSource, resolve_account
+from tunneltop.watch.source import (
+    FETCH_CONCURRENCY,
+    STALE_LIMIT,
+    AccountChoiceNeeded,
+    TunnelSource,
+    resolve_account,
+)
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 WEB = "11111111-1111-4111-8111-111111111111"
@@ -170,6 +176,23 @@ async def test_a_failed_connections_fetch_spoils_one_tunnel(api, client):
     assert by_name["db"].connectors is None
     assert by_name["db"].health is Health.UNKNOWN
     assert "HTTP 502" in by_name["db"].error
+
+
+async def test_a_failed_refresh_keeps_the_last_connections_stale_for_a_while(api, client):
+    at = [NOW]
+    source = TunnelSource(client, Account(id=ACCOUNT), now=lambda: at[0])
+    first = {t.tunnel.id: t for t in (await source.poll()).tunnels}
+    api.overrides[f"{DB}/connections"] = httpx.Response(502, content=b"<html>502 Bad Gateway</html>")
+    at[0] = NOW + timedelta(minutes=1)
+    db = {t.tunnel.id: t for t in (await source.poll()).tunnels}[DB]
+    assert db.connectors is first[DB].connectors and db.health is Health.DEGRADED, "the last read, as it was"
+    assert "HTTP 502" in db.error and db.fetched_at == NOW
+    at[0] = NOW + STALE_LIMIT + timedelta(seconds=1)
+    db = {t.tunnel.id: t for t in (await source.poll()).tunnels}[DB]
+    assert db.connectors is None and db.health is Health.UNKNOWN, "too old to show: unknown"
+    del api.overrides[f"{DB}/connections"]
+    db = {t.tunnel.id: t for t in (await source.poll()).tunnels}[DB]
+    assert db.error is None and db.fetched_at is None and db.pending_count == 1
 
 
 async def test_a_tunnel_gone_between_list_and_connections(api, client):

@@ -89,8 +89,9 @@ async def test_scripted_changes_come_out_as_events(fake: FakeCloudflare) -> None
             ("baseline", pending_web(fake)),
             ("conn_pending", lambda: fake.inject(Fault.unsuccessful(), path_contains="cfd_tunnel")),
             ("poll_recovered", lambda: fake.sim.delete_tunnel(BATCH)),
+            # A tunnel whose refresh fails keeps its last connections, stale, and says so; then fresh again.
             ("tunnel_removed", lambda: fake.inject(ODD, path_contains=f"{HOME}/connections")),
-            ("tunnel_fetch_recovered", stop.set),
+            ("tunnel_refreshed", stop.set),
         ]
     )
     assert await run(demo_target(fake), out, stop) == 0
@@ -101,10 +102,8 @@ async def test_scripted_changes_come_out_as_events(fake: FakeCloudflare) -> None
         "poll_failed",
         "poll_recovered",
         "tunnel_removed",
-        "tunnel_fetch_failed",
-        "tunnel_health",
-        "tunnel_fetch_recovered",
-        "tunnel_health",
+        "tunnel_stale",
+        "tunnel_refreshed",
     ]
     lines = out.lines()
     assert lines[0].pop("at").endswith("Z")
@@ -129,7 +128,9 @@ async def test_scripted_changes_come_out_as_events(fake: FakeCloudflare) -> None
     assert (lines[2]["before"], lines[2]["after"]) == ("healthy", "degraded")
     assert lines[4]["after"]["failed_polls"] == 1 and "refused" in lines[3]["after"]
     assert (lines[5]["tunnel_name"], lines[6]["tunnel_name"]) == ("batch-etl", "home-lab")
-    assert (lines[7]["after"], lines[9]["after"]) == ("unknown", "healthy")
+    stale, fresh = lines[6], lines[7]
+    assert (stale["severity"], fresh["severity"]) == ("warning", "ok")
+    assert "the last ones read stay shown" in stale["message"] and stale["after"] == fresh["before"]
     assert fake.non_get_requests == []
 
 

@@ -148,3 +148,14 @@ async def test_labels_of_nodes_off_screen_are_built_when_they_come_into_view() -
         # Reading a label anywhere gives the current one, drawn or not.
         tree.show(tree_parts(states, None))
         assert "⟳" not in tree.node_for("t-39").label.plain
+
+
+def test_a_tunnel_shown_from_an_earlier_read_says_stale() -> None:
+    fresh = state(3)
+    stale = TunnelState(fresh.tunnel, fresh.connectors, (), "HTTP 502", fetched_at=NOW - timedelta(minutes=2))
+    unknown = TunnelState(fresh.tunnel, None, (), "HTTP 502")
+
+    def label(s: TunnelState) -> str:
+        return "".join(text for text, _ in tree_parts([s], None)[0][0].label)
+
+    assert "STALE" in label(stale) and "STALE" not in label(fresh) and "STALE" not in label(unknown)

@@ -55,10 +55,13 @@ class TreeItem:
 def _tunnel_label(state: TunnelState) -> tuple[tuple[str, str], ...]:
     health = state.health
     counts = f" {state.active_count}↑" + (f" {state.pending_count}⟳" if state.pending_count else "")
+    # Connections kept from an earlier read while a refresh fails: say so, the details say since when and why.
+    stale = state.error is not None and state.connectors is not None
     return (
         (HEALTH_GLYPH[health] + " ", HEALTH_STYLE[health]),
         (clean(state.tunnel.name or state.tunnel.id, 40), "bold"),
         (counts, "yellow" if state.pending_count else "dim"),
+        (" STALE" if stale else "", "bold red"),
     )
 
 

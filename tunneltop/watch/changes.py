@@ -18,6 +18,9 @@ Rules:
   losing sight of them is one ``tunnel_fetch_failed``, regaining it one ``tunnel_fetch_recovered`` carrying the
   connectors as now seen, and no connector or connection event is derived across either. While unknown the
   tunnel's health is ``unknown`` (``tunnel_health``), so a consumer of health events sees the loss of sight too.
+- Connectors kept from an earlier read while a refresh fails (``connectors`` known and ``error`` set) are stale:
+  becoming so is one ``tunnel_stale`` carrying the error, being read again one ``tunnel_refreshed``; both replay as
+  nothing, since what the connections are has not changed.
 - ``tunnel_health`` is derived: it is reported after the tunnel's other events and replays as nothing. Its
   severity follows the verdict reached: healthy ok, degraded or unknown warning, down or inactive error.
 - Order is deterministic: tunnels gone first (old order), then the new snapshot's tunnels in its order; within a
@@ -67,6 +70,8 @@ class EventKind(StrEnum):
     TUNNEL_CHANGED = "tunnel_changed"
     TUNNEL_FETCH_FAILED = "tunnel_fetch_failed"
     TUNNEL_FETCH_RECOVERED = "tunnel_fetch_recovered"
+    TUNNEL_STALE = "tunnel_stale"
+    TUNNEL_REFRESHED = "tunnel_refreshed"
     POLL_FAILED = "poll_failed"
     POLL_RECOVERED = "poll_recovered"
 
@@ -95,6 +100,8 @@ _FIXED_SEVERITY: dict[EventKind, Severity] = {
     EventKind.TUNNEL_CHANGED: Severity.INFO,
     EventKind.TUNNEL_FETCH_FAILED: Severity.WARNING,
     EventKind.TUNNEL_FETCH_RECOVERED: Severity.OK,
+    EventKind.TUNNEL_STALE: Severity.WARNING,
+    EventKind.TUNNEL_REFRESHED: Severity.OK,
     EventKind.POLL_FAILED: Severity.ERROR,
     EventKind.POLL_RECOVERED: Severity.OK,
 }
@@ -320,6 +327,9 @@ _DESCRIBE: dict[EventKind, Callable[[ChangeEvent], str]] = {
     EventKind.TUNNEL_CHANGED: _tunnel_changed,
     EventKind.TUNNEL_FETCH_FAILED: lambda e: f"connections could not be fetched: {clean(e.after, 200)}",
     EventKind.TUNNEL_FETCH_RECOVERED: _fetch_recovered,
+    EventKind.TUNNEL_STALE: lambda e: f"connections could not be refreshed (the last ones read stay shown): "
+    f"{clean(e.after, 200)}",
+    EventKind.TUNNEL_REFRESHED: lambda e: "connections refreshed again",
     EventKind.POLL_FAILED: lambda e: f"poll failed: {clean(e.after, 300)}",
     EventKind.POLL_RECOVERED: _poll_recovered,
 }
@@ -448,6 +458,11 @@ class _Differ:
             self.emit(EventKind.TUNNEL_CHANGED, prev.tunnel, state.tunnel)
         old, new = prev.connectors, state.connectors
         if old is not None and new is not None:
+            # Connections kept from an earlier read while a refresh fails (see TunnelSource): stale, then fresh.
+            if state.error and not prev.error:
+                self.emit(EventKind.TUNNEL_STALE, after=state.error)
+            elif prev.error and not state.error:
+                self.emit(EventKind.TUNNEL_REFRESHED, before=prev.error)
             self.connectors(old, new)
         elif new is None and old is not None:
             self.emit(EventKind.TUNNEL_FETCH_FAILED, after=state.error or "connections could not be fetched")
@@ -570,7 +585,16 @@ _ASPECT_FIELD = {kind: name for name, kind in _CONNECTOR_ASPECTS}
 _CONN_REPLACING = frozenset(
     {EventKind.CONN_OPENED, EventKind.CONN_PENDING, EventKind.CONN_RECOVERED, EventKind.CONN_CHANGED}
 )
-_NO_STATE = frozenset({EventKind.TUNNEL_HEALTH, EventKind.POLL_FAILED, EventKind.POLL_RECOVERED})
+# Replayed as nothing: derived (health), poll-wide, or about how fresh kept connections are (not what they are).
+_NO_STATE = frozenset(
+    {
+        EventKind.TUNNEL_HEALTH,
+        EventKind.TUNNEL_STALE,
+        EventKind.TUNNEL_REFRESHED,
+        EventKind.POLL_FAILED,
+        EventKind.POLL_RECOVERED,
+    }
+)
 
 
 def _apply_to_tunnel(edit: _TunnelEdit, e: ChangeEvent) -> None:

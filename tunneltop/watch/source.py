@@ -8,14 +8,18 @@ from __future__ import annotations
 import asyncio
 import operator
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tunneltop.api.client import CloudflareClient
 from tunneltop.api.errors import ApiError, AuthError, NotFoundError, RateLimitedError, RequestFailedError
 from tunneltop.model.parse import RecordCache, RecordProblem
-from tunneltop.model.records import Account, Tunnel
+from tunneltop.model.records import Account, Connector, Tunnel
 from tunneltop.model.snapshot import Snapshot, TunnelState
+
+# A tunnel whose connections could not be refreshed keeps showing the last ones read, marked stale, for this
+# long; after it they are unknown (a passing 5xx should not blank a tunnel, a lasting one should not look fine).
+STALE_LIMIT = timedelta(minutes=5)
 
 # Connections of several tunnels are fetched at once, but politely: the rate limit is shared with the user.
 FETCH_CONCURRENCY = 4
@@ -71,6 +75,8 @@ class TunnelSource:
         self._tunnel_records: dict[str, tuple[dict[str, Any], Tunnel]] = {}  # the same for the tunnel list
         self._states: dict[str, TunnelState] = {}  # the last poll's, handed back when nothing in them changed
         self._last_tunnels: tuple[TunnelState, ...] = ()
+        # Per tunnel, its last connections read without error and when: shown, stale, while a refresh fails.
+        self._good: dict[str, tuple[tuple[Connector, ...], tuple[RecordProblem, ...], datetime]] = {}
 
     async def _tunnels(self) -> tuple[list[Tunnel], list[RecordProblem]]:
         if not self.refs:
@@ -93,6 +99,7 @@ class TunnelSource:
         except (AuthError, RateLimitedError):
             raise
         except NotFoundError:
+            self._good.pop(tunnel.id, None)
             return TunnelState(
                 tunnel, None, (), "tunnel not found: deleted, or no longer visible to these credentials"
             )
@@ -100,8 +107,13 @@ class TunnelSource:
             # success: false (on HTTP 200 too) passes like a 5xx: Cloudflare's "unknown error" is one.
             if exc.transient or isinstance(exc, RequestFailedError):
                 self._transient[tunnel.id] = exc
+            good = self._good.get(tunnel.id)
+            if good is not None and self._now() - good[2] <= STALE_LIMIT:
+                return TunnelState(tunnel, good[0], good[1], exc.message, fetched_at=good[2])
             return TunnelState(tunnel, None, (), exc.message)
-        return TunnelState(tunnel, tuple(connectors), tuple(problems))
+        state = TunnelState(tunnel, tuple(connectors), tuple(problems))
+        self._good[tunnel.id] = (state.connectors or (), state.problems, self._now())
+        return state
 
     def _unchanged(self, state: TunnelState) -> TunnelState:
         """The last poll's state of this tunnel when nothing in it changed (its records are then the same objects,
@@ -157,8 +169,11 @@ class TunnelSource:
             raise group_error.exceptions[0] from None
         states = [self._unchanged(state) for state in fetched if state is not None]
         self._states = {state.tunnel.id: state for state in states}
-        for gone in self._records.keys() - {t.id for t in tunnels}:
+        listed = {t.id for t in tunnels}
+        for gone in self._records.keys() - listed:
             del self._records[gone]
+        for gone in self._good.keys() - listed:
+            del self._good[gone]
         if self.refs and states and len(self._transient) == len(states):
             # Every named tunnel failed the same passing way (a 5xx, a timeout, success: false): a failed poll, so the
             # screen keeps the last good data marked stale instead of showing every tunnel as unknown.
