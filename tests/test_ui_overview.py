@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from textual.app import App, ComposeResult
+from textual.widgets import Static
 
 from tests.ui_support import make_app, plain, wait_for_poll
 from tunneltop.demo.cfapi import Fault
@@ -45,9 +46,14 @@ async def test_enter_drills_into_a_tunnel_and_esc_returns() -> None:
         assert app.view == "monitor" and app.drilled == web
         assert {r.tunnel.id for r in app.table.rows_by_key.values()} == {web}
         assert [n.data.tunnel_id for n in app.tree.root.children] == [web]
+        colos = {r.conn.colo_name for r in app.table.rows_by_key.values()}
+        strip = plain(app.query_one("#colo-strip", Static).content)
+        assert {word for word in strip.split() if word.isalpha()} == colos, "the drilled tunnel's colos only"
         await pilot.press("escape")
         assert app.view == "overview" and app.drilled is None
         assert overview(app).cursor_key == web
+        strip = plain(app.query_one("#colo-strip", Static).content)
+        assert {word for word in strip.split() if word.isalpha()} > colos, "the whole account's again"
 
 
 async def test_overview_sorts_and_filters() -> None:

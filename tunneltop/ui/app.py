@@ -52,7 +52,7 @@ from tunneltop.watch.filters import Filter, FilterError
 from tunneltop.watch.overview import AccountSource, source_for, summaries
 from tunneltop.watch.overview import notices as overview_notices
 from tunneltop.watch.rows import ConnRow
-from tunneltop.watch.session import DEFAULT_GHOST_SECONDS, DEFAULT_MARK_SECONDS, Session, sparkline
+from tunneltop.watch.session import DEFAULT_GHOST_SECONDS, DEFAULT_MARK_SECONDS, Session, sparkline, tunnel_colo_counts
 from tunneltop.watch.source import AccountChoiceNeeded, TunnelSource, resolve_account, utc_now
 from tunneltop.watch.target import Target
 
@@ -538,8 +538,12 @@ class TunneltopApp(App[int]):
         strip = self.main_screen.query_one("#colo-strip", Static)
         if self.snapshot is None:
             return
+        counts = self.session.colo_counts(self.snapshot)
+        if self.drilled is not None:  # drilled into one tunnel from the overview: its colos, not the account's
+            state = self._tunnel_state(self.drilled)
+            counts = tunnel_colo_counts(state) if state is not None else []
         text = Text(no_wrap=True, overflow="ellipsis")
-        for index, count in enumerate(self.session.colo_counts(self.snapshot)):
+        for index, count in enumerate(counts):
             if not (count.active or count.pending or count.delta):
                 continue
             text.append("  " if index else "")

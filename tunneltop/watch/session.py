@@ -49,6 +49,19 @@ class ColoCount:
     delta: int  # active connections now minus at the session's first poll
 
 
+def tunnel_colo_counts(state: TunnelState) -> list[ColoCount]:
+    """One tunnel's connections per colo (the change since start is the account's, so none here)."""
+    active: Counter[str] = Counter()
+    pending: Counter[str] = Counter()
+    for connector in state.connectors or ():
+        for conn in connector.conns:
+            if conn.is_pending_reconnect is False:
+                active[conn.colo_name or "?"] += 1
+            elif conn.is_pending_reconnect is True:
+                pending[conn.colo_name or "?"] += 1
+    return [ColoCount(c, active[c], pending[c], 0) for c in sorted(active.keys() | pending.keys())]
+
+
 def sparkline(values: Iterable[int], width: int = 24) -> str:
     """A one-line chart of the last ``width`` values with block characters."""
     points = list(values)[-width:]
