@@ -346,8 +346,9 @@ async def test_tunnel_deleted_mid_session(fake: FakeCloudflare, server: Loopback
         changed = next(e for e in app.session.log if e.kind is EventKind.TUNNEL_CHANGED and e.tunnel_id == HOME)
         assert "deleted_at - -> 2026-11-28T12:00:00Z" in changed.describe()
         assert ("Health worsened", "home-lab: health healthy -> down", False) in notes
-        # Its connections stay a while as "gone" ghosts, so the loss is seen.
+        # Its connections stay a while as "gone" ghosts, so the loss is seen; the tree says what happened.
         assert {app.table.rows_by_key[k].state for k in home_rows} == {"gone"}
+        assert app.tree.node_for(HOME).label.plain.endswith(" DELETED")
         assert log_oldest_first(app)[: len(history)] == history
 
 

@@ -159,3 +159,5 @@ def test_a_tunnel_shown_from_an_earlier_read_says_stale() -> None:
         return "".join(text for text, _ in tree_parts([s], None)[0][0].label)
 
     assert "STALE" in label(stale) and "STALE" not in label(fresh) and "STALE" not in label(unknown)
+    gone = TunnelState(fresh.tunnel.model_copy(update={"deleted_at": NOW}), ())
+    assert label(gone).endswith(" DELETED")

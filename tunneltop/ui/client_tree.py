@@ -55,13 +55,15 @@ class TreeItem:
 def _tunnel_label(state: TunnelState) -> tuple[tuple[str, str], ...]:
     health = state.health
     counts = f" {state.active_count}↑" + (f" {state.pending_count}⟳" if state.pending_count else "")
-    # Connections kept from an earlier read while a refresh fails: say so, the details say since when and why.
+    # Connections kept from an earlier read while a refresh fails: say so, the details say since when and why. A
+    # tunnel watched by name that was deleted says that rather than only "down".
     stale = state.error is not None and state.connectors is not None
+    mark = " DELETED" if state.tunnel.deleted_at is not None else " STALE" if stale else ""
     return (
         (HEALTH_GLYPH[health] + " ", HEALTH_STYLE[health]),
         (clean(state.tunnel.name or state.tunnel.id, 40), "bold"),
         (counts, "yellow" if state.pending_count else "dim"),
-        (" STALE" if stale else "", "bold red"),
+        (mark, "bold red"),
     )
 
 

@@ -73,6 +73,8 @@ def tunnel_detail(state: TunnelState, now: datetime, trend: str = "") -> Rendera
         ("last active", _when(t.conns_active_at, now)),
         ("last inactive", _when(t.conns_inactive_at, now)),
     ]
+    if t.deleted_at is not None:
+        rows.insert(2, ("deleted", Text.assemble(("deleted ", "bold red"), _when(t.deleted_at, now))))
     if state.error:
         rows.append(("error", safe(state.error, "red", 300)))
     if state.error and state.connectors is not None and state.fetched_at is not None:
