@@ -17,7 +17,7 @@ from tunneltop.demo.cfapi import FakeCloudflare, Fault
 from tunneltop.demo.simulator import SimulatedAccount
 from tunneltop.demo.transport import DEMO_BASE_URL, DemoTransport
 from tunneltop.model import Account, Snapshot
-from tunneltop.watch.overview import AccountSource
+from tunneltop.watch.overview import AccountSource, HoldingBack
 
 START = datetime(2025, 3, 1, tzinfo=UTC)
 
@@ -147,3 +147,14 @@ async def test_failing_connections_retry_within_a_bounded_overshoot() -> None:
     await rig.run(180.0, flaky)
     assert rig.client.stats.retries > 0
     assert max_in_window(rig.times()) <= 60 + 4 * 3
+
+
+async def test_no_room_for_the_first_list_is_holding_back_not_a_failure() -> None:
+    rig = Rig(5.0, tunnels=20)
+    rig.source.budget.record(rig.clock.now, rig.source.budget.limit_per_minute)  # the minute's budget, all used
+    with pytest.raises(HoldingBack) as caught:
+        await rig.source.poll()
+    assert caught.value.retry_after and caught.value.retry_after > 0 and rig.cf.requests == []
+    assert isinstance(caught.value, RateLimitedError), "callers that only know rate limits still wait"
+    rig.clock.advance(61)
+    assert (await rig.source.poll()).tunnels

@@ -207,3 +207,24 @@ async def test_the_overview_table_diffs_rows_and_draws_ages_against_the_clock() 
         fresher = [*later[:29], summary(29, fetched_s=0)]  # the oldest is fetched again
         table.show(fresher, T0 + timedelta(minutes=5))
         assert table.order[:2] == ["id-28", "id-27"] and table.order[-1] == "id-29"
+
+
+async def test_no_room_in_the_budget_for_the_list_is_a_quiet_wait() -> None:
+    app, fake = make_app(start_view=None)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app)
+        source = app.source
+        assert isinstance(source, AccountSource)
+        # As at a start where the requests of the last minute used the whole budget: the list may not be read.
+        source._list_at = None
+        source.budget.record(source._clock(), source.budget.limit_per_minute)
+        sent = len(fake.requests)
+        app.action_refresh()
+        for _ in range(100):
+            await pilot.pause(0.02)
+            if "holding back" in app.status.message:
+                break
+        assert "holding back to stay within tunneltop's request budget" in app.status.message
+        assert not app.status.error and app.last_error is None and app.failures == 0
+        assert not any(e.kind.value == "poll_failed" for e in app.session.log)
+        assert len(fake.requests) == sent

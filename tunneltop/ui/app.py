@@ -49,7 +49,7 @@ from tunneltop.ui.status import HeaderBar, StatusLine
 from tunneltop.watch.budget import DEFAULT_LIMIT_PER_MINUTE as DEFAULT_BUDGET
 from tunneltop.watch.changes import ChangeEvent
 from tunneltop.watch.filters import Filter, FilterError
-from tunneltop.watch.overview import AccountSource, source_for, summaries
+from tunneltop.watch.overview import AccountSource, HoldingBack, source_for, summaries
 from tunneltop.watch.overview import notices as overview_notices
 from tunneltop.watch.rows import ConnRow
 from tunneltop.watch.session import DEFAULT_GHOST_SECONDS, DEFAULT_MARK_SECONDS, Session, sparkline, tunnel_colo_counts
@@ -72,6 +72,14 @@ class PollFailed(Message):
         super().__init__()
         self.message = message
         self.retry_after = retry_after
+
+
+class PollWaiting(Message):
+    """No poll this time, and nothing wrong: the request budget has no room yet (see HoldingBack)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self.message = message
 
 
 class AccountsToChoose(Message):
@@ -253,6 +261,8 @@ class TunneltopApp(App[int]):
             snapshot = await self.source.poll()
         except AccountChoiceNeeded as exc:
             self.post_message(AccountsToChoose([(a.id, a.name) for a in exc.accounts]))
+        except HoldingBack as exc:
+            self.post_message(PollWaiting(exc.message))
         except RateLimitedError as exc:
             self.post_message(PollFailed(exc.message, retry_after=exc.retry_after))
         except ApiError as exc:
@@ -347,6 +357,14 @@ class TunneltopApp(App[int]):
             self._schedule(0)
 
         self.push_screen(AccountPicker(self._accounts), chosen)
+
+    def on_poll_waiting(self, message: PollWaiting) -> None:
+        if self.closing:
+            return
+        self.status.error = False
+        self.status.message = clean(message.message, 400)
+        self._rearm()
+        self._update_header()
 
     def on_poll_failed(self, message: PollFailed) -> None:
         if self.closing:

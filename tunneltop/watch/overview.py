@@ -215,7 +215,7 @@ class AccountSource:
             self._take_list(tunnels, problems)
         elif self._list_at is None:
             wait = max(self.blocked_for, self.budget.wait_time(self._clock()))
-            raise RateLimitedError(
+            raise HoldingBack(
                 f"holding back to stay within tunneltop's request budget: the tunnel list in {wait:.0f} s",
                 retry_after=wait,
             )
@@ -321,6 +321,11 @@ class AccountSource:
 
 
 # -- overview rows ---------------------------------------------------------------------------------------------
+
+
+class HoldingBack(RateLimitedError):
+    """Not a failure: the request budget has no room yet for the first read of the tunnel list (the requests of
+    the last minute, this tool's and the dashboard's, used it up). The poll is simply later."""
 
 
 def source_for(
