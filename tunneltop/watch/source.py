@@ -14,7 +14,7 @@ from typing import Any
 from tunneltop.api.client import CloudflareClient
 from tunneltop.api.errors import ApiError, AuthError, NotFoundError, RateLimitedError, RequestFailedError
 from tunneltop.model.parse import RecordCache, RecordProblem
-from tunneltop.model.records import Account, Connector, Tunnel
+from tunneltop.model.records import Account, Tunnel
 from tunneltop.model.snapshot import Snapshot, TunnelState
 
 # A tunnel whose connections could not be refreshed keeps showing the last ones read, marked stale, for this
@@ -76,7 +76,10 @@ class TunnelSource:
         self._states: dict[str, TunnelState] = {}  # the last poll's, handed back when nothing in them changed
         self._last_tunnels: tuple[TunnelState, ...] = ()
         # Per tunnel, its last connections read without error and when: shown, stale, while a refresh fails.
-        self._good: dict[str, tuple[tuple[Connector, ...], tuple[RecordProblem, ...], datetime]] = {}
+        # (Plain assignments of objects that exist anyway: a poll of 1,300 tunnels makes no new ones for this.)
+        self._good: dict[str, TunnelState] = {}
+        self._good_at: dict[str, datetime] = {}
+        self._polled_at = now()
 
     async def _tunnels(self) -> tuple[list[Tunnel], list[RecordProblem]]:
         if not self.refs:
@@ -100,6 +103,7 @@ class TunnelSource:
             raise
         except NotFoundError:
             self._good.pop(tunnel.id, None)
+            self._good_at.pop(tunnel.id, None)
             return TunnelState(
                 tunnel, None, (), "tunnel not found: deleted, or no longer visible to these credentials"
             )
@@ -107,13 +111,11 @@ class TunnelSource:
             # success: false (on HTTP 200 too) passes like a 5xx: Cloudflare's "unknown error" is one.
             if exc.transient or isinstance(exc, RequestFailedError):
                 self._transient[tunnel.id] = exc
-            good = self._good.get(tunnel.id)
-            if good is not None and self._now() - good[2] <= STALE_LIMIT:
-                return TunnelState(tunnel, good[0], good[1], exc.message, fetched_at=good[2])
+            good, good_at = self._good.get(tunnel.id), self._good_at.get(tunnel.id)
+            if good is not None and good_at is not None and self._polled_at - good_at <= STALE_LIMIT:
+                return TunnelState(tunnel, good.connectors, good.problems, exc.message, fetched_at=good_at)
             return TunnelState(tunnel, None, (), exc.message)
-        state = TunnelState(tunnel, tuple(connectors), tuple(problems))
-        self._good[tunnel.id] = (state.connectors or (), state.problems, self._now())
-        return state
+        return TunnelState(tunnel, tuple(connectors), tuple(problems))
 
     def _unchanged(self, state: TunnelState) -> TunnelState:
         """The last poll's state of this tunnel when nothing in it changed (its records are then the same objects,
@@ -133,6 +135,7 @@ class TunnelSource:
 
     async def poll(self) -> Snapshot:
         """One complete poll. Account-wide failures (auth, rate limit, network on the list) raise ApiError."""
+        self._polled_at = self._now()
         tunnels, problems = await self._tunnels()
         self._transient = {}
         need = [t for t in tunnels if t.status != "inactive"]
@@ -168,12 +171,16 @@ class TunnelSource:
         except BaseExceptionGroup as group_error:
             raise group_error.exceptions[0] from None
         states = [self._unchanged(state) for state in fetched if state is not None]
+        for state in states:
+            if state.error is None and state.connectors is not None:
+                self._good[state.tunnel.id] = state
+                self._good_at[state.tunnel.id] = self._polled_at
         self._states = {state.tunnel.id: state for state in states}
         listed = {t.id for t in tunnels}
         for gone in self._records.keys() - listed:
             del self._records[gone]
         for gone in self._good.keys() - listed:
-            del self._good[gone]
+            del self._good[gone], self._good_at[gone]
         if self.refs and states and len(self._transient) == len(states):
             # Every named tunnel failed the same passing way (a 5xx, a timeout, success: false): a failed poll, so the
             # screen keeps the last good data marked stale instead of showing every tunnel as unknown.
