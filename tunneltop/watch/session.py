@@ -49,16 +49,17 @@ class ColoCount:
     delta: int  # active connections now minus at the session's first poll
 
 
+def _colos_of(state: TunnelState) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The colo of each of a tunnel's active connections, and of each pending one."""
+    conns = [conn for connector in state.connectors or () for conn in connector.conns]
+    active = tuple(c.colo_name or "?" for c in conns if c.is_pending_reconnect is False)
+    pending = tuple(c.colo_name or "?" for c in conns if c.is_pending_reconnect is True)
+    return active, pending
+
+
 def tunnel_colo_counts(state: TunnelState) -> list[ColoCount]:
     """One tunnel's connections per colo (the change since start is the account's, so none here)."""
-    active: Counter[str] = Counter()
-    pending: Counter[str] = Counter()
-    for connector in state.connectors or ():
-        for conn in connector.conns:
-            if conn.is_pending_reconnect is False:
-                active[conn.colo_name or "?"] += 1
-            elif conn.is_pending_reconnect is True:
-                pending[conn.colo_name or "?"] += 1
+    active, pending = map(Counter, _colos_of(state))
     return [ColoCount(c, active[c], pending[c], 0) for c in sorted(active.keys() | pending.keys())]
 
 
@@ -287,10 +288,7 @@ class Session:
             if old is not None and old[0] is state:
                 parts[state.tunnel.id] = old
                 continue
-            conns = [conn for connector in state.connectors or () for conn in connector.conns]
-            mine = tuple(c.colo_name or "?" for c in conns if c.is_pending_reconnect is False)
-            held = tuple(c.colo_name or "?" for c in conns if c.is_pending_reconnect is True)
-            parts[state.tunnel.id] = (state, mine, held)
+            parts[state.tunnel.id] = (state, *_colos_of(state))
         for tunnel_id, old in before.items():
             new = parts.get(tunnel_id)
             if new is old:
