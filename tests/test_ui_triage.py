@@ -215,3 +215,21 @@ def test_csv_export_is_formula_safe_and_terminal_safe(tmp_path: Path) -> None:
     text = next(tmp_path.glob("*-connections.csv")).read_text()
     assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
     assert "'=HYPERLINK" in text
+
+
+async def test_a_poll_where_nothing_changed_only_moves_the_clock_on() -> None:
+    clock = FakeClock()
+    app, _ = make_app(clock=clock)  # a frozen account: every poll answers the same
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app)
+        first = app.snapshot
+        key = app.table.cursor_key
+        age_before = app.table.get_cell(key, "opened").plain
+        renders: list[int] = []
+        real = app._render_views
+        app._render_views = lambda: (renders.append(1), real())[1]  # type: ignore[method-assign]
+        await _poll(pilot, app, clock, seconds=120)
+        assert app.snapshot is not first and app.snapshot.tunnels is first.tunnels, "the same tunnels, handed back"
+        assert renders == [], "no view was rebuilt"
+        assert app.table.get_cell(key, "opened").plain != age_before, "but the ages moved on"
+        assert not [e for e in app.session.log if e.kind.value != "baseline"]

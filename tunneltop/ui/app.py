@@ -318,9 +318,26 @@ class TunneltopApp(App[int]):
         self.last_good_at = message.snapshot.fetched_at
         recovered = self.last_error is not None
         self.last_error = None
+        previous = self.snapshot
         events = self.session.on_snapshot(message.snapshot, self._clock())
         self._alert(events)
-        self.snapshot = message.snapshot
+        if (
+            previous is not None
+            and not events
+            and message.snapshot.tunnels is previous.tunnels
+            and message.snapshot.problems == previous.problems
+            and message.snapshot.account_name == previous.account_name
+        ):
+            # Nothing in the data changed (the source handed back the same tunnels, and so no marks or ghosts came
+            # or went): only what follows the clock moves on.
+            self.set_reactive(TunneltopApp.snapshot, message.snapshot)
+            table = self._sorted_table()
+            table.tick(self._clock())
+            self._show_detail()
+            if isinstance(table, OverviewTable) and isinstance(self.source, AccountSource):
+                self.source.set_in_view(table.visible_ids())  # the user may have scrolled since
+        else:
+            self.snapshot = message.snapshot
         self.status.error = False
         problems = message.snapshot.problem_count
         note = f"; {problems} odd record(s) skipped or shown as unknown (see details)" if problems else ""

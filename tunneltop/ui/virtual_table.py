@@ -305,6 +305,11 @@ class VirtualTable(PassStyle, ScrollView, Generic[R], can_focus=True):
         self._follow(keep)
         self._refresh_changed()
 
+    def tick(self, now: datetime) -> None:
+        """Only the clock moved: redraw the lines on screen whose clock columns now read differently."""
+        self._now = now
+        self._refresh_changed()
+
     def _apply(self, gone: list[str], changed: list[str], marks: Mapping[str, Any]) -> None:
         columns = self.columns_shown
         counters = self._cell_widths

@@ -156,6 +156,8 @@ class Session:
         return event
 
     def _mark(self, events: list[ChangeEvent], snapshot: Snapshot, now: datetime) -> None:
+        if not events and self.last is not None and snapshot.tunnels is self.last.tunnels:
+            return  # the same tunnels as last poll (see TunnelSource.poll): no marks, and no row came or went
         until = now + self.mark_for
         old_rows = {r.key: r for r in self._rows_of(self.last)} if self.last is not None else {}
         for event in events:
