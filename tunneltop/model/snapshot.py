@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -12,6 +14,13 @@ from tunneltop.model.parse import RecordProblem
 from tunneltop.model.records import Connector, Tunnel
 
 _STATUS_HEALTH = {h.value: h for h in (Health.HEALTHY, Health.DEGRADED, Health.DOWN, Health.INACTIVE)}
+
+
+def same_objects(a: Sequence[object], b: Sequence[object]) -> bool:
+    """Whether two sequences hold the very same objects in the same order. Records unchanged from poll to poll are
+    handed back as the same objects (see RecordCache and TunnelSource), so this is how "nothing changed" is told
+    at C speed."""
+    return len(a) == len(b) and all(map(operator.is_, a, b))
 
 
 @dataclass(frozen=True)

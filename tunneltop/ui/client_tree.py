@@ -6,7 +6,6 @@ and the cursor stays on the node it was on.
 
 from __future__ import annotations
 
-import operator
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -23,7 +22,7 @@ from textual.widgets.tree import TreeNode
 
 from tunneltop.model.health import connector_health, edge_summary
 from tunneltop.model.records import Connection, Connector
-from tunneltop.model.snapshot import TunnelState
+from tunneltop.model.snapshot import TunnelState, same_objects
 from tunneltop.sanitize import clean
 from tunneltop.ui.line_style import PassStyle
 from tunneltop.ui.text import HEALTH_GLYPH, HEALTH_STYLE, STATE_LABEL, short_id
@@ -103,7 +102,7 @@ def _same_state(a: TunnelState, b: TunnelState) -> bool:
         return False
     if a.connectors is None or b.connectors is None:
         return a.connectors is b.connectors
-    return len(a.connectors) == len(b.connectors) and all(map(operator.is_, a.connectors, b.connectors))
+    return same_objects(a.connectors, b.connectors)
 
 
 def tree_parts(
@@ -299,7 +298,7 @@ class ClientTree(PassStyle, Tree[NodeRef]):
         """Make the tree hold exactly the items of ``parts`` (see tree_parts), in their order, touching only what
         changed."""
         last, last_expand = self._last_show
-        if last_expand == expand_connectors and len(last) == len(parts) and all(map(operator.is_, parts, last)):
+        if last_expand == expand_connectors and same_objects(parts, last):
             return  # the very parts of the last call: nothing to do
         cursor = self.cursor_node
         keep = cursor.data.node_id if cursor is not None and cursor.data is not None else None

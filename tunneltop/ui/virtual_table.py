@@ -14,7 +14,6 @@ keep working), and ``row_count``, ``cursor_row``, ``move_cursor``, ``get_cell``,
 
 from __future__ import annotations
 
-import operator
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -34,6 +33,7 @@ from textual.strip import Strip
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, CellKey, ColumnKey, RowKey
 
+from tunneltop.model.snapshot import same_objects
 from tunneltop.ui.line_style import PassStyle
 
 R = TypeVar("R")
@@ -260,7 +260,7 @@ class VirtualTable(PassStyle, ScrollView, Generic[R], can_focus=True):
         """Make the table show exactly ``rows``, touching only rows that changed."""
         marks = marks or {}
         shown = self._shown
-        if len(rows) == len(shown) and all(map(operator.is_, rows, shown)) and marks == self._shown_marks:
+        if same_objects(rows, shown) and marks == self._shown_marks:
             # The very same rows (records are reused while unchanged) and marks: only the ages move on.
             self._now = now
             self._refresh_changed()

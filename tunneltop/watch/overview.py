@@ -10,7 +10,6 @@ when the list is empty or may be partial.
 from __future__ import annotations
 
 import asyncio
-import operator
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from tunneltop.api.errors import ApiError, AuthError, NotFoundError, RateLimited
 from tunneltop.model.health import HEALTH_ORDER, Health, edge_summary
 from tunneltop.model.parse import RecordCache, RecordProblem
 from tunneltop.model.records import Account, Connector, Tunnel
-from tunneltop.model.snapshot import Snapshot, TunnelState
+from tunneltop.model.snapshot import Snapshot, TunnelState, same_objects
 from tunneltop.watch.budget import RequestBudget
 from tunneltop.watch.planner import DEFAULT_INTERVAL, Plan, Planner
 from tunneltop.watch.rows import version_sort_key
@@ -268,7 +267,7 @@ class AccountSource:
         else:
             fresh = tuple(connectors)
             before = previous.connectors if previous is not None else None
-            if before is not None and len(before) == len(fresh) and all(map(operator.is_, before, fresh)):
+            if before is not None and same_objects(before, fresh):
                 fresh = before  # nothing in them changed: later stages skip them by identity
             self._fetched[tunnel.id] = _Fetched(fresh, tuple(problems), None, at, self._now(), _signature(tunnel))
             self._attempted[tunnel.id] = at
@@ -309,7 +308,7 @@ class AccountSource:
         self._states = kept
         for gone in self._records.keys() - kept.keys():
             del self._records[gone]
-        if len(states) != len(self._last_tunnels) or not all(map(operator.is_, states, self._last_tunnels)):
+        if not same_objects(states, self._last_tunnels):
             self._last_tunnels = tuple(states)  # else the same tuple, as TunnelSource.poll hands back
         return Snapshot(
             account_id=self.account.id,

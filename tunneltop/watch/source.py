@@ -6,7 +6,6 @@ Shared by the headless path and the live screen so both see exactly the same dat
 from __future__ import annotations
 
 import asyncio
-import operator
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +14,7 @@ from tunneltop.api.client import CloudflareClient
 from tunneltop.api.errors import ApiError, AuthError, NotFoundError, RateLimitedError, RequestFailedError
 from tunneltop.model.parse import RecordCache, RecordProblem
 from tunneltop.model.records import Account, Tunnel
-from tunneltop.model.snapshot import Snapshot, TunnelState
+from tunneltop.model.snapshot import Snapshot, TunnelState, same_objects
 
 # A tunnel whose connections could not be refreshed keeps showing the last ones read, marked stale, for this
 # long; after it they are unknown (a passing 5xx should not blank a tunnel, a lasting one should not look fine).
@@ -130,8 +129,7 @@ class TunnelSource:
             return state
         if old.connectors is None or state.connectors is None:
             return old if old.connectors is state.connectors else state
-        same = len(old.connectors) == len(state.connectors) and all(map(operator.is_, old.connectors, state.connectors))
-        return old if same else state
+        return old if same_objects(old.connectors, state.connectors) else state
 
     async def poll(self) -> Snapshot:
         """One complete poll. Account-wide failures (auth, rate limit, network on the list) raise ApiError."""
@@ -186,7 +184,7 @@ class TunnelSource:
             # screen keeps the last good data marked stale instead of showing every tunnel as unknown.
             # The first tunnel's, not whichever failed first: a message that flapped would notify every poll.
             raise next(self._transient[t.id] for t in tunnels)
-        if len(states) != len(self._last_tunnels) or not all(map(operator.is_, states, self._last_tunnels)):
+        if not same_objects(states, self._last_tunnels):
             self._last_tunnels = tuple(states)
         # A poll where nothing changed hands back the very tuple of the last one: every later stage (rows, tree,
         # colo counts, header) can then tell "nothing to do" in O(1) instead of a pass over every tunnel.
