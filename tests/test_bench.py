@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from tunneltop import bench
+from benchmarks import bench
 
 
 def test_workload_churn_closes_and_opens_the_asked_share_of_connections() -> None:

@@ -8,10 +8,7 @@ from typing import Any
 
 import pytest
 
-from tunneltop.model.health import Health
-from tunneltop.model.records import Connection, Connector, Tunnel
-from tunneltop.model.snapshot import Snapshot, TunnelState
-from tunneltop.watch.changes import (
+from tunneltop.changes.events import (
     ChangeEvent,
     EventKind,
     ReplayError,
@@ -22,6 +19,9 @@ from tunneltop.watch.changes import (
     poll_recovered,
     replay_form,
 )
+from tunneltop.model.health import Health
+from tunneltop.model.records import Connection, Connector, Tunnel
+from tunneltop.model.snapshot import Snapshot, TunnelState
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 T1 = T0 + timedelta(seconds=5)

@@ -14,9 +14,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tunneltop.changes.events import EventKind, apply, diff, replay_form
 from tunneltop.model.records import Connection, Connector, Tunnel
 from tunneltop.model.snapshot import Snapshot, TunnelState
-from tunneltop.watch.changes import EventKind, apply, diff, replay_form
 
 DETERMINISTIC = settings(derandomize=True, database=None, deadline=None, max_examples=100)
 

@@ -16,7 +16,7 @@ from tunneltop.demo.cfapi import FakeCloudflare, Fault
 from tunneltop.demo.server import LoopbackServer
 from tunneltop.demo.simulator import DEMO_ACCOUNT_ID, DEMO_TUNNELS, SimulatedAccount
 from tunneltop.demo.transport import DemoTransport
-from tunneltop.watch.target import Target
+from tunneltop.poll.target import Target
 
 START = datetime(2026, 8, 20, 12, 0, tzinfo=UTC)
 TOKEN = "cfut_CliSecretToken-7Hq2ZpX9wLm4"

@@ -24,14 +24,14 @@ from textual.pilot import Pilot
 from tests.ui_support import FakeClock, plain
 from tunneltop.api.auth import Credentials
 from tunneltop.api.client import RetryPolicy
+from tunneltop.changes.events import ChangeEvent, EventKind
 from tunneltop.cli import main
 from tunneltop.demo.cfapi import FakeCloudflare, Fault
 from tunneltop.demo.server import LoopbackServer
 from tunneltop.demo.simulator import DEMO_ACCOUNT_ID, DEMO_TUNNELS, SimulatedAccount
+from tunneltop.poll.target import Target
 from tunneltop.ui.app import TunneltopApp
 from tunneltop.ui.detail import DetailPane
-from tunneltop.watch.changes import ChangeEvent, EventKind
-from tunneltop.watch.target import Target
 
 START = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 TOKEN = "cfut_FaultSuiteSecret-Q7v2LmZ8xWp3"

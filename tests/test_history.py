@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tunneltop.watch.changes import ChangeEvent, EventKind, Severity, poll_failed
-from tunneltop.watch.history import DEFAULT_MAXLEN, EventLog
+from tunneltop.changes.events import ChangeEvent, EventKind, Severity, poll_failed
+from tunneltop.views.history import DEFAULT_MAXLEN, EventLog
 
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
 

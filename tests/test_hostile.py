@@ -31,18 +31,18 @@ from tests.test_faults import (
     wait_until,
 )
 from tests.test_terminal import drain, kill, read_until, spawn, wait_exit
+from tunneltop.changes.events import EventKind
 from tunneltop.cli import main
 from tunneltop.demo.cfapi import FakeCloudflare, Fault
 from tunneltop.demo.server import LoopbackServer
 from tunneltop.demo.simulator import DEMO_ACCOUNT_ID
+from tunneltop.poll.target import Target
 from tunneltop.stream import watch_stream
 from tunneltop.ui.client_tree import ClientTree
 from tunneltop.ui.detail import DetailPane
 from tunneltop.ui.event_log import EventLogView
 from tunneltop.ui.overview_table import OverviewTable
 from tunneltop.ui.screens import ColoPicker
-from tunneltop.watch.changes import EventKind
-from tunneltop.watch.target import Target
 
 OSC_TITLE = "\x1b]0;pwned\x07"
 CSI_CLEAR = "\x1b[2Jzap"

@@ -13,15 +13,8 @@ from tunneltop.demo.cfapi import FakeCloudflare, Fault
 from tunneltop.demo.simulator import DEMO_TUNNELS, SimulatedAccount
 from tunneltop.demo.transport import DEMO_BASE_URL, DemoTransport
 from tunneltop.model import Account, Connection, Connector, Health, RecordProblem, Snapshot, Tunnel, TunnelState
-from tunneltop.watch.overview import (
-    NO_TUNNELS,
-    REFUSED,
-    AccountSource,
-    coverage,
-    notices,
-    oldest_version,
-    summaries,
-)
+from tunneltop.poll.account import REFUSED, AccountSource
+from tunneltop.views.overview import NO_TUNNELS, coverage, notices, oldest_version, summaries
 
 START = datetime(2025, 3, 1, tzinfo=UTC)
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tunneltop.api.budget import CLOUDFLARE_PER_MINUTE, RequestBudget
 from tunneltop.api.ratelimit import RateLimit
-from tunneltop.watch.budget import CLOUDFLARE_PER_MINUTE, RequestBudget
-from tunneltop.watch.planner import Plan, Planner, list_pages
+from tunneltop.poll.planner import Plan, Planner, list_pages
 
 
 def drain(budget: RequestBudget, now: float) -> int:

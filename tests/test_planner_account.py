@@ -17,7 +17,7 @@ from tunneltop.demo.cfapi import FakeCloudflare, Fault
 from tunneltop.demo.simulator import SimulatedAccount
 from tunneltop.demo.transport import DEMO_BASE_URL, DemoTransport
 from tunneltop.model import Account, Snapshot
-from tunneltop.watch.overview import AccountSource, HoldingBack
+from tunneltop.poll.account import AccountSource, HoldingBack
 
 START = datetime(2025, 3, 1, tzinfo=UTC)
 

@@ -17,16 +17,16 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tunneltop.changes.events import apply, diff, replay_form
 from tunneltop.model.health import Health, edge_summary, tunnel_health
 from tunneltop.model.parse import parse_connectors, parse_many, validate_record
 from tunneltop.model.records import Account, Connection, Connector, TokenStatus, Tunnel
 from tunneltop.model.snapshot import Snapshot, TunnelState
 from tunneltop.report import exit_status, render_json, render_table
 from tunneltop.sanitize import clean
-from tunneltop.watch.changes import apply, diff, replay_form
-from tunneltop.watch.filters import Filter
-from tunneltop.watch.rows import SORT_KEYS, ip_sort_key, rows_of, sort_rows, version_sort_key
-from tunneltop.watch.session import Session
+from tunneltop.views.filters import Filter
+from tunneltop.views.rows import SORT_KEYS, ip_sort_key, rows_of, sort_rows, version_sort_key
+from tunneltop.views.session import Session
 
 # Deterministic: the same examples every run (CI must not flake); enough of them to find what a fixed list misses.
 PROPERTY = settings(derandomize=True, database=None, deadline=None, max_examples=80)

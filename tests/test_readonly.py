@@ -32,9 +32,9 @@ from tunneltop.api.auth import Credentials
 from tunneltop.demo.cfapi import FakeCloudflare, Fault
 from tunneltop.demo.server import LoopbackServer
 from tunneltop.demo.simulator import DEMO_ACCOUNT_ID
+from tunneltop.poll.target import Target
 from tunneltop.stream import watch_stream
 from tunneltop.ui.app import TunneltopApp
-from tunneltop.watch.target import Target
 
 QUIT_KEYS = {"q", "ctrl+q", "ctrl+c"}
 # Keys any terminal user may hit, on top of every binding: navigation, editing, function keys, letters, digits.

@@ -36,7 +36,7 @@ from tunneltop.cli import main
 from tunneltop.demo.cfapi import FakeCloudflare, Fault
 from tunneltop.demo.server import LoopbackServer
 from tunneltop.demo.simulator import DEMO_ACCOUNT_ID
-from tunneltop.watch.target import Target
+from tunneltop.poll.target import Target
 
 SECRET = TOKEN.encode()
 # A proxy or a broken endpoint that quotes the Authorization header back in its error message.

@@ -19,7 +19,7 @@ from tunneltop.api import (
 )
 from tunneltop.model import Account, Health
 from tunneltop.model.records import Connection, Connector, Tunnel
-from tunneltop.watch.source import (
+from tunneltop.poll.source import (
     FETCH_CONCURRENCY,
     STALE_LIMIT,
     AccountChoiceNeeded,

@@ -22,8 +22,8 @@ from tunneltop.demo.cfapi import FakeCloudflare, Fault
 from tunneltop.demo.server import LoopbackServer
 from tunneltop.demo.simulator import DEMO_TUNNELS, SimulatedAccount
 from tunneltop.demo.transport import DEMO_BASE_URL, DemoTransport
+from tunneltop.poll.target import Target
 from tunneltop.stream import watch_stream
-from tunneltop.watch.target import Target
 
 START = datetime(2026, 8, 20, 12, 0, tzinfo=UTC)
 WEB = DEMO_TUNNELS["web-prod"]
@@ -212,7 +212,7 @@ WATCH = """
 import sys
 from tunneltop.api.auth import Credentials
 from tunneltop.stream import run_watch
-from tunneltop.watch.target import Target
+from tunneltop.poll.target import Target
 sys.exit(run_watch(Target(sys.argv[1], Credentials.token(sys.argv[2])), float(sys.argv[3])))
 """
 

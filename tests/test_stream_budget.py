@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from tunneltop.demo.cfapi import FakeCloudflare
 from tunneltop.demo.simulator import SimulatedAccount
 from tunneltop.demo.transport import DEMO_BASE_URL, DemoTransport
+from tunneltop.poll.target import Target
 from tunneltop.stream import watch_stream
-from tunneltop.watch.target import Target
 
 START = datetime(2026, 11, 28, 12, tzinfo=UTC)
 

@@ -12,8 +12,8 @@ from textual.widgets.data_table import CellDoesNotExist
 
 from tunneltop.model.records import Connection, Connector, Tunnel
 from tunneltop.ui.conn_table import COLUMNS, ConnectionsTable
-from tunneltop.watch.rows import ConnRow, sort_rows
-from tunneltop.watch.session import Mark
+from tunneltop.views.rows import ConnRow, sort_rows
+from tunneltop.views.session import Mark
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 COLOS = ("DFW", "LAX", "AMS", "FRA", "SIN")

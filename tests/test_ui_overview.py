@@ -11,8 +11,9 @@ from tests.ui_support import make_app, plain, wait_for_poll
 from tunneltop.demo.cfapi import Fault
 from tunneltop.demo.simulator import DEMO_TUNNELS
 from tunneltop.model.health import HEALTH_ORDER, Health
+from tunneltop.poll.account import AccountSource
 from tunneltop.ui.overview_table import OverviewTable
-from tunneltop.watch.overview import AccountSource, TunnelSummary
+from tunneltop.views.overview import TunnelSummary
 
 SIZE = (140, 36)
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -120,10 +121,10 @@ async def test_429_in_the_overview_holds_requests_and_counts_down() -> None:
 def test_first_sight_of_a_tunnels_connections_is_not_logged_as_a_recovery() -> None:
     from datetime import UTC, datetime
 
+    from tunneltop.changes.events import EventKind
     from tunneltop.model.records import Connection, Connector, Tunnel
     from tunneltop.model.snapshot import Snapshot, TunnelState
-    from tunneltop.watch.changes import EventKind
-    from tunneltop.watch.session import Session
+    from tunneltop.views.session import Session
 
     at = datetime(2026, 11, 28, tzinfo=UTC)
     tunnel = Tunnel(id="t1", name="one", status="healthy")

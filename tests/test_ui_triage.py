@@ -10,10 +10,10 @@ from pathlib import Path
 from textual.widgets import Static
 
 from tests.ui_support import FakeClock, make_app, plain, wait_for_poll
+from tunneltop.changes.events import EventKind
 from tunneltop.demo.simulator import DEMO_TUNNELS
 from tunneltop.ui.detail import DetailPane
 from tunneltop.ui.event_log import EventLogView
-from tunneltop.watch.changes import EventKind
 
 SIZE = (130, 44)
 WEB = DEMO_TUNNELS["web-prod"]
@@ -203,7 +203,7 @@ def test_csv_export_is_formula_safe_and_terminal_safe(tmp_path: Path) -> None:
 
     from tunneltop.export import export_view
     from tunneltop.model.records import Connection, Connector, Tunnel
-    from tunneltop.watch.rows import ConnRow
+    from tunneltop.views.rows import ConnRow
 
     row = ConnRow(
         "t/c/x",

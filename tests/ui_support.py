@@ -16,8 +16,8 @@ from textual.widgets import Static
 from tunneltop.demo.cfapi import FakeCloudflare
 from tunneltop.demo.simulator import DEMO_ACCOUNT_ID, DEMO_TUNNELS, SimulatedAccount
 from tunneltop.demo.transport import DEMO_BASE_URL, DemoTransport
+from tunneltop.poll.target import Target
 from tunneltop.ui.app import TunneltopApp
-from tunneltop.watch.target import Target
 
 FIXED_NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 

@@ -13,11 +13,11 @@ from typing import NoReturn
 from tunneltop import __version__
 from tunneltop.api.errors import ApiError, UsageError
 from tunneltop.config import ConfigError
+from tunneltop.poll.source import AccountChoiceNeeded, TunnelSource, resolve_account, utc_now
+from tunneltop.poll.target import Target
 from tunneltop.profiles import DEFAULT_BUDGET, DEFAULT_INTERVAL, MAX_BUDGET, load_profile, merge_settings
 from tunneltop.report import EXIT_UNKNOWN, EXIT_USAGE, exit_status, render_json, render_table
 from tunneltop.sanitize import clean
-from tunneltop.watch.source import AccountChoiceNeeded, TunnelSource, resolve_account, utc_now
-from tunneltop.watch.target import Target
 
 MIN_INTERVAL = 1.0
 # Headless runs may sit out a short 429; a live screen shows a countdown instead of blocking.

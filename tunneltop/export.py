@@ -13,9 +13,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from tunneltop.changes.events import ChangeEvent, rfc3339
 from tunneltop.sanitize import clean
-from tunneltop.watch.changes import ChangeEvent, rfc3339
-from tunneltop.watch.rows import ConnRow
+from tunneltop.views.rows import ConnRow
 
 CONNECTION_FIELDS = (
     "tunnel_id",

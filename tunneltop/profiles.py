@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from tunneltop.api.auth import Credentials
+from tunneltop.api.budget import DEFAULT_LIMIT_PER_MINUTE as DEFAULT_BUDGET
 from tunneltop.config import (
     ENV_ACCOUNT,
     ENV_BASE_URLS,
@@ -46,8 +47,7 @@ from tunneltop.config import (
     resolve_base_url,
     resolve_credentials,
 )
-from tunneltop.watch.budget import DEFAULT_LIMIT_PER_MINUTE as DEFAULT_BUDGET
-from tunneltop.watch.planner import DEFAULT_INTERVAL
+from tunneltop.poll.planner import DEFAULT_INTERVAL
 
 ENV_PROFILE = "TUNNELTOP_PROFILE"
 ENV_INTERVAL = "TUNNELTOP_INTERVAL"

@@ -5,7 +5,7 @@ For piping into alerting. Every line is a JSON object with a ``kind``:
 - ``baseline``, once, after the first successful poll: a summary of what is being watched (counts and health),
   so a consumer knows the stream is live. It is the first line unless polls fail before any succeeds, in which
   case their ``poll_failed`` lines come first.
-- then one line per change event (``tunneltop.watch.changes.ChangeEvent.to_json``), in the order ``diff``
+- then one line per change event (``tunneltop.changes.events.ChangeEvent.to_json``), in the order ``diff``
   gives them, and ``poll_failed``/``poll_recovered`` when whole polls start or stop failing (again when the
   kind of error changes while failing).
 
@@ -29,14 +29,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TextIO, TypeVar
 
+from tunneltop.api.budget import DEFAULT_LIMIT_PER_MINUTE as DEFAULT_BUDGET
 from tunneltop.api.errors import ApiError, RateLimitedError
+from tunneltop.changes.events import ChangeEvent, diff, poll_failed, poll_recovered, rfc3339
 from tunneltop.model.snapshot import Snapshot
+from tunneltop.poll.source import AccountChoiceNeeded, TunnelSource, resolve_account, utc_now
+from tunneltop.poll.target import Target
 from tunneltop.report import EXIT_OK, EXIT_UNKNOWN
 from tunneltop.sanitize import clean
-from tunneltop.watch.budget import DEFAULT_LIMIT_PER_MINUTE as DEFAULT_BUDGET
-from tunneltop.watch.changes import ChangeEvent, diff, poll_failed, poll_recovered, rfc3339
-from tunneltop.watch.source import AccountChoiceNeeded, TunnelSource, resolve_account, utc_now
-from tunneltop.watch.target import Target
 
 # A 429 block up to this long is sat out inside the poll (no failure to report); a longer one is reported as a
 # failed poll and the next poll waits for it to end.

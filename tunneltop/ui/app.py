@@ -32,12 +32,17 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Static, Tree
 
+from tunneltop.api.budget import DEFAULT_LIMIT_PER_MINUTE as DEFAULT_BUDGET
 from tunneltop.api.client import CloudflareClient
 from tunneltop.api.errors import ApiError, RateLimitedError
+from tunneltop.changes.events import ChangeEvent
 from tunneltop.export import export_view
 from tunneltop.model.health import HEALTH_ORDER
 from tunneltop.model.records import Account, Connection, Connector, Tunnel
 from tunneltop.model.snapshot import Snapshot, TunnelState
+from tunneltop.poll.account import AccountSource, HoldingBack, source_for
+from tunneltop.poll.source import AccountChoiceNeeded, TunnelSource, resolve_account, utc_now
+from tunneltop.poll.target import Target
 from tunneltop.sanitize import clean
 from tunneltop.ui.client_tree import ClientTree, NodeRef, tree_parts
 from tunneltop.ui.conn_table import COLUMNS, ConnectionsTable
@@ -46,15 +51,11 @@ from tunneltop.ui.event_log import EventLogView
 from tunneltop.ui.overview_table import OVERVIEW_COLUMNS, OverviewTable, summary_matches
 from tunneltop.ui.screens import AccountPicker, ColoPicker, HelpScreen
 from tunneltop.ui.status import HeaderBar, StatusLine
-from tunneltop.watch.budget import DEFAULT_LIMIT_PER_MINUTE as DEFAULT_BUDGET
-from tunneltop.watch.changes import ChangeEvent
-from tunneltop.watch.filters import Filter, FilterError
-from tunneltop.watch.overview import AccountSource, HoldingBack, source_for, summaries
-from tunneltop.watch.overview import notices as overview_notices
-from tunneltop.watch.rows import ConnRow
-from tunneltop.watch.session import DEFAULT_GHOST_SECONDS, DEFAULT_MARK_SECONDS, Session, sparkline, tunnel_colo_counts
-from tunneltop.watch.source import AccountChoiceNeeded, TunnelSource, resolve_account, utc_now
-from tunneltop.watch.target import Target
+from tunneltop.views.filters import Filter, FilterError
+from tunneltop.views.overview import notices as overview_notices
+from tunneltop.views.overview import summaries
+from tunneltop.views.rows import ConnRow
+from tunneltop.views.session import DEFAULT_GHOST_SECONDS, DEFAULT_MARK_SECONDS, Session, sparkline, tunnel_colo_counts
 
 STARTUP_BURST = 16
 INTERVAL_STEPS = (1.0, 2.0, 3.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0)
@@ -960,7 +961,7 @@ class TunneltopApp(App[int]):
 def tune_gc() -> None:
     """Collect young objects after 10,000 allocations, not 700: an account-wide view keeps hundreds of thousands of
     objects, and the default makes the collector walk them several times a poll (~30 ms a poll at 10,000
-    connections, measured by ``python -m tunneltop.bench``)."""
+    connections, measured by ``python -m benchmarks.bench``)."""
     gc.set_threshold(10_000, 10, 10)
 
 

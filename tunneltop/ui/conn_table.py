@@ -12,8 +12,8 @@ from tunneltop.model.health import format_age
 from tunneltop.sanitize import clean
 from tunneltop.ui.text import STATE_LABEL, short_id
 from tunneltop.ui.virtual_table import Cell, VirtualTable
-from tunneltop.watch.rows import SORT_KEYS, ConnRow, natural_key
-from tunneltop.watch.session import Mark
+from tunneltop.views.rows import SORT_KEYS, ConnRow, natural_key
+from tunneltop.views.session import Mark
 
 COLUMNS: dict[str, str] = {
     "tunnel": "Tunnel",

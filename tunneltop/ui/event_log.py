@@ -8,8 +8,8 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
 
+from tunneltop.changes.events import ChangeEvent, Severity
 from tunneltop.sanitize import clean
-from tunneltop.watch.changes import ChangeEvent, Severity
 
 SEVERITY_STYLE = {
     Severity.INFO: ("·", "dim"),

@@ -10,9 +10,9 @@ from tunneltop.model.health import format_age
 from tunneltop.sanitize import clean
 from tunneltop.ui.text import HEALTH_GLYPH, HEALTH_STYLE
 from tunneltop.ui.virtual_table import Cell, VirtualTable
-from tunneltop.watch.filters import Filter
-from tunneltop.watch.overview import TunnelSummary, summary_sort_key
-from tunneltop.watch.rows import EPOCH, version_sort_key
+from tunneltop.views.filters import Filter
+from tunneltop.views.overview import TunnelSummary, summary_sort_key
+from tunneltop.views.rows import EPOCH, version_sort_key
 
 OVERVIEW_COLUMNS: dict[str, str] = {
     "health": "Health",

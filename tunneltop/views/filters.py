@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tunneltop.watch.rows import ConnRow
+from tunneltop.views.rows import ConnRow
 
 STATES = ("active", "pending", "unknown", "gone")
 

@@ -25,7 +25,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from tunneltop.watch.budget import RequestBudget
+from tunneltop.api.budget import RequestBudget
 
 __all__ = ["Call", "Plan", "Planner", "RequestBudget"]
 

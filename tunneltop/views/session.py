@@ -11,12 +11,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from tunneltop.changes.events import ChangeEvent, EventKind, diff, poll_failed, poll_recovered
 from tunneltop.model.health import HEALTH_ORDER, Health
 from tunneltop.model.records import Connection, Connector, Tunnel
 from tunneltop.model.snapshot import Snapshot, TunnelState
-from tunneltop.watch.changes import ChangeEvent, EventKind, diff, poll_failed, poll_recovered
-from tunneltop.watch.history import DEFAULT_MAXLEN, EventLog
-from tunneltop.watch.rows import ConnRow, row_key
+from tunneltop.views.history import DEFAULT_MAXLEN, EventLog
+from tunneltop.views.rows import ConnRow, row_key
 
 DEFAULT_GHOST_SECONDS = 60.0
 DEFAULT_MARK_SECONDS = 30.0

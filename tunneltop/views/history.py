@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 
-from tunneltop.watch.changes import ChangeEvent
+from tunneltop.changes.events import ChangeEvent
 
 DEFAULT_MAXLEN = 5000
 

@@ -1,4 +1,4 @@
-"""Performance figures: ``python -m tunneltop.bench`` prints them (a script, never a timed test assertion).
+"""Performance figures: ``python -m benchmarks.bench`` prints them (a script, never a timed test assertion).
 
 Per size (100, 1,000 and 10,000 connections; each size in its own process so memory figures do not mix):
 
@@ -52,7 +52,7 @@ from tunneltop.demo.simulator import DEMO_ACCOUNT_ID, SimulatedAccount, rfc3339
 from tunneltop.model.parse import RecordCache, parse_connectors, parse_many
 from tunneltop.model.records import Account, Tunnel
 from tunneltop.model.snapshot import Snapshot
-from tunneltop.watch.source import TunnelSource
+from tunneltop.poll.source import TunnelSource
 
 SIZES = (100, 1_000, 10_000)
 CONNS_PER_TUNNEL = 8  # the scale scenario's 2 connectors x 4 connections
@@ -258,8 +258,8 @@ async def _floor(pilot: Any) -> float:
 
 def _bench_app(clock: Callable[[], datetime], view: str = "monitor") -> Any:
     from tunneltop.demo.transport import DEMO_BASE_URL, demo_transport
+    from tunneltop.poll.target import Target
     from tunneltop.ui.app import TunneltopApp
-    from tunneltop.watch.target import Target
 
     class BenchApp(TunneltopApp):
         """The real app with its timers handed to the benchmark: polls and ticks come when it says."""
@@ -370,7 +370,7 @@ async def _naive_rebuild(work: Workload, rows: list[Any], polls: int) -> list[fl
     from textual.widgets import DataTable
 
     from tunneltop.ui.conn_table import COLUMNS, row_cells
-    from tunneltop.watch.rows import sort_rows
+    from tunneltop.views.rows import sort_rows
 
     class Naive(App[None]):
         def compose(self) -> ComposeResult:
@@ -546,7 +546,7 @@ def live_run(
 
 
 def _size_in_subprocess(connections: int, polls: int, warmup: int, naive: bool) -> dict[str, Any]:
-    command = [sys.executable, "-m", "tunneltop.bench", "--child", str(connections)]
+    command = [sys.executable, "-m", "benchmarks.bench", "--child", str(connections)]
     command += ["--polls", str(polls), "--warmup", str(warmup)] + ([] if naive else ["--no-naive"])
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -583,7 +583,7 @@ def _rows(results: list[dict[str, Any]]) -> Iterator[tuple[str, list[str]]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tunneltop.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="connection counts (comma separated)")
     parser.add_argument("--polls", type=int, default=8, help="measured polls per figure (medians are printed)")
     parser.add_argument("--warmup", type=int, default=14, help="1%% churn polls before measuring (ghost steady state)")

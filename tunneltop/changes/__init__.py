@@ -1,0 +1,1 @@
+"""Change events between two snapshots: their kinds and messages, the diff, and replay."""

@@ -1,0 +1,146 @@
+"""The account overview's rows: one summary per tunnel, worst health first, and what to say above them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from tunneltop.model.health import HEALTH_ORDER, Health, edge_summary
+from tunneltop.model.records import Connector
+from tunneltop.model.snapshot import Snapshot, TunnelState
+from tunneltop.poll.account import REFUSED
+from tunneltop.views.rows import version_sort_key
+
+NO_TUNNELS = "no tunnels in this account (or the token cannot see them: it needs Cloudflare Tunnel Read)"
+
+@dataclass(frozen=True)
+class TunnelSummary:
+    """One overview row. Counts are None while the tunnel's connections are unknown (not fetched, or failed)."""
+
+    id: str
+    name: str | None
+    health: Health
+    status: str | None
+    connectors: int | None
+    active: int | None
+    pending: int | None
+    edges: str
+    oldest_version: str | None
+    conns_active_at: datetime | None
+    conns_inactive_at: datetime | None
+    # When its connections were fetched, and how old they were at the snapshot's time. Left out of equality: a view
+    # that shows them against its own clock re-places a row only when what it shows changed.
+    fetched_at: datetime | None = field(compare=False)
+    age: timedelta | None = field(compare=False)
+    error: str | None
+
+    @property
+    def label(self) -> str:
+        return self.name or self.id
+
+    @property
+    def last_change(self) -> datetime | None:
+        """The latest of last active / last inactive: when the tunnel last connected or lost its connections."""
+        times = [t for t in (self.conns_active_at, self.conns_inactive_at) if t is not None]
+        return max(times) if times else None
+
+
+def oldest_version(connectors: Iterable[Connector]) -> str | None:
+    """The oldest cloudflared version among the connectors, compared numerically (2024.9.0 < 2024.10.1)."""
+    versions = [c.version for c in connectors if c.version]
+    return min(versions, key=version_sort_key) if versions else None
+
+
+def summarize(state: TunnelState, at: datetime) -> TunnelSummary:
+    tunnel, connectors = state.tunnel, state.connectors
+    fetched_at = state.fetched_at
+    if fetched_at is None and connectors is not None and state.error is None and tunnel.status != "inactive":
+        fetched_at = at  # fetched by this very poll (a source that keeps no history)
+    return TunnelSummary(*_counted(state), fetched_at, at - fetched_at if fetched_at is not None else None, state.error)
+
+
+# What a summary takes from a tunnel's records (the costly part: edges and versions walk every connection), kept
+# per tunnel for its last state: sources hand back an unchanged tunnel's state as the same object.
+_Counted = tuple[str, str | None, Health, str | None, int | None, int | None, int | None, str, str | None, Any, Any]
+_counted_for: dict[str, tuple[TunnelState, _Counted]] = {}
+
+
+def _counted(state: TunnelState) -> _Counted:
+    tunnel, connectors = state.tunnel, state.connectors
+    hit = _counted_for.get(tunnel.id)
+    if hit is not None and hit[0] is state:
+        return hit[1]
+    known = connectors is not None
+    counted: _Counted = (
+        tunnel.id,
+        tunnel.name,
+        state.health,
+        tunnel.status,
+        len(connectors) if connectors is not None else None,
+        state.active_count if known else None,
+        state.pending_count if known else None,
+        edge_summary(conn for c in connectors or () for conn in c.conns),
+        oldest_version(connectors or ()),
+        tunnel.conns_active_at,
+        tunnel.conns_inactive_at,
+    )
+    _counted_for[tunnel.id] = (state, counted)
+    return counted
+
+
+def summary_sort_key(row: TunnelSummary) -> tuple[int, str, str]:
+    return (HEALTH_ORDER[row.health], (row.name or "").casefold(), row.id)
+
+
+def summaries(snapshot: Snapshot, now: datetime | None = None) -> list[TunnelSummary]:
+    """One row per tunnel, worst health first, then by name. Ages are taken at ``now`` (the snapshot's time)."""
+    at = now or snapshot.fetched_at
+    return sorted((summarize(s, at) for s in snapshot.tunnels), key=summary_sort_key)
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """How much of the account the overview has connection data for."""
+
+    tunnels: int
+    need_connections: int  # tunnels that ever ran (an inactive one has no connections to fetch)
+    with_connections: int
+    oldest: timedelta | None  # the oldest connection data shown (None: none yet)
+
+
+def coverage(snapshot: Snapshot, now: datetime | None = None) -> Coverage:
+    at = now or snapshot.fetched_at
+    need = [s for s in snapshot.tunnels if (s.tunnel.status or "").lower() != "inactive"]
+    ages = [at - s.fetched_at for s in need if s.fetched_at is not None]
+    return Coverage(
+        tunnels=len(snapshot.tunnels),
+        need_connections=len(need),
+        with_connections=sum(1 for s in need if s.connectors is not None),
+        oldest=max(ages) if ages else None,
+    )
+
+
+def notices(snapshot: Snapshot) -> list[str]:
+    """What the overview should say above its rows: an empty account, a list that may be partial, warm-up."""
+    out: list[str] = []
+    if not snapshot.tunnels and not snapshot.problems:
+        return [NO_TUNNELS]
+    if snapshot.problems:
+        out.append(
+            f"{len(snapshot.problems)} tunnel record(s) in Cloudflare's answer could not be read and are not shown"
+        )
+    refused = sum(1 for s in snapshot.tunnels if (s.error or "").startswith(REFUSED))
+    if refused:
+        out.append(
+            f"Cloudflare refused the connections of {refused} tunnel(s): this token's permissions look narrow, so "
+            "the list may be partial too (it needs Cloudflare Tunnel Read on the whole account)"
+        )
+    cover = coverage(snapshot)
+    if cover.with_connections < cover.need_connections:
+        out.append(
+            f"connection details for {cover.with_connections} of {cover.need_connections} tunnels so far "
+            "(fetched a few at a time within the request budget); health of the others is from the tunnel list"
+        )
+    return out
