@@ -9,6 +9,7 @@ import pytest
 from tunneltop.model import Connection, Connector, Health, Snapshot, Tunnel, TunnelState, edge_summary, format_age
 from tunneltop.model.health import active_conns, age, origin_ips, pending_conns, tunnel_health, worst
 from tunneltop.model.parse import RecordProblem
+from tunneltop.model.snapshot import FiguresMemo, account_figures
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -191,3 +192,34 @@ def test_snapshot_health_and_json():
     assert [x["health"] for x in out["tunnels"]] == ["healthy", "inactive"]
     assert out["problems"] == ["tunnel #3: skipped"]
     assert Snapshot("acc", NOW, ()).health is None
+
+
+def test_snapshot_figures_are_worked_out_once_per_snapshot():
+    pending = k(c("1", "DFW"), c("2", "LAX", pending=True))
+    states = (TunnelState(t("degraded"), (pending,)), TunnelState(Tunnel(id="t2", name="db", status="down"), ()))
+    snap = Snapshot("acc", NOW, states, (RecordProblem("tunnel #3", "skipped"),))
+    assert snap.figures is snap.figures  # kept on the (immutable) snapshot itself
+    assert (snap.health, snap.pending_count, snap.problem_count) == (Health.DOWN, 1, 1)
+    assert snap.health_counts == {Health.DEGRADED: 1, Health.DOWN: 1}
+    snap.health_counts.clear()  # a copy: the figures are not changed through it
+    assert snap.health_counts == {Health.DEGRADED: 1, Health.DOWN: 1}
+    assert account_figures(states) == snap.figures
+    # Equality and the dataclass's fields are those of the data alone.
+    assert snap == Snapshot("acc", NOW, states, (RecordProblem("tunnel #3", "skipped"),))
+
+
+def test_figures_memo_reuses_the_figures_of_the_same_tunnels_tuple_and_holds_only_the_last():
+    states = (TunnelState(t("healthy"), (healthy_connector(),)),)
+    memo, other = FiguresMemo(), FiguresMemo()
+    first = memo.of(Snapshot("acc", NOW, states))
+    # An unchanged poll: a new snapshot with the very same tunnels tuple gets the very same figures back.
+    assert memo.of(Snapshot("acc", NOW + timedelta(seconds=5), states)) is first
+    # The same content in another tuple is worked out again; the memo then holds that tuple only.
+    copy = (*states,)
+    assert copy is not states
+    again = memo.of(Snapshot("acc", NOW, copy))
+    assert again is not first and again == first
+    assert memo._last is not None and memo._last[0] is copy
+    # Two memos share nothing.
+    assert other._last is None
+    assert other.of(Snapshot("acc", NOW, states)) is not again

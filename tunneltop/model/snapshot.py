@@ -74,25 +74,30 @@ class Snapshot:
     problems: tuple[RecordProblem, ...] = field(default=())
     account_name: str | None = None
 
-    # The header reads these every second: worked out once per tunnels tuple (an unchanged poll hands back the
-    # same one, see TunnelSource.poll), which is immutable like the snapshot.
+    # Worked out once per snapshot, which is immutable. The header reads them every second and keeps a FiguresMemo
+    # instead, so that a poll where nothing changed (it hands back the very same tunnels tuple, see
+    # TunnelSource.poll) costs it nothing either.
+    @cached_property
+    def figures(self) -> AccountFigures:
+        return account_figures(self.tunnels)
+
     @property
     def health(self) -> Health | None:
-        return _figures(self.tunnels).health
+        return self.figures.health
 
     @property
     def pending_count(self) -> int:
-        return _figures(self.tunnels).pending
+        return self.figures.pending
 
     @property
     def health_counts(self) -> dict[Health, int]:
         """How many tunnels have each verdict (verdicts no tunnel has are left out)."""
-        return dict(_figures(self.tunnels).counts)
+        return dict(self.figures.counts)
 
     @property
     def problem_count(self) -> int:
         """Odd records skipped or shown as unknown, in the tunnel list and in the tunnels' connections."""
-        return _figures(self.tunnels).problems + len(self.problems)
+        return self.figures.problems + len(self.problems)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -104,28 +109,40 @@ class Snapshot:
 
 
 @dataclass(frozen=True)
-class _Figures:
+class AccountFigures:
+    """What the header says about a tunnels tuple: the worst health, pending reconnects, how many tunnels have each
+    verdict, and odd records in the tunnels (the tunnel list's own are the snapshot's ``problems``)."""
+
     health: Health | None
     pending: int
     counts: dict[Health, int]
     problems: int
 
 
-_last_figures: tuple[tuple[TunnelState, ...], _Figures] | None = None
-
-
-def _figures(tunnels: tuple[TunnelState, ...]) -> _Figures:
-    global _last_figures
-    if _last_figures is not None and _last_figures[0] is tunnels:
-        return _last_figures[1]
+def account_figures(tunnels: tuple[TunnelState, ...]) -> AccountFigures:
     counts: dict[Health, int] = {}
     for state in tunnels:
         counts[state.health] = counts.get(state.health, 0) + 1
-    figures = _Figures(
+    return AccountFigures(
         worst(t.health for t in tunnels),
         sum(t.pending_count for t in tunnels),
         counts,
         sum(len(t.problems) for t in tunnels),
     )
-    _last_figures = (tunnels, figures)
-    return figures
+
+
+class FiguresMemo:
+    """The figures of the last tunnels tuple it was asked about, for a reader that asks every second (the header):
+    a snapshot whose tunnels are the very tuple of the one before gets the very same figures back, by one identity
+    check. Holds that one tuple only."""
+
+    def __init__(self) -> None:
+        self._last: tuple[tuple[TunnelState, ...], AccountFigures] | None = None
+
+    def of(self, snapshot: Snapshot) -> AccountFigures:
+        last = self._last
+        if last is not None and last[0] is snapshot.tunnels:
+            return last[1]
+        figures = snapshot.figures
+        self._last = (snapshot.tunnels, figures)
+        return figures

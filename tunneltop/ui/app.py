@@ -39,7 +39,7 @@ from tunneltop.changes.events import ChangeEvent
 from tunneltop.export import export_view
 from tunneltop.model.health import HEALTH_ORDER
 from tunneltop.model.records import Account, Connection, Connector, Tunnel
-from tunneltop.model.snapshot import Snapshot, TunnelState
+from tunneltop.model.snapshot import FiguresMemo, Snapshot, TunnelState
 from tunneltop.poll.account import AccountSource, HoldingBack, source_for
 from tunneltop.poll.source import AccountChoiceNeeded, TunnelSource, resolve_account, utc_now
 from tunneltop.poll.target import Target
@@ -150,6 +150,7 @@ class TunneltopApp(App[int]):
         self.poll_count = 0
         self.failures = 0
         self.session = Session(ghost_seconds=ghost_seconds, mark_seconds=mark_seconds)
+        self._figures = FiguresMemo()  # the header's counts, kept while the tunnels tuple is the same
         self._bell = bell
         self.export_dir = export_dir or Path.cwd()
         self._rows: list[ConnRow] = []
@@ -340,7 +341,7 @@ class TunneltopApp(App[int]):
         else:
             self.snapshot = message.snapshot
         self.status.error = False
-        problems = message.snapshot.problem_count
+        problems = self._figures.of(message.snapshot).problems + len(message.snapshot.problems)
         note = f"; {problems} odd record(s) skipped or shown as unknown (see details)" if problems else ""
         self.status.message = ("recovered: " if recovered else "") + f"updated {self._clock():%H:%M:%S}Z{note}"
         self._rearm()
@@ -549,11 +550,12 @@ class TunneltopApp(App[int]):
         header = self.header
         snapshot = self.snapshot
         header.waiting = snapshot is None and self.last_error is None
-        header.health = snapshot.health if snapshot is not None else None
-        if snapshot is not None:
-            counts = snapshot.health_counts
+        figures = self._figures.of(snapshot) if snapshot is not None else None
+        header.health = figures.health if figures is not None else None
+        if figures is not None:
+            counts = figures.counts
             header.tunnel_counts = tuple((h, counts[h]) for h in sorted(counts, key=HEALTH_ORDER.__getitem__))
-        header.pending = snapshot.pending_count if snapshot is not None else 0
+        header.pending = figures.pending if figures is not None else 0
         header.last_good = self.last_good_at
         header.now = self._clock()
         header.stale = self.is_stale()
