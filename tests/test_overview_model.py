@@ -14,7 +14,7 @@ from tunneltop.demo.simulator import DEMO_TUNNELS, SimulatedAccount
 from tunneltop.demo.transport import DEMO_BASE_URL, DemoTransport
 from tunneltop.model import Account, Connection, Connector, Health, RecordProblem, Snapshot, Tunnel, TunnelState
 from tunneltop.poll.account import REFUSED, AccountSource
-from tunneltop.views.overview import NO_TUNNELS, coverage, notices, oldest_version, summaries
+from tunneltop.views.overview import NO_TUNNELS, OverviewRows, coverage, notices, oldest_version, summaries
 
 START = datetime(2025, 3, 1, tzinfo=UTC)
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -101,6 +101,34 @@ def test_rows_from_a_one_shot_snapshot_are_as_old_as_the_snapshot() -> None:
     state = TunnelState(tunnel("web", "healthy"), (connector("k", "2025.1.0", conn("a", "DFW")),))
     [row] = summaries(Snapshot("acc", T0, (state,)))
     assert (row.fetched_at, row.age) == (T0, timedelta(0))
+
+
+def test_live_rows_keep_each_tunnels_counts_for_its_state_and_forget_tunnels_that_went() -> None:
+    web = TunnelState(tunnel("web", "healthy"), (connector("k", "2025.1.0", conn("a", "DFW")),), fetched_at=T0)
+    db = TunnelState(tunnel("db", "degraded"), (connector("k", "2024.9.0", conn("b", "LAX")),), fetched_at=T0)
+    live, other = OverviewRows(), OverviewRows()
+    first = live.summaries(Snapshot("acc", T0, (web, db)))
+    assert first == summaries(Snapshot("acc", T0, (web, db)))  # the same rows as worked out afresh
+    counted = live._counted["id-web"][1]
+    # The same state object: its counts are not worked out again (the very same tuple), only its age moves on.
+    later = live.summaries(Snapshot("acc", T0, (web, db)), now=T0 + timedelta(minutes=1))
+    assert live._counted["id-web"][1] is counted
+    assert [r.age for r in later] == [timedelta(minutes=1)] * 2
+    assert later == summaries(Snapshot("acc", T0, (web, db)), now=T0 + timedelta(minutes=1))
+    # A new state of the same tunnel is counted afresh.
+    web2 = TunnelState(web.tunnel, (connector("k", "2025.1.0", conn("a", "DFW"), conn("c", "LAX")),))
+    [_, row] = live.summaries(Snapshot("acc", T0, (web2, db)))
+    assert row.edges == "1xDFW, 1xLAX" and live._counted["id-web"][0] is web2
+    # A tunnel that went is forgotten with the next call, and one that came is remembered.
+    new = TunnelState(tunnel("new", "inactive"), ())
+    live.summaries(Snapshot("acc", T0, (db, new)))
+    assert set(live._counted) == {"id-db", "id-new"}
+    live.summaries(Snapshot("acc", T0, ()))
+    assert live._counted == {}
+    # Two overviews share nothing; the plain function keeps nothing.
+    assert other._counted == {}
+    other.summaries(Snapshot("acc", T0, (web,)))
+    assert set(other._counted) == {"id-web"} and live._counted == {}
 
 
 # -- notices -----------------------------------------------------------------------------------------------------

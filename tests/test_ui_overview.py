@@ -85,6 +85,29 @@ async def test_v_switches_to_every_connection_and_back() -> None:
         assert app.view == "overview"
 
 
+async def test_the_overview_keeps_its_own_rows_and_forgets_a_tunnel_that_went() -> None:
+    app, fake = make_app(start_view=None, interval=1.0)
+    other, _ = make_app(start_view=None)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app)
+        assert set(app._overview_rows._counted) == set(fake.sim.tunnel_ids())
+        assert other._overview_rows is not app._overview_rows and other._overview_rows._counted == {}
+        assert app._figures.of(app.snapshot) is app.snapshot.figures
+        gone = DEMO_TUNNELS["home-lab"]
+        assert gone in app._overview_rows._counted
+        fake.sim.delete_tunnel(gone)
+        for _ in range(5):  # a poll with nothing due sends nothing; go on until one brings the new list
+            await pilot.pause(1.05)
+            done = app.poll_count + app.failures
+            await pilot.press("r")
+            await wait_for_poll(pilot, app, count=done + 1)
+            if gone not in {s.tunnel.id for s in app.snapshot.tunnels}:
+                break
+        assert gone not in overview(app).summaries
+        assert gone not in app._overview_rows._counted
+        assert set(app._overview_rows._counted) == set(fake.sim.tunnel_ids())
+
+
 async def test_empty_account_says_so() -> None:
     app, fake = make_app(start_view=None)
     for tid in fake.sim.tunnel_ids():

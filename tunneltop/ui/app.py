@@ -52,8 +52,8 @@ from tunneltop.ui.overview_table import OVERVIEW_COLUMNS, OverviewTable, summary
 from tunneltop.ui.screens import AccountPicker, ColoPicker, HelpScreen
 from tunneltop.ui.status import HeaderBar, StatusLine
 from tunneltop.views.filters import Filter, FilterError
+from tunneltop.views.overview import OverviewRows
 from tunneltop.views.overview import notices as overview_notices
-from tunneltop.views.overview import summaries
 from tunneltop.views.rows import ConnRow
 from tunneltop.views.session import DEFAULT_GHOST_SECONDS, DEFAULT_MARK_SECONDS, Session, sparkline, tunnel_colo_counts
 
@@ -150,6 +150,7 @@ class TunneltopApp(App[int]):
         self.poll_count = 0
         self.failures = 0
         self.session = Session(ghost_seconds=ghost_seconds, mark_seconds=mark_seconds)
+        self._overview_rows = OverviewRows()  # the overview's rows, kept per tunnel across polls
         self._figures = FiguresMemo()  # the header's counts, kept while the tunnels tuple is the same
         self._bell = bell
         self.export_dir = export_dir or Path.cwd()
@@ -476,7 +477,7 @@ class TunneltopApp(App[int]):
         if snapshot is None:
             return
         now = self._clock()
-        rows = [s for s in summaries(snapshot, now) if summary_matches(self.filter, s)]
+        rows = [s for s in self._overview_rows.summaries(snapshot, now) if summary_matches(self.filter, s)]
         table.show(rows, now)
         lines = overview_notices(snapshot)
         if self.filter.active:

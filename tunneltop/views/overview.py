@@ -54,26 +54,26 @@ def oldest_version(connectors: Iterable[Connector]) -> str | None:
 
 
 def summarize(state: TunnelState, at: datetime) -> TunnelSummary:
+    """One tunnel's row, worked out afresh (OverviewRows keeps them across polls)."""
+    return _summary(state, _count(state), at)
+
+
+def _summary(state: TunnelState, counted: _Counted, at: datetime) -> TunnelSummary:
     tunnel, connectors = state.tunnel, state.connectors
     fetched_at = state.fetched_at
     if fetched_at is None and connectors is not None and state.error is None and tunnel.status != "inactive":
         fetched_at = at  # fetched by this very poll (a source that keeps no history)
-    return TunnelSummary(*_counted(state), fetched_at, at - fetched_at if fetched_at is not None else None, state.error)
+    return TunnelSummary(*counted, fetched_at, at - fetched_at if fetched_at is not None else None, state.error)
 
 
-# What a summary takes from a tunnel's records (the costly part: edges and versions walk every connection), kept
-# per tunnel for its last state: sources hand back an unchanged tunnel's state as the same object.
+# What a summary takes from a tunnel's records (the costly part: edges and versions walk every connection).
 _Counted = tuple[str, str | None, Health, str | None, int | None, int | None, int | None, str, str | None, Any, Any]
-_counted_for: dict[str, tuple[TunnelState, _Counted]] = {}
 
 
-def _counted(state: TunnelState) -> _Counted:
+def _count(state: TunnelState) -> _Counted:
     tunnel, connectors = state.tunnel, state.connectors
-    hit = _counted_for.get(tunnel.id)
-    if hit is not None and hit[0] is state:
-        return hit[1]
     known = connectors is not None
-    counted: _Counted = (
+    return (
         tunnel.id,
         tunnel.name,
         state.health,
@@ -86,16 +86,44 @@ def _counted(state: TunnelState) -> _Counted:
         tunnel.conns_active_at,
         tunnel.conns_inactive_at,
     )
-    _counted_for[tunnel.id] = (state, counted)
-    return counted
 
 
 def summary_sort_key(row: TunnelSummary) -> tuple[int, str, str]:
     return (HEALTH_ORDER[row.health], (row.name or "").casefold(), row.id)
 
 
+class OverviewRows:
+    """The rows of one live overview, poll after poll. What a row takes from a tunnel's records is kept per tunnel
+    for its last state (sources hand back an unchanged tunnel's state as the same object), and only for the
+    tunnels of the last snapshot: a tunnel that left the account is forgotten with the next call."""
+
+    def __init__(self) -> None:
+        self._counted: dict[str, tuple[TunnelState, _Counted]] = {}  # tunnel id -> (its last state, its counts)
+
+    def summaries(self, snapshot: Snapshot, now: datetime | None = None) -> list[TunnelSummary]:
+        """One row per tunnel, worst health first, then by name. Ages are taken at ``now`` (the snapshot's time)."""
+        at = now or snapshot.fetched_at
+        memo = self._counted
+        rows = []
+        for state in snapshot.tunnels:
+            hit = memo.get(state.tunnel.id)
+            if hit is not None and hit[0] is state:
+                counted = hit[1]
+            else:
+                counted = _count(state)
+                memo[state.tunnel.id] = (state, counted)
+            rows.append(_summary(state, counted, at))
+        # Every tunnel of this snapshot is in the memo now, so it holds others only if it holds more than these
+        # (tunnel ids are unique within a snapshot): then keep only these.
+        if len(memo) > len(snapshot.tunnels):
+            self._counted = {s.tunnel.id: memo[s.tunnel.id] for s in snapshot.tunnels}
+        rows.sort(key=summary_sort_key)
+        return rows
+
+
 def summaries(snapshot: Snapshot, now: datetime | None = None) -> list[TunnelSummary]:
-    """One row per tunnel, worst health first, then by name. Ages are taken at ``now`` (the snapshot's time)."""
+    """One row per tunnel, worst health first, then by name, worked out afresh: for one-shot callers (the live
+    overview keeps an OverviewRows)."""
     at = now or snapshot.fetched_at
     return sorted((summarize(s, at) for s in snapshot.tunnels), key=summary_sort_key)
 
