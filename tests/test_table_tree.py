@@ -8,7 +8,7 @@ from textual.app import App, ComposeResult
 
 from tunneltop.model.records import Connection, Connector, Tunnel
 from tunneltop.model.snapshot import TunnelState
-from tunneltop.ui.client_tree import ClientTree, tree_parts
+from tunneltop.ui.client_tree import ClientTree, TreeParts, tree_parts
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 
@@ -43,7 +43,7 @@ async def test_connections_get_nodes_only_when_their_connector_is_expanded() -> 
     states = [state(t) for t in range(5)]
     async with TreeApp().run_test(size=(80, 30)) as pilot:
         tree = pilot.app.query_one(ClientTree)
-        tree.show(tree_parts(states, None), expand_connectors=False)
+        tree.show(tree.parts_for(states, None), expand_connectors=False)
         await pilot.pause()
         assert conn_nodes(tree) == set()
         connector = tree.node_for("t-1/c-1-0")
@@ -63,13 +63,13 @@ async def test_a_poll_changes_only_what_changed_and_forgets_what_went() -> None:
     states = [state(t) for t in range(5)]
     async with TreeApp().run_test(size=(80, 30)) as pilot:
         tree = pilot.app.query_one(ClientTree)
-        tree.show(tree_parts(states, None))
+        tree.show(tree.parts_for(states, None))
         await pilot.pause()
         nodes = dict(tree._by_id)
         labels = {n: node.label for n, node in nodes.items()}
         # Tunnel 2 gains a connection and a pending reconnect; tunnel 4 goes; the rest are the same objects.
         changed = [*states[:2], state(2, pending=True, extra=1), states[3]]
-        tree.show(tree_parts(changed, None))
+        tree.show(tree.parts_for(changed, None))
         await pilot.pause()
         assert "t-4" not in tree._by_id and not any(n.startswith("t-4/") for n in tree._deferred)
         for node_id in ("t-0", "t-1/c-1-0", "t-3"):
@@ -79,17 +79,17 @@ async def test_a_poll_changes_only_what_changed_and_forgets_what_went() -> None:
         assert "(5)" in tree.node_for("t-2/c-2-0").label.plain
         assert "t-2/c-2-0/conn-2-0-4" in tree._deferred["t-2/c-2-0"], "the new connection waits for an expand"
         # The very same items again: nothing to do at all.
-        items = tree_parts(changed, None)
-        assert all(a is b for a, b in zip(items, tree_parts(changed, None), strict=True))
+        items = tree.parts_for(changed, None)
+        assert all(a is b for a, b in zip(items, tree.parts_for(changed, None), strict=True))
 
 
 async def test_expanded_connectors_follow_their_connections() -> None:
     async with TreeApp().run_test(size=(80, 30)) as pilot:
         tree = pilot.app.query_one(ClientTree)
-        tree.show(tree_parts([state(0)], None), expand_connectors=True)
+        tree.show(tree.parts_for([state(0)], None), expand_connectors=True)
         await pilot.pause()
         assert len(conn_nodes(tree)) == 8
-        tree.show(tree_parts([state(0, conns_per_connector=2)], None), expand_connectors=True)
+        tree.show(tree.parts_for([state(0, conns_per_connector=2)], None), expand_connectors=True)
         await pilot.pause()
         assert conn_nodes(tree) == {f"t-0/c-0-{c}/conn-0-{c}-{n}" for c in range(2) for n in range(2)}
 
@@ -112,14 +112,14 @@ async def test_updates_in_place_end_where_building_afresh_ends() -> None:
     then = [state(0, conns_per_connector=0), state(1, extra=1), state(2), first[2]]
     async with TreeApp().run_test(size=(80, 30)) as pilot:
         tree = pilot.app.query_one(ClientTree)
-        tree.show(tree_parts(first, None), expand_connectors=True)
+        tree.show(tree.parts_for(first, None), expand_connectors=True)
         await pilot.pause()
-        tree.show(tree_parts(then, None), expand_connectors=True)
+        tree.show(tree.parts_for(then, None), expand_connectors=True)
         await pilot.pause()
         updated = _shape(tree)
     async with TreeApp().run_test(size=(80, 30)) as pilot:
         tree = pilot.app.query_one(ClientTree)
-        tree.show(tree_parts(then, None), expand_connectors=True)
+        tree.show(tree.parts_for(then, None), expand_connectors=True)
         await pilot.pause()
         assert updated == _shape(tree)
     assert [n for n, _, _ in updated if "/" not in n] == ["t-0", "t-1", "t-2", "t-3"]
@@ -133,10 +133,10 @@ async def test_labels_of_nodes_off_screen_are_built_when_they_come_into_view() -
     states = [state(t) for t in range(40)]
     async with TreeApp().run_test(size=(80, 10)) as pilot:
         tree = pilot.app.query_one(ClientTree)
-        tree.show(tree_parts(states, None))
+        tree.show(tree.parts_for(states, None))
         await pilot.pause()
         changed = [*states[:39], state(39, pending=True)]
-        tree.show(tree_parts(changed, None))
+        tree.show(tree.parts_for(changed, None))
         await pilot.pause()
         last = tree.node_for("t-39")
         assert last is not None and last._id in tree._stale, "off screen: its new label is not built yet"
@@ -146,7 +146,7 @@ async def test_labels_of_nodes_off_screen_are_built_when_they_come_into_view() -
         screen = "\n".join(line.text for line in pilot.app.screen._compositor.render_strips())
         assert "tunnel-39" in screen and "⟳" in screen
         # Reading a label anywhere gives the current one, drawn or not.
-        tree.show(tree_parts(states, None))
+        tree.show(tree.parts_for(states, None))
         assert "⟳" not in tree.node_for("t-39").label.plain
 
 
@@ -161,3 +161,27 @@ def test_a_tunnel_shown_from_an_earlier_read_says_stale() -> None:
     assert "STALE" in label(stale) and "STALE" not in label(fresh) and "STALE" not in label(unknown)
     gone = TunnelState(fresh.tunnel.model_copy(update={"deleted_at": NOW}), ())
     assert label(gone).endswith(" DELETED")
+
+
+def test_a_tree_keeps_its_own_parts_and_only_for_the_tunnels_it_was_last_given() -> None:
+    states = tuple(state(t) for t in range(3))
+    memo, other = TreeParts(), TreeParts()
+    first = memo.parts(states, None)
+    # The same tunnels tuple (an unchanged poll): the very same list of parts. The same states in another
+    # sequence: a new list of the very same parts.
+    assert memo.parts(states, None) is first
+    again = memo.parts(list(states), None)
+    assert again is not first and all(a is b for a, b in zip(again, first, strict=True))
+    # A tunnel that went is forgotten with the next call.
+    memo.parts(states[1:], None)
+    assert set(memo._items) == {"t-1", "t-2"}
+    # A filtered call builds its parts afresh and leaves what is kept alone.
+    [part, *_] = memo.parts(states, {"t-0/c-0-0/conn-0-0-0"})
+    assert [item.ref.node_id for item in part] == ["t-0", "t-0/c-0-0", "t-0/c-0-0/conn-0-0-0"]
+    assert set(memo._items) == {"t-1", "t-2"}
+    # Another tree's memo shares nothing with this one; the plain function keeps nothing between calls.
+    assert not any(a is b for a, b in zip(other.parts(states, None), first, strict=True))
+    assert not any(a is b for a, b in zip(tree_parts(states, None), tree_parts(states, None), strict=True))
+    one, two = ClientTree(), ClientTree()
+    assert one.parts_for(states, None) is one.parts_for(states, None)
+    assert not any(a is b for a, b in zip(one.parts_for(states, None), two.parts_for(states, None), strict=True))

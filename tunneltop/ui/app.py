@@ -44,7 +44,7 @@ from tunneltop.poll.account import AccountSource, HoldingBack, source_for
 from tunneltop.poll.source import AccountChoiceNeeded, TunnelSource, resolve_account, utc_now
 from tunneltop.poll.target import Target
 from tunneltop.sanitize import clean
-from tunneltop.ui.client_tree import ClientTree, NodeRef, tree_parts
+from tunneltop.ui.client_tree import ClientTree, NodeRef
 from tunneltop.ui.conn_table import COLUMNS, ConnectionsTable
 from tunneltop.ui.detail import DetailPane, connection_detail, connector_detail, tunnel_detail
 from tunneltop.ui.event_log import EventLogView
@@ -500,7 +500,7 @@ class TunneltopApp(App[int]):
         if self.drilled is not None:
             tunnels = tuple(t for t in tunnels if t.tunnel.id == self.drilled)
         self.tree.show(
-            tree_parts(tunnels, visible, include_empty=not self.filter.active),
+            self.tree.parts_for(tunnels, visible, include_empty=not self.filter.active),
             expand_connectors=len(tunnels) <= 2,
         )
         self._show_detail()

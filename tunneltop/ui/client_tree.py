@@ -86,13 +86,7 @@ def _conn_label(conn: Connection) -> tuple[tuple[str, str], ...]:
     )
 
 
-# A redraw rebuilds the tree's wanted content; a tunnel whose records are unchanged (parsing hands back the same
-# objects) gets its previous items back, so show() can skip them by identity; in a changed tunnel, so do its
-# unchanged connectors and, in a changed connector, its unchanged connections. Holds the last unfiltered call only:
-# tunnel id -> (state, include_empty, items, {connector id: (connector, its items, its connections in order)}).
 _Entries = dict[str, tuple[Connector, list[TreeItem], list[Connection]]]
-_last_items: dict[str, tuple[TunnelState, bool, list[TreeItem], _Entries]] = {}
-_last_call: tuple[Iterable[TunnelState], bool, list[list[TreeItem]]] | None = None
 
 
 def _same_state(a: TunnelState, b: TunnelState) -> bool:
@@ -105,39 +99,60 @@ def _same_state(a: TunnelState, b: TunnelState) -> bool:
     return same_objects(a.connectors, b.connectors)
 
 
+class TreeParts:
+    """The wanted content of one tree, redraw after redraw (see ClientTree.parts_for).
+
+    A redraw rebuilds the tree's wanted content; a tunnel whose records are unchanged (parsing hands back the same
+    objects) gets its previous items back, so show() can skip them by identity; in a changed tunnel, so do its
+    unchanged connectors and, in a changed connector, its unchanged connections. Holds the last unfiltered call
+    only, so only the tunnels passed to it: a tunnel that went is forgotten with the next call."""
+
+    def __init__(self) -> None:
+        # tunnel id -> (state, include_empty, items, {connector id: (connector, its items, its connections in order)})
+        self._items: dict[str, tuple[TunnelState, bool, list[TreeItem], _Entries]] = {}
+        self._last_call: tuple[Iterable[TunnelState], bool, list[list[TreeItem]]] | None = None
+
+    def parts(
+        self, states: Iterable[TunnelState], visible: set[str] | None, include_empty: bool = True
+    ) -> list[list[TreeItem]]:
+        """The tree's wanted content in display order, one part per tunnel: the tunnel's item, then its connectors'
+        and connections'. ``visible`` limits connections to those row keys. Without it, a tunnel whose records are
+        unchanged gets back the very same part (the same list object), which show() skips unread."""
+        last_call = self._last_call
+        if (
+            visible is None
+            and isinstance(states, tuple)  # immutable: the same object has the same content
+            and last_call is not None
+            and last_call[0] is states
+            and last_call[1] == include_empty
+        ):
+            return last_call[2]  # the same tunnels tuple (an unchanged poll, see TunnelSource.poll): the same parts
+        parts: list[list[TreeItem]] = []
+        last_items = self._items
+        memo: dict[str, tuple[TunnelState, bool, list[TreeItem], _Entries]] = {}
+        for state in states:
+            if visible is not None:
+                parts.append(_state_items(state, visible, include_empty))
+                continue
+            hit = last_items.get(state.tunnel.id)
+            if hit is not None and hit[1] == include_empty and _same_state(hit[0], state):
+                part, entries = hit[2], hit[3]
+            else:
+                entries = {}
+                part = _state_items(state, None, include_empty, hit[3] if hit is not None else {}, entries)
+            memo[state.tunnel.id] = (state, include_empty, part, entries)
+            parts.append(part)
+        if visible is None:
+            self._items = memo
+            self._last_call = (states, include_empty, parts)
+        return parts
+
+
 def tree_parts(
     states: Iterable[TunnelState], visible: set[str] | None, include_empty: bool = True
 ) -> list[list[TreeItem]]:
-    """The tree's wanted content in display order, one part per tunnel: the tunnel's item, then its connectors'
-    and connections'. ``visible`` limits connections to those row keys. Without it, a tunnel whose records are
-    unchanged gets back the very same part (the same list object), which show() skips unread."""
-    global _last_items, _last_call
-    if (
-        visible is None
-        and isinstance(states, tuple)  # immutable: the same object has the same content
-        and _last_call is not None
-        and _last_call[0] is states
-        and _last_call[1] == include_empty
-    ):
-        return _last_call[2]  # the same tunnels tuple (an unchanged poll, see TunnelSource.poll): the same parts
-    parts: list[list[TreeItem]] = []
-    memo: dict[str, tuple[TunnelState, bool, list[TreeItem], _Entries]] = {}
-    for state in states:
-        if visible is not None:
-            parts.append(_state_items(state, visible, include_empty))
-            continue
-        hit = _last_items.get(state.tunnel.id)
-        if hit is not None and hit[1] == include_empty and _same_state(hit[0], state):
-            part, entries = hit[2], hit[3]
-        else:
-            entries = {}
-            part = _state_items(state, None, include_empty, hit[3] if hit is not None else {}, entries)
-        memo[state.tunnel.id] = (state, include_empty, part, entries)
-        parts.append(part)
-    if visible is None:
-        _last_items = memo
-        _last_call = (states, include_empty, parts)
-    return parts
+    """What TreeParts.parts gives, worked out afresh: for one-shot callers (a live tree keeps a TreeParts)."""
+    return TreeParts().parts(states, visible, include_empty)
 
 
 def _state_items(
@@ -238,6 +253,7 @@ class ClientTree(PassStyle, Tree[NodeRef]):
         # of 10,000 connections would otherwise keep 10,000 hidden nodes, and every one that opens or closes would
         # make Tree lay out the whole screen again. Connector node id -> {connection node id: item}.
         self._deferred: dict[str, dict[str, TreeItem]] = {}
+        self._parts_memo = TreeParts()  # what parts_for remembers between redraws
 
     def _add_node(
         self, parent: TreeNode[NodeRef] | None, label: Text, data: NodeRef | None, expand: bool = False
@@ -294,8 +310,15 @@ class ClientTree(PassStyle, Tree[NodeRef]):
         if event.node.data is not None and event.node.data.kind == "connector":
             self._materialize(event.node.data.node_id)
 
+    def parts_for(
+        self, states: Iterable[TunnelState], visible: set[str] | None, include_empty: bool = True
+    ) -> list[list[TreeItem]]:
+        """The parts to show() for ``states`` (see TreeParts.parts): an unchanged tunnel gets back the very part it
+        got from the last call, which show() skips unread."""
+        return self._parts_memo.parts(states, visible, include_empty)
+
     def show(self, parts: Sequence[Sequence[TreeItem]], expand_connectors: bool = False) -> None:
-        """Make the tree hold exactly the items of ``parts`` (see tree_parts), in their order, touching only what
+        """Make the tree hold exactly the items of ``parts`` (see parts_for), in their order, touching only what
         changed."""
         last, last_expand = self._last_show
         if last_expand == expand_connectors and same_objects(parts, last):
