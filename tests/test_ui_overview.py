@@ -1,22 +1,110 @@
-"""Pilot tests of the account overview: the default screen when no tunnel is named."""
+"""Pilot tests of the account overview: the default screen when no tunnel is named.
+
+The app polls through the real client and ``PollEngine``; the request budget (the client's ``RequestGate``) runs on
+a fake monotonic clock the tests move by hand, and the tests wait for the app to have applied a poll's outcome.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from textual.app import App, ComposeResult
+from textual.pilot import Pilot
 from textual.widgets import Static
 
-from tests.ui_support import make_app, plain, wait_for_poll
-from tunneltop.demo.cfapi import Fault
-from tunneltop.demo.simulator import DEMO_TUNNELS
+import tunneltop.ui.app
+from tests.conftest import FakeClock
+from tests.ui_support import FIXED_NOW, plain
+from tunneltop.api import RequestGate
+from tunneltop.demo.cfapi import FakeCloudflare, Fault
+from tunneltop.demo.simulator import DEMO_ACCOUNT_ID, DEMO_TUNNELS, SimulatedAccount
+from tunneltop.demo.transport import DEMO_BASE_URL, DemoTransport
 from tunneltop.model.health import HEALTH_ORDER, Health
-from tunneltop.poll.account import AccountSource
+from tunneltop.poll.engine import PollEngine
+from tunneltop.poll.target import Target
+from tunneltop.ui.app import PollFailed, PollWaiting, SnapshotReady, TunneltopApp
 from tunneltop.ui.overview_table import OverviewTable
 from tunneltop.views.overview import TunnelSummary
 
 SIZE = (140, 36)
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+HANG = 60.0  # only a hang's guard: every wait below ends on the app's own message, long before this
+
+
+class ObservedApp(TunneltopApp):
+    """The app, counting the poll outcomes it has applied (a snapshot, a failure, or a wait for the budget)."""
+
+    CSS_PATH = str(Path(tunneltop.ui.app.__file__).with_name(TunneltopApp.CSS_PATH))  # relative to the app's module
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.applied = 0
+        self._outcome = asyncio.Event()
+
+    def _applied(self) -> None:
+        self.applied += 1
+        self._outcome.set()
+
+    # Each runs the app's own handler (prevent_default: not a second time) and then counts.
+    def on_snapshot_ready(self, message: SnapshotReady) -> None:
+        message.prevent_default()
+        super().on_snapshot_ready(message)
+        self._applied()
+
+    def on_poll_failed(self, message: PollFailed) -> None:
+        message.prevent_default()
+        super().on_poll_failed(message)
+        self._applied()
+
+    def on_poll_waiting(self, message: PollWaiting) -> None:
+        message.prevent_default()
+        super().on_poll_waiting(message)
+        self._applied()
+
+    async def outcome(self) -> None:
+        """Until the app has applied one more poll outcome."""
+        self._outcome.clear()
+        await asyncio.wait_for(self._outcome.wait(), HANG)
+
+
+def overview_app(
+    *, tunnels: int | None = None, budget_spent: bool = False
+) -> tuple[ObservedApp, FakeCloudflare, FakeClock]:
+    """The app on the frozen demo account with no tunnel named (the overview), its budget on a fake clock.
+    ``budget_spent``: the requests of the last minute (another tool's, say) used the whole budget at the start."""
+    sim = SimulatedAccount(seed=7, start=FIXED_NOW, tunnels=tunnels, connectors_per_tunnel=1)
+    sim.freeze()
+    fake = FakeCloudflare(sim, require_auth=False, clock=lambda: FIXED_NOW)
+    target = Target(DEMO_BASE_URL, None, DEMO_ACCOUNT_ID, [], demo=True, transport=DemoTransport(fake))
+    ticks = FakeClock()
+    gate = RequestGate(target.budget_per_minute, clock=ticks)
+    if budget_spent:
+        gate.budget.record(ticks.now, gate.limit_per_minute)
+    app = ObservedApp(
+        target,
+        clock=lambda: FIXED_NOW,
+        monotonic=ticks,
+        client_options={"sleep": ticks.sleep, "clock": ticks, "gate": gate},
+        start_view=None,
+    )
+    return app, fake, ticks
+
+
+async def until(pilot: Pilot, app: ObservedApp, done: Callable[[], bool], polls: int = 3) -> None:
+    """Until ``done()``, waiting for at most ``polls`` more poll outcomes."""
+    for _ in range(polls):
+        if done():
+            break
+        await app.outcome()
+    await pilot.pause()
+    assert done(), f"not after {polls} polls (polls={app.poll_count}, failures={app.failures})"
+
+
+async def first_poll(pilot: Pilot, app: ObservedApp) -> None:
+    await until(pilot, app, lambda: app.applied >= 1)
 
 
 def overview(app) -> OverviewTable:
@@ -24,10 +112,10 @@ def overview(app) -> OverviewTable:
 
 
 async def test_overview_is_home_and_lists_worst_health_first() -> None:
-    app, fake = make_app(start_view=None)
+    app, fake, _ = overview_app()
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for_poll(pilot, app)
-        assert app.view == "overview" and isinstance(app.source, AccountSource)
+        await first_poll(pilot, app)
+        assert app.view == "overview" and isinstance(app.engine, PollEngine) and not app.engine.named
         table = overview(app)
         assert app.focused is table
         assert set(table.order) == set(fake.sim.tunnel_ids())
@@ -37,9 +125,9 @@ async def test_overview_is_home_and_lists_worst_health_first() -> None:
 
 
 async def test_enter_drills_into_a_tunnel_and_esc_returns() -> None:
-    app, _ = make_app(start_view=None)
+    app, _, _ = overview_app()
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for_poll(pilot, app)
+        await first_poll(pilot, app)
         table = overview(app)
         web = DEMO_TUNNELS["web-prod"]
         table.move_cursor(row=table.order.index(web))
@@ -58,9 +146,9 @@ async def test_enter_drills_into_a_tunnel_and_esc_returns() -> None:
 
 
 async def test_overview_sorts_and_filters() -> None:
-    app, _ = make_app(start_view=None)
+    app, _, _ = overview_app()
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for_poll(pilot, app)
+        await first_poll(pilot, app)
         table = overview(app)
         await pilot.press("s")
         assert table.sort_column == "name"
@@ -75,9 +163,9 @@ async def test_overview_sorts_and_filters() -> None:
 
 
 async def test_v_switches_to_every_connection_and_back() -> None:
-    app, _ = make_app(start_view=None)
+    app, _, _ = overview_app()
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for_poll(pilot, app)
+        await first_poll(pilot, app)
         await pilot.press("v")
         assert app.view == "monitor" and app.drilled is None
         assert len({r.tunnel.id for r in app.table.rows_by_key.values()}) > 1
@@ -86,58 +174,57 @@ async def test_v_switches_to_every_connection_and_back() -> None:
 
 
 async def test_the_overview_keeps_its_own_rows_and_forgets_a_tunnel_that_went() -> None:
-    app, fake = make_app(start_view=None, interval=1.0)
-    other, _ = make_app(start_view=None)
+    app, fake, ticks = overview_app()
+    other, _, _ = overview_app()
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for_poll(pilot, app)
+        await first_poll(pilot, app)
         assert set(app._overview_rows._counted) == set(fake.sim.tunnel_ids())
         assert other._overview_rows is not app._overview_rows and other._overview_rows._counted == {}
         assert app._figures.of(app.snapshot) is app.snapshot.figures
         gone = DEMO_TUNNELS["home-lab"]
         assert gone in app._overview_rows._counted
         fake.sim.delete_tunnel(gone)
-        for _ in range(5):  # a poll with nothing due sends nothing; go on until one brings the new list
-            await pilot.pause(1.05)
-            done = app.poll_count + app.failures
-            await pilot.press("r")
-            await wait_for_poll(pilot, app, count=done + 1)
-            if gone not in {s.tunnel.id for s in app.snapshot.tunnels}:
-                break
+        ticks.advance(app.engine.effective_interval)  # the list is due again, and the budget has room for it
+        await pilot.press("r")
+        await until(pilot, app, lambda: gone not in {s.tunnel.id for s in app.snapshot.tunnels})
         assert gone not in overview(app).summaries
         assert gone not in app._overview_rows._counted
         assert set(app._overview_rows._counted) == set(fake.sim.tunnel_ids())
 
 
 async def test_empty_account_says_so() -> None:
-    app, fake = make_app(start_view=None)
+    app, fake, _ = overview_app()
     for tid in fake.sim.tunnel_ids():
         fake.sim.delete_tunnel(tid)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for_poll(pilot, app)
+        await first_poll(pilot, app)
         assert overview(app).row_count == 0
         notice = plain(app.query_one("#overview-notice").content)
         assert "no tunnels" in notice and "Cloudflare Tunnel Read" in notice
 
 
 async def test_429_in_the_overview_holds_requests_and_counts_down() -> None:
-    app, fake = make_app(start_view=None, interval=1.0)
+    app, fake, ticks = overview_app()
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for_poll(pilot, app)
+        await first_poll(pilot, app)
         fake.inject(Fault.rate_limited(300), times=50)
-        for _ in range(5):  # a poll with nothing due sends nothing; go on until one meets the 429
-            await pilot.pause(1.05)
-            done = app.poll_count + app.failures
-            await pilot.press("r")
-            await wait_for_poll(pilot, app, count=done + 1)
-            if app.failures:
-                break
-        assert app.failures >= 1
-        sent = len(fake.requests)
+        before = len(fake.requests)
+        ticks.advance(app.engine.effective_interval)  # the list is due again: it meets the 429
         await pilot.press("r")
-        await pilot.pause(1.2)
+        await until(pilot, app, lambda: app.failures >= 1)
+        assert len(fake.requests) == before + 1, "the 429 was the only request: the gate blocked the rest"
+        sent = len(fake.requests)
+        # Changed on purpose: r during the block is a reorder, not a bypass; the next poll waits for Retry-After.
+        await pilot.press("r")
+        assert "refreshing when the request budget allows (300 s)" in app.status.message
+        # And a poll while the block runs (as the timer starts it) sends nothing.
+        ticks.advance(10)
+        failures = app.failures
+        app.poll_worker()
+        await until(pilot, app, lambda: app.failures > failures)
         assert len(fake.requests) == sent, "nothing is sent while Retry-After runs"
         header = str(app.header.render())
-        assert "rate limited" in header and "next request in" in header
+        assert "rate limited" in header and "next request in 290 s" in header
         assert app.header.stale
 
 
@@ -164,9 +251,9 @@ def test_first_sight_of_a_tunnels_connections_is_not_logged_as_a_recovery() -> N
 
 
 async def test_overview_of_a_thousand_tunnels() -> None:
-    app, fake = make_app(start_view=None, tunnels=1000)
+    app, fake, _ = overview_app(tunnels=1000)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for_poll(pilot, app, limit=20)
+        await first_poll(pilot, app)
         table = overview(app)
         assert len(table.order) == 1000 == len(fake.sim.tunnel_ids())
         ranks = [HEALTH_ORDER[table.summaries[k].health] for k in table.order]
@@ -176,7 +263,7 @@ async def test_overview_of_a_thousand_tunnels() -> None:
         notice = plain(app.query_one("#overview-notice").content)
         assert "connection details for" in notice
         # The tunnels on screen are the ones the planner fetches first.
-        assert set(app.source.in_view) <= set(table.order[: 3 * SIZE[1]])
+        assert set(app.engine.in_view) <= set(table.order[: 3 * SIZE[1]])
         await pilot.press("G")
         last = table.order[-1]
         assert table.cursor_key == last
@@ -234,21 +321,20 @@ async def test_the_overview_table_diffs_rows_and_draws_ages_against_the_clock() 
 
 
 async def test_no_room_in_the_budget_for_the_list_is_a_quiet_wait() -> None:
-    app, fake = make_app(start_view=None)
+    # As at a start where the requests of the last minute used the whole budget: the list may not be read yet.
+    app, fake, ticks = overview_app(budget_spent=True)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for_poll(pilot, app)
-        source = app.source
-        assert isinstance(source, AccountSource)
-        # As at a start where the requests of the last minute used the whole budget: the list may not be read.
-        source._list_at = None
-        source.budget.record(source._clock(), source.budget.limit_per_minute)
-        sent = len(fake.requests)
-        app.action_refresh()
-        for _ in range(100):
-            await pilot.pause(0.02)
-            if "holding back" in app.status.message:
-                break
+        await first_poll(pilot, app)
         assert "holding back to stay within tunneltop's request budget" in app.status.message
-        assert not app.status.error and app.last_error is None and app.failures == 0
+        assert not app.status.error and app.last_error is None and app.failures == 0 and app.poll_count == 0
         assert not any(e.kind.value == "poll_failed" for e in app.session.log)
-        assert len(fake.requests) == sent
+        assert fake.requests == []
+        # r asks for the next poll as soon as the budget allows: it says when, and sends nothing before.
+        await pilot.press("r")
+        assert "refreshing when the request budget allows (60 s)" in app.status.message
+        assert fake.requests == []
+        ticks.advance(60)
+        await pilot.press("r")
+        await until(pilot, app, lambda: app.poll_count >= 1)
+        assert overview(app).row_count == len(fake.sim.tunnel_ids())
+        assert not any(e.kind.value in ("poll_failed", "poll_recovered") for e in app.session.log)
