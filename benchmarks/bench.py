@@ -46,13 +46,14 @@ from pathlib import Path
 from random import Random
 from typing import Any
 
+from tunneltop.api.gate import RequestGate
 from tunneltop.demo.cfapi import FakeCloudflare
 from tunneltop.demo.server import LoopbackServer
 from tunneltop.demo.simulator import DEMO_ACCOUNT_ID, SimulatedAccount, rfc3339
 from tunneltop.model.parse import RecordCache, parse_connectors, parse_many
-from tunneltop.model.records import Account, Tunnel
+from tunneltop.model.records import Tunnel
 from tunneltop.model.snapshot import Snapshot
-from tunneltop.poll.source import TunnelSource
+from tunneltop.poll.engine import PollEngine
 
 SIZES = (100, 1_000, 10_000)
 CONNS_PER_TUNNEL = 8  # the scale scenario's 2 connectors x 4 connections
@@ -84,8 +85,15 @@ class Workload:
         self._bodies: dict[str, bytes] = {}
         self._tunnel_body = _envelope(self.tunnels)
         self._serial = 0
-        account = Account(id=DEMO_ACCOUNT_ID, name="Bench Account (simulated)")
-        self.source = TunnelSource(_Answers(self), account, now=lambda: self.now)  # type: ignore[arg-type]
+        # The real engine, with a budget no poll reaches and the workload's clock, so every tunnel is due each poll.
+        self.source = PollEngine(
+            _Answers(self),  # type: ignore[arg-type]
+            DEMO_ACCOUNT_ID,
+            interval=POLL_SECONDS,
+            now=lambda: self.now,
+            account_name="Bench Account (simulated)",
+            min_burst=10**9,
+        )
 
     @property
     def connections(self) -> int:
@@ -131,12 +139,14 @@ class Workload:
         return self._tunnel_body, dict(self._bodies)
 
     async def snapshot(self) -> tuple[Snapshot, float]:
-        """One poll through the real TunnelSource, its API answers decoded and validated as the client does (no
+        """One poll through the real PollEngine, its API answers decoded and validated as the client does (no
         HTTP); returns it and the CPU milliseconds it took."""
         self.bodies()
         started = time.process_time()
-        snap = await self.source.poll()
-        return snap, (time.process_time() - started) * 1000
+        outcome = await self.source.poll()
+        if outcome.snapshot is None:
+            raise RuntimeError(f"the benchmark's poll failed: {outcome.error or outcome.holding}")
+        return outcome.snapshot, (time.process_time() - started) * 1000
 
 
 class _Answers:
@@ -144,9 +154,10 @@ class _Answers:
 
     def __init__(self, work: Workload) -> None:
         self.work = work
+        self.gate = RequestGate(10**9, clock=lambda: (work.now - START).total_seconds())
 
     async def list_tunnels(
-        self, account_id: str, cache: dict[str, tuple[dict[str, Any], Tunnel]] | None = None
+        self, account_id: str, cache: dict[str, tuple[dict[str, Any], Tunnel]] | None = None, **filters: Any
     ) -> tuple[list[Tunnel], list[Any]]:
         return parse_many(Tunnel, json.loads(self.work._tunnel_body)["result"], "tunnel", cache)
 
@@ -294,10 +305,10 @@ async def measure_size(connections: int, *, polls: int = 8, warmup: int = 14, na
         change_ms: list[float] = []
         original = session.on_snapshot
 
-        def on_snapshot(snapshot: Snapshot, now: datetime) -> Any:
+        def on_snapshot(snapshot: Snapshot, now: datetime, events: Any = None) -> Any:
             started = time.process_time()
             try:
-                return original(snapshot, now)
+                return original(snapshot, now, events)
             finally:
                 change_ms.append((time.process_time() - started) * 1000)
 

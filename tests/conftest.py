@@ -12,11 +12,13 @@ from tunneltop.demo.server import LoopbackServer
 
 
 @pytest.fixture(autouse=True)
-def _no_cloudflare_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test sees the developer's own Cloudflare credentials or endpoints."""
+def _no_cloudflare_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No test sees the developer's own Cloudflare credentials or endpoints, nor shares a request budget ledger
+    with a tunneltop running on this machine (each test gets its own runtime directory)."""
     for name in list(os.environ):
         if name.startswith("CLOUDFLARE_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path_factory.mktemp("runtime")))
 
 
 class FakeClock:

@@ -13,7 +13,8 @@ from typing import NoReturn
 from tunneltop import __version__
 from tunneltop.api.errors import ApiError, UsageError
 from tunneltop.config import ConfigError
-from tunneltop.poll.source import AccountChoiceNeeded, TunnelSource, resolve_account, utc_now
+from tunneltop.poll.account import AccountChoiceNeeded, utc_now
+from tunneltop.poll.engine import PollEngine
 from tunneltop.poll.target import Target
 from tunneltop.profiles import DEFAULT_BUDGET, DEFAULT_INTERVAL, MAX_BUDGET, load_profile, merge_settings
 from tunneltop.report import EXIT_UNKNOWN, EXIT_USAGE, exit_status, render_json, render_table
@@ -129,6 +130,7 @@ def build_target(args: argparse.Namespace) -> Target:
             args.tunnels,
             demo=True,
             transport=demo_transport(args.seed),
+            budget_per_minute=args.budget,
         )
     # Flags beat the environment, which beats the config file's profile, which beats the defaults.
     profile = load_profile(args.profile, None, os.environ)
@@ -143,31 +145,50 @@ def build_target(args: argparse.Namespace) -> Target:
     )
     args.interval, args.budget = settings.interval, settings.budget_per_minute
     return Target(
-        settings.base_url, settings.credentials, settings.account_id, settings.tunnels, notices=settings.notices
+        settings.base_url,
+        settings.credentials,
+        settings.account_id,
+        settings.tunnels,
+        notices=settings.notices,
+        budget_per_minute=settings.budget_per_minute,
     )
 
 
-async def run_once(target: Target, output: str, *, budget_per_minute: int = DEFAULT_BUDGET) -> int:
+def report_failure(error: BaseException) -> int:
+    """Say why a headless run cannot go on, on stderr, and the exit status that goes with it."""
+    if isinstance(error, AccountChoiceNeeded):
+        _err(f"{error}:")
+        for acc in error.accounts:
+            print(f"  {clean(acc.id, 40)}  {clean(acc.name, 80)}", file=sys.stderr)
+        return EXIT_UNKNOWN
+    if isinstance(error, UsageError):
+        _err(error.message)
+        return EXIT_USAGE
+    _err(error.message if isinstance(error, ApiError) else str(error))
+    return EXIT_UNKNOWN
+
+
+async def run_once(target: Target, output: str) -> int:
+    """One poll within this run's cap (a minute's budget, less what other tunneltop processes on this credential
+    sent in the last minute, and at most a share of what Cloudflare says remains), printed."""
     async with target.client(max_rate_limit_wait=ONCE_MAX_RATE_LIMIT_WAIT) as client:
-        try:
-            account = await resolve_account(client, target.account_id)
-            source = TunnelSource(client, account, target.refs, max_fetches=budget_per_minute)
-            snapshot = await source.poll()
-        except AccountChoiceNeeded as exc:
-            _err(f"{exc}:")
-            for acc in exc.accounts:
-                print(f"  {clean(acc.id, 40)}  {clean(acc.name, 80)}", file=sys.stderr)
-            return EXIT_UNKNOWN
-        except UsageError as exc:
-            _err(exc.message)
-            return EXIT_USAGE
-        except ApiError as exc:
-            _err(exc.message)
-            return EXIT_UNKNOWN
+        engine = PollEngine(
+            client, target.account_id, target.refs, mode="once", min_burst=target.budget_per_minute
+        )
+        outcome = await engine.poll()
+        status = engine.status
+    if outcome.snapshot is None:
+        error = outcome.error if outcome.error is not None else ApiError(outcome.holding or "no data")
+        return report_failure(error)
+    for problem in engine.usage_errors:
+        # A tunnel named that does not exist is the caller's mistake: say so (the others were fetched).
+        return report_failure(problem)
+    snapshot = outcome.snapshot
+    skipped = engine.not_fetched(snapshot)
     if output == "json":
-        sys.stdout.write(render_json(snapshot, demo=target.demo))
+        sys.stdout.write(render_json(snapshot, demo=target.demo, not_fetched=skipped, budget=status))
     else:
-        sys.stdout.write(render_table(snapshot, utc_now(), demo=target.demo))
+        sys.stdout.write(render_table(snapshot, utc_now(), demo=target.demo, not_fetched=skipped, budget=status))
     return exit_status(snapshot)
 
 
@@ -184,15 +205,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         _err(str(exc))
         return EXIT_UNKNOWN
+    target.share_budget()
     for notice in target.notices:
         _err(notice)
     if watch:
         from tunneltop.stream import run_watch
 
-        return run_watch(target, args.interval, budget_per_minute=args.budget)
+        return run_watch(target, args.interval)
     if args.once or args.output:
         try:
-            return asyncio.run(run_once(target, args.output or "table", budget_per_minute=args.budget))
+            return asyncio.run(run_once(target, args.output or "table"))
         except KeyboardInterrupt:
             return 130
     from tunneltop.ui.app import run_app
@@ -203,7 +225,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         ghost_seconds=args.ghost_seconds,
         bell=args.bell,
         export_dir=args.export_dir,
-        budget_per_minute=args.budget,
     )
 
 

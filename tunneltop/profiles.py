@@ -37,6 +37,7 @@ from typing import Any
 
 from tunneltop.api.auth import Credentials
 from tunneltop.api.budget import DEFAULT_LIMIT_PER_MINUTE as DEFAULT_BUDGET
+from tunneltop.api.gate import MAX_LIMIT_PER_MINUTE as MAX_BUDGET  # half the user's quota
 from tunneltop.config import (
     ENV_ACCOUNT,
     ENV_BASE_URLS,
@@ -55,7 +56,6 @@ ENV_BUDGET = "TUNNELTOP_BUDGET"
 ENV_XDG = "XDG_CONFIG_HOME"
 
 MIN_INTERVAL, MAX_INTERVAL = 1.0, 3600.0
-MAX_BUDGET = 240  # all of Cloudflare's limit: more can only end in a 5-minute block
 
 _TOP_KEYS = ("default_profile", "profiles")
 _PROFILE_KEYS = (

@@ -7,9 +7,10 @@ connectors, 3 state unknown.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
+from tunneltop.api.gate import BudgetStatus
 from tunneltop.model.health import Health, edge_summary, format_age, origin_ips, pending_conns
 from tunneltop.model.snapshot import Snapshot, TunnelState
 from tunneltop.sanitize import clean
@@ -43,13 +44,21 @@ def _table(rows: Sequence[Sequence[str]]) -> list[str]:
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
-def _tunnel_lines(state: TunnelState, now: datetime) -> list[str]:
+NOT_FETCHED = (
+    "connections not fetched: beyond this run's share of the request budget; health is the tunnel list's status "
+    "(name the tunnel, or raise --budget)"
+)
+
+
+def _tunnel_lines(state: TunnelState, now: datetime, not_fetched: bool = False) -> list[str]:
     t = state.tunnel
     head = (
         f"{clean(t.name, 80)}  {clean(t.id, 40)}  status={clean(t.status, 20)}  health={state.health.value}"
         f"  active={state.active_count}  pending={state.pending_count}"
     )
     lines = [head]
+    if not_fetched:
+        lines.append(f"  {NOT_FETCHED}")
     if state.error:
         lines.append(f"  error: {clean(state.error, 300)}")
     if state.connectors is not None and not state.connectors:
@@ -75,24 +84,41 @@ def _tunnel_lines(state: TunnelState, now: datetime) -> list[str]:
     return lines
 
 
-def render_table(snapshot: Snapshot, now: datetime, *, demo: bool = False) -> str:
+def render_table(
+    snapshot: Snapshot,
+    now: datetime,
+    *,
+    demo: bool = False,
+    not_fetched: Collection[str] = (),
+    budget: BudgetStatus | None = None,
+) -> str:
     title = f"account {clean(snapshot.account_id, 40)}"
     if snapshot.account_name:
         title += f" ({clean(snapshot.account_name, 80)})"
     if demo:
         title = "DEMO (simulated account) - " + title
-    lines = [title, f"fetched {_time(snapshot.fetched_at)}", ""]
+    fetched = f"fetched {_time(snapshot.fetched_at)}"
+    if budget is not None:
+        fetched += f"  ({budget})"
+    lines = [title, fetched, ""]
     if not snapshot.tunnels:
         lines.append("no tunnels")
+    skipped = set(not_fetched)
     for state in snapshot.tunnels:
-        lines.extend(_tunnel_lines(state, now))
+        lines.extend(_tunnel_lines(state, now, state.tunnel.id in skipped))
         lines.append("")
     lines.extend(f"problem: {clean(str(p), 300)}" for p in snapshot.problems)
     return "\n".join(lines).rstrip() + "\n"
 
 
-def render_json(snapshot: Snapshot, *, demo: bool = False) -> str:
+def render_json(
+    snapshot: Snapshot, *, demo: bool = False, not_fetched: Sequence[str] = (), budget: BudgetStatus | None = None
+) -> str:
     document = snapshot.to_json()
+    # Tunnels whose connections this run's budget left unread ("clients": null, "error": null there).
+    document["not_fetched"] = list(not_fetched)
+    if budget is not None:
+        document["api"] = budget.to_json()
     if demo:
         document = {"demo": True, **document}
     # ensure_ascii: control and bidi characters arrive escaped, never raw, at whatever reads this.

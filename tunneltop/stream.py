@@ -6,12 +6,16 @@ For piping into alerting. Every line is a JSON object with a ``kind``:
   so a consumer knows the stream is live. It is the first line unless polls fail before any succeeds, in which
   case their ``poll_failed`` lines come first.
 - then one line per change event (``tunneltop.changes.events.ChangeEvent.to_json``), in the order ``diff``
-  gives them, and ``poll_failed``/``poll_recovered`` when whole polls start or stop failing (again when the
-  kind of error changes while failing).
+  gives them, and ``poll_failed``/``poll_recovered`` by the engine's failure-streak rule (see
+  ``tunneltop.poll.engine``): ``poll_failed`` when polls start failing, when the kind of error changes, and at
+  least once a minute while they keep failing.
 
-Polls run one at a time: a poll, then a one-shot sleep of ``interval`` seconds (at least ``Retry-After`` after a
-429), then the next. An error never ends the stream; ``stop`` does, at once, even mid-poll. JSON is written with
-``ensure_ascii`` so control and bidi characters in API text arrive escaped. Textual is never imported here.
+Polls run one at a time through the one ``PollEngine``: a poll, then a sleep until the next one (the interval,
+stretched to what the request budget allows, at least ``Retry-After`` after a 429). A passing error never ends
+the stream; an error no retry can fix (credentials, permission, a tunnel name that matches nothing, several
+accounts) ends it with exit status 3 (64 for a bad name) and the reason on stderr. ``stop`` ends it at once, even
+mid-poll. JSON is written with ``ensure_ascii`` so control and bidi characters in API text arrive escaped.
+Textual is never imported here.
 """
 
 from __future__ import annotations
@@ -25,17 +29,17 @@ import sys
 import traceback
 from collections import Counter
 from collections.abc import Awaitable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import replace
 from typing import Any, TextIO, TypeVar
 
-from tunneltop.api.budget import DEFAULT_LIMIT_PER_MINUTE as DEFAULT_BUDGET
-from tunneltop.api.errors import ApiError, RateLimitedError
-from tunneltop.changes.events import ChangeEvent, diff, poll_failed, poll_recovered, rfc3339
+from tunneltop.api.errors import ApiError, UsageError
+from tunneltop.api.gate import BudgetStatus
+from tunneltop.changes.events import rfc3339
 from tunneltop.model.snapshot import Snapshot
-from tunneltop.poll.source import AccountChoiceNeeded, TunnelSource, resolve_account, utc_now
+from tunneltop.poll.account import AccountChoiceNeeded
+from tunneltop.poll.engine import PollEngine, PollOutcome
 from tunneltop.poll.target import Target
-from tunneltop.report import EXIT_OK, EXIT_UNKNOWN
+from tunneltop.report import EXIT_OK, EXIT_UNKNOWN, EXIT_USAGE
 from tunneltop.sanitize import clean
 
 # A 429 block up to this long is sat out inside the poll (no failure to report); a longer one is reported as a
@@ -81,7 +85,9 @@ async def _sleep_unless_stopped(seconds: float, stop: asyncio.Event) -> bool:
     return True
 
 
-def baseline(snapshot: Snapshot, *, interval: float, demo: bool = False) -> dict[str, Any]:
+def baseline(
+    snapshot: Snapshot, *, interval: float, demo: bool = False, budget: BudgetStatus | None = None
+) -> dict[str, Any]:
     """The stream's first line: what is watched and how it stands."""
     connectors = [c for t in snapshot.tunnels for c in t.connectors or ()]
     document: dict[str, Any] = {
@@ -98,31 +104,20 @@ def baseline(snapshot: Snapshot, *, interval: float, demo: bool = False) -> dict
         "health": snapshot.health.value if snapshot.health else None,
         "tunnels_by_health": dict(sorted(Counter(t.health.value for t in snapshot.tunnels).items())),
     }
+    if budget is not None:
+        document["api"] = budget.to_json()
     if demo:
         document["demo"] = True
     return document
 
 
-@dataclass
-class _Failing:
-    """A run of failed polls."""
-
-    since: datetime
-    error: type[BaseException]
-    message: str
-    polls: int = 1
-
-
 class _Stream:
-    def __init__(self, target: Target, interval: float, out: TextIO, err: TextIO, budget_per_minute: int) -> None:
+    def __init__(self, target: Target, interval: float, out: TextIO, err: TextIO) -> None:
         self.target = target
         self.interval = interval
         self.out = out
         self.err = err
-        self.budget_per_minute = budget_per_minute
-        self.source: TunnelSource | None = None
-        self.previous: Snapshot | None = None
-        self.failing: _Failing | None = None
+        self.started = False
 
     def write(self, documents: list[dict[str, Any]]) -> None:
         try:
@@ -132,74 +127,50 @@ class _Stream:
         except BrokenPipeError:
             raise _ReaderGone from None
 
-    def failed(self, exc: Exception) -> list[ChangeEvent]:
-        """A poll failed: report the start of a run of failures, and each change of the kind of error in it."""
-        failing = self.failing
-        news = failing is None or failing.error is not type(exc)
-        if isinstance(exc, ApiError):
-            message = exc.message
-        else:
-            # A bug of ours must not silence alerting: report it as a failed poll, traceback to stderr, go on.
-            message = f"internal error: {type(exc).__name__}: {exc}"
-            if news:
-                traceback.print_exception(exc, file=self.err)
-        now = utc_now()
-        if failing is None:
-            self.failing = _Failing(now, type(exc), message)
-        else:
-            failing.polls += 1
-            failing.error, failing.message = type(exc), message
-        return [poll_failed(now, message)] if news else []
-
-    def succeeded(self, snapshot: Snapshot) -> list[dict[str, Any]]:
-        documents: list[dict[str, Any]] = []
-        if self.failing is not None:
-            failing, self.failing = self.failing, None
-            event = poll_recovered(
-                snapshot.fetched_at, last_error=failing.message, failed_polls=failing.polls, since=failing.since
-            )
-            documents.append(event.to_json())
-        if self.previous is None:
-            documents.append(baseline(snapshot, interval=self.interval, demo=self.target.demo))
-        documents.extend(e.to_json() for e in diff(self.previous, snapshot))
-        self.previous = snapshot
+    def documents(self, engine: PollEngine, outcome: PollOutcome) -> list[dict[str, Any]]:
+        documents = [e.to_json() for e in outcome.events]
+        if outcome.snapshot is not None and not self.started:
+            self.started = True
+            head = baseline(outcome.snapshot, interval=self.interval, demo=self.target.demo, budget=engine.status)
+            # The baseline comes first, after any poll_recovered of failures before it.
+            at = 1 if documents and documents[0].get("kind") == "poll_recovered" else 0
+            documents.insert(at, head)
         return documents
 
-    def account_choice(self, exc: AccountChoiceNeeded) -> None:
-        print(f"tunneltop: {clean(str(exc), 300)}:", file=self.err)
-        for account in exc.accounts:
-            print(f"  {clean(account.id, 40)}  {clean(account.name, 80)}", file=self.err)
+    def fatal(self, error: BaseException) -> int:
+        """An error no retry can fix: say why on stderr, and the exit status."""
+        if isinstance(error, AccountChoiceNeeded):
+            print(f"tunneltop: {clean(str(error), 300)}:", file=self.err)
+            for account in error.accounts:
+                print(f"  {clean(account.id, 40)}  {clean(account.name, 80)}", file=self.err)
+            return EXIT_UNKNOWN
+        message = error.message if isinstance(error, ApiError) else str(error)
+        print(f"tunneltop: {clean(message, 2000)}", file=self.err)
+        return EXIT_USAGE if isinstance(error, UsageError) else EXIT_UNKNOWN
 
     async def run(self, stop: asyncio.Event, max_rate_limit_wait: float) -> int:
         async with self.target.client(max_rate_limit_wait=max_rate_limit_wait) as client:
+            engine = PollEngine(client, self.target.account_id, self.target.refs, interval=self.interval, mode="watch")
             while not stop.is_set():
-                wait = self.interval
-                sent_before = client.stats.requests
                 try:
-                    if self.source is None:
-                        account = await _unless_stopped(resolve_account(client, self.target.account_id), stop)
-                        # One poll never takes more than a minute's budget (a large account gets list status only).
-                        self.source = TunnelSource(
-                            client, account, self.target.refs, max_fetches=self.budget_per_minute
-                        )
-                    snapshot = await _unless_stopped(self.source.poll(), stop)
+                    outcome = await _unless_stopped(engine.poll(), stop)
                 except _Stopped:
                     break
-                except AccountChoiceNeeded as exc:
-                    self.account_choice(exc)
-                    return EXIT_UNKNOWN
-                except Exception as exc:
-                    if isinstance(exc, RateLimitedError):
-                        wait = max(wait, exc.retry_after)
-                    documents = [e.to_json() for e in self.failed(exc)]
-                else:
-                    documents = self.succeeded(snapshot)
-                # Stretch the interval so that polling stays within the budget (requests per minute).
-                wait = max(wait, (client.stats.requests - sent_before) * 60 / self.budget_per_minute)
+                if outcome.error is not None and outcome.permanent:
+                    with contextlib.suppress(_ReaderGone):
+                        self.write([e.to_json() for e in outcome.events])
+                    return self.fatal(outcome.error)
+                if engine.usage_errors:
+                    return self.fatal(engine.usage_errors[0])
+                if outcome.error is not None and not isinstance(outcome.error, ApiError):
+                    traceback.print_exception(outcome.error, file=self.err)
                 try:
-                    self.write(documents)
+                    self.write(self.documents(engine, outcome))
                 except _ReaderGone:
                     return EXIT_OK
+                # The next poll when the interval is up and a request may go: the planner and the budget pace the
+                # fetches (a tunnel is refreshed every ``effective_interval`` when all do not fit in one interval).
+                wait = max(self.interval, engine.next_poll_in(), outcome.retry_after or 0.0)
                 if await _sleep_unless_stopped(wait, stop):
                     break
         return EXIT_OK
@@ -213,20 +184,21 @@ async def watch_stream(
     stop: asyncio.Event,
     max_rate_limit_wait: float = STREAM_MAX_RATE_LIMIT_WAIT,
     err: TextIO | None = None,
-    budget_per_minute: int = DEFAULT_BUDGET,
+    budget_per_minute: int | None = None,
 ) -> int:
     """Poll ``target`` every ``interval`` seconds and write a JSON line per change to ``out`` until ``stop``.
 
-    Returns 0 when stopped (or when the reader closed ``out``); 3 when the credentials see several accounts and
-    none was named (the choice is printed to ``err``, default stderr). API errors never end it.
+    Returns 0 when stopped (or when the reader closed ``out``); 3 on an error no retry can fix (bad credentials,
+    a missing permission, several accounts and none named: the reason goes to ``err``, default stderr); 64 for a
+    tunnel name that matches nothing. Passing API errors never end it.
     """
-    stream = _Stream(target, interval, out, err if err is not None else sys.stderr, budget_per_minute)
+    if budget_per_minute is not None:
+        target = replace(target, budget_per_minute=budget_per_minute)
+    stream = _Stream(target, interval, out, err if err is not None else sys.stderr)
     return await stream.run(stop, max_rate_limit_wait)
 
 
-def run_watch(
-    target: Target, interval: float, out: TextIO | None = None, budget_per_minute: int = DEFAULT_BUDGET
-) -> int:
+def run_watch(target: Target, interval: float, out: TextIO | None = None) -> int:
     """Run the stream to stdout until SIGINT or SIGTERM; either ends it cleanly with exit status 0."""
     stream = out if out is not None else sys.stdout
 
@@ -241,7 +213,7 @@ def run_watch(
                 continue  # no loop signal handlers here (Windows, or not the main thread)
             installed.append(sig)
         try:
-            return await watch_stream(target, interval, stream, stop=stop, budget_per_minute=budget_per_minute)
+            return await watch_stream(target, interval, stream, stop=stop)
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)

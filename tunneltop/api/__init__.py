@@ -8,23 +8,28 @@ from tunneltop.api.errors import (
     InvalidResponseError,
     NetworkError,
     NotFoundError,
+    OverBudgetError,
     RateLimitedError,
     RequestFailedError,
     ServerError,
     UsageError,
 )
+from tunneltop.api.gate import BudgetStatus, RequestGate
 
 __all__ = [
     "ApiError",
     "ApiResponse",
     "AuthError",
+    "BudgetStatus",
     "CloudflareClient",
     "Credentials",
     "InvalidResponseError",
     "NetworkError",
     "NotFoundError",
+    "OverBudgetError",
     "RateLimitedError",
     "RequestFailedError",
+    "RequestGate",
     "RetryPolicy",
     "ServerError",
     "UsageError",

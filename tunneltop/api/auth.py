@@ -44,6 +44,13 @@ class Credentials:
         """Remove the secret from a text that might have picked it up (belt and braces for error paths)."""
         return text.replace(self._secret, "[redacted]") if self._secret else text
 
+    def identity(self, base_url: str) -> str:
+        """Who Cloudflare counts requests against, for the budget shared across processes: the token (hashed
+        before it names anything; two tokens of one user are told apart, which errs on the generous side) or
+        the global key's email. Never shown, logged or stored as it is."""
+        who = self._secret if self.scheme == "token" else (self._email or "")
+        return f"{self.scheme}\0{who}\0{base_url.rstrip('/')}"
+
     def describe(self) -> str:
         kind = "API token" if self.scheme == "token" else "email + global API key"
         return f"{kind} from {self.source}" if self.source else kind

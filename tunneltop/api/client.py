@@ -1,8 +1,9 @@
 """The Cloudflare API client: the only code in tunneltop that speaks HTTP, and it only ever sends GET.
 
-It unwraps Cloudflare's envelope, pages through collections, turns every failure into a typed ``ApiError``,
-retries transient failures with bounded, jittered exponential back-off, and never sends a request while a
-429's ``Retry-After`` is still running.
+Every request it sends (each page, each retry) first takes a token from its ``RequestGate``, and every answer's
+``Ratelimit`` and ``Retry-After`` go back to the gate. It unwraps Cloudflare's envelope, pages through
+collections, turns every failure into a typed ``ApiError``, and retries transient failures with bounded, jittered
+exponential back-off, each retry only if the gate has a token for it.
 """
 
 from __future__ import annotations
@@ -32,11 +33,13 @@ from tunneltop.api.errors import (
     InvalidResponseError,
     NetworkError,
     NotFoundError,
+    OverBudgetError,
     RateLimitedError,
     RequestFailedError,
     ServerError,
     UsageError,
 )
+from tunneltop.api.gate import RequestGate
 from tunneltop.api.ratelimit import RateLimit, parse_ratelimit, parse_retry_after
 from tunneltop.model.parse import RecordCache, RecordProblem, parse_connectors, parse_many, validate_record
 from tunneltop.model.records import Account, Connector, TokenStatus, Tunnel
@@ -170,6 +173,7 @@ class CloudflareClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        gate: RequestGate | None = None,
     ) -> None:
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         if credentials is not None:
@@ -188,7 +192,12 @@ class CloudflareClient:
         self._sleep = sleep
         self._clock = clock
         self._rng = rng or random.Random()
-        self.blocked_until: float | None = None
+        # Every request takes a token from the gate. A client made without one (a library caller's) keeps the
+        # default budget, a minute's worth of which may go at once.
+        if gate is None:
+            gate = RequestGate(clock=clock)
+            gate.burst = gate.limit_per_minute
+        self.gate = gate
         self.ratelimit: RateLimit | None = None
         self.stats = ClientStats()
 
@@ -203,30 +212,24 @@ class CloudflareClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        self.gate.close()
 
     @property
     def blocked_for(self) -> float:
         """Seconds until a request may be sent again (0 when not rate limited)."""
-        if self.blocked_until is None:
-            return 0.0
-        return max(0.0, self.blocked_until - self._clock())
+        return self.gate.blocked_for()
 
     # -- one request -------------------------------------------------------------------------------------------
 
-    async def _wait_if_blocked(self, path: str) -> None:
-        # A loop, not one sleep: another request's 429 may extend the block while this one waits.
-        while (wait := self.blocked_for) > 0:
-            if wait > self._max_wait:
-                raise RateLimitedError(
-                    f"rate limited by Cloudflare: no request is sent for another {wait:.0f} s",
-                    retry_after=wait,
-                    status=429,
-                    path=path,
-                )
+    async def _wait_if_blocked(self) -> None:
+        # A loop, not one sleep: another request's 429 may extend the block while this one waits. Longer blocks
+        # than ``max_rate_limit_wait`` are the gate's to refuse.
+        while 0 < (wait := self.blocked_for) <= self._max_wait:
             await self._sleep(wait)
 
     async def _send_once(self, path: str, params: Mapping[str, Any] | None) -> ApiResponse:
-        await self._wait_if_blocked(path)
+        await self._wait_if_blocked()
+        self.gate.acquire(path)  # raises, and nothing is sent, without a token
         self.stats.requests += 1
         self.stats.sent_at.append(self._clock())
         try:
@@ -264,9 +267,8 @@ class CloudflareClient:
         ratelimit = parse_ratelimit(response.headers)
         if ratelimit is not None:
             self.ratelimit = ratelimit
-            if ratelimit.remaining == 0 and ratelimit.reset:
-                # Out of quota: the next request would be a 429 that blocks for minutes. Hold back instead.
-                self.blocked_until = self._clock() + ratelimit.reset
+        # Out of quota (remaining 0) holds every process back until the reset: the next request would be a 429.
+        self.gate.observe(ratelimit)
         status = response.status_code
         is_json = True
         try:
@@ -282,10 +284,10 @@ class CloudflareClient:
                 ) from None
         if status == 429:
             retry_after = parse_retry_after(response.headers.get("retry-after"), datetime.now(UTC))
-            self.blocked_until = self._clock() + retry_after
+            self.gate.observe(None, retry_after)
             self.stats.rate_limited += 1
             return_error = RateLimitedError(
-                f"rate limited by Cloudflare (HTTP 429): waiting {retry_after:.0f} s before the next request",
+                f"rate limited by Cloudflare (HTTP 429): no request may be sent for {retry_after:.0f} s (Retry-After)",
                 retry_after=retry_after,
                 status=status,
                 errors=_errors_of(body),
@@ -313,11 +315,15 @@ class CloudflareClient:
         )
 
     async def get(self, path: str, params: Mapping[str, Any] | None = None) -> ApiResponse:
-        """One GET with retries: transient failures back off; a 429 waits only if allowed to wait that long."""
+        """One GET with retries: transient failures back off; a 429 waits only if allowed to wait that long.
+
+        Each retry takes its own token from the gate; with none left the request fails (``OverBudgetError``)."""
         attempt = 0
         while True:
             try:
                 return await self._send_once(path, params)
+            except OverBudgetError:
+                raise
             except RateLimitedError as exc:
                 if exc.retry_after > self._max_wait or attempt >= self._retry.retries:
                     raise
@@ -370,13 +376,20 @@ class CloudflareClient:
         account_id: str,
         *,
         name: str | None = None,
-        include_deleted: bool = False,
+        uuid: str | None = None,
+        include_deleted: bool | None = False,
         cache: dict[str, tuple[dict[str, Any], Tunnel]] | None = None,
     ) -> tuple[list[Tunnel], list[RecordProblem]]:
-        """Every tunnel of the account (all pages). With ``cache``, unchanged ones are last poll's models."""
-        params: dict[str, Any] = {"is_deleted": "true" if include_deleted else "false"}
+        """Every tunnel of the account (all pages), or those ``name``/``uuid`` pick. ``include_deleted=None``
+        sends no ``is_deleted`` filter (deleted tunnels come too). With ``cache``, unchanged ones are last poll's
+        models."""
+        params: dict[str, Any] = {}
+        if include_deleted is not None:
+            params["is_deleted"] = "true" if include_deleted else "false"
         if name is not None:
             params["name"] = name
+        if uuid is not None:
+            params["uuid"] = uuid
         raw = await self.get_all_pages(f"accounts/{account_id}/cfd_tunnel", params)
         return parse_many(Tunnel, raw, "tunnel", cache)
 

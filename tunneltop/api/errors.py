@@ -71,6 +71,14 @@ class RateLimitedError(ApiError):
         self.retry_after = retry_after
 
 
+class OverBudgetError(ApiError):
+    """tunneltop's own request budget has no token now: the request was not sent (not Cloudflare's doing)."""
+
+    def __init__(self, message: str, *, retry_after: float, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+
+
 class ServerError(ApiError):
     """Cloudflare or a gateway in front of it failed (5xx, HTML error pages)."""
 

@@ -15,7 +15,7 @@ anything else; more than that, or a storm of changes, takes no more than its sha
 old. Tunnels that never ran (status ``inactive``) have no connections and cost nothing.
 
 The planner is pure: it is told the facts (which tunnels, when each was fetched) and the time, and answers with a
-``Plan``; the caller makes the calls and records every request it sent in the ``RequestBudget``.
+``Plan``; the caller makes the calls, each of which takes its token from the client's ``RequestGate``.
 """
 
 from __future__ import annotations
@@ -23,11 +23,18 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
-from tunneltop.api.budget import RequestBudget
+__all__ = ["Budget", "Call", "Plan", "Planner"]
 
-__all__ = ["Call", "Plan", "Planner", "RequestBudget"]
+
+class Budget(Protocol):
+    """What the planner asks of the request budget (``RequestBudget``, or the client's ``RequestGate``)."""
+
+    limit_per_minute: int
+    burst: float
+
+    def available(self, now: float) -> int: ...
 
 TUNNEL_PAGE_SIZE = 1000  # the list endpoint's largest page
 DEFAULT_INTERVAL = 5.0
@@ -83,7 +90,7 @@ class Planner:
 
     def __init__(
         self,
-        budget: RequestBudget,
+        budget: Budget,
         interval: float = DEFAULT_INTERVAL,
         *,
         page_size: int = TUNNEL_PAGE_SIZE,
@@ -119,15 +126,16 @@ class Planner:
 
     # -- rates -------------------------------------------------------------------------------------------------
 
-    def list_period(self, tunnel_count: int) -> float:
-        """Seconds between reads of the tunnel list: the interval, or longer if the list would take too much."""
-        pages = list_pages(tunnel_count, self.page_size)
+    def list_period(self, tunnel_count: int, pages: int | None = None) -> float:
+        """Seconds between reads of the tunnel list: the interval, or longer if the list would take too much.
+        ``pages``: what one read costs, when not one request per 1,000 tunnels (named tunnels read one by one)."""
+        pages = list_pages(tunnel_count, self.page_size) if pages is None else pages
         return max(self._interval, pages * 60 / (self.budget.limit_per_minute * self.list_share))
 
-    def connection_rate(self, tunnel_count: int) -> float:
+    def connection_rate(self, tunnel_count: int, pages: int | None = None) -> float:
         """Connection fetches per minute the budget leaves once the list is paid for."""
-        pages = list_pages(tunnel_count, self.page_size)
-        return max(0.0, self.budget.limit_per_minute - pages * 60 / self.list_period(tunnel_count))
+        pages = list_pages(tunnel_count, self.page_size) if pages is None else pages
+        return max(0.0, self.budget.limit_per_minute - pages * 60 / self.list_period(tunnel_count, pages))
 
     @property
     def priority_burst(self) -> float:
@@ -163,6 +171,8 @@ class Planner:
         skip: Collection[str] = (),
         list_fetched_at: float | None = None,
         connections: bool = True,
+        list_requests: int | None = None,
+        tunnel_count: int | None = None,
     ) -> Plan:
         """The calls for a poll at ``now``.
 
@@ -170,14 +180,17 @@ class Planner:
         well: their details arrive first). ``fetched_at``: when each tunnel's connections were last fetched
         (attempted), on the budget's clock. ``skip``: tunnels needing no connection fetch (never ran).
         ``list_fetched_at``: when the list was last read (None: never). ``connections=False`` plans the list
-        alone (to read it first and plan the connections of the tunnels it shows).
+        alone (to read it first and plan the connections of the tunnels it shows). ``tunnel_count``: the
+        account's tunnels when ``tunnel_ids`` are only some (named); ``list_requests``: what one read of the list
+        costs, when not one request per 1,000 of them.
         """
         fetched = fetched_at or {}
-        pages = list_pages(len(tunnel_ids), self.page_size)
+        count = len(tunnel_ids) if tunnel_count is None else tunnel_count
+        pages = list_pages(count, self.page_size) if list_requests is None else list_requests
         self._size_burst(pages)
         available = self.budget.available(now)
         slack = self._interval * _DUE_SLACK
-        list_due = list_fetched_at is None or now - list_fetched_at >= self.list_period(len(tunnel_ids)) - slack
+        list_due = list_fetched_at is None or now - list_fetched_at >= self.list_period(count, pages) - slack
         planned_pages = 0
         if list_due:
             if available < pages:

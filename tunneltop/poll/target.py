@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from tunneltop.api.auth import Credentials
+from tunneltop.api.budget import DEFAULT_LIMIT_PER_MINUTE
 from tunneltop.api.client import CloudflareClient
+from tunneltop.api.gate import RequestGate, shared_ledger
+from tunneltop.api.ledger import Ledger
 
 
 @dataclass
@@ -20,6 +26,23 @@ class Target:
     demo: bool = False
     transport: httpx.AsyncBaseTransport | None = None
     notices: list[str] = field(default_factory=list)
+    budget_per_minute: int = DEFAULT_LIMIT_PER_MINUTE
+    ledger: Ledger | None = None
 
-    def client(self, **options: Any) -> CloudflareClient:
-        return CloudflareClient(self.credentials, self.base_url, transport=self.transport, **options)
+    def share_budget(self, env: Mapping[str, str] = os.environ) -> None:
+        """Share the request budget, through a file, with every tunneltop process on this machine that uses the
+        same credential (the demo, with no credential, keeps its own). Says so in ``notices`` if it cannot."""
+        if self.ledger is None and self.credentials is not None:
+            self.ledger, why = shared_ledger(self.credentials.identity(self.base_url), env)
+            if why is not None:
+                self.notices.append(why)
+
+    def gate(self, *, clock: Callable[[], float] = time.monotonic) -> RequestGate:
+        """The one request budget of this run (see ``share_budget``)."""
+        return RequestGate(self.budget_per_minute, ledger=self.ledger, clock=clock)
+
+    def client(self, *, gate: RequestGate | None = None, **options: Any) -> CloudflareClient:
+        if gate is None:
+            clock = options.get("clock", time.monotonic)
+            gate = self.gate(clock=clock)
+        return CloudflareClient(self.credentials, self.base_url, transport=self.transport, gate=gate, **options)

@@ -18,6 +18,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -34,14 +35,14 @@ from textual.widgets import DataTable, Footer, Input, Static, Tree
 
 from tunneltop.api.budget import DEFAULT_LIMIT_PER_MINUTE as DEFAULT_BUDGET
 from tunneltop.api.client import CloudflareClient
-from tunneltop.api.errors import ApiError, RateLimitedError
-from tunneltop.changes.events import ChangeEvent
+from tunneltop.api.errors import ApiError
+from tunneltop.changes.events import ChangeEvent, EventKind
 from tunneltop.export import export_view
 from tunneltop.model.health import HEALTH_ORDER
-from tunneltop.model.records import Account, Connection, Connector, Tunnel
+from tunneltop.model.records import Connection, Connector, Tunnel
 from tunneltop.model.snapshot import FiguresMemo, Snapshot, TunnelState
-from tunneltop.poll.account import AccountSource, HoldingBack, source_for
-from tunneltop.poll.source import AccountChoiceNeeded, TunnelSource, resolve_account, utc_now
+from tunneltop.poll.account import AccountChoiceNeeded, utc_now
+from tunneltop.poll.engine import PollEngine, PollOutcome
 from tunneltop.poll.target import Target
 from tunneltop.sanitize import clean
 from tunneltop.ui.client_tree import ClientTree, NodeRef
@@ -63,24 +64,41 @@ NARROW_WIDTH = 100
 
 
 class SnapshotReady(Message):
-    def __init__(self, snapshot: Snapshot) -> None:
+    def __init__(self, snapshot: Snapshot, events: list[ChangeEvent] | None = None) -> None:
         super().__init__()
         self.snapshot = snapshot
+        self.events = events
 
 
 class PollFailed(Message):
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        retry_after: float | None = None,
+        events: list[ChangeEvent] | None = None,
+        permanent: bool = False,
+    ) -> None:
         super().__init__()
         self.message = message
         self.retry_after = retry_after
+        self.events = events or []
+        self.permanent = permanent
 
 
 class PollWaiting(Message):
-    """No poll this time, and nothing wrong: the request budget has no room yet (see HoldingBack)."""
+    """No poll this time, and nothing wrong: the request budget has no room yet (see poll.engine.HoldingBack)."""
 
     def __init__(self, message: str) -> None:
         super().__init__()
         self.message = message
+
+
+class UnknownTunnels(Message):
+    """Tunnels named that match none in the account: said once, and not polled."""
+
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__()
+        self.messages = messages
 
 
 class AccountsToChoose(Message):
@@ -133,10 +151,12 @@ class TunneltopApp(App[int]):
         mark_seconds: float = DEFAULT_MARK_SECONDS,
         bell: bool = False,
         export_dir: Path | None = None,
-        budget_per_minute: int = DEFAULT_BUDGET,
+        budget_per_minute: int | None = None,
         start_view: str | None = None,
     ) -> None:
         super().__init__()
+        if budget_per_minute is not None:
+            target = replace(target, budget_per_minute=budget_per_minute)
         self.target = target
         self._clock = clock
         self._monotonic = monotonic
@@ -144,7 +164,8 @@ class TunneltopApp(App[int]):
         self._client_options = client_options or {}
         self.set_reactive(TunneltopApp.interval, interval)
         self.client: CloudflareClient | None = None
-        self.source: TunnelSource | None = None
+        self.engine: PollEngine | None = None
+        self._stopped_for: str | None = None  # an error no retry can fix: no automatic polls until r
         self.last_good_at: datetime | None = None
         self.last_error: str | None = None
         self.poll_count = 0
@@ -156,7 +177,6 @@ class TunneltopApp(App[int]):
         self.export_dir = export_dir or Path.cwd()
         self._rows: list[ConnRow] = []
         self._accounts: list[tuple[str, str | None]] = []
-        self.budget_per_minute = budget_per_minute
         # With no tunnel named, the account overview is home; enter drills into one tunnel, esc comes back.
         self.account_wide = not target.refs
         self.view = start_view or ("overview" if self.account_wide else "monitor")
@@ -252,49 +272,54 @@ class TunneltopApp(App[int]):
 
     @work(exclusive=True, exit_on_error=False, group="poll")
     async def poll_worker(self) -> None:
-        assert self.client is not None
         try:
-            if self.source is None:
-                account = await resolve_account(self.client, self.target.account_id)
-                if account.name is None:
-                    # Chosen in the picker: its name came with the account list.
-                    name = dict(self._accounts).get(account.id)
-                    account = account.model_copy(update={"name": name})
-                self.source = self._make_source(account)
-            snapshot = await self.source.poll()
-        except AccountChoiceNeeded as exc:
-            self.post_message(AccountsToChoose([(a.id, a.name) for a in exc.accounts]))
-        except HoldingBack as exc:
-            self.post_message(PollWaiting(exc.message))
-        except RateLimitedError as exc:
-            self.post_message(PollFailed(exc.message, retry_after=exc.retry_after))
-        except ApiError as exc:
-            self.post_message(PollFailed(exc.message))
+            outcome = await self._engine().poll()
         except Exception as exc:  # never let a poll take the app down; show it and keep the last data
             self.post_message(PollFailed(f"unexpected {type(exc).__name__} while polling: {exc}"))
-        else:
-            self.post_message(SnapshotReady(snapshot))
+            return
+        self._post_outcome(outcome)
 
-    def _make_source(self, account: Account) -> TunnelSource | AccountSource:
-        assert self.client is not None
-        return source_for(
-            self.client,
-            account,
-            self.target.refs,
-            interval=self.interval,
-            budget_per_minute=self.budget_per_minute,
-            now=self._clock,
-            min_burst=STARTUP_BURST,  # a small account's first screen in one go; then the budget paces requests
-        )
+    def _post_outcome(self, outcome: PollOutcome) -> None:
+        engine = self.engine
+        if engine is not None and engine.usage_errors:
+            self.post_message(UnknownTunnels([e.message for e in engine.usage_errors]))
+            engine.usage_errors = []  # said once; those names are not polled
+        error = outcome.error
+        if outcome.snapshot is not None:
+            self.post_message(SnapshotReady(outcome.snapshot, outcome.events))
+        elif outcome.holding is not None:
+            self.post_message(PollWaiting(outcome.holding))
+        elif isinstance(error, AccountChoiceNeeded):
+            self.post_message(AccountsToChoose([(a.id, a.name) for a in error.accounts]))
+        elif error is not None:
+            message = error.message if isinstance(error, ApiError) else str(error)
+            self.post_message(PollFailed(message, outcome.retry_after, outcome.events, outcome.permanent))
+
+    def _engine(self) -> PollEngine:
+        """The one poll engine (made on first use, and again after an account switch); the client and its request
+        budget stay the same for the whole run."""
+        if self.client is None:
+            self.client = self.target.client(**self._client_options)
+        if self.engine is None:
+            name = dict(self._accounts).get(self.target.account_id or "")  # chosen in the picker: named there
+            self.engine = PollEngine(
+                self.client,
+                self.target.account_id,
+                self.target.refs,
+                interval=self.interval,
+                min_burst=STARTUP_BURST,  # a small account's first screen in one go; then the budget paces requests
+                now=self._clock,
+                account_name=name,
+            )
+        return self.engine
 
     def _rearm(self) -> None:
-        if self.paused:
+        if self.paused or self._stopped_for is not None:
             return
         wait = self.interval
-        if self.client is not None:
-            wait = max(wait, self.client.blocked_for)
-        if isinstance(self.source, AccountSource):
-            wait = max(wait, self.source.blocked_for)
+        if self.engine is not None:
+            # The planner and the budget pace what each poll fetches; a poll waits only for a token.
+            wait = max(wait, self.engine.next_poll_in())
         self._schedule(wait)
 
     def _fatal_error(self) -> None:
@@ -322,7 +347,7 @@ class TunneltopApp(App[int]):
         recovered = self.last_error is not None
         self.last_error = None
         previous = self.snapshot
-        events = self.session.on_snapshot(message.snapshot, self._clock())
+        events = self.session.on_snapshot(message.snapshot, self._clock(), message.events)
         self._alert(events)
         if (
             previous is not None
@@ -337,8 +362,8 @@ class TunneltopApp(App[int]):
             table = self._sorted_table()
             table.tick(self._clock())
             self._show_detail()
-            if isinstance(table, OverviewTable) and isinstance(self.source, AccountSource):
-                self.source.set_in_view(table.visible_ids())  # the user may have scrolled since
+            if isinstance(table, OverviewTable) and self.engine is not None:
+                self.engine.set_in_view(table.visible_ids())  # the user may have scrolled since
         else:
             self.snapshot = message.snapshot
         self.status.error = False
@@ -367,7 +392,7 @@ class TunneltopApp(App[int]):
                 self.status.message = "no account chosen: press a to choose one, or start with --account ID"
                 return
             self.target.account_id = account_id
-            self.source = None
+            self.engine = None  # a new account: a new engine, on the same client and request budget
             self.snapshot = None
             self.session = Session(
                 ghost_seconds=self.session.ghost_for.total_seconds(), mark_seconds=self.session.mark_for.total_seconds()
@@ -393,16 +418,30 @@ class TunneltopApp(App[int]):
         text = clean(message.message, 400)
         if message.retry_after:
             text = f"{text} (next request in {message.retry_after:.0f} s)"
-        changed = text != self.last_error
         self.last_error = text
-        if self.session.on_failure(text, self._clock()) is not None:
+        if message.events:
+            self.session.on_failure(message.events)
             self._render_events()
+        if message.permanent:
+            # No retry can fix it (credentials, permission, account): polling stops until the user asks again.
+            self._stopped_for = text
         self.status.error = True
-        self.status.message = text + (" — showing the last good data" if self.snapshot is not None else "")
-        if changed:
+        self.status.message = (
+            text
+            + (" — showing the last good data" if self.snapshot is not None else "")
+            + (" — polling stopped: press r to try again" if message.permanent else "")
+        )
+        if any(e.kind is EventKind.POLL_FAILED for e in message.events) or not message.events:
+            # Once per streak, when the kind of failure changes, and once a minute while it lasts (the engine's rule).
             self.notify(text, title="Cloudflare API", severity="error", markup=False, timeout=8)
         self._rearm()
         self._update_header()
+
+    def on_unknown_tunnels(self, message: UnknownTunnels) -> None:
+        if self.closing:
+            return
+        for text in message.messages:
+            self.notify(clean(text, 400), title="Unknown tunnel", severity="error", markup=False, timeout=15)
 
     # -- rendering ----------------------------------------------------------------------------------------------
 
@@ -433,14 +472,21 @@ class TunneltopApp(App[int]):
             self._next_poll_at = None
             self.status.message = "paused: no requests are sent until you press p"
         else:
+            # What is on screen goes first, as soon as the budget allows (a reorder, never a bypass).
+            wait = 0.0
+            if self.engine is not None:
+                self.engine.refresh()
+                wait = self.engine.next_poll_in()
             due = self.last_good_at is None or (self._clock() - self.last_good_at).total_seconds() >= self.interval
-            self._schedule(0 if due else self.interval - (self._clock() - self.last_good_at).total_seconds())
+            if not due and self.last_good_at is not None:
+                wait = max(wait, self.interval - (self._clock() - self.last_good_at).total_seconds())
+            self._schedule(wait)
         self._update_header()
 
     def watch_interval(self, interval: float) -> None:
         self.header.interval = interval
-        if isinstance(self.source, AccountSource):
-            self.source.interval = interval
+        if self.engine is not None:
+            self.engine.interval = interval
         if not self.paused and self._timer is not None:
             self._rearm()
         self._update_header()
@@ -484,8 +530,8 @@ class TunneltopApp(App[int]):
             lines.append(f"{len(rows)} of {len(snapshot.tunnels)} tunnels match the filter")
         notice.update(Text("\n".join(clean(line, 300) for line in lines), style="yellow"))
         notice.display = bool(lines)
-        if isinstance(self.source, AccountSource):
-            self.source.set_in_view(table.visible_ids())
+        if self.engine is not None and self.engine.named is False:
+            self.engine.set_in_view(table.visible_ids())
 
     def _render_monitor(self) -> None:
         snapshot = self.snapshot
@@ -547,6 +593,17 @@ class TunneltopApp(App[int]):
             return False
         return (self._clock() - self.last_good_at).total_seconds() > 2 * self.interval
 
+    def _budget_text(self) -> str:
+        """'API used/budget per min', and the stretched interval when the budget cannot keep the one asked."""
+        engine = self.engine
+        if engine is None:
+            return ""
+        text = str(engine.status)
+        effective = engine.effective_interval
+        if engine.named and effective > self.interval + 0.5:
+            text = f"every {effective:.0f} s: budget {engine.gate.limit_per_minute}/min · " + text
+        return text
+
     def _update_header(self) -> None:
         header = self.header
         snapshot = self.snapshot
@@ -560,7 +617,7 @@ class TunneltopApp(App[int]):
         header.last_good = self.last_good_at
         header.now = self._clock()
         header.stale = self.is_stale()
-        header.budget = str(self.source.status) if isinstance(self.source, AccountSource) else ""
+        header.budget = self._budget_text()
         header.next_poll_in = (
             max(0.0, self._next_poll_at - self._monotonic()) if self._next_poll_at is not None else None
         )
@@ -776,8 +833,8 @@ class TunneltopApp(App[int]):
         """From the overview into one tunnel's connectors and connections; its data is fetched first."""
         self.drilled = tunnel_id
         self.scope = NodeRef("tunnel", tunnel_id)
-        if isinstance(self.source, AccountSource):
-            self.source.set_in_view([tunnel_id])
+        if self.engine is not None:
+            self.engine.set_in_view([tunnel_id])
         self._set_view("monitor")
         self.tree.select_ref(tunnel_id)
         state = self._tunnel_state(tunnel_id)
@@ -810,8 +867,16 @@ class TunneltopApp(App[int]):
         self._sort(table.sort_column, not table.sort_reverse)
 
     def action_refresh(self) -> None:
-        self.status.message = "refreshing…"
-        self._schedule(0)
+        """What is on screen goes to the front of the next poll, which goes as soon as the budget has a token:
+        a reorder, never a bypass (sixty presses send no more than the budget)."""
+        self._stopped_for = None
+        wait = 0.0
+        if self.engine is not None:
+            self.engine.refresh()
+            wait = self.engine.next_poll_in()
+        later = f"refreshing when the request budget allows ({wait:.0f} s)"
+        self.status.message = "refreshing…" if wait <= 0 else later
+        self._schedule(wait)
 
     def action_pause(self) -> None:
         self.paused = not self.paused

@@ -10,7 +10,7 @@ from typing import Any
 from tunneltop.model.health import HEALTH_ORDER, Health, edge_summary
 from tunneltop.model.records import Connector
 from tunneltop.model.snapshot import Snapshot, TunnelState
-from tunneltop.poll.account import REFUSED
+from tunneltop.poll.engine import REFUSED
 from tunneltop.views.rows import version_sort_key
 
 NO_TUNNELS = "no tunnels in this account (or the token cannot see them: it needs Cloudflare Tunnel Read)"

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from tunneltop.changes.events import ChangeEvent, EventKind, diff, poll_failed, poll_recovered
+from tunneltop.changes.events import ChangeEvent, EventKind, diff
 from tunneltop.model.health import HEALTH_ORDER, Health
 from tunneltop.model.records import Connection, Connector, Tunnel
 from tunneltop.model.snapshot import Snapshot, TunnelState
@@ -95,9 +95,6 @@ class Session:
         self.ghosts: dict[str, ConnRow] = {}
         self.trends: dict[str, deque[int]] = {}
         self._baseline: Counter[str] | None = None
-        self._failing_since: datetime | None = None
-        self._failures = 0
-        self._last_error: str | None = None
         # Rows per connector, reused while its records are unchanged (parsing keeps unchanged records identical),
         # and the rows of the last two snapshots: a poll reads them several times (marks, ghosts, colos, table).
         self._row_memo: dict[tuple[str, str], tuple[Tunnel, Connector, list[ConnRow]]] = {}
@@ -109,17 +106,14 @@ class Session:
 
     # -- feeding it ---------------------------------------------------------------------------------------------
 
-    def on_snapshot(self, snapshot: Snapshot, now: datetime) -> list[ChangeEvent]:
-        """Take a new poll; return its events (already logged)."""
-        events = self._without_first_sight(diff(self.last, snapshot))
-        if self._failing_since is not None:
-            events.insert(
-                0,
-                poll_recovered(
-                    now, last_error=self._last_error, failed_polls=self._failures, since=self._failing_since
-                ),
-            )
-            self._failing_since, self._failures, self._last_error = None, 0, None
+    def on_snapshot(
+        self, snapshot: Snapshot, now: datetime, events: list[ChangeEvent] | None = None
+    ) -> list[ChangeEvent]:
+        """Take a new poll and its events (the poll engine's; by default the diff from the last one), log them and
+        return them."""
+        if events is None:
+            events = diff(self.last, snapshot)
+        events = self._without_first_sight(events)
         self.log.extend(events)
         self._mark(events, snapshot, now)
         if self._baseline is None:
@@ -144,16 +138,10 @@ class Session:
             if not (e.tunnel_id in first and e.kind in (EventKind.TUNNEL_FETCH_RECOVERED, EventKind.TUNNEL_HEALTH))
         ]
 
-    def on_failure(self, message: str, now: datetime) -> ChangeEvent | None:
-        """A failed poll. Logged once per streak (the streak's length goes into the recovery event)."""
-        self._failures += 1
-        self._last_error = message
-        if self._failing_since is not None:
-            return None
-        self._failing_since = now
-        event = poll_failed(now, message)
-        self.log.append(event)
-        return event
+    def on_failure(self, events: Iterable[ChangeEvent]) -> None:
+        """A failed poll: log the engine's failure-streak events (poll_failed at a streak's start, when its kind of
+        error changes, and once a minute while it lasts)."""
+        self.log.extend(events)
 
     def _mark(self, events: list[ChangeEvent], snapshot: Snapshot, now: datetime) -> None:
         if not events and self.last is not None and snapshot.tunnels is self.last.tunnels:

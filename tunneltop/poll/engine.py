@@ -1,0 +1,569 @@
+"""The one poll engine every front end runs: resolve the account, plan within the budget, fetch, snapshot, diff.
+
+The live view, ``--watch`` and ``--once`` all call ``PollEngine.poll()`` and get a ``PollOutcome``: a complete
+``Snapshot`` (or the failure that kept it from being made) and the change events since the last one, including
+the failure-streak events below. Nothing here sends a request the planner did not plan, and every request also
+passes the client's ``RequestGate``: the budget is kept twice over, never bypassed.
+
+What a poll reads:
+- the tunnel list, at most once per list period: every tunnel's health and metadata (one request per 1,000
+  tunnels). With tunnels named and fewer named than the list has pages, each named tunnel is read with a ``uuid``
+  filter instead;
+- the connections of the tunnels the ``Planner`` picks: the tunnels in view (named tunnels are all "in view")
+  first, then those whose list entry changed, then round-robin, stalest first.
+
+Named tunnels are resolved once, against the first full read of the list: a name that matches nothing is a usage
+error (with the near names), reported once and never polled again.
+
+The failure-streak rule (one, for every front end): the first failed poll of a streak gives a ``poll_failed``
+event; while polls keep failing, another comes when the kind of failure changes and at least every
+``FAILED_REPEAT`` seconds, so a reader can tell "still failing" from "nothing happened"; the first poll that
+succeeds gives ``poll_recovered`` with the streak's length. Holding back for the budget is not a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import math
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from tunneltop.api.client import CloudflareClient
+from tunneltop.api.errors import (
+    ApiError,
+    AuthError,
+    NotFoundError,
+    OverBudgetError,
+    RateLimitedError,
+    RequestFailedError,
+    UsageError,
+)
+from tunneltop.api.gate import BudgetStatus
+from tunneltop.changes.events import ChangeEvent, diff, poll_failed, poll_recovered
+from tunneltop.model.parse import RecordCache, RecordProblem
+from tunneltop.model.records import Account, Connector, Tunnel
+from tunneltop.model.snapshot import Snapshot, TunnelState, same_objects
+from tunneltop.poll.account import AccountChoiceNeeded, resolve_account, utc_now
+from tunneltop.poll.planner import DEFAULT_INTERVAL, LIST_SHARE, Plan, Planner, list_pages
+
+# Error text of a connection fetch the credentials were refused: a sign the token's permissions are narrow.
+REFUSED = "refused: "
+GONE = "tunnel not found: deleted, or no longer visible to these credentials"
+# A tunnel whose connections could not be refreshed keeps showing the last ones read, marked stale, for this
+# long; after it they are unknown (a passing 5xx should not blank a tunnel, a lasting one should not look fine).
+STALE_LIMIT = timedelta(minutes=5)
+# While polls keep failing, a poll_failed event at least this often (seconds).
+FAILED_REPEAT = 60.0
+# Connections of several tunnels are fetched at once, but politely: the rate limit is shared with the user.
+FETCH_CONCURRENCY = 4
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
+_STATUS_RANK = {"down": 1, "degraded": 3, "healthy": 4}
+
+Mode = Literal["live", "watch", "once"]
+
+
+class HoldingBack(OverBudgetError):
+    """Not a failure: the request budget has no room yet for the first read of the tunnel list (the requests of
+    the last minute, this tool's and the dashboard's, used it up). The poll is simply later."""
+
+
+def is_permanent(error: BaseException) -> bool:
+    """Errors no retry can fix: the credentials, a missing permission, a bad account or tunnel name."""
+    # A 404 that reaches a poll's outcome is the account's (a tunnel's own 404 is that tunnel's error).
+    return isinstance(error, AuthError | UsageError | NotFoundError | AccountChoiceNeeded)
+
+
+def near_names(ref: str, names: Iterable[str]) -> list[str]:
+    """Up to three names close to ``ref`` (a typo's likely meaning)."""
+    pool = sorted(set(names))
+    near = difflib.get_close_matches(ref, pool, n=3, cutoff=0.5)
+    near += [n for n in pool if ref.lower() in n.lower() and n not in near][: 3 - len(near)]
+    return near
+
+
+def resolve_refs(refs: Sequence[str], tunnels: Sequence[Tunnel]) -> tuple[dict[str, str], list[UsageError]]:
+    """Tunnel ids for the names/UUIDs asked for, matched against the tunnel list, and one error per ref that
+    matches no tunnel or several."""
+    by_id = {t.id.lower(): t for t in tunnels}
+    by_name: dict[str, list[Tunnel]] = {}
+    for tunnel in tunnels:
+        if tunnel.name:
+            by_name.setdefault(tunnel.name, []).append(tunnel)
+    found: dict[str, str] = {}
+    errors: list[UsageError] = []
+    for ref in refs:
+        if _UUID.match(ref) and (tunnel := by_id.get(ref.lower())) is not None:
+            found[tunnel.id] = ref
+            continue
+        named = by_name.get(ref, [])
+        if len(named) == 1:
+            found[named[0].id] = ref
+        elif named:
+            ids = ", ".join(t.id for t in named)
+            errors.append(UsageError(f"several tunnels are named {ref!r} ({ids}); name one by its id"))
+        else:
+            near = near_names(ref, by_name)
+            hint = f"; did you mean: {', '.join(near)}?" if near else ""
+            what = "id" if _UUID.match(ref) else "name"
+            errors.append(UsageError(f"no tunnel with the {what} {ref!r} in this account{hint}"))
+    return found, errors
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    """One tunnel's connections as last fetched, and what its list entry said at the time."""
+
+    connectors: tuple[Connector, ...] | None
+    problems: tuple[RecordProblem, ...]
+    error: str | None
+    at: float  # the gate's clock: when the fetch was attempted
+    at_wall: datetime | None  # when the connectors shown were fetched (None: never successfully)
+    signature: tuple[object, ...]
+
+
+def _signature(tunnel: Tunnel) -> tuple[object, ...]:
+    """What in a list entry says the connections have changed since they were fetched."""
+    return (tunnel.status, tunnel.conns_active_at, tunnel.conns_inactive_at)
+
+
+@dataclass
+class _Streak:
+    """A run of failed polls."""
+
+    since: datetime
+    kind: type[BaseException]
+    message: str
+    polls: int = 1
+    reported_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PollOutcome:
+    """One poll's result for a front end.
+
+    ``snapshot``: the account as now known (None when the poll failed or held back). ``events``: what changed
+    since the last snapshot, and the failure-streak events. ``error``: why the poll failed (``permanent`` when no
+    retry can fix it). ``holding``: the budget had no room yet; nothing is wrong.
+    """
+
+    snapshot: Snapshot | None
+    events: list[ChangeEvent] = field(default_factory=list)
+    error: BaseException | None = None
+    holding: str | None = None
+
+    @property
+    def permanent(self) -> bool:
+        return self.error is not None and is_permanent(self.error)
+
+    @property
+    def retry_after(self) -> float | None:
+        return getattr(self.error, "retry_after", None)
+
+
+class PollEngine:
+    """Polls one account's tunnels, named or all of them, within the client's request budget."""
+
+    def __init__(
+        self,
+        client: CloudflareClient,
+        account_id: str | None,
+        refs: Sequence[str] = (),
+        *,
+        interval: float = DEFAULT_INTERVAL,
+        mode: Mode = "live",
+        concurrency: int = FETCH_CONCURRENCY,
+        min_burst: float = 1.0,
+        now: Callable[[], datetime] = utc_now,
+        account_name: str | None = None,
+    ) -> None:
+        self.client = client
+        self.gate = client.gate
+        self.mode: Mode = mode
+        self.account: Account | None = Account(id=account_id, name=account_name) if account_id else None
+        self.refs = list(refs)
+        self.planner = Planner(self.gate, interval, min_burst=min(self.gate.limit_per_minute, min_burst))
+        self.in_view: frozenset[str] = frozenset()
+        self.last_plan: Plan | None = None
+        self.list_fetched_at: datetime | None = None
+        self.usage_errors: list[UsageError] = []  # refs that matched no tunnel (reported once, never polled)
+        self.previous: Snapshot | None = None
+        self._account_id = account_id
+        self._concurrency = max(1, concurrency)
+        self._min_burst = min_burst
+        self._now = now
+        self._watched: dict[str, str] | None = None if not refs else {}  # tunnel id -> the ref that named it
+        self._resolved = not refs
+        self._force: frozenset[str] = frozenset()
+        self._tunnels: list[Tunnel] = []
+        self._known: dict[str, Tunnel] = {}  # named mode: the last list entry of each watched tunnel
+        self._gone: set[str] = set()  # named mode: watched tunnels the last list did not show
+        self._fresh: set[str] = set()  # tunnels whose connections this poll read
+        self._problems: tuple[RecordProblem, ...] = ()
+        self._list_at: float | None = None
+        self._total_tunnels: int | None = None  # the account's, from its last full list read
+        self._fetched: dict[str, _Fetched] = {}
+        self._attempted: dict[str, float] = {}
+        self._by_id: dict[str, Tunnel] = {}
+        self._order: list[str] = []
+        self._skip: set[str] = set()
+        self._states: dict[str, TunnelState] = {}
+        self._last_tunnels: tuple[TunnelState, ...] = ()
+        self._records: dict[str, RecordCache] = {}
+        self._tunnel_records: dict[str, tuple[dict[str, Any], Tunnel]] = {}
+        self._streak: _Streak | None = None
+        self._polled_at = now()
+        self._size_list_share()
+
+    # -- what front ends read and set -----------------------------------------------------------------------------
+
+    @property
+    def named(self) -> bool:
+        return self._watched is not None
+
+    @property
+    def interval(self) -> float:
+        return self.planner.interval
+
+    @interval.setter
+    def interval(self, seconds: float) -> None:
+        self.planner.interval = seconds
+
+    @property
+    def effective_interval(self) -> float:
+        """Seconds between two refreshes of what is watched: the interval asked for, or longer when one cycle's
+        requests (the list, and each named tunnel's connections) do not fit the budget at that pace."""
+        count = self._total_tunnels if self._total_tunnels is not None else len(self._order)
+        if not self.named:
+            return self.planner.list_period(count)
+        return max(self.interval, self._cycle_requests() * 60 / self.gate.limit_per_minute)
+
+    def _list_cost(self) -> int:
+        """Requests one read of what the list says about the watched tunnels costs."""
+        pages = list_pages(self._total_tunnels or 0, self.planner.page_size)
+        if self.named and self._resolved and self._watched is not None:
+            return max(1, min(pages, len(self._watched)))
+        return pages
+
+    def _cycle_requests(self) -> int:
+        # Before the names are resolved, each name counts as one tunnel (a name may match none).
+        watched = len(self._watched) if self._resolved and self._watched is not None else len(self.refs)
+        return self._list_cost() + watched
+
+    def _size_list_share(self) -> None:
+        # Named tunnels: the list costs its share of one cycle (list + each tunnel's connections), so that list
+        # and connections refresh together at the stretched interval. All tunnels: the planner's default share.
+        # A whole cycle may go out at once (up to a minute's budget), so that a poll shows every named tunnel.
+        if self.named and (self._watched or not self._resolved):
+            cost = self._list_cost()
+            self.planner.list_share = cost / self._cycle_requests()
+            self.planner.min_burst = min(self.gate.limit_per_minute, max(self._min_burst, self._cycle_requests()))
+        else:
+            self.planner.list_share = LIST_SHARE
+            self.planner.min_burst = min(self.gate.limit_per_minute, self._min_burst)
+
+    @property
+    def status(self) -> BudgetStatus:
+        deferred = self.last_plan.deferred if self.last_plan is not None else 0
+        return self.gate.status(deferred)
+
+    @property
+    def blocked_for(self) -> float:
+        return self.gate.blocked_for()
+
+    def set_in_view(self, tunnel_ids: Iterable[str]) -> None:
+        self.in_view = frozenset(tunnel_ids)
+
+    def refresh(self, tunnel_ids: Iterable[str] = ()) -> None:
+        """Fetch these (default: what is in view) at the next poll even if fresh: a reorder, never a bypass."""
+        self._force = frozenset(tunnel_ids) or self.in_view or frozenset(self._watched or ())
+
+    def next_poll_in(self) -> float:
+        """Seconds until the next poll has something it may send: the budget's wait, or a block's."""
+        return max(self.gate.blocked_for(), self.gate.wait_time())
+
+    # -- one poll ------------------------------------------------------------------------------------------------
+
+    async def poll(self) -> PollOutcome:
+        """One poll. Never raises an API error: failures come back in the outcome."""
+        self._polled_at = self._now()
+        try:
+            snapshot = await self._poll()
+        except HoldingBack as exc:
+            return PollOutcome(None, holding=exc.message)
+        except (ApiError, AccountChoiceNeeded) as exc:
+            return PollOutcome(None, self._failed(exc), exc)
+        return PollOutcome(snapshot, self._succeeded(snapshot))
+
+    async def wait_for_token(self, sleep: Callable[[float], Any], limit: float = math.inf) -> None:
+        """Sleep (with the caller's sleep) until the budget has a token, for at most ``limit`` seconds."""
+        waited = 0.0
+        while (wait := self.next_poll_in()) > 0 and waited < limit:
+            step = min(wait, limit - waited)
+            await sleep(step)
+            waited += step
+
+    def _failed(self, exc: BaseException) -> list[ChangeEvent]:
+        now = self._now()
+        message = exc.message if isinstance(exc, ApiError) else str(exc)
+        streak = self._streak
+        if streak is None:
+            self._streak = _Streak(now, type(exc), message, reported_at=now)
+            return [poll_failed(now, message)]
+        streak.polls += 1
+        news = streak.kind is not type(exc)
+        due = streak.reported_at is None or (now - streak.reported_at).total_seconds() >= FAILED_REPEAT
+        streak.kind, streak.message = type(exc), message
+        if news or due:
+            streak.reported_at = now
+            return [poll_failed(now, message)]
+        return []
+
+    def _succeeded(self, snapshot: Snapshot) -> list[ChangeEvent]:
+        events: list[ChangeEvent] = []
+        if self._streak is not None:
+            streak, self._streak = self._streak, None
+            events.append(
+                poll_recovered(
+                    snapshot.fetched_at, last_error=streak.message, failed_polls=streak.polls, since=streak.since
+                )
+            )
+        events.extend(diff(self.previous, snapshot))
+        self.previous = snapshot
+        return events
+
+    @property
+    def failing(self) -> bool:
+        return self._streak is not None
+
+    async def _poll(self) -> Snapshot:
+        if self.account is None:
+            self.account = await resolve_account(self.client, self._account_id)
+        account = self.account
+        listed = self._plan(connections=False).list_pages > 0
+        if listed:
+            started = self.gate.now()
+            await self._read_list(account)
+            self._list_at = started
+            self.list_fetched_at = self._now()
+        elif self._list_at is None:
+            wait = max(self.gate.blocked_for(), self.gate.wait_time())
+            if self.gate.blocked_for() > 0:
+                raise RateLimitedError(
+                    f"rate limited by Cloudflare: no request is sent for another {wait:.0f} s", retry_after=wait
+                )
+            raise HoldingBack(
+                f"holding back to stay within tunneltop's request budget: the tunnel list in {wait:.0f} s",
+                retry_after=wait,
+            )
+        plan = self._plan()
+        if not listed and not plan.requests and self.gate.blocked_for() > 0:
+            wait = self.gate.blocked_for()
+            raise RateLimitedError(
+                f"rate limited by Cloudflare: no request is sent for another {wait:.0f} s", retry_after=wait
+            )
+        self._fresh = set()
+        failed = await self._fetch_connections(plan.connections)
+        self._force = frozenset()
+        snapshot = self._snapshot(account)
+        if failed is not None:
+            raise failed
+        return snapshot
+
+    async def _read_list(self, account: Account) -> None:
+        if self.named and self._resolved and self._watched is not None and self._list_cost() < list_pages(
+            self._total_tunnels or 0, self.planner.page_size
+        ):
+            # Fewer named tunnels than the list has pages: one filtered read each (deleted ones included, so a
+            # tunnel deleted while watched says so).
+            tunnels: list[Tunnel] = []
+            problems: list[RecordProblem] = []
+            for tid in self._watched:
+                found, odd = await self.client.list_tunnels(
+                    account.id, uuid=tid, include_deleted=None, cache=self._tunnel_records
+                )
+                tunnels.extend(t for t in found if t.id == tid)
+                problems.extend(odd)
+        else:
+            tunnels, problems = await self.client.list_tunnels(account.id, cache=self._tunnel_records)
+            self._total_tunnels = len(tunnels)
+        if not self._resolved:
+            self._resolve(tunnels)
+        self._take_list(tunnels, problems)
+
+    def _resolve(self, tunnels: Sequence[Tunnel]) -> None:
+        found, errors = resolve_refs(self.refs, tunnels)
+        self.usage_errors = errors
+        self._watched = found
+        self._resolved = True
+        self._size_list_share()
+        if not found:
+            raise errors[0] if len(errors) == 1 else UsageError("; ".join(e.message for e in errors))
+
+    def _take_list(self, tunnels: list[Tunnel], problems: Iterable[RecordProblem]) -> None:
+        if self._watched is not None:
+            listed = {t.id: t for t in tunnels}
+            for tid in self._watched:
+                if tid in listed:
+                    self._known[tid] = listed[tid]
+            # A watched tunnel the list no longer shows (deleted, or out of sight) stays, as last seen.
+            tunnels = [self._known[tid] for tid in self._watched if tid in self._known]
+            self._gone = {tid for tid in self._watched if tid not in listed}
+        else:
+            self._gone = set()
+        self._tunnels, self._problems = tunnels, tuple(problems)
+        self._by_id = {t.id: t for t in tunnels}
+        self._fetched = {tid: f for tid, f in self._fetched.items() if tid in self._by_id}
+        self._attempted = {tid: f.at for tid, f in self._fetched.items()}
+        if self._watched is not None:
+            self._order = [t.id for t in tunnels]  # the order they were named in
+        else:
+            # Worst status first: when all are equally stale, the interesting tunnels' details come first.
+            ranked = sorted(tunnels, key=lambda t: _STATUS_RANK.get((t.status or "").lower(), 0))
+            self._order = [t.id for t in ranked]
+        self._skip = {
+            t.id for t in tunnels if (t.status or "").lower() == "inactive" or t.deleted_at is not None
+        } | self._gone
+
+    def _plan(self, *, connections: bool = True) -> Plan:
+        changed = []
+        for tid, fetched in self._fetched.items():
+            # A failed fetch is worth another try soon; a refusal is not (the token's permissions won't change).
+            failed = fetched.error is not None and not fetched.error.startswith(REFUSED)
+            if tid not in self._skip and (failed or fetched.signature != _signature(self._by_id[tid])):
+                changed.append(tid)
+        view = self.in_view if self._watched is None else frozenset(self._watched)
+        now = self.gate.now()
+        attempted = self._attempted
+        if self._force:
+            # A refresh (r, unpause): these count as due now; the budget still decides how many go.
+            attempted = {tid: at for tid, at in attempted.items() if tid not in self._force}
+        count = self._total_tunnels if self._total_tunnels is not None else len(self._order)
+        plan = self.planner.plan(
+            now,
+            self._order,
+            in_view=view | self._force,
+            fetched_at=attempted,
+            changed=changed,
+            skip=self._skip,
+            list_fetched_at=self._list_at,
+            connections=connections,
+            list_requests=self._list_cost() if self._resolved else None,
+            tunnel_count=count,
+        )
+        self.last_plan = plan
+        return plan
+
+    async def _fetch_connections(self, tunnel_ids: Sequence[str]) -> ApiError | None:
+        """Fetch planned connections; the failure that ends the poll (a 429, or every fetch failing) or None."""
+        queue = list(tunnel_ids)
+        queue.reverse()
+        stop: list[ApiError] = []
+        transient: list[ApiError] = []
+        done = [0]
+
+        async def worker() -> None:
+            while queue and not stop:
+                tunnel = self._by_id[queue.pop()]
+                await self._fetch_one(tunnel, stop, transient)
+                done[0] += 1
+
+        await asyncio.gather(*(worker() for _ in range(min(self._concurrency, len(queue)) or 1)))
+        if stop:
+            return stop[0]
+        if self.named and done[0] and len(transient) == done[0] == len(self._order):
+            # Every named tunnel failed the same passing way (a 5xx, a timeout, success: false): a failed poll, so
+            # the screen keeps the last good data marked stale instead of showing every tunnel as unknown.
+            return transient[0]
+        return None
+
+    async def _fetch_one(self, tunnel: Tunnel, stop: list[ApiError], transient: list[ApiError]) -> None:
+        at = self.gate.now()
+        previous = self._fetched.get(tunnel.id)
+        try:
+            cache = self._records.setdefault(tunnel.id, RecordCache())
+            connectors, problems = await self.client.list_connectors(self.account.id, tunnel.id, cache)  # type: ignore[union-attr]
+        except OverBudgetError:
+            return  # no token: this tunnel waits for a later poll (the plan said it would fit; another process won)
+        except RateLimitedError as exc:
+            stop.append(exc)
+            return
+        except NotFoundError:
+            error = GONE
+        except AuthError as exc:
+            error = REFUSED + exc.message
+        except ApiError as exc:
+            # success: false (on HTTP 200 too) passes like a 5xx: Cloudflare's "unknown error" is one.
+            if exc.transient or isinstance(exc, RequestFailedError):
+                transient.append(exc)
+            error = exc.message
+        else:
+            fresh = tuple(connectors)
+            before = previous.connectors if previous is not None else None
+            if before is not None and same_objects(before, fresh):
+                fresh = before  # nothing in them changed: later stages skip them by identity
+            self._fetched[tunnel.id] = _Fetched(fresh, tuple(problems), None, at, self._now(), _signature(tunnel))
+            self._attempted[tunnel.id] = at
+            self._fresh.add(tunnel.id)
+            return
+        # A failed refresh keeps the connections fetched before for up to STALE_LIMIT: older, and the error says so.
+        if previous is not None and previous.at_wall is not None and self._polled_at - previous.at_wall <= STALE_LIMIT:
+            kept = (previous.connectors, previous.problems, previous.at_wall)
+        else:
+            kept = (None, (), None)
+        self._fetched[tunnel.id] = _Fetched(kept[0], kept[1], error, at, kept[2], _signature(tunnel))
+        self._attempted[tunnel.id] = at
+
+    def _snapshot(self, account: Account) -> Snapshot:
+        states: list[TunnelState] = []
+        kept: dict[str, TunnelState] = {}
+        for tunnel in self._tunnels:
+            fetched = self._fetched.get(tunnel.id)
+            if tunnel.id in self._gone:
+                connectors, problems, error, at = None, (), GONE, None
+            elif fetched is None:
+                inactive = (tunnel.status or "").lower() == "inactive"
+                connectors, problems, error, at = ((), (), None, None) if inactive else (None, (), None, None)
+            else:
+                connectors, problems, error, at = fetched.connectors, fetched.problems, fetched.error, fetched.at_wall
+                if tunnel.id in self._fresh:
+                    # Read by this very poll: "as of the snapshot" (None), so that an unchanged tunnel read again
+                    # keeps the very same state object and every later stage skips it by identity.
+                    at = None
+            state = self._states.get(tunnel.id)
+            if not (
+                state is not None
+                and state.connectors is connectors
+                and state.error == error
+                and state.fetched_at == at
+                and (state.tunnel is tunnel or state.tunnel == tunnel)
+            ):
+                # Unchanged tunnels keep the very same state object: the change engine skips them at once.
+                state = TunnelState(tunnel, connectors, problems, error, at)
+            kept[tunnel.id] = state
+            states.append(state)
+        self._states = kept
+        for gone in self._records.keys() - kept.keys():
+            del self._records[gone]
+        if not same_objects(states, self._last_tunnels):
+            self._last_tunnels = tuple(states)  # else the same tuple: later stages tell "nothing changed" in O(1)
+        return Snapshot(
+            account_id=account.id,
+            account_name=account.name,
+            fetched_at=self._now(),
+            tunnels=self._last_tunnels,
+            problems=self._problems,
+        )
+
+    def not_fetched(self, snapshot: Snapshot) -> list[str]:
+        """Tunnels that ran but whose connections were never fetched (beyond the budget so far)."""
+        return [
+            s.tunnel.id
+            for s in snapshot.tunnels
+            if s.connectors is None and s.error is None and (s.tunnel.status or "").lower() != "inactive"
+        ]
+
