@@ -18,6 +18,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from tunneltop.api.budget import DEFAULT_LIMIT_PER_MINUTE, RequestBudget
 from tunneltop.api.errors import OverBudgetError, RateLimitedError
@@ -191,18 +192,18 @@ class RequestGate:
         self.ledger.close()
 
 
-def shared_ledger(identity: str | None, env: Mapping[str, str]) -> tuple[Ledger | None, str | None]:
-    """The ledger every process with this credential shares, or None (and why) when it cannot be had.
+def shared_ledger(identity: str | None, env: Mapping[str, str]) -> tuple[Path | None, str | None]:
+    """The ledger file every process with this credential shares, or None (and why) when it cannot be used.
 
     ``identity`` is the credential's identity (it may hold the secret: only its hash names the file). None: no
     credential (the demo), which keeps a process-local budget.
     """
     if identity is None:
         return None, None
-    directory = ledger_dir(env)
+    path = ledger_dir(env) / ledger_name(identity)
     try:
-        ledger = SharedLedger(directory / ledger_name(identity))
-        ledger.register()
+        ledger = SharedLedger(path)
+        ledger.view()  # creates it, or says why it cannot be
     except LedgerUnavailable as exc:
         return None, f"the request budget is not shared with other tunneltop processes: {exc}"
-    return ledger, None
+    return path, None

@@ -338,9 +338,11 @@ _DESCRIBE: dict[EventKind, Callable[[ChangeEvent], str]] = {
 # -- poll-level events --------------------------------------------------------------------------------------------
 
 
-def poll_failed(at: datetime, message: str) -> ChangeEvent:
-    """A whole poll failed (credentials, network, rate limit): nothing is known about this moment."""
-    return ChangeEvent(at, EventKind.POLL_FAILED, Severity.ERROR, after=message)
+def poll_failed(at: datetime, message: str, *, failed_polls: int = 0, since: datetime | None = None) -> ChangeEvent:
+    """A whole poll failed (credentials, network, rate limit): nothing is known about this moment. Said again while
+    polls keep failing, with the streak so far in ``before`` (``failed_polls``, ``since``); None on the first."""
+    before = {"failed_polls": failed_polls, "since": since} if failed_polls else None
+    return ChangeEvent(at, EventKind.POLL_FAILED, Severity.ERROR, before=before, after=message)
 
 
 def poll_recovered(

@@ -320,7 +320,7 @@ class PollEngine:
         streak.kind, streak.message = type(exc), message
         if news or due:
             streak.reported_at = now
-            return [poll_failed(now, message)]
+            return [poll_failed(now, message, failed_polls=streak.polls - 1, since=streak.since)]
         return []
 
     def _succeeded(self, snapshot: Snapshot) -> list[ChangeEvent]:

@@ -6,6 +6,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,7 +15,7 @@ from tunneltop.api.auth import Credentials
 from tunneltop.api.budget import DEFAULT_LIMIT_PER_MINUTE
 from tunneltop.api.client import CloudflareClient
 from tunneltop.api.gate import RequestGate, shared_ledger
-from tunneltop.api.ledger import Ledger
+from tunneltop.api.ledger import SharedLedger
 
 
 @dataclass
@@ -27,19 +28,24 @@ class Target:
     transport: httpx.AsyncBaseTransport | None = None
     notices: list[str] = field(default_factory=list)
     budget_per_minute: int = DEFAULT_LIMIT_PER_MINUTE
-    ledger: Ledger | None = None
+    ledger_path: Path | None = None
 
     def share_budget(self, env: Mapping[str, str] = os.environ) -> None:
         """Share the request budget, through a file, with every tunneltop process on this machine that uses the
         same credential (the demo, with no credential, keeps its own). Says so in ``notices`` if it cannot."""
-        if self.ledger is None and self.credentials is not None:
-            self.ledger, why = shared_ledger(self.credentials.identity(self.base_url), env)
+        if self.ledger_path is None and self.credentials is not None:
+            self.ledger_path, why = shared_ledger(self.credentials.identity(self.base_url), env)
             if why is not None:
                 self.notices.append(why)
 
     def gate(self, *, clock: Callable[[], float] = time.monotonic) -> RequestGate:
-        """The one request budget of this run (see ``share_budget``)."""
-        return RequestGate(self.budget_per_minute, ledger=self.ledger, clock=clock)
+        """The one request budget of this run (see ``share_budget``). The ledger runs on wall time; a test that
+        fakes the monotonic clock fakes the ledger's with it, so that waiting on one passes the other."""
+        if self.ledger_path is None:
+            return RequestGate(self.budget_per_minute, clock=clock)
+        wall = time.time if clock is time.monotonic else clock
+        ledger = SharedLedger(self.ledger_path, clock=wall)
+        return RequestGate(self.budget_per_minute, ledger=ledger, clock=clock, wall=wall)
 
     def client(self, *, gate: RequestGate | None = None, **options: Any) -> CloudflareClient:
         if gate is None:

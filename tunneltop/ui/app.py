@@ -166,6 +166,7 @@ class TunneltopApp(App[int]):
         self.client: CloudflareClient | None = None
         self.engine: PollEngine | None = None
         self._stopped_for: str | None = None  # an error no retry can fix: no automatic polls until r
+        self._notified: str | None = None  # the failure last notified, until a poll succeeds
         self.last_good_at: datetime | None = None
         self.last_error: str | None = None
         self.poll_count = 0
@@ -346,6 +347,7 @@ class TunneltopApp(App[int]):
         self.last_good_at = message.snapshot.fetched_at
         recovered = self.last_error is not None
         self.last_error = None
+        self._notified = None
         previous = self.snapshot
         events = self.session.on_snapshot(message.snapshot, self._clock(), message.events)
         self._alert(events)
@@ -431,8 +433,10 @@ class TunneltopApp(App[int]):
             + (" — showing the last good data" if self.snapshot is not None else "")
             + (" — polling stopped: press r to try again" if message.permanent else "")
         )
-        if any(e.kind is EventKind.POLL_FAILED for e in message.events) or not message.events:
-            # Once per streak, when the kind of failure changes, and once a minute while it lasts (the engine's rule).
+        if any(e.kind is EventKind.POLL_FAILED for e in message.events) and text != self._notified:
+            # A notification when polls start failing and when the failure changes; the engine's once-a-minute
+            # repeats of the same one go to the event log and the status line only.
+            self._notified = text
             self.notify(text, title="Cloudflare API", severity="error", markup=False, timeout=8)
         self._rearm()
         self._update_header()
