@@ -7,7 +7,8 @@ import uuid
 import httpx
 import pytest
 
-from tunneltop.api import CloudflareClient, Credentials, NotFoundError, RetryPolicy, UsageError
+from tunneltop.api import CloudflareClient, Credentials, RetryPolicy, UsageError
+from tunneltop.poll.engine import resolve_refs
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 
@@ -157,56 +158,43 @@ async def test_a_bad_record_in_a_page_is_reported_not_fatal():
     assert [p.where for p in problems] == ["tunnel #2", "tunnel #3"]
 
 
-# -- resolving a tunnel reference --------------------------------------------------------------------------------
+# -- resolving a tunnel reference (against one read of the list: no request per name) ----------------------------
 
 
-async def test_a_uuid_is_fetched_directly():
+async def _resolve(api: object, *refs: str) -> tuple[dict[str, str], list[UsageError]]:
+    async with client_for(api) as client:
+        tunnels, _ = await client.list_tunnels(ACCOUNT)
+    return resolve_refs(list(refs), tunnels)
+
+
+async def test_a_uuid_is_found_in_the_list():
     wanted = tunnel(7, "web")
     api = TunnelList([tunnel(1, "db"), wanted])
-    async with client_for(api) as client:
-        found = await client.resolve_tunnel(ACCOUNT, wanted["id"])
-    assert found.name == "web"
-    assert [r.url.path for r in api.requests] == [f"/client/v4/accounts/{ACCOUNT}/cfd_tunnel/{wanted['id']}"]
+    found, errors = await _resolve(api, wanted["id"])
+    assert found == {wanted["id"]: wanted["id"]} and errors == []
+    assert len(api.requests) == 1 and api.requests[0].url.params["is_deleted"] == "false"
 
 
-async def test_an_unknown_uuid_is_not_found():
+async def test_an_unknown_uuid_is_a_usage_error():
     api = TunnelList([tunnel(1, "db")])
     missing = str(uuid.UUID(int=999))
-    async with client_for(api) as client:
-        with pytest.raises(NotFoundError) as info:
-            await client.resolve_tunnel(ACCOUNT, missing)
-    assert missing in info.value.message
+    found, errors = await _resolve(api, missing)
+    assert found == {}
+    assert missing in errors[0].message and "no tunnel with the id" in errors[0].message
 
 
-async def test_an_exact_name_uses_the_name_filter():
-    api = TunnelList([tunnel(1, "web"), tunnel(2, "web-staging"), tunnel(3, "db")])
-    async with client_for(api) as client:
-        found = await client.resolve_tunnel(ACCOUNT, "web")
-    assert found.id == tunnel(1)["id"]
-    assert len(api.requests) == 1
-    assert api.requests[0].url.params["name"] == "web"
-
-
-async def test_name_filter_results_are_checked_for_an_exact_match():
-    """A server whose ``name`` filter matches loosely still resolves only the exact name."""
-
-    def handler(request):
-        rows = [tunnel(1, "WEB"), tunnel(2, "web"), tunnel(3, "web2")]
-        return httpx.Response(200, json={"success": True, "errors": [], "result": rows, "result_info": {}})
-
-    async with client_for(handler) as client:
-        found = await client.resolve_tunnel(ACCOUNT, "web")
-    assert found.id == tunnel(2)["id"]
+async def test_an_exact_name_is_matched_exactly():
+    """A list with near names resolves only the exact one (case counts)."""
+    api = TunnelList([tunnel(1, "WEB"), tunnel(2, "web"), tunnel(3, "web2")])
+    found, errors = await _resolve(api, "web")
+    assert found == {tunnel(2)["id"]: "web"} and errors == []
 
 
 async def test_an_unknown_name_lists_near_matches():
     api = TunnelList([tunnel(1, "web-prod"), tunnel(2, "web-staging"), tunnel(3, "database"), tunnel(4, "webb")])
-    async with client_for(api) as client:
-        with pytest.raises(NotFoundError) as info:
-            await client.resolve_tunnel(ACCOUNT, "web")
-    message = info.value.message
-    assert "no tunnel named 'web'" in message
-    assert ACCOUNT in message
+    _, errors = await _resolve(api, "web")
+    message = errors[0].message
+    assert "no tunnel with the name 'web'" in message
     assert "did you mean" in message
     assert "webb" in message and "web-prod" in message
     assert "database" not in message
@@ -214,17 +202,15 @@ async def test_an_unknown_name_lists_near_matches():
 
 async def test_an_unknown_name_with_nothing_close():
     api = TunnelList([tunnel(1, "alpha")])
-    async with client_for(api) as client:
-        with pytest.raises(NotFoundError) as info:
-            await client.resolve_tunnel(ACCOUNT, "zzz")
-    assert "did you mean" not in info.value.message
+    _, errors = await _resolve(api, "zzz")
+    assert "did you mean" not in errors[0].message
 
 
 async def test_a_duplicated_name_is_a_usage_error_listing_the_ids():
     api = TunnelList([tunnel(1, "web"), tunnel(2, "web"), tunnel(3, "db")])
-    async with client_for(api) as client:
-        with pytest.raises(UsageError) as info:
-            await client.resolve_tunnel(ACCOUNT, "web")
-    assert tunnel(1)["id"] in info.value.message
-    assert tunnel(2)["id"] in info.value.message
-    assert "by its id" in info.value.message
+    found, errors = await _resolve(api, "web", "db")
+    assert found == {tunnel(3)["id"]: "db"}
+    message = errors[0].message
+    assert tunnel(1)["id"] in message
+    assert tunnel(2)["id"] in message
+    assert "by its id" in message

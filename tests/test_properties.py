@@ -17,7 +17,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tunneltop.changes.events import apply, diff, replay_form
+from tunneltop.changes.events import apply, diff, poll_failed, replay_form
 from tunneltop.model.health import Health, edge_summary, tunnel_health
 from tunneltop.model.parse import parse_connectors, parse_many, validate_record
 from tunneltop.model.records import Account, Connection, Connector, TokenStatus, Tunnel
@@ -253,7 +253,7 @@ def test_a_session_takes_any_sequence_of_polls_and_failures(polls: list[Snapshot
     for poll in polls:
         at += timedelta(seconds=7)
         if isinstance(poll, str):
-            session.on_failure(poll or "failed", at)
+            session.on_failure([poll_failed(at, poll or "failed")])
         else:
             session.on_snapshot(poll, at)
             rows = session.rows(poll)

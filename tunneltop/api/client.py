@@ -9,10 +9,8 @@ exponential back-off, each retry only if the gate has a token for it.
 from __future__ import annotations
 
 import asyncio
-import difflib
 import json
 import random
-import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -37,7 +35,6 @@ from tunneltop.api.errors import (
     RateLimitedError,
     RequestFailedError,
     ServerError,
-    UsageError,
 )
 from tunneltop.api.gate import RequestGate
 from tunneltop.api.ratelimit import RateLimit, parse_ratelimit, parse_retry_after
@@ -52,7 +49,6 @@ DEFAULT_REQUEST_DEADLINE = 20.0
 MAX_PAGES = 1000
 TUNNEL_PAGE_SIZE = 1000
 ACCOUNT_PAGE_SIZE = 50
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
 
 
 @dataclass(frozen=True)
@@ -413,21 +409,3 @@ class CloudflareClient:
         if not connectors:
             raise InvalidResponseError(f"connector {connector_id}: {problems[0].message if problems else 'no result'}")
         return connectors[0]
-
-    async def resolve_tunnel(self, account_id: str, ref: str) -> Tunnel:
-        """A tunnel by UUID, or by exact name through the list endpoint's ``name`` filter."""
-        if _UUID.match(ref):
-            return await self.get_tunnel(account_id, ref)
-        tunnels, _ = await self.list_tunnels(account_id, name=ref)
-        exact = [t for t in tunnels if t.name == ref]
-        if len(exact) == 1:
-            return exact[0]
-        if len(exact) > 1:
-            ids = ", ".join(t.id for t in exact)
-            raise UsageError(f"several tunnels are named {ref!r} ({ids}); name one by its id")
-        everything, _ = await self.list_tunnels(account_id)
-        names = [t.name for t in everything if t.name]
-        near = difflib.get_close_matches(ref, names, n=3, cutoff=0.5)
-        near += [n for n in names if ref.lower() in n.lower() and n not in near][: 3 - len(near)]
-        hint = f"; did you mean: {', '.join(near)}?" if near else ""
-        raise NotFoundError(f"no tunnel named {ref!r} in account {account_id}{hint}", status=404)
