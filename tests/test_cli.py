@@ -233,19 +233,29 @@ def test_account_from_the_environment_skips_the_accounts_list(api, fake, monkeyp
     assert all(not r.path.endswith("/accounts") for r in fake.requests)
 
 
-def test_3_for_an_unknown_tunnel_name(api, capsys):
+def test_64_for_an_unknown_tunnel_name(api, fake, capsys):
+    # A mistyped name is the caller's mistake (a usage error), found in the tunnel list: never a ?name= look-up.
     code, out, err = run(capsys, "--once", "web-prd")
-    assert code == 3
+    assert code == 64
     assert out == ""
-    assert "no tunnel named 'web-prd'" in err
-    assert "did you mean: web-prod" in err
+    assert err == "tunneltop: no tunnel with the name 'web-prd' in this account; did you mean: web-prod?\n"
+    assert all(("name", "web-prd") not in r.query for r in fake.requests)
 
 
-def test_3_for_an_unknown_tunnel_id(api, capsys):
+def test_64_for_an_unknown_tunnel_name_among_known_ones(api, capsys):
+    code, out, err = run(capsys, "--once", "web-prod", "web-prd")
+    assert code == 64
+    assert out == ""
+    assert "no tunnel with the name 'web-prd' in this account; did you mean: web-prod?" in err
+
+
+def test_64_for_an_unknown_tunnel_id(api, fake, capsys):
     missing = "00000000-0000-4000-8000-000000000000"
-    code, _, err = run(capsys, "--once", missing)
-    assert code == 3
-    assert missing in err and "not found" in err
+    code, out, err = run(capsys, "--once", missing)
+    assert code == 64
+    assert out == ""
+    assert f"no tunnel with the id '{missing}' in this account" in err
+    assert all(missing not in r.path for r in fake.requests)  # matched against the list, not GET cfd_tunnel/{id}
 
 
 def test_64_for_a_duplicated_tunnel_name(api, fake, capsys):
@@ -383,7 +393,7 @@ def test_no_failure_path_prints_the_secret(api, wire, monkeypatch, capsys, failu
     FAILURES[failure](api, monkeypatch, wire)
     argv = ["--once", "--output", output] + (["no-such-tunnel"] if failure == "unknown-name" else [])
     code, out, err = run(capsys, *argv)
-    assert code == 3
+    assert code == (64 if failure == "unknown-name" else 3)
     assert TOKEN not in out and TOKEN not in err
     assert err.startswith("tunneltop: ")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ import pytest
 
 from tunneltop.demo.cfapi import FakeCloudflare
 from tunneltop.demo.server import LoopbackServer
-from tunneltop.demo.simulator import DEMO_ACCOUNT_ID, SimulatedAccount
+from tunneltop.demo.simulator import DEMO_ACCOUNT_ID, DEMO_TUNNELS, SimulatedAccount
 
 START = datetime(2026, 8, 20, 12, 0, tzinfo=UTC)
 TOKEN = "cfut_E2eSubprocessSecret-Kq7Vx2Pm"
@@ -71,8 +72,20 @@ def test_once_table_against_the_loopback_server(server, fake):
     assert "2xDFW, 2xLAX" in out
     assert_no_textual(result.stderr)
     assert TOKEN not in out + result.stderr
+    assert re.search(r"^fetched \S+  \(API \d+/60 per min\)$", out.splitlines()[1]), out.splitlines()[1]
     sent = fake.requests[before:]
-    assert len(sent) >= 5
+    # The accounts, one page of the tunnel list (names are matched against it: no ?name= look-up, no GET
+    # cfd_tunnel/{id}), and each named tunnel's connections.
+    tunnels = f"/accounts/{DEMO_ACCOUNT_ID}/cfd_tunnel"
+    assert sorted(r.path.split("/client/v4", 1)[1] for r in sent) == sorted(
+        [
+            "/accounts",
+            tunnels,
+            f"{tunnels}/{DEMO_TUNNELS['web-prod']}/connections",
+            f"{tunnels}/{DEMO_TUNNELS['home-lab']}/connections",
+        ]
+    )
+    assert all("name" not in dict(r.query) for r in sent)
     assert {r.method for r in sent} == {"GET"}
     assert {r.auth for r in sent} == {"bearer"}
 

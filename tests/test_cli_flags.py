@@ -28,12 +28,13 @@ def test_conflicting_or_bad_flags_are_usage_errors(argv: list[str], capsys: pyte
 def test_watch_and_jsonl_choose_the_stream(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     import tunneltop.stream
 
-    calls: list[float] = []
+    calls: list[tuple[float, int]] = []
+    # The budget travels on the target (target.budget_per_minute), not as an argument of its own.
     monkeypatch.setattr(
-        tunneltop.stream, "run_watch", lambda target, interval, budget_per_minute: calls.append(interval) or 0
+        tunneltop.stream, "run_watch", lambda target, interval: calls.append((interval, target.budget_per_minute)) or 0
     )
-    assert cli.main(["--demo", "--interval", "2", *argv]) == 0
-    assert calls == [2.0]
+    assert cli.main(["--demo", "--interval", "2", "--budget", "45", *argv]) == 0
+    assert calls == [(2.0, 45)]
 
 
 def test_live_view_gets_its_options(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
@@ -42,7 +43,7 @@ def test_live_view_gets_its_options(monkeypatch: pytest.MonkeyPatch, tmp_path) -
     seen: dict[str, object] = {}
 
     def fake_run_app(target, **options):
-        seen.update(options, demo=target.demo)
+        seen.update(options, demo=target.demo, budget_per_minute=target.budget_per_minute)
         return 0
 
     monkeypatch.setattr(tunneltop.ui.app, "run_app", fake_run_app)
@@ -73,7 +74,14 @@ def test_profile_file_env_and_flags_in_order(monkeypatch: pytest.MonkeyPatch, tm
     seen: dict[str, object] = {}
 
     def fake_run_app(target, **options):
-        seen.update(options, account=target.account_id, refs=target.refs, creds=repr(target.credentials))
+        seen.update(
+            options,
+            account=target.account_id,
+            refs=target.refs,
+            creds=repr(target.credentials),
+            budget_per_minute=target.budget_per_minute,
+        )
+        assert "budget_per_minute" not in options  # the budget travels on the target
         return 0
 
     monkeypatch.setattr(tunneltop.ui.app, "run_app", fake_run_app)
@@ -95,20 +103,64 @@ def test_unknown_profile_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert "staging" in err and "prod" in err
 
 
-@pytest.mark.parametrize("value", ["0", "241", "many"])
-def test_budget_out_of_range_is_a_usage_error(value: str) -> None:
+@pytest.mark.parametrize("value", ["0", "121", "241", "many"])
+def test_budget_out_of_range_is_a_usage_error(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # At most 120 per minute: half of the user's quota, the rest is the dashboard's and other tools'.
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["--demo", "--budget", value])
     assert exit_info.value.code == 64
+    assert "--budget" in capsys.readouterr().err
 
 
-def test_once_on_an_account_larger_than_the_budget_reads_only_the_list(capsys: pytest.CaptureFixture[str]) -> None:
-    code = cli.main(["--demo", "--once", "--budget", "3", "-o", "json"])
-    out = capsys.readouterr().out
+def test_budget_of_120_is_the_most_allowed(capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
-    document = json.loads(out)
-    assert any("not fetched" in p and "budget of 3" in p for p in document["problems"])
-    assert all(t["clients"] is None or t["status"] == "inactive" for t in document["tunnels"])
+    assert cli.main(["--demo", "--once", "--budget", "120", "-o", "json"]) == 2
+    assert json.loads(capsys.readouterr().out)["api"]["limit_per_minute"] == 120
+
+
+def test_once_on_an_account_larger_than_the_budget_reads_only_what_fits(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    # A budget of 3: the tunnel list, and the connections of two tunnels (worst status first); the others are
+    # listed in not_fetched, with the list's status as their health.
+    code = cli.main(["--demo", "--once", "--budget", "3", "-o", "json"])
+    document = json.loads(capsys.readouterr().out)
+    tunnels = {t["name"]: t for t in document["tunnels"]}
+    assert document["api"]["limit_per_minute"] == 3
+    assert document["api"]["used_per_minute"] <= 3
+    running = {n for n, t in tunnels.items() if t["status"] != "inactive"}
+    fetched = {n for n in running if tunnels[n]["clients"] is not None}
+    assert fetched == {"batch-etl", "api-staging"}
+    assert sorted(document["not_fetched"]) == sorted(tunnels[n]["id"] for n in running - fetched)
+    for name in running - fetched:
+        assert tunnels[name]["clients"] is None and tunnels[name]["error"] is None
     assert {t["health"] for t in document["tunnels"]} >= {"healthy", "degraded", "down"}  # from the list's status
+    assert code == 2
+
+
+def test_once_with_a_budget_of_one_reads_only_the_list(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    code = cli.main(["--demo", "--once", "--budget", "1", "-o", "json"])
+    document = json.loads(capsys.readouterr().out)
+    assert document["api"] == {"used_per_minute": 1, "limit_per_minute": 1, "blocked_for": 0.0, "processes": 1}
+    running = [t for t in document["tunnels"] if t["status"] != "inactive"]
+    assert running and all(t["clients"] is None for t in running)
+    assert document["not_fetched"] == [t["id"] for t in running]
+    assert code == 2
+
+
+def test_once_table_says_on_each_tunnels_line_that_it_was_not_fetched(capsys: pytest.CaptureFixture[str]) -> None:
+    from tunneltop.report import NOT_FETCHED
+
+    code = cli.main(["--demo", "--once", "--budget", "3"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].endswith("  (API 3/3 per min)")
+    for name in ("web-prod", "k8s-ingress-eu", "home-lab"):
+        [at] = [i for i, line in enumerate(lines) if line.startswith(f"{name}  ")]
+        assert lines[at + 1] == f"  {NOT_FETCHED}"
+    for name in ("api-staging", "batch-etl", "office-router-new"):
+        [at] = [i for i, line in enumerate(lines) if line.startswith(f"{name}  ")]
+        assert NOT_FETCHED not in lines[at + 1]
     assert code == 2

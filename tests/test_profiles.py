@@ -132,8 +132,9 @@ def test_home_relative_token_file(home: Path) -> None:
         ("interval = 0.5", r"\[profiles\.p\] interval must be between 1 and 3600 seconds, not 0\.5"),
         ("interval = true", r"\[profiles\.p\] interval must be a number of seconds, not bool True"),
         ("budget_per_minute = 12.5", r"budget_per_minute must be a whole number of requests per minute, not float"),
-        ("budget_per_minute = 500", r"budget_per_minute must be between 1 and 240 requests per minute"),
-        ("budget_per_minute = 0", r"budget_per_minute must be between 1 and 240"),
+        ("budget_per_minute = 500", r"budget_per_minute must be between 1 and 120 requests per minute"),
+        ("budget_per_minute = 121", r"budget_per_minute must be between 1 and 120 requests per minute .*, not 121$"),
+        ("budget_per_minute = 0", r"budget_per_minute must be between 1 and 120"),
         ("tunnels = 'web'", r"\[profiles\.p\] tunnels must be a list of tunnel names or ids, not str 'web'"),
         ("tunnels = ['web', 3]", r"tunnels must be a list of tunnel names or ids"),
         ("account_id = 42", r"\[profiles\.p\] account_id must be a non-empty string, not int 42"),
@@ -293,7 +294,8 @@ def test_a_profiles_base_url_is_checked_like_the_environments(home: Path) -> Non
     [
         ({"TUNNELTOP_INTERVAL": "soon"}, r"TUNNELTOP_INTERVAL must be a number of seconds, not 'soon'"),
         ({"TUNNELTOP_BUDGET": "lots"}, r"TUNNELTOP_BUDGET must be a whole number of requests per minute"),
-        ({"TUNNELTOP_BUDGET": "1000"}, r"TUNNELTOP_BUDGET must be between 1 and 240"),
+        ({"TUNNELTOP_BUDGET": "1000"}, r"TUNNELTOP_BUDGET must be between 1 and 120"),
+        ({"TUNNELTOP_BUDGET": "121"}, r"TUNNELTOP_BUDGET must be between 1 and 120"),
     ],
 )
 def test_bad_environment_values_name_the_variable(home: Path, env: dict[str, str], message: str) -> None:
@@ -304,7 +306,11 @@ def test_bad_environment_values_name_the_variable(home: Path, env: dict[str, str
 
 def test_bad_flag_values_name_the_flag(home: Path) -> None:
     env = env_of(home, CLOUDFLARE_API_TOKEN=TOKEN)
-    with pytest.raises(ConfigError, match="--budget must be between 1 and 240"):
+    # At most 120 per minute: half the user's quota (the dashboard and other tools share the rest).
+    with pytest.raises(ConfigError, match="--budget must be between 1 and 120 requests per minute"):
         merge_settings(Profile(), env, budget=241)
+    with pytest.raises(ConfigError, match=r"--budget must be between 1 and 120 requests per minute .*, not 121$"):
+        merge_settings(Profile(), env, budget=121)
+    assert merge_settings(Profile(), env, budget=120).budget_per_minute == 120
     with pytest.raises(ConfigError, match="--interval must be between 1 and 3600"):
         merge_settings(Profile(), env, interval=0.1)

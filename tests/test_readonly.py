@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
 import io
+import json
 import random
 from pathlib import Path
 
@@ -29,6 +31,7 @@ from tests.test_faults import (
     wait_until,
 )
 from tunneltop.api.auth import Credentials
+from tunneltop.cli import run_once
 from tunneltop.demo.cfapi import FakeCloudflare, Fault
 from tunneltop.demo.server import LoopbackServer
 from tunneltop.demo.simulator import DEMO_ACCOUNT_ID
@@ -198,22 +201,48 @@ async def test_whatever_is_pressed_only_get_is_sent(
     assert {r.method for r in fake.requests} == {"GET"}
 
 
+class UntilConnectionsRead(io.StringIO):
+    """The stream's output. The stream flushes once per poll: after the poll that has, since the baseline, read
+    the connections of every running tunnel, it sets ``stop`` (polls read what the budget's tokens allow, so the
+    connections come over several polls)."""
+
+    def __init__(self, fake: FakeCloudflare, stop: asyncio.Event) -> None:
+        super().__init__()
+        self.fake, self.stop = fake, stop
+        self.running = {
+            t["id"] for t in fake.sim.iter_tunnels() if t["status"] != "inactive" and t.get("deleted_at") is None
+        }
+
+    def flush(self) -> None:
+        super().flush()
+        read = {r.path.split("/")[-2] for r in self.fake.requests if r.path.endswith("/connections")}
+        if '"kind": "baseline"' in self.getvalue() and read >= self.running:
+            self.stop.set()
+
+
 async def test_the_stream_and_once_send_only_get(fake: FakeCloudflare, server: LoopbackServer) -> None:
-    target = Target(server.base_url, Credentials.token(TOKEN), DEMO_ACCOUNT_ID, [])
+    # The budget travels on the target: the most allowed (120 per minute), two requests a second.
+    target = Target(server.base_url, Credentials.token(TOKEN), DEMO_ACCOUNT_ID, [], budget_per_minute=120)
     stop = asyncio.Event()
-    out = io.StringIO()
-    fake.inject(Fault.error(400, 9999), times=2)  # a failed poll, then recovery (a 400 is not retried)
+    out = UntilConnectionsRead(fake, stop)
+    fake.inject(Fault.error(400, 9999), times=2)  # failed polls, then recovery (a 400 is not retried)
 
-    async def stop_later() -> None:
-        while out.getvalue().count("\n") < 3:
-            await asyncio.sleep(0.01)
-        stop.set()
-
-    await asyncio.wait_for(
-        asyncio.gather(watch_stream(target, 0.05, out, stop=stop, budget_per_minute=1200), stop_later()), timeout=10
-    )
-    assert len(fake.requests) > 5
+    # A hang guard only: the stream stops on its own output (above), not on a deadline.
+    assert await asyncio.wait_for(watch_stream(target, 0.05, out, stop=stop), timeout=30) == 0
+    kinds = [json.loads(line)["kind"] for line in out.getvalue().splitlines()]
+    assert kinds[:3] == ["poll_failed", "poll_recovered", "baseline"]
+    streamed = len(fake.requests)
+    assert streamed > 5
     assert fake.non_get_requests == []
+
+    once = Target(server.base_url, Credentials.token(TOKEN), DEMO_ACCOUNT_ID, ["web-prod", "home-lab"])
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert await run_once(once, "json") == 0
+    assert [t["name"] for t in json.loads(printed.getvalue())["tunnels"]] == ["web-prod", "home-lab"]
+    assert len(fake.requests) > streamed
+    assert fake.non_get_requests == []
+    assert {r.method for r in fake.requests} == {"GET"}
 
 
 def test_the_code_has_no_verb_but_get() -> None:
