@@ -423,7 +423,8 @@ async def test_watch_with_six_names_keeps_the_budget(monkeypatch: pytest.MonkeyP
     assert status == 0
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert lines[0]["kind"] == "baseline" and lines[0]["tunnels"] == 6
-    assert len(slept) >= 60 and min(slept) >= 1.0
+    # The interval between polls, or less only to wait for the token a poll found missing (next_poll_delay).
+    assert len(slept) >= 60 and min(slept) > 0 and sum(1 for s in slept if s >= 1.0) >= 60
     got = assert_within(stand.times(), 60)
     stand.assert_no_side_door()
     assert got.total >= 400, got  # ten minutes of polling, every 7 s

@@ -137,13 +137,13 @@ def test_reserve_refuses_the_limit_plus_first_send_across_processes(path: Path, 
     seen = a.view()
     assert seen.sent == (1000.0, 1001.0, 1001.0)
     assert (seen.own, b.view().own) == (2, 1)
-    clock.advance(WINDOW - 1)  # exactly a minute after the first send: that one has left the window
+    clock.advance(WINDOW - 1)  # exactly WINDOW (a minute and the gate's slack) after the first send: it has left
     assert b.reserve(3)
     assert not a.reserve(3)
     clock.advance(1.5)  # past the window for the rest
     assert a.reserve(3)
     assert a.reserve(3)
-    assert a.view().sent == (1060.0, 1061.5, 1061.5)
+    assert a.view().sent == (1000 + WINDOW, 1001.5 + WINDOW, 1001.5 + WINDOW)
 
 
 def test_reserve_of_several_is_all_or_nothing(path: Path, clock: FakeClock) -> None:

@@ -170,7 +170,7 @@ class _Stream:
                     return EXIT_OK
                 # The next poll when the interval is up and a request may go: the planner and the budget pace the
                 # fetches (a tunnel is refreshed every ``effective_interval`` when all do not fit in one interval).
-                wait = max(self.interval, engine.next_poll_in(), outcome.retry_after or 0.0)
+                wait = max(engine.next_poll_delay(), outcome.retry_after or 0.0)
                 if await _sleep_unless_stopped(wait, stop):
                     break
         return EXIT_OK

@@ -30,6 +30,9 @@ CLOUDFLARE_WINDOW = 300.0
 CLOUDFLARE_PER_MINUTE = CLOUDFLARE_QUOTA * 60 / CLOUDFLARE_WINDOW  # 240
 DEFAULT_LIMIT_PER_MINUTE = 60  # 25 % of Cloudflare's limit
 WINDOW = 60.0
+# The gate's last check counts sends a second longer (see ``sent_within``): a request reaches Cloudflare some
+# milliseconds after it left, so a limit kept exactly at the sender could show one too many in 60 s at the server.
+COUNTED = WINDOW + 0.25
 # Whatever the budget, tunneltop never plans to use more than half of what Cloudflare says is left.
 MAX_SHARE = 0.5
 # A new Ratelimit observation whose reset lies this much later than the current one starts a new window.
@@ -93,7 +96,7 @@ class RequestBudget:
     # -- bookkeeping -------------------------------------------------------------------------------------------
 
     def _prune(self, now: float) -> None:
-        cut = bisect.bisect_right(self._sent, now - WINDOW)
+        cut = bisect.bisect_right(self._sent, now - COUNTED)
         if cut:
             del self._sent[:cut]
 
@@ -180,6 +183,19 @@ class RequestBudget:
     def used_per_minute(self, now: float) -> int:
         """Requests sent in the last 60 seconds."""
         return len(self._sent) - bisect.bisect_right(self._sent, now - WINDOW)
+
+    def sent_within(self, seconds: float, now: float) -> int:
+        """Requests sent in the last ``seconds`` (at most COUNTED: older sends are forgotten)."""
+        return len(self._sent) - bisect.bisect_right(self._sent, now - seconds)
+
+    def wait_for_room(self, seconds: float, now: float) -> float:
+        """Seconds until fewer than ``limit_per_minute`` sends lie in the last ``seconds`` (0: there is room)."""
+        self._prune(now)
+        excess = self.sent_within(seconds, now) - self.limit_per_minute
+        if excess < 0:
+            return 0.0
+        recent = self._sent[len(self._sent) - self.sent_within(seconds, now) :]
+        return max(0.0, recent[excess] + seconds - now)
 
     def available(self, now: float) -> int:
         """How many requests may go out now without breaking any of the four limits."""

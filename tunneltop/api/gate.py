@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from tunneltop.api.budget import DEFAULT_LIMIT_PER_MINUTE, RequestBudget
+from tunneltop.api.budget import COUNTED, DEFAULT_LIMIT_PER_MINUTE, RequestBudget
 from tunneltop.api.errors import OverBudgetError, RateLimitedError
 from tunneltop.api.ledger import (
     WINDOW,
@@ -129,13 +129,14 @@ class RequestGate:
         view = self._shared()
         if self._shared_block(view) > 0:
             return 0
-        return max(0, min(self.budget.available(at), self.limit_per_minute - self._shared_used(view)))
+        own = self.limit_per_minute - self.budget.sent_within(COUNTED, at)  # as ``acquire`` will count them
+        return max(0, min(self.budget.available(at), own, self.limit_per_minute - self._shared_used(view)))
 
     def wait_time(self, now: float | None = None) -> float:
         """Seconds until one request may go out (0 when one may now)."""
         at = self._clock() if now is None else now
         view = self._shared()
-        waits = [self.budget.wait_time(at), self._shared_block(view)]
+        waits = [self.budget.wait_time(at), self._shared_block(view), self.budget.wait_for_room(COUNTED, at)]
         used = sorted(view.sent)
         excess = self._shared_used(view) - self.limit_per_minute
         if excess >= 0:
@@ -163,7 +164,10 @@ class RequestGate:
                 status=429,
                 path=path,
             )
-        if not self.budget.can_send(now) or not self.ledger.reserve(self.limit_per_minute):
+        # The plan kept the minute; this last check keeps it with a second of slack (COUNTED) for the way to the
+        # server, and across processes (the ledger counts the same way).
+        over = self.budget.sent_within(COUNTED, now) >= self.limit_per_minute
+        if over or not self.budget.can_send(now) or not self.ledger.reserve(self.limit_per_minute):
             self.refused += 1
             wait = self.wait_time(now)
             shared = self._shared().processes

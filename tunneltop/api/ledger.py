@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from tunneltop.api.budget import COUNTED
+
 __all__ = [
     "WINDOW",
     "Ledger",
@@ -39,7 +41,7 @@ __all__ = [
     "ledger_name",
 ]
 
-WINDOW = 60.0  # seconds: the budget is per minute
+WINDOW = COUNTED  # seconds: the budget is per minute, with the gate's slack for the way to the server
 FUTURE_SLACK = 5.0  # a send dated later than this is from a clock that jumped (or a boot ago): it must not block
 PROC_TTL = 600.0  # a registration not refreshed for 10 minutes is a process that hung or lost its pid
 HEARTBEAT = 60.0  # view() rewrites this process's registration only when it is older than this

@@ -149,6 +149,16 @@ def _read_token(token_file: str | None) -> tuple[str | None, str]:
     return (token, "env") if token else (None, "none")
 
 
+def _log_requests(fake: FakeCloudflare, path: str | None, logged: int) -> int:
+    """Append the requests received since the last call to ``path``; how many are logged now."""
+    requests = fake.requests[logged:]
+    if path and requests:
+        with open(path, "a", encoding="utf-8") as log:
+            for request in requests:
+                log.write(f"{request.time.isoformat()} {request.method} {request.path}\n")
+    return logged + len(requests)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tunneltop.demo.server",
                                      description="Serve a simulated Cloudflare API on 127.0.0.1.")
@@ -158,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
                         "(default: $CLOUDFLARE_API_TOKEN; with neither, no auth is required)")
     parser.add_argument("--tunnels", type=int, default=None, help="scale scenario with this many tunnels")
     parser.add_argument("--connectors-per-tunnel", type=int, default=2)
+    parser.add_argument("--request-log", metavar="FILE",
+                        help="append one line per request received (time, method, path): request rates measured "
+                        "at the server's side (python -m tunneltop.demo.rates FILE)")
     args = parser.parse_args(argv)
 
     token, source = _read_token(args.token_file)
@@ -177,13 +190,15 @@ def main(argv: list[str] | None = None) -> int:
     done = threading.Event()
     # SIGTERM too: a shell running this in the background ignores SIGINT for it.
     signal.signal(signal.SIGTERM, lambda *_: done.set())
+    logged = 0
     try:
         while not done.wait(0.5):
-            pass
+            logged = _log_requests(fake, args.request_log, logged)
     except KeyboardInterrupt:
         pass
     finally:
         server.stop()
+        _log_requests(fake, args.request_log, logged)
     print("stopped", flush=True)
     return 0
 

@@ -286,6 +286,16 @@ class PollEngine:
         """Seconds until the next poll has something it may send: the budget's wait, or a block's."""
         return max(self.gate.blocked_for(), self.gate.wait_time())
 
+    def next_poll_delay(self) -> float:
+        """Seconds until the next poll: the interval, or longer for a block or the budget's wait. A poll that
+        found no token at all (the minute was full a moment longer) goes again when one frees up, not a whole
+        interval later."""
+        wait = self.next_poll_in()
+        plan = self.last_plan
+        if plan is not None and plan.requests == 0 and plan.available == 0:
+            return wait
+        return max(self.interval, wait)
+
     # -- one poll ------------------------------------------------------------------------------------------------
 
     async def poll(self) -> PollOutcome:
@@ -443,6 +453,13 @@ class PollEngine:
             # A refresh (r, unpause): these count as due now; the budget still decides how many go.
             attempted = {tid: at for tid, at in attempted.items() if tid not in self._force}
         count = self._total_tunnels if self._total_tunnels is not None else len(self._order)
+        list_at = self._list_at
+        if self._watched is not None and list_at is not None:
+            # Named tunnels go in cycles: the list, then each tunnel's connections, then the list again. A budget
+            # tighter than planned (Cloudflare's count, other processes) then slows the cycle, rather than the
+            # list taking every token on time and the connections starving.
+            behind = any(attempted.get(tid, -math.inf) < list_at for tid in self._order if tid not in self._skip)
+            list_at = now if behind else list_at
         plan = self.planner.plan(
             now,
             self._order,
@@ -450,7 +467,7 @@ class PollEngine:
             fetched_at=attempted,
             changed=changed,
             skip=self._skip,
-            list_fetched_at=self._list_at,
+            list_fetched_at=list_at,
             connections=connections,
             list_requests=self._list_cost() if self._resolved else None,
             tunnel_count=count,
@@ -464,34 +481,43 @@ class PollEngine:
         queue.reverse()
         stop: list[ApiError] = []
         transient: list[ApiError] = []
-        done = [0]
+        done = [0, 0]  # fetches tried, and of them those the budget had no token for
 
         async def worker() -> None:
             while queue and not stop:
                 tunnel = self._by_id[queue.pop()]
-                await self._fetch_one(tunnel, stop, transient)
+                if not await self._fetch_one(tunnel, stop, transient):
+                    done[1] += 1
                 done[0] += 1
 
         await asyncio.gather(*(worker() for _ in range(min(self._concurrency, len(queue)) or 1)))
         if stop:
             return stop[0]
-        if self.named and done[0] and len(transient) == done[0] == len(self._order):
-            # Every named tunnel failed the same passing way (a 5xx, a timeout, success: false): a failed poll, so
-            # the screen keeps the last good data marked stale instead of showing every tunnel as unknown.
+        fetchable = sum(1 for tid in self._order if tid not in self._skip)  # never-run and gone ones have nothing
+        if (
+            self.named
+            and transient
+            and len(transient) + done[1] == done[0]
+            and (done[0] == fetchable or self._streak is not None)
+        ):
+            # Every named tunnel failed the same passing way (a 5xx, a timeout, success: false; the budget's lack of a
+            # token for some is no success), or, while polls are failing already, every fetch this poll sent did: a
+            # failed poll, so the screen keeps the last good data marked stale instead of each tunnel going unknown.
             return transient[0]
         return None
 
-    async def _fetch_one(self, tunnel: Tunnel, stop: list[ApiError], transient: list[ApiError]) -> None:
+    async def _fetch_one(self, tunnel: Tunnel, stop: list[ApiError], transient: list[ApiError]) -> bool:
+        """Fetch one tunnel's connections; False when no request could be sent for want of a token."""
         at = self.gate.now()
         previous = self._fetched.get(tunnel.id)
         try:
             cache = self._records.setdefault(tunnel.id, RecordCache())
             connectors, problems = await self.client.list_connectors(self.account.id, tunnel.id, cache)  # type: ignore[union-attr]
         except OverBudgetError:
-            return  # no token: this tunnel waits for a later poll (the plan said it would fit; another process won)
+            return False  # no token: it waits for a later poll (the plan said it would fit; another process won)
         except RateLimitedError as exc:
             stop.append(exc)
-            return
+            return True
         except NotFoundError:
             error = GONE
         except AuthError as exc:
@@ -509,7 +535,7 @@ class PollEngine:
             self._fetched[tunnel.id] = _Fetched(fresh, tuple(problems), None, at, self._now(), _signature(tunnel))
             self._attempted[tunnel.id] = at
             self._fresh.add(tunnel.id)
-            return
+            return True
         # A failed refresh keeps the connections fetched before for up to STALE_LIMIT: older, and the error says so.
         if previous is not None and previous.at_wall is not None and self._polled_at - previous.at_wall <= STALE_LIMIT:
             kept = (previous.connectors, previous.problems, previous.at_wall)
@@ -517,6 +543,7 @@ class PollEngine:
             kept = (None, (), None)
         self._fetched[tunnel.id] = _Fetched(kept[0], kept[1], error, at, kept[2], _signature(tunnel))
         self._attempted[tunnel.id] = at
+        return True
 
     def _snapshot(self, account: Account) -> Snapshot:
         states: list[TunnelState] = []

@@ -317,11 +317,8 @@ class TunneltopApp(App[int]):
     def _rearm(self) -> None:
         if self.paused or self._stopped_for is not None:
             return
-        wait = self.interval
-        if self.engine is not None:
-            # The planner and the budget pace what each poll fetches; a poll waits only for a token.
-            wait = max(wait, self.engine.next_poll_in())
-        self._schedule(wait)
+        # The planner and the budget pace what each poll fetches; a poll waits only for a token.
+        self._schedule(self.engine.next_poll_delay() if self.engine is not None else self.interval)
 
     def _fatal_error(self) -> None:
         """Textual's crash report, without the local variables of every frame: a frame of the API client holds the
