@@ -225,7 +225,13 @@ class CloudflareClient:
 
     async def _send_once(self, path: str, params: Mapping[str, Any] | None) -> ApiResponse:
         await self._wait_if_blocked()
-        self.gate.acquire(path)  # raises, and nothing is sent, without a token
+        ticket = self.gate.acquire(path)  # raises, and nothing is sent, without a token
+        try:
+            return await self._exchange(path, params)
+        finally:
+            self.gate.answered(ticket)
+
+    async def _exchange(self, path: str, params: Mapping[str, Any] | None) -> ApiResponse:
         self.stats.requests += 1
         self.stats.sent_at.append(self._clock())
         try:
@@ -313,12 +319,16 @@ class CloudflareClient:
     async def get(self, path: str, params: Mapping[str, Any] | None = None) -> ApiResponse:
         """One GET with retries: transient failures back off; a 429 waits only if allowed to wait that long.
 
-        Each retry takes its own token from the gate; with none left the request fails (``OverBudgetError``)."""
+        Each retry takes its own token from the gate; with none left the request fails: with the transient failure
+        the retry was for (the request did fail, and that is what its caller must hear), else ``OverBudgetError``."""
         attempt = 0
+        failed: ApiError | None = None
         while True:
             try:
                 return await self._send_once(path, params)
             except OverBudgetError:
+                if failed is not None:
+                    raise failed from None  # no token to retry: not "budget spent", but the 5xx/timeout it was
                 raise
             except RateLimitedError as exc:
                 if exc.retry_after > self._max_wait or attempt >= self._retry.retries:
@@ -326,6 +336,7 @@ class CloudflareClient:
             except ApiError as exc:
                 if not exc.transient or attempt >= self._retry.retries:
                     raise
+                failed = exc
                 await self._sleep(self._retry.delay(attempt, self._rng))
             attempt += 1
             self.stats.retries += 1
