@@ -37,7 +37,7 @@ from tunneltop.api.gate import BudgetStatus
 from tunneltop.changes.events import rfc3339
 from tunneltop.model.snapshot import Snapshot
 from tunneltop.poll.account import AccountChoiceNeeded
-from tunneltop.poll.engine import PollEngine, PollOutcome
+from tunneltop.poll.engine import STARTUP_BURST, PollEngine, PollOutcome
 from tunneltop.poll.target import Target
 from tunneltop.report import EXIT_OK, EXIT_UNKNOWN, EXIT_USAGE
 from tunneltop.sanitize import clean
@@ -150,7 +150,14 @@ class _Stream:
 
     async def run(self, stop: asyncio.Event, max_rate_limit_wait: float) -> int:
         async with self.target.client(max_rate_limit_wait=max_rate_limit_wait) as client:
-            engine = PollEngine(client, self.target.account_id, self.target.refs, interval=self.interval, mode="watch")
+            engine = PollEngine(
+                client,
+                self.target.account_id,
+                self.target.refs,
+                interval=self.interval,
+                mode="watch",
+                min_burst=STARTUP_BURST,
+            )
             while not stop.is_set():
                 try:
                     outcome = await _unless_stopped(engine.poll(), stop)

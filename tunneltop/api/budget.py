@@ -139,6 +139,14 @@ class RequestBudget:
         if self._quota is not None:
             self._quota.left -= count
 
+    def resend(self, sent_at: float, now: float) -> None:
+        """A request recorded at ``sent_at`` was answered at ``now``: count it from then. The server saw it at some
+        moment in between (a first request may wait long for a connection), so the minute stays kept there too."""
+        index = bisect.bisect_left(self._sent, sent_at)
+        if index < len(self._sent) and self._sent[index] == sent_at:
+            del self._sent[index]
+            bisect.insort(self._sent, max(sent_at, now))
+
     def block(self, seconds: float, now: float) -> None:
         """After a 429: send nothing for ``seconds`` (Retry-After). A longer block already running stays."""
         until = now + max(0.0, seconds)

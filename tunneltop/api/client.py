@@ -13,7 +13,7 @@ import json
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -76,7 +76,6 @@ class ClientStats:
     requests: int = 0
     retries: int = 0
     rate_limited: int = 0
-    sent_at: list[float] = field(default_factory=list)
 
 
 def _errors_of(body: Any) -> tuple[CloudflareError, ...]:
@@ -233,7 +232,6 @@ class CloudflareClient:
 
     async def _exchange(self, path: str, params: Mapping[str, Any] | None) -> ApiResponse:
         self.stats.requests += 1
-        self.stats.sent_at.append(self._clock())
         try:
             async with asyncio.timeout(self._deadline):
                 # GET is the only verb this client knows: tunneltop is read-only by construction.

@@ -153,8 +153,9 @@ class RequestGate:
 
     # -- the gate ---------------------------------------------------------------------------------------------
 
-    def acquire(self, path: str) -> None:
-        """Take one token for a request to ``path``, or raise: nothing is sent without one."""
+    def acquire(self, path: str) -> float:
+        """Take one token for a request to ``path``, or raise: nothing is sent without one. Returns the ticket to
+        hand back to ``answered``."""
         now = self._clock()
         blocked = self.blocked_for(now)
         if blocked > 0:
@@ -180,6 +181,11 @@ class RequestGate:
             )
         self.budget.record(now)
         self.sent += 1
+        return now
+
+    def answered(self, ticket: float) -> None:
+        """The request whose token was taken at ``ticket`` has its answer (or failed): count it from now."""
+        self.budget.resend(ticket, self._clock())
 
     def observe(self, ratelimit: RateLimit | None, retry_after: float | None = None) -> None:
         """An answer came: take in Cloudflare's count, and after a 429 block every process for Retry-After."""

@@ -542,6 +542,20 @@ def diff(old: Snapshot | None, new: Snapshot) -> list[ChangeEvent]:
     return differ.events
 
 
+def without_first_sight(events: list[ChangeEvent]) -> list[ChangeEvent]:
+    """The overview fetches connections a few tunnels at a time: a tunnel's first fetch (no error before) is
+    not a recovery, and the health it then shows is not a change. Dropping them keeps warm-up out of the log
+    (an account of 1,000 tunnels would otherwise log 2,000 such events)."""
+    first = {e.tunnel_id for e in events if e.kind is EventKind.TUNNEL_FETCH_RECOVERED and e.before is None}
+    if not first:
+        return events
+    return [
+        e
+        for e in events
+        if not (e.tunnel_id in first and e.kind in (EventKind.TUNNEL_FETCH_RECOVERED, EventKind.TUNNEL_HEALTH))
+    ]
+
+
 # -- apply --------------------------------------------------------------------------------------------------------
 
 

@@ -43,7 +43,7 @@ from tunneltop.api.errors import (
     UsageError,
 )
 from tunneltop.api.gate import BudgetStatus
-from tunneltop.changes.events import ChangeEvent, diff, poll_failed, poll_recovered
+from tunneltop.changes.events import ChangeEvent, diff, poll_failed, poll_recovered, without_first_sight
 from tunneltop.model.parse import RecordCache, RecordProblem
 from tunneltop.model.records import Account, Connector, Tunnel
 from tunneltop.model.snapshot import Snapshot, TunnelState, same_objects
@@ -60,6 +60,9 @@ STALE_LIMIT = timedelta(minutes=5)
 FAILED_REPEAT = 60.0
 # Connections of several tunnels are fetched at once, but politely: the rate limit is shared with the user.
 FETCH_CONCURRENCY = 4
+# Requests a long-running front end's first poll may send at once (a small account's first screen in one go);
+# then the budget paces them.
+STARTUP_BURST = 16
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
 _STATUS_RANK = {"down": 1, "degraded": 3, "healthy": 4}
@@ -342,7 +345,7 @@ class PollEngine:
                     snapshot.fetched_at, last_error=streak.message, failed_polls=streak.polls, since=streak.since
                 )
             )
-        events.extend(diff(self.previous, snapshot))
+        events.extend(without_first_sight(diff(self.previous, snapshot)))
         self.previous = snapshot
         return events
 

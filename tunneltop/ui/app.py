@@ -33,7 +33,6 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Static, Tree
 
-from tunneltop.api.budget import DEFAULT_LIMIT_PER_MINUTE as DEFAULT_BUDGET
 from tunneltop.api.client import CloudflareClient
 from tunneltop.api.errors import ApiError
 from tunneltop.changes.events import ChangeEvent, EventKind
@@ -42,7 +41,7 @@ from tunneltop.model.health import HEALTH_ORDER
 from tunneltop.model.records import Connection, Connector, Tunnel
 from tunneltop.model.snapshot import FiguresMemo, Snapshot, TunnelState
 from tunneltop.poll.account import AccountChoiceNeeded, utc_now
-from tunneltop.poll.engine import PollEngine, PollOutcome
+from tunneltop.poll.engine import STARTUP_BURST, PollEngine, PollOutcome
 from tunneltop.poll.target import Target
 from tunneltop.sanitize import clean
 from tunneltop.ui.client_tree import ClientTree, NodeRef
@@ -58,7 +57,6 @@ from tunneltop.views.overview import notices as overview_notices
 from tunneltop.views.rows import ConnRow
 from tunneltop.views.session import DEFAULT_GHOST_SECONDS, DEFAULT_MARK_SECONDS, Session, sparkline, tunnel_colo_counts
 
-STARTUP_BURST = 16
 INTERVAL_STEPS = (1.0, 2.0, 3.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0)
 NARROW_WIDTH = 100
 
@@ -1041,7 +1039,6 @@ def run_app(
     ghost_seconds: float = DEFAULT_GHOST_SECONDS,
     bell: bool = False,
     export_dir: Path | None = None,
-    budget_per_minute: int = DEFAULT_BUDGET,
 ) -> int:
     app = TunneltopApp(
         target,
@@ -1050,7 +1047,6 @@ def run_app(
         ghost_seconds=ghost_seconds,
         bell=bell,
         export_dir=export_dir,
-        budget_per_minute=budget_per_minute,
     )
     tune_gc()
     app.run()

@@ -79,6 +79,9 @@ def tunnel_detail(state: TunnelState, now: datetime, trend: str = "") -> Rendera
         rows.append(("error", safe(state.error, "red", 300)))
     if state.error and state.connectors is not None and state.fetched_at is not None:
         rows.append(("shown as read", _when(state.fetched_at, now)))
+    elif state.connectors is not None and state.fetched_at is not None:
+        # Not refreshed by the last poll (the budget goes round): how old what is shown is.
+        rows.append(("connections read", _when(state.fetched_at, now)))
     for problem in state.problems[:5]:
         rows.append(("data problem", safe(str(problem), "magenta", 300)))
     return _grid(safe(f"Tunnel {t.name or t.id}", "bold"), rows)

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from tunneltop.changes.events import ChangeEvent, EventKind, diff
+from tunneltop.changes.events import ChangeEvent, EventKind, diff, without_first_sight
 from tunneltop.model.health import HEALTH_ORDER, Health
 from tunneltop.model.records import Connection, Connector, Tunnel
 from tunneltop.model.snapshot import Snapshot, TunnelState
@@ -113,7 +113,7 @@ class Session:
         return them."""
         if events is None:
             events = diff(self.last, snapshot)
-        events = self._without_first_sight(events)
+        events = without_first_sight(events)
         self.log.extend(events)
         self._mark(events, snapshot, now)
         if self._baseline is None:
@@ -123,20 +123,6 @@ class Session:
             trend.append(state.active_count)
         self.last = snapshot
         return events
-
-    @staticmethod
-    def _without_first_sight(events: list[ChangeEvent]) -> list[ChangeEvent]:
-        """The overview fetches connections a few tunnels at a time: a tunnel's first fetch (no error before) is
-        not a recovery, and the health it then shows is not a change. Dropping them keeps warm-up out of the log
-        (an account of 1,000 tunnels would otherwise log 2,000 such events)."""
-        first = {e.tunnel_id for e in events if e.kind is EventKind.TUNNEL_FETCH_RECOVERED and e.before is None}
-        if not first:
-            return events
-        return [
-            e
-            for e in events
-            if not (e.tunnel_id in first and e.kind in (EventKind.TUNNEL_FETCH_RECOVERED, EventKind.TUNNEL_HEALTH))
-        ]
 
     def on_failure(self, events: Iterable[ChangeEvent]) -> None:
         """A failed poll: log the engine's failure-streak events (poll_failed at a streak's start, when its kind of
