@@ -264,7 +264,8 @@ class PollEngine:
         if self.named and (self._watched or not self._resolved):
             cost = self._list_cost()
             self.planner.list_share = cost / self._cycle_requests()
-            self.planner.min_burst = min(self.gate.limit_per_minute, max(self._min_burst, self._cycle_requests()))
+            # One cycle at most: more would only run cycles ahead of the pace and then stall for the minute.
+            self.planner.min_burst = min(self.gate.limit_per_minute, self._cycle_requests())
         else:
             self.planner.list_share = LIST_SHARE
             self.planner.min_burst = min(self.gate.limit_per_minute, self._min_burst)
