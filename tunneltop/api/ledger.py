@@ -153,7 +153,8 @@ def _decode(raw: bytes) -> _State:
     for key, seen in procs.items():
         pid = int(key) if key.isascii() and key.isdigit() and len(key) < 11 else None
         when = _time(seen)
-        if _pid(pid) is None or when is None:
+        pid = _pid(pid)
+        if pid is None or when is None:
             return _State()
         state.procs[pid] = when
     if blocked is not None:

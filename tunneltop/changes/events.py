@@ -133,7 +133,8 @@ def _short(value: str | None) -> str:
 
 
 def _record_json(record: BaseModel, *, shell: bool = False) -> dict[str, Any]:
-    data = record.api_dict()  # type: ignore[attr-defined]
+    # Every record here is a tunneltop.model.records one (a BaseModel with api_dict); BaseModel itself has none.
+    data: dict[str, Any] = record.api_dict()  # type: ignore[attr-defined]
     if shell:
         data.pop("conns", None)
     return data
@@ -166,6 +167,7 @@ def _json_value(value: Any) -> Any:
 
 def changed_fields(before: BaseModel, after: BaseModel, *, skip: Iterable[str] = ()) -> list[str]:
     """Names of the fields (declared or extra) whose API value differs, sorted."""
+    # Records from tunneltop.model.records (BaseModel subclasses with api_dict); BaseModel itself has none.
     a, b = before.api_dict(), after.api_dict()  # type: ignore[attr-defined]
     ignored = set(skip)
     return sorted(k for k in a.keys() | b.keys() if k not in ignored and (k not in a or k not in b or a[k] != b[k]))

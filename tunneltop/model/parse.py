@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from tunneltop.model.records import Connection, Connector
 
@@ -31,7 +32,7 @@ class RecordProblem:
         return f"{self.where}: {self.message}"
 
 
-def _describe(err: dict[str, Any]) -> str:
+def _describe(err: ErrorDetails) -> str:
     loc = ".".join(str(p) for p in err.get("loc", ())) or "record"
     got = type(err.get("input")).__name__
     return f"field {loc!r} {err.get('msg', 'is invalid').lower()} (got {got})"

@@ -100,8 +100,8 @@ def resolve_refs(refs: Sequence[str], tunnels: Sequence[Tunnel]) -> tuple[dict[s
     found: dict[str, str] = {}
     errors: list[UsageError] = []
     for ref in refs:
-        if _UUID.match(ref) and (tunnel := by_id.get(ref.lower())) is not None:
-            found[tunnel.id] = ref
+        if _UUID.match(ref) and (by_uuid := by_id.get(ref.lower())) is not None:
+            found[by_uuid.id] = ref
             continue
         named = by_name.get(ref, [])
         if len(named) == 1:
@@ -541,6 +541,7 @@ class PollEngine:
             self._fresh.add(tunnel.id)
             return True
         # A failed refresh keeps the connections fetched before for up to STALE_LIMIT: older, and the error says so.
+        kept: tuple[tuple[Connector, ...] | None, tuple[RecordProblem, ...], datetime | None]
         if previous is not None and previous.at_wall is not None and self._polled_at - previous.at_wall <= STALE_LIMIT:
             kept = (previous.connectors, previous.problems, previous.at_wall)
         else:
@@ -554,6 +555,10 @@ class PollEngine:
         kept: dict[str, TunnelState] = {}
         for tunnel in self._tunnels:
             fetched = self._fetched.get(tunnel.id)
+            connectors: tuple[Connector, ...] | None
+            problems: tuple[RecordProblem, ...]
+            error: str | None
+            at: datetime | None
             if tunnel.id in self._gone:
                 connectors, problems, error, at = None, (), GONE, None
             elif fetched is None:

@@ -31,7 +31,9 @@ __all__ = ["Budget", "Call", "Plan", "Planner"]
 class Budget(Protocol):
     """What the planner asks of the request budget (``RequestBudget``, or the client's ``RequestGate``)."""
 
-    limit_per_minute: int
+    @property
+    def limit_per_minute(self) -> int: ...  # read-only: RequestGate's is a property
+
     burst: float
 
     def available(self, now: float) -> int: ...
@@ -150,7 +152,7 @@ class Planner:
         ``rotation_share`` of the connection fetches. ``typical=True`` assumes it takes none.
         """
         rate = self.connection_rate(active_tunnels if tunnel_count is None else tunnel_count) / 60
-        ahead = active_tunnels
+        ahead: float = active_tunnels
         if not typical:
             rate *= self.rotation_share
             ahead += self.priority_burst

@@ -202,9 +202,9 @@ class Session:
 
     def _rows_of(self, snapshot: Snapshot) -> list[ConnRow]:
         """``rows_of(snapshot)``, with each unchanged connector's rows reused (do not mutate the list)."""
-        for seen, rows in self._rows_seen:
-            if seen is snapshot or seen.tunnels is snapshot.tunnels:  # an unchanged poll: the same tunnels tuple
-                return rows
+        for seen_snapshot, seen_rows in self._rows_seen:
+            if seen_snapshot is snapshot or seen_snapshot.tunnels is snapshot.tunnels:  # an unchanged poll
+                return seen_rows
         memo: dict[tuple[str, str], tuple[Tunnel, Connector, list[ConnRow]]] = {}
         by_state: dict[str, tuple[TunnelState, list[ConnRow]]] = {}
         rows: list[ConnRow] = []
