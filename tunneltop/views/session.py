@@ -203,7 +203,8 @@ class Session:
     def _rows_of(self, snapshot: Snapshot) -> list[ConnRow]:
         """``rows_of(snapshot)``, with each unchanged connector's rows reused (do not mutate the list)."""
         for seen_snapshot, seen_rows in self._rows_seen:
-            if seen_snapshot is snapshot or seen_snapshot.tunnels is snapshot.tunnels:  # an unchanged poll
+            # an unchanged poll: the same tunnels tuple
+            if seen_snapshot is snapshot or seen_snapshot.tunnels is snapshot.tunnels:
                 return seen_rows
         memo: dict[tuple[str, str], tuple[Tunnel, Connector, list[ConnRow]]] = {}
         by_state: dict[str, tuple[TunnelState, list[ConnRow]]] = {}
