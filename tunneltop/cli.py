@@ -12,6 +12,7 @@ from typing import NoReturn
 
 from tunneltop import __version__
 from tunneltop.api.errors import ApiError, UsageError
+from tunneltop.completion import add_completion_flags
 from tunneltop.config import ConfigError
 from tunneltop.poll.account import AccountChoiceNeeded, utc_now
 from tunneltop.poll.engine import PollEngine
@@ -51,14 +52,56 @@ def _budget(value: str) -> int:
     return per_minute
 
 
+EPILOG = """\
+environment:
+  CLOUDFLARE_API_TOKEN   API token with "Cloudflare Tunnel Read" (preferred)
+  CLOUDFLARE_EMAIL       with CLOUDFLARE_API_KEY: a global API key (legacy;
+  CLOUDFLARE_API_KEY       when a token is set too, the token wins)
+  CLOUDFLARE_ACCOUNT_ID  which account, when the credentials see several
+  CLOUDFLARE_BASE_URL    API base URL (or CLOUDFLARE_API_BASE_URL); default
+                           https://api.cloudflare.com/client/v4
+  TUNNELTOP_PROFILE      which profile of the config file, like --profile
+  TUNNELTOP_INTERVAL     seconds between polls, like --interval
+  TUNNELTOP_BUDGET       requests per minute, like --budget
+  XDG_CONFIG_HOME        config file: $XDG_CONFIG_HOME/tunneltop/config.toml
+                           (default ~/.config/tunneltop/config.toml)
+  Flags beat the environment, which beats the config file. No flag takes a
+  secret: the command line is visible to every user (use --token-file PATH).
+
+examples:
+  export CLOUDFLARE_API_TOKEN=...     # a token with "Cloudflare Tunnel Read"
+  tunneltop                           # every tunnel of the account, live
+  tunneltop web-prod api-staging      # just these tunnels (names or UUIDs)
+  tunneltop --once                    # print once and exit: scripts, cron
+  tunneltop --once -o json | jq .     # the same as JSON
+  tunneltop --watch | jq -c 'select(.severity != "info")'
+                                      # one JSON line per change, for alerting
+  tunneltop --demo                    # a simulated account, no credentials
+
+keys in the live view (? lists them all; ctrl+p finds an action by name):
+  ?  help                 enter  drill into a tunnel or connector
+  /  filter               esc    back out, or clear the filter
+  e  event log            r      refresh now
+  v  switch views         p      pause or resume polling
+  q  quit
+
+exit status of --once (--watch: 0 when stopped, else 3 or 64 as here):
+   0 every tunnel healthy
+   1 some tunnel degraded (a pending reconnect counts)
+   2 some tunnel down, inactive or without connectors
+   3 state unknown: credentials, network or API error
+  64 usage error: a bad flag, or a tunnel name that matches no tunnel
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
+    # The epilog is laid out by hand for 80 columns; the flags' help is still wrapped to the terminal.
     parser = _Parser(
         prog="tunneltop",
-        description="htop for Cloudflare Tunnels: every cloudflared connector and edge connection, live. "
-        "Read-only: tunneltop only ever reads from the API.",
-        epilog="Credentials come from the environment (CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL + "
-        "CLOUDFLARE_API_KEY) or --token-file; never from a flag's value. Exit status with --once: 0 healthy, "
-        "1 degraded, 2 down/inactive/no connectors, 3 unknown (credentials, network, API error), 64 usage.",
+        description="htop for Cloudflare Tunnels: every cloudflared connector and edge connection,\n"
+        "live. Read-only: tunneltop only ever reads from the API.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("tunnels", nargs="*", metavar="TUNNEL", help="tunnel name or UUID (default: every tunnel)")
     parser.add_argument("--once", action="store_true", help="fetch once, print, and exit (no screen)")
@@ -109,7 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--demo", action="store_true", help="watch a built-in simulated account (no credentials)")
     parser.add_argument("--seed", type=int, default=7, help="seed of the demo account's simulation (default 7)")
-    parser.add_argument("--version", action="version", version=f"tunneltop {__version__}")
+    parser.add_argument(
+        "--version", "-V", action="version", version=f"tunneltop {__version__}", help="print the version and exit"
+    )
+    add_completion_flags(parser, __version__)
     return parser
 
 
