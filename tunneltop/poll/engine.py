@@ -358,6 +358,7 @@ class PollEngine:
         if self.account is None:
             self.account = await resolve_account(self.client, self._account_id)
         account = self.account
+        sent = self.gate.sent
         listed = self._plan(connections=False).list_pages > 0
         if listed:
             started = self.gate.now()
@@ -382,6 +383,13 @@ class PollEngine:
             )
         self._fresh = set()
         failed = await self._fetch_connections(plan.connections)
+        if failed is None and self._streak is not None and self.gate.sent == sent:
+            # While polls are failing, a poll that sent nothing (no token yet) read nothing: no recovery, a wait.
+            wait = self.next_poll_in()
+            raise HoldingBack(
+                f"holding back to stay within tunneltop's request budget: the next request in {wait:.0f} s",
+                retry_after=wait,
+            )
         self._force = frozenset()
         snapshot = self._snapshot(account)
         if failed is not None:

@@ -403,8 +403,9 @@ class TunneltopApp(App[int]):
     def on_poll_waiting(self, message: PollWaiting) -> None:
         if self.closing:
             return
-        self.status.error = False
-        self.status.message = clean(message.message, 400)
+        if self.last_error is None:  # while polls are failing, the failure stays on the status line
+            self.status.error = False
+            self.status.message = clean(message.message, 400)
         self._rearm()
         self._update_header()
 
