@@ -382,7 +382,7 @@ class PollEngine:
                 f"rate limited by Cloudflare: no request is sent for another {wait:.0f} s", retry_after=wait
             )
         self._fresh = set()
-        failed = await self._fetch_connections(plan.connections)
+        failed = await self._fetch_connections(plan.connections, listed=listed)
         if failed is None and self._streak is not None and self.gate.sent == sent:
             # While polls are failing, a poll that sent nothing (no token yet) read nothing: no recovery, a wait.
             wait = self.next_poll_in()
@@ -487,18 +487,20 @@ class PollEngine:
         self.last_plan = plan
         return plan
 
-    async def _fetch_connections(self, tunnel_ids: Sequence[str]) -> ApiError | None:
-        """Fetch planned connections; the failure that ends the poll (a 429, or every fetch failing) or None."""
+    async def _fetch_connections(self, tunnel_ids: Sequence[str], *, listed: bool = False) -> ApiError | None:
+        """Fetch planned connections; the failure that ends the poll (a 429, or every fetch failing) or None.
+        ``listed``: this poll read the tunnel list."""
         queue = list(tunnel_ids)
         queue.reverse()
         stop: list[ApiError] = []
         transient: list[ApiError] = []
+        refused: list[ApiError] = []
         done = [0, 0]  # fetches tried, and of them those the budget had no token for
 
         async def worker() -> None:
             while queue and not stop:
                 tunnel = self._by_id[queue.pop()]
-                if not await self._fetch_one(tunnel, stop, transient):
+                if not await self._fetch_one(tunnel, stop, transient, refused):
                     done[1] += 1
                 done[0] += 1
 
@@ -506,19 +508,24 @@ class PollEngine:
         if stop:
             return stop[0]
         fetchable = sum(1 for tid in self._order if tid not in self._skip)  # never-run and gone ones have nothing
-        if (
-            self.named
-            and transient
-            and len(transient) + done[1] == done[0]
-            and (done[0] == fetchable or self._streak is not None)
-        ):
+        if self.named and transient and len(transient) + done[1] == done[0] == fetchable:
             # Every named tunnel failed the same passing way (a 5xx, a timeout, success: false; the budget's lack of a
-            # token for some is no success), or, while polls are failing already, every fetch this poll sent did: a
-            # failed poll, so the screen keeps the last good data marked stale instead of each tunnel going unknown.
+            # token for some is no success): a failed poll, so the screen keeps the last good data marked stale
+            # instead of each tunnel going unknown.
             return transient[0]
+        streak = self._streak
+        if streak is not None and not listed and not self._fresh:
+            # While polls are failing, a poll that read nothing shows no recovery: the failure goes on when a fetch
+            # it sent failed the passing way, or was refused while the streak is the credentials being refused (a
+            # refusal alone is otherwise one tunnel's: narrow permissions).
+            failures = transient + (refused if issubclass(streak.kind, AuthError) else [])
+            if failures:
+                return failures[0]
         return None
 
-    async def _fetch_one(self, tunnel: Tunnel, stop: list[ApiError], transient: list[ApiError]) -> bool:
+    async def _fetch_one(
+        self, tunnel: Tunnel, stop: list[ApiError], transient: list[ApiError], refused: list[ApiError]
+    ) -> bool:
         """Fetch one tunnel's connections; False when no request could be sent for want of a token."""
         at = self.gate.now()
         previous = self._fetched.get(tunnel.id)
@@ -533,6 +540,7 @@ class PollEngine:
         except NotFoundError:
             error = GONE
         except AuthError as exc:
+            refused.append(exc)
             error = REFUSED + exc.message
         except ApiError as exc:
             # success: false (on HTTP 200 too) passes like a 5xx: Cloudflare's "unknown error" is one.
@@ -549,8 +557,14 @@ class PollEngine:
             self._fresh.add(tunnel.id)
             return True
         # A failed refresh keeps the connections fetched before for up to STALE_LIMIT: older, and the error says so.
+        # Not a tunnel not found: it has none (as when the list no longer shows it), and must not look fine.
         kept: tuple[tuple[Connector, ...] | None, tuple[RecordProblem, ...], datetime | None]
-        if previous is not None and previous.at_wall is not None and self._polled_at - previous.at_wall <= STALE_LIMIT:
+        if (
+            error != GONE
+            and previous is not None
+            and previous.at_wall is not None
+            and self._polled_at - previous.at_wall <= STALE_LIMIT
+        ):
             kept = (previous.connectors, previous.problems, previous.at_wall)
         else:
             kept = (None, (), None)
@@ -569,6 +583,9 @@ class PollEngine:
             at: datetime | None
             if tunnel.id in self._gone:
                 connectors, problems, error, at = None, (), GONE, None
+            elif tunnel.deleted_at is not None:
+                # Deleted (read by id): its connections went with it, whatever was read before; it is not read again.
+                connectors, problems, error, at = (), (), None, None
             elif fetched is None:
                 inactive = (tunnel.status or "").lower() == "inactive"
                 connectors, problems, error, at = ((), (), None, None) if inactive else (None, (), None, None)
