@@ -291,7 +291,7 @@ def _bench_app(clock: Callable[[], datetime], view: str = "monitor") -> Any:
 
 async def measure_size(connections: int, *, polls: int = 8, warmup: int = 14, naive: bool = True) -> SizeFigures:
     """UI figures for one size inside a running app (see the module doc for what each one covers)."""
-    from tunneltop.ui.app import SnapshotReady
+    from tunneltop.ui.messages import SnapshotReady
 
     work = Workload(connections)
     work.bodies()
@@ -359,7 +359,7 @@ async def measure_size(connections: int, *, polls: int = 8, warmup: int = 14, na
 
 async def _overview_polls(work: Workload, polls: int) -> list[float]:
     """UI update per 1% churn poll of the account overview (one row per tunnel; the home with no tunnel named)."""
-    from tunneltop.ui.app import SnapshotReady
+    from tunneltop.ui.messages import SnapshotReady
 
     app = _bench_app(lambda: work.now, view="overview")
     timings: list[float] = []
@@ -606,7 +606,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.child:
-        from tunneltop.ui.app import tune_gc
+        from tunneltop.ui.lifecycle import tune_gc
 
         tune_gc()  # as run_app() does for the real app
         figures = asyncio.run(measure_size(args.child, polls=args.polls, warmup=args.warmup, naive=not args.no_naive))

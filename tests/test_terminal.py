@@ -183,3 +183,35 @@ def test_stdin_hung_up_without_sighup_exits_within_2_s_without_spinning(tmp_path
         kill(wrapper)
         if master >= 0:
             os.close(master)
+
+
+def test_sigterm_restores_the_terminal_and_exits_0() -> None:
+    """kill -TERM leaves the terminal as q does: the alternate screen left, mouse tracking off, the cursor shown
+    (it used to exit 143 at once, leaving all three for the user to undo with `reset`)."""
+    pid, master = spawn(APP)
+    try:
+        started(master)
+        os.kill(pid, signal.SIGTERM)
+        tail = read_until(master, b"\x1b[?1049l", limit=30.0)
+        tail += drain(master, 0.3)
+        took, code, _ = wait_exit(pid, 30.0)
+        assert took is not None and code == 0, f"exit status {code}"
+        assert b"\x1b[?1049l" in tail, "still in the alternate screen"
+        assert b"\x1b[?1000l" in tail, "mouse tracking left on"
+        assert b"\x1b[?25h" in tail, "cursor left hidden"
+    finally:
+        kill(pid)
+        os.close(master)
+
+
+def test_ctrl_c_quits_like_q() -> None:
+    pid, master = spawn(APP)
+    try:
+        started(master)
+        os.write(master, b"\x03")
+        read_until(master, b"\x1b[?1049l", limit=30.0)
+        took, code, _ = wait_exit(pid, 30.0)
+        assert took is not None and code == 0, f"ctrl+c did not quit (status {code})"
+    finally:
+        kill(pid)
+        os.close(master)

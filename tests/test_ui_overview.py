@@ -25,7 +25,8 @@ from tunneltop.demo.transport import DEMO_BASE_URL, DemoTransport
 from tunneltop.model.health import HEALTH_ORDER, Health
 from tunneltop.poll.engine import PollEngine
 from tunneltop.poll.target import Target
-from tunneltop.ui.app import PollFailed, PollWaiting, SnapshotReady, TunneltopApp
+from tunneltop.ui.app import TunneltopApp
+from tunneltop.ui.messages import PollFailed, PollWaiting, SnapshotReady
 from tunneltop.ui.overview_table import OverviewTable
 from tunneltop.views.overview import TunnelSummary
 

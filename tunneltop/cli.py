@@ -17,7 +17,7 @@ from tunneltop.config import ConfigError
 from tunneltop.poll.account import AccountChoiceNeeded, utc_now
 from tunneltop.poll.engine import PollEngine
 from tunneltop.poll.target import Target
-from tunneltop.profiles import DEFAULT_BUDGET, DEFAULT_INTERVAL, MAX_BUDGET, load_profile, merge_settings
+from tunneltop.profiles import DEFAULT_BUDGET, DEFAULT_INTERVAL, MAX_BUDGET, load_keys, load_profile, merge_settings
 from tunneltop.report import EXIT_UNKNOWN, EXIT_USAGE, exit_status, render_json, render_table
 from tunneltop.sanitize import clean
 
@@ -264,6 +264,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             return 130
     from tunneltop.ui.app import run_app
+    from tunneltop.ui.commands import KeymapError, keymap
+
+    try:
+        keys = keymap(load_keys(None, os.environ))
+    except (ConfigError, KeymapError) as exc:
+        _err(str(exc))
+        return EXIT_UNKNOWN
 
     return run_app(
         target,
@@ -271,6 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ghost_seconds=args.ghost_seconds,
         bell=args.bell,
         export_dir=args.export_dir,
+        keymap=keys,
     )
 
 

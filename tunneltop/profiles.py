@@ -57,7 +57,7 @@ ENV_XDG = "XDG_CONFIG_HOME"
 
 MIN_INTERVAL, MAX_INTERVAL = 1.0, 3600.0
 
-_TOP_KEYS = ("default_profile", "profiles")
+_TOP_KEYS = ("default_profile", "profiles", "keys")
 _PROFILE_KEYS = (
     "account_id",
     "token_file",
@@ -160,7 +160,7 @@ def parse_interval(value: object, where: str) -> float:
 
 
 def parse_budget(value: object, where: str) -> int:
-    """tunneltop's own requests per minute: a whole number from 1 to 240 (Cloudflare's whole limit)."""
+    """tunneltop's own requests per minute: a whole number from 1 to MAX_BUDGET (half Cloudflare's limit)."""
     if isinstance(value, str):
         try:
             value = int(value.strip())
@@ -260,7 +260,8 @@ def load_profile(name: str | None = None, path: Path | None = None, env: Mapping
     unknown = [k for k in doc if k not in _TOP_KEYS]
     if unknown:
         raise ConfigError(
-            f"{path}: unknown top-level setting {unknown[0]!r} (known: default_profile and [profiles.NAME] tables)"
+            f"{path}: unknown top-level setting {unknown[0]!r} "
+            "(known: default_profile, [keys] and [profiles.NAME] tables)"
         )
     profiles = doc.get("profiles", {})
     if not isinstance(profiles, dict):
@@ -276,6 +277,18 @@ def load_profile(name: str | None = None, path: Path | None = None, env: Mapping
         known = ", ".join(sorted(profiles)) or "none"
         raise ConfigError(f"{how} {asked!r}: no such profile in {path} (profiles there: {known})")
     return _profile(asked, profiles[asked], path, env)
+
+
+def load_keys(path: Path | None = None, env: Mapping[str, str] | None = None) -> dict[str, object]:
+    """The config file's ``[keys]`` table (command id → key), as written; the live view checks the ids."""
+    env = os.environ if env is None else env
+    path = path if path is not None else config_path(env)
+    if not path.exists():
+        return {}
+    keys = _read(path).get("keys", {})
+    if not isinstance(keys, dict):
+        raise ConfigError(f"{path}: [keys] must be a table of command = \"key\", not {_shown(keys)}")
+    return keys
 
 
 def _env_has_credentials(env: Mapping[str, str]) -> str | None:

@@ -7,14 +7,6 @@ ends, so polls never overlap and pause/interval changes are trivial.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import gc
-import os
-import select
-import signal
-import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -25,9 +17,7 @@ from pathlib import Path
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.timer import Timer
@@ -45,9 +35,12 @@ from tunneltop.poll.engine import STARTUP_BURST, PollEngine, PollOutcome
 from tunneltop.poll.target import Target
 from tunneltop.sanitize import clean
 from tunneltop.ui.client_tree import ClientTree, NodeRef
+from tunneltop.ui.commands import COMMANDS, bindings, help_rows, shown_keys
 from tunneltop.ui.conn_table import COLUMNS, ConnectionsTable
 from tunneltop.ui.detail import DetailPane, connection_detail, connector_detail, tunnel_detail
 from tunneltop.ui.event_log import EventLogView
+from tunneltop.ui.lifecycle import TerminalWatch, crash_report, tune_gc
+from tunneltop.ui.messages import AccountsToChoose, PollFailed, PollWaiting, SnapshotReady, UnknownTunnels
 from tunneltop.ui.overview_table import OVERVIEW_COLUMNS, OverviewTable, summary_matches
 from tunneltop.ui.screens import AccountPicker, ColoPicker, HelpScreen
 from tunneltop.ui.status import HeaderBar, StatusLine
@@ -61,73 +54,12 @@ INTERVAL_STEPS = (1.0, 2.0, 3.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0)
 NARROW_WIDTH = 100
 
 
-class SnapshotReady(Message):
-    def __init__(self, snapshot: Snapshot, events: list[ChangeEvent] | None = None) -> None:
-        super().__init__()
-        self.snapshot = snapshot
-        self.events = events
-
-
-class PollFailed(Message):
-    def __init__(
-        self,
-        message: str,
-        retry_after: float | None = None,
-        events: list[ChangeEvent] | None = None,
-        permanent: bool = False,
-    ) -> None:
-        super().__init__()
-        self.message = message
-        self.retry_after = retry_after
-        self.events = events or []
-        self.permanent = permanent
-
-
-class PollWaiting(Message):
-    """No poll this time, and nothing wrong: the request budget has no room yet (see poll.engine.HoldingBack)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__()
-        self.message = message
-
-
-class UnknownTunnels(Message):
-    """Tunnels named that match none in the account: said once, and not polled."""
-
-    def __init__(self, messages: list[str]) -> None:
-        super().__init__()
-        self.messages = messages
-
-
-class AccountsToChoose(Message):
-    def __init__(self, accounts: list[tuple[str, str | None]]) -> None:
-        super().__init__()
-        self.accounts = accounts
-
-
 class TunneltopApp(App[int]):
     CSS_PATH = "tunneltop.tcss"
     TITLE = "tunneltop"
     ENABLE_COMMAND_PALETTE = True
 
-    BINDINGS = [
-        Binding("q", "quit", "Quit"),
-        Binding("question_mark", "help", "Help"),
-        Binding("slash", "filter", "Filter"),
-        Binding("c", "colos", "Colos"),
-        Binding("s", "cycle_sort", "Sort"),
-        Binding("S", "reverse_sort", "Reverse", show=False),
-        Binding("r", "refresh", "Refresh"),
-        Binding("p", "pause", "Pause"),
-        Binding("plus,equals_sign", "slower", "+Interval", show=False),
-        Binding("minus", "faster", "-Interval", show=False),
-        Binding("escape", "back", "Back", show=False),
-        Binding("e", "toggle_events", "Events"),
-        Binding("a", "choose_account", "Account", show=False),
-        Binding("v", "toggle_view", "Views"),
-        Binding("x", "export", "Export"),
-        Binding("w", "screenshot_svg", "Screenshot", show=False),
-    ]
+    BINDINGS = bindings()  # every command once, with ids users remap in [keys] (ui/commands.py)
 
     # repaint=False: their watchers update exactly the widgets that change; a repaint would redraw the whole screen.
     snapshot: reactive[Snapshot | None] = reactive(None, always_update=True, repaint=False)
@@ -151,6 +83,7 @@ class TunneltopApp(App[int]):
         export_dir: Path | None = None,
         budget_per_minute: int | None = None,
         start_view: str | None = None,
+        keymap: dict[str, str] | None = None,
     ) -> None:
         super().__init__()
         if budget_per_minute is not None:
@@ -159,6 +92,7 @@ class TunneltopApp(App[int]):
         self._clock = clock
         self._monotonic = monotonic
         self._watch_terminal = watch_terminal
+        self._keymap = dict(keymap or {})
         self._client_options = client_options or {}
         self.set_reactive(TunneltopApp.interval, interval)
         self.client: CloudflareClient | None = None
@@ -229,6 +163,8 @@ class TunneltopApp(App[int]):
         return self.main_screen.query_one(StatusLine)
 
     def on_mount(self) -> None:
+        if self._keymap:
+            self.set_keymap(self._keymap)
         header = self.header
         header.demo = self.target.demo
         header.interval = self.interval
@@ -242,7 +178,7 @@ class TunneltopApp(App[int]):
         self._on_resize_class(self.size.width)
         self.set_interval(1.0, self._tick)
         if self._watch_terminal:
-            self._install_terminal_watch()
+            TerminalWatch(self).install()
         self._schedule(0)
 
     def on_resize(self, event: object) -> None:
@@ -319,15 +255,8 @@ class TunneltopApp(App[int]):
         self._schedule(self.engine.next_poll_delay() if self.engine is not None else self.interval)
 
     def _fatal_error(self) -> None:
-        """Textual's crash report, without the local variables of every frame: a frame of the API client holds the
-        request headers, and a crash report is what users paste into issues."""
-        from rich.segment import Segments
-        from rich.traceback import Traceback
-
-        self.bell()
-        traceback = Traceback(show_locals=False, width=None)
-        self._exit_renderables.append(Segments(self.console.render(traceback, self.console.options)))
-        self._close_messages_no_wait()
+        """Textual's crash report without local variables (see lifecycle.crash_report)."""
+        crash_report(self)
 
     @property
     def closing(self) -> bool:
@@ -932,105 +861,24 @@ class TunneltopApp(App[int]):
             return
         self.notify(f"screenshot written to {path}", title="Screenshot", markup=False)
 
+    def keys_for(self) -> dict[str, str]:
+        """Each command's keys as this user has them (the defaults, then the config file's [keys])."""
+        return {c.id: self._keymap.get(c.id, c.keys) for c in COMMANDS}
+
     def help_rows(self) -> list[tuple[str, str]]:
-        return [
-            ("?", "this help"),
-            ("q", "quit"),
-            ("/", "filter (free text, colo:DFW,LAX, state:pending, ! inverts); enter applies"),
-            ("esc", "back: clear the filter, widen the tree selection, return to the overview"),
-            ("c", "colo picker: filter to one colo"),
-            ("s / S", "cycle the sort column / reverse the sort (or click a column header)"),
-            ("r", "refresh now"),
-            ("p", "pause / resume polling (no requests while paused)"),
-            ("+ / -", "poll less / more often"),
-            ("tab / shift+tab", "move between tree, table and filter"),
-            ("j k, ↑ ↓", "move the cursor"),
-            ("g G, home end", "first / last"),
-            (
-                "enter",
-                "drill in: from the overview into a tunnel; in the tree, narrow the table to a tunnel or connector",
-            ),
-            ("a", "choose the account (when the credentials see several)"),
-            ("v", "switch between the tunnel overview and the connections of every tunnel"),
-            ("e", "show / hide the event log (enter on an event selects what it is about)"),
-            ("x", "export the current view and the event log (JSON + CSV)"),
-            ("w", "write a screenshot (SVG)"),
-            ("ctrl+p", "command palette: every action by name"),
-            ("mouse", "click rows, nodes and column headers"),
-        ]
+        return help_rows(self.keys_for())
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.help_rows()))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        yield SystemCommand("Filter", "Filter connections (/)", self.action_filter)
+        keys = self.keys_for()
+        for command in COMMANDS:
+            if command.palette:
+                action = getattr(self, f"action_{command.action}")
+                yield SystemCommand(command.palette, f"{command.help} ({shown_keys(keys[command.id])})", action)
         yield SystemCommand("Clear filter", "Show every connection (esc)", self.clear_filter)
-        yield SystemCommand("Colo picker", "Filter to one colo (c)", self.action_colos)
-        yield SystemCommand("Cycle sort", "Sort by the next column (s)", self.action_cycle_sort)
-        yield SystemCommand("Reverse sort", "Reverse the sort order (S)", self.action_reverse_sort)
-        yield SystemCommand("Refresh now", "Poll the API now (r)", self.action_refresh)
-        yield SystemCommand("Pause / resume", "Stop or restart polling (p)", self.action_pause)
-        yield SystemCommand("Poll less often", "Lengthen the interval (+)", self.action_slower)
-        yield SystemCommand("Poll more often", "Shorten the interval (-)", self.action_faster)
-        yield SystemCommand("Back", "Clear filter or widen selection (esc)", self.action_back)
-        yield SystemCommand("Help", "List every key binding (?)", self.action_help)
-        yield SystemCommand(
-            "Choose account", "Pick one of the accounts the credentials see (a)", self.action_choose_account
-        )
-        yield SystemCommand("Overview / all connections", "Switch views (v)", self.action_toggle_view)
-        yield SystemCommand("Event log", "Show or hide recent changes (e)", self.action_toggle_events)
-        yield SystemCommand("Export", "Write the view and the event log to JSON and CSV (x)", self.action_export)
-        yield SystemCommand("Screenshot", "Write an SVG screenshot (w)", self.action_screenshot_svg)
-
-    # -- terminal loss ------------------------------------------------------------------------------------------
-
-    def _install_terminal_watch(self) -> None:
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._terminal_gone)
-        self.set_interval(1.0, self._check_terminal)
-        # Without SIGHUP (tunneltop is not the session leader) a hung-up stdin only reads EOF, which Textual's input
-        # thread does in a busy loop: a thread blocked in poll() for the hang-up notices at once and uses no CPU.
-        threading.Thread(target=self._wait_for_hangup, name="tunneltop-hangup", daemon=True).start()
-
-    def _wait_for_hangup(self) -> None:
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            poller = select.poll()
-            poller.register(sys.__stdin__.fileno(), 0)  # no events asked for: only a hang-up or an error wakes it
-            poller.poll()
-        self._leave_soon()  # from this thread: the main one may be stuck already (see below)
-        with contextlib.suppress(RuntimeError):  # the app already exited
-            self.call_from_thread(self._terminal_gone)
-
-    def _check_terminal(self) -> None:
-        try:
-            if not os.isatty(sys.__stdin__.fileno()):
-                self._terminal_gone()
-                return
-            os.tcgetpgrp(sys.__stdin__.fileno())
-        except (OSError, ValueError, AttributeError):
-            self._terminal_gone()
-
-    def _terminal_gone(self) -> None:
-        self._leave_soon()
-        self.exit(0)
-
-    @staticmethod
-    def _leave_soon() -> None:
-        """Exit cleanly if Textual can, and at once if it can't within a second. On a hang-up the kernel sends
-        SIGCONT with SIGHUP; Textual's SIGCONT handler then restarts its output on the dead terminal, and now and then
-        (1 exit in 30 here) its shutdown deadlocked for good on its writer threads. A terminal that is gone needs no
-        restoring."""
-        timer = threading.Timer(1.0, os._exit, args=(0,))
-        timer.daemon = True
-        timer.start()
-
-
-def tune_gc() -> None:
-    """Collect young objects after 10,000 allocations, not 700: an account-wide view keeps hundreds of thousands of
-    objects, and the default makes the collector walk them several times a poll (~30 ms a poll at 10,000
-    connections, measured by ``python -m benchmarks.bench``)."""
-    gc.set_threshold(10_000, 10, 10)
 
 
 def run_app(
@@ -1040,6 +888,7 @@ def run_app(
     ghost_seconds: float = DEFAULT_GHOST_SECONDS,
     bell: bool = False,
     export_dir: Path | None = None,
+    keymap: dict[str, str] | None = None,
 ) -> int:
     app = TunneltopApp(
         target,
@@ -1048,6 +897,7 @@ def run_app(
         ghost_seconds=ghost_seconds,
         bell=bell,
         export_dir=export_dir,
+        keymap=keymap,
     )
     tune_gc()
     app.run()
