@@ -58,3 +58,13 @@ async def test_the_palette_names_the_users_key() -> None:
         await wait_for_poll(pilot, app)
         helps = {c.title: c.help for c in app.get_system_commands(app.screen)}
         assert "(f5)" in helps["Refresh now"]
+
+
+def test_the_readme_lists_every_command_id() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    line = next(line for line in readme.splitlines() if line.startswith("Command ids:"))
+    listed = readme[readme.index(line) :].split("(`tunneltop/ui/commands.py`)")[0]
+    for command in COMMANDS:
+        assert f"`{command.id}`" in listed, f"README does not list {command.id}"
