@@ -33,6 +33,12 @@ BATCH = DEMO_TUNNELS["batch-etl"]
 ODD = Fault.unsuccessful(code=8000000, message="Internal processing error")
 TOKEN = "cfut_streamTestToken0123456789abcdefghijklmn"
 INTERVAL = 0.05
+# These tests poll every 50 ms: a budget so large it never stretches the interval (test_stream_budget pins that),
+# and a Cloudflare quota to match. tunneltop plans to use at most half of what Cloudflare's Ratelimit header says
+# is left until its window resets; the stand-in's clock stands still, so with its usual 1,200 per 5 minutes its
+# window never resets and that half (2 requests a second) would pace the polls whatever the budget.
+BUDGET = 1_000_000
+QUOTA = 10**9
 
 
 class ScriptedOut(io.StringIO):
@@ -60,7 +66,7 @@ class ScriptedOut(io.StringIO):
 def fake() -> FakeCloudflare:
     sim = SimulatedAccount(start=START)
     sim.freeze()
-    return FakeCloudflare(sim, require_auth=False, clock=lambda: START)
+    return FakeCloudflare(sim, require_auth=False, clock=lambda: START, rate_limit=QUOTA)
 
 
 def demo_target(fake: FakeCloudflare, account_id: str | None = None) -> Target:
@@ -77,8 +83,7 @@ def pending_web(fake: FakeCloudflare) -> Callable[[], None]:
 
 
 async def run(target: Target, out: io.StringIO, stop: asyncio.Event, **options: Any) -> int:
-    # These tests poll every 50 ms: a budget so large it never stretches the interval (test_stream_budget pins that).
-    options.setdefault("budget_per_minute", 1_000_000)
+    options.setdefault("budget_per_minute", BUDGET)
     return await asyncio.wait_for(watch_stream(target, INTERVAL, out, stop=stop, **options), timeout=10)
 
 
@@ -107,6 +112,8 @@ async def test_scripted_changes_come_out_as_events(fake: FakeCloudflare) -> None
     ]
     lines = out.lines()
     assert lines[0].pop("at").endswith("Z")
+    # The budget's figures as of the first poll: /accounts, the list and the 5 tunnels that ran.
+    assert lines[0].pop("api") == {"used_per_minute": 7, "limit_per_minute": BUDGET, "blocked_for": 0.0, "processes": 1}
     assert lines[0] == {
         "kind": "baseline",
         "account_id": fake.sim.account_id,
@@ -147,21 +154,34 @@ async def test_a_new_kind_of_error_is_reported_while_failing(fake: FakeCloudflar
     stop = asyncio.Event()
 
     def break_it() -> None:
+        # Two passing failures of different kinds: success: false, then a 429 (Retry-After 1 s, not sat out).
         fake.inject(ODD, path_contains="cfd_tunnel", times=1)
-        fake.inject(Fault.error(403, 10000, "Authentication error"), path_contains="cfd_tunnel", times=2)
+        fake.inject(Fault.rate_limited(retry_after=1), path_contains="cfd_tunnel", times=1)
 
     out = ScriptedOut([("baseline", break_it), ("poll_recovered", stop.set)])
-    assert await run(demo_target(fake, fake.sim.account_id), out, stop) == 0
+    assert await run(demo_target(fake, fake.sim.account_id), out, stop, max_rate_limit_wait=0) == 0
     assert out.kinds() == ["baseline", "poll_failed", "poll_failed", "poll_recovered"]
     lines = out.lines()
-    assert "refused the credentials" in lines[2]["after"]
-    assert lines[3]["after"]["failed_polls"] == 3 and lines[3]["before"] == lines[2]["after"]
+    assert "Internal processing error" in lines[1]["after"] and lines[1]["before"] is None
+    assert "rate limited" in lines[2]["after"] and lines[2]["before"]["failed_polls"] == 1
+    assert lines[3]["after"]["failed_polls"] == 2 and lines[3]["before"] == lines[2]["after"]
+
+
+async def test_credentials_refused_while_streaming_end_it_with_exit_3(fake: FakeCloudflare) -> None:
+    """No retry fixes a refused token: the poll_failed line, then exit 3 with the reason on stderr (a bad token
+    does not stream poll_failed lines for ever)."""
+    err = io.StringIO()
+    out = ScriptedOut([("baseline", lambda: fake.inject(Fault.error(403, 10000, "Authentication error"), times=10**6))])
+    assert await run(demo_target(fake, fake.sim.account_id), out, asyncio.Event(), err=err) == 3
+    assert out.kinds() == ["baseline", "poll_failed"]
+    assert "refused the credentials" in out.lines()[1]["after"]
+    assert "refused the credentials" in err.getvalue()
 
 
 async def test_after_a_429_the_next_poll_waits_for_retry_after() -> None:
     sim = SimulatedAccount()
     sim.freeze()
-    fake = FakeCloudflare(sim, require_auth=False)  # real time: the wait is what is tested
+    fake = FakeCloudflare(sim, require_auth=False, rate_limit=QUOTA)  # real time: the wait is what is tested
     stop = asyncio.Event()
     limited: list[int] = []
 
@@ -213,7 +233,8 @@ import sys
 from tunneltop.api.auth import Credentials
 from tunneltop.stream import run_watch
 from tunneltop.poll.target import Target
-sys.exit(run_watch(Target(sys.argv[1], Credentials.token(sys.argv[2])), float(sys.argv[3])))
+target = Target(sys.argv[1], Credentials.token(sys.argv[2]), budget_per_minute=int(sys.argv[4]))
+sys.exit(run_watch(target, float(sys.argv[3])))
 """
 
 
@@ -221,7 +242,7 @@ sys.exit(run_watch(Target(sys.argv[1], Credentials.token(sys.argv[2])), float(sy
 def server() -> Iterator[tuple[LoopbackServer, FakeCloudflare]]:
     sim = SimulatedAccount(start=START)
     sim.freeze()
-    fake = FakeCloudflare(sim, tokens=[TOKEN], clock=lambda: START)
+    fake = FakeCloudflare(sim, tokens=[TOKEN], clock=lambda: START, rate_limit=QUOTA)
     with LoopbackServer(fake) as running:
         yield running, fake
 
@@ -232,7 +253,7 @@ class Watcher:
     def __init__(self, base_url: str) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDFLARE_")}
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", WATCH, base_url, TOKEN, str(INTERVAL)],
+            [sys.executable, "-c", WATCH, base_url, TOKEN, str(INTERVAL), str(BUDGET)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -284,7 +305,7 @@ def test_a_closed_pipe_ends_the_stream_quietly(server: tuple[LoopbackServer, Fak
     running, fake = server
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDFLARE_")}
     proc = subprocess.Popen(
-        [sys.executable, "-c", WATCH, running.base_url, TOKEN, str(INTERVAL)],
+        [sys.executable, "-c", WATCH, running.base_url, TOKEN, str(INTERVAL), str(BUDGET)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,

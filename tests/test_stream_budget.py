@@ -1,48 +1,104 @@
-"""--watch keeps to the request budget: a poll of k requests is followed by at least k * 60 / budget seconds."""
+"""--watch keeps to the request budget, measured at the stand-in: at a tiny interval polls come as often as a request
+may go, each fetching only what the budget allows, and the busiest 60 seconds never exceed the budget.
+
+Every test runs the real ``watch_stream`` loop on the simulated clock of ``test_budget_modes`` (the stand-in, the
+client and its gate read one ``FakeClock``; the stream's sleep between polls advances it), so minutes pass in a
+fraction of a second and nothing depends on how loaded the machine is.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import io
-from datetime import UTC, datetime
+import itertools
+import json
+from collections.abc import Sequence
+from typing import Any
 
-from tunneltop.demo.cfapi import FakeCloudflare
-from tunneltop.demo.simulator import SimulatedAccount
-from tunneltop.demo.transport import DEMO_BASE_URL, DemoTransport
-from tunneltop.poll.target import Target
+import pytest
+
+from tests.conftest import FakeClock
+from tests.test_budget_modes import T0, Stand, assert_within, connection_times, rig_target
+from tests.test_planner import max_in_window
+from tunneltop import stream as stream_module
+from tunneltop.poll.engine import STARTUP_BURST
 from tunneltop.stream import watch_stream
 
-START = datetime(2026, 11, 28, 12, tzinfo=UTC)
+INTERVAL = 0.05
 
 
-async def test_the_interval_stretches_to_stay_within_the_budget() -> None:
-    sim = SimulatedAccount(start=START)
-    sim.freeze()
-    fake = FakeCloudflare(sim, require_auth=False, clock=lambda: START)
-    target = Target(DEMO_BASE_URL, None, sim.account_id, demo=True, transport=DemoTransport(fake))
-    stop = asyncio.Event()
+async def watch(
+    stand: Stand,
+    monkeypatch: pytest.MonkeyPatch,
+    seconds: float,
+    *,
+    refs: Sequence[str] = (),
+    budget: int = 60,
+) -> tuple[list[dict[str, Any]], list[float]]:
+    """``watch_stream`` every 50 ms for ``seconds`` of fake time: its lines, and each sleep between polls."""
+    clock = stand.clock
+    until = clock.now + seconds
+    slept: list[float] = []
+
+    async def sleep_on_the_fake_clock(wait: float, stop: asyncio.Event) -> bool:
+        slept.append(wait)
+        clock.advance(max(0.0, wait))
+        if clock.now >= until:
+            stop.set()
+        return stop.is_set()
+
+    monkeypatch.setattr(stream_module, "_sleep_unless_stopped", sleep_on_the_fake_clock)
     out = io.StringIO()
-    # One demo poll is 1 list + 5 connection calls = 6 requests; at 360 per minute that is 1 s between polls,
-    # although the interval asked for is 50 ms.
-    task = asyncio.create_task(watch_stream(target, 0.05, out, stop=stop, budget_per_minute=360))
-    await asyncio.sleep(1.5)
-    stop.set()
-    assert await asyncio.wait_for(task, 5) == 0
-    lists = [r for r in fake.requests if r.path.endswith("/cfd_tunnel")]
-    assert len(lists) == 2, f"{len(lists)} polls in 1.5 s: the budget did not pace them"
-    assert out.getvalue().startswith('{"kind": "baseline"')
+    run = watch_stream(rig_target(stand, refs, budget=budget), INTERVAL, out, stop=asyncio.Event())
+    assert await asyncio.wait_for(run, 120) == 0  # a hang guard only: minutes of fake time take well under a second
+    return [json.loads(line) for line in out.getvalue().splitlines()], slept
 
 
-async def test_a_large_account_gets_list_status_rather_than_a_burst_over_budget() -> None:
-    sim = SimulatedAccount(start=START, tunnels=100, connectors_per_tunnel=1)
-    sim.freeze()
-    fake = FakeCloudflare(sim, require_auth=False, clock=lambda: START)
-    target = Target(DEMO_BASE_URL, None, sim.account_id, demo=True, transport=DemoTransport(fake))
-    stop = asyncio.Event()
-    out = io.StringIO()
-    task = asyncio.create_task(watch_stream(target, 0.05, out, stop=stop, budget_per_minute=60))
-    await asyncio.sleep(0.3)
-    stop.set()
-    assert await asyncio.wait_for(task, 5) == 0
-    assert len(fake.requests) == 1, "100 tunnels exceed a minute's budget of 60: only the list is read"
-    assert '"tunnels": 100' in out.getvalue()
+def active_ids(stand: Stand) -> list[str]:
+    return [t["id"] for t in stand.sim.iter_tunnels() if t["deleted_at"] is None and t["status"] != "inactive"]
+
+
+def longest_gap(times: list[float], end: float) -> float:
+    """The longest time without a fetch, from the start to ``end``."""
+    return max(b - a for a, b in itertools.pairwise([T0, *times, end]))
+
+
+async def test_a_tiny_interval_polls_as_the_budget_allows_and_never_over_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # One demo poll would be 1 list + 5 connection calls; at 50 ms that is far over 120 a minute. The polls come
+    # as often as a request may go, each fetching what the budget allows, and every tunnel keeps being refreshed.
+    stand = Stand(FakeClock(T0), freeze=True)
+    lines, slept = await watch(stand, monkeypatch, 300.0, budget=120)
+    assert lines[0]["kind"] == "baseline" and lines[0]["tunnels"] == 6
+    assert lines[0]["api"]["limit_per_minute"] == 120
+    got = assert_within(stand.times(), 120)
+    stand.assert_no_side_door()
+    assert min(slept) >= INTERVAL, "a poll came sooner than the interval"
+    assert len(slept) >= 300, f"{len(slept)} polls in 300 s: the budget held them back more than it must"
+    assert got.total >= 540, got  # and the budget is used
+    # Half the budget goes to the list (once a second), half to the 5 tunnels that ran: each about every 5 s. The
+    # list never takes every token: each keeps being refreshed.
+    for tunnel_id in active_ids(stand):
+        times = connection_times(stand, tunnel_id)
+        assert len(times) >= 40 and longest_gap(times, stand.clock.now) <= 30.0, (tunnel_id, len(times))
+
+
+async def test_a_large_account_gets_list_status_rather_than_a_burst_over_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stand = Stand(FakeClock(T0), tunnels=100, freeze=True)
+    lines, _ = await watch(stand, monkeypatch, 300.0, budget=60)
+    # 100 tunnels exceed a minute's budget of 60: the first poll reads the list (health first) and no more than a
+    # screenful of connections, and the baseline says what it sent.
+    times = stand.times()
+    first = [t for t in times if t == T0]
+    assert stand.cf.requests[0].path.endswith("/cfd_tunnel")
+    assert len(first) <= STARTUP_BURST
+    assert lines[0]["kind"] == "baseline" and lines[0]["tunnels"] == 100
+    assert lines[0]["api"]["used_per_minute"] == len(first)
+    assert_within(times, 60)
+    stand.assert_no_side_door()
+    # Never more than that screenful at once.
+    assert max_in_window(times, 1.0) <= STARTUP_BURST
+    # The rest comes round by round: within five minutes every tunnel that ran has had its connections read.
+    never = [tid for tid in active_ids(stand) if not connection_times(stand, tid)]
+    assert never == []
