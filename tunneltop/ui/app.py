@@ -18,6 +18,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal, Vertical
+from textual.events import Resize
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.timer import Timer
@@ -181,11 +182,13 @@ class TunneltopApp(App[int]):
             TerminalWatch(self).install()
         self._schedule(0)
 
-    def on_resize(self, event: object) -> None:
-        self._on_resize_class(self.size.width)
+    def on_resize(self, event: Resize) -> None:
+        # The event's size: this handler runs before App's own, so ``self.size`` is still the old one here.
+        self._on_resize_class(event.size.width)
 
     def _on_resize_class(self, width: int) -> None:
-        self.screen.set_class(width < NARROW_WIDTH, "-narrow")
+        # The main screen's class, even when a modal (help, colos) is on top and gets the resize.
+        self.main_screen.set_class(width < NARROW_WIDTH, "-narrow")
 
     async def on_unmount(self) -> None:
         if self.client is not None:
