@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.widget import Widget
 from textual.widgets import Static
 
 from tunneltop.model.health import edge_summary, format_age, origin_ips, pending_conns
@@ -124,15 +129,50 @@ def connection_detail(tunnel: Tunnel, connector: Connector, conn: Connection, no
     return _grid(safe(f"Connection {conn.id}", "bold"), rows)
 
 
-class DetailPane(Static):
-    """Shows whatever the app hands it; it never reaches for data itself."""
+class DetailPane(VerticalScroll):
+    """Shows whatever the app hands it; it never reaches for data itself.
+
+    Its rows can outnumber its height (a connector's ``features`` are its 11th row; a tunnel with problems has more),
+    so it takes focus (tab reaches it) and scrolls: arrows, j/k, page keys, home/end, the mouse wheel."""
+
+    BINDINGS = [
+        Binding("k", "scroll_up", "Scroll up", show=False),
+        Binding("j", "scroll_down", "Scroll down", show=False),
+        Binding("g", "scroll_home", "Top", show=False),
+        Binding("G", "scroll_end", "Bottom", show=False),
+    ]
 
     shown: RenderableType | None = None
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.source: Widget | None = None  # the widget focused before this pane: what it describes while read
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="detail-body")
+
+    def on_mount(self) -> None:
+        self.watch(self.screen, "focused", self._focus_moved, init=False)
+
+    def _focus_moved(self, before: Widget | None, after: Widget | None) -> None:
+        if after is self and before is not None and before is not self:
+            self.source = before
+
+    def describes(self, focused: Widget | None) -> Widget | None:
+        """Where the focus is, for what the pane should describe: while the pane itself has the focus (someone is
+        reading it), the widget they came from."""
+        return self.source if focused is self else focused
 
     def show(self, renderable: RenderableType | None) -> None:
         if renderable is None:
             renderable = Text("Select a tunnel, connector or connection.", style="dim")
         if renderable == self.shown:
             return
+        if _title(renderable) != _title(self.shown):
+            self.scroll_home(animate=False, immediate=True)  # another subject: from its first row
         self.shown = renderable
-        self.update(renderable)
+        self.query_one("#detail-body", Static).update(renderable)
+
+
+def _title(renderable: RenderableType | None) -> str | None:
+    return renderable.title.plain if isinstance(renderable, Detail) else None
