@@ -18,10 +18,11 @@ from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal, Vertical
-from textual.events import Resize
+from textual.events import DescendantFocus, Resize
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.timer import Timer
+from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Input, Static, Tree
 
 from tunneltop.api.client import CloudflareClient
@@ -117,6 +118,9 @@ class TunneltopApp(App[int]):
         self.drilled: str | None = None
         self._timer: Timer | None = None
         self._next_poll_at: float | None = None
+        # Where the keys go back to when an overlay or toggle closes (see focus_view).
+        self._view_focus: Widget | None = None  # the tree or table that had them last
+        self._before_filter: Widget | None = None  # what had them when the filter box opened
 
     # -- layout -------------------------------------------------------------------------------------------------
 
@@ -635,6 +639,8 @@ class TunneltopApp(App[int]):
         chosen = self.main_screen.query_one(EventLogView).selected_event()
         if chosen is None or chosen.tunnel_id is None:
             return
+        if self.view == "overview":  # the tree and table are hidden here: into the event's tunnel first
+            self.drill_into(chosen.tunnel_id)
         if chosen.conn_id and chosen.connector_id:
             key = f"{chosen.tunnel_id}/{chosen.connector_id}/{chosen.conn_id}"
             if self.table.select_key(key):
@@ -667,8 +673,36 @@ class TunneltopApp(App[int]):
         if event.row_key.value:
             self.drill_into(event.row_key.value)
 
-    def on_descendant_focus(self, event: object) -> None:
+    def on_descendant_focus(self, event: DescendantFocus) -> None:
+        if isinstance(event.widget, ClientTree | ConnectionsTable | OverviewTable):
+            self._view_focus = event.widget
         self._show_detail()
+
+    # -- focus --------------------------------------------------------------------------------------------------
+
+    def _main_widget(self) -> Widget:
+        """Where the keys go in this view unless the user moves them: the overview's table or the connections'."""
+        return self.main_screen.query_one(OverviewTable) if self.view == "overview" else self.table
+
+    def _view_widgets(self) -> list[Widget]:
+        """The widgets that take keys in this view (the others are hidden: a hidden widget with the focus keeps
+        the keys, and nothing seems to happen)."""
+        screen = self.main_screen
+        widgets: list[Widget] = [self.table, self.tree]
+        if self.view == "overview":
+            widgets = [screen.query_one(OverviewTable)]
+        log = screen.query_one(EventLogView)
+        return [*widgets, log] if log.display else widgets
+
+    def focus_view(self, prefer: Widget | None = None) -> None:
+        """Give the keys back to the view after an overlay or a toggle closes: to ``prefer`` or, failing that, the
+        tree or table that had them last, when the view shows it; else to the view's main widget."""
+        shown = self._view_widgets()
+        for widget in (prefer, self._view_focus):
+            if widget is not None and widget in shown:
+                widget.focus()
+                return
+        self._main_widget().focus()
 
     # -- filter -------------------------------------------------------------------------------------------------
 
@@ -677,6 +711,8 @@ class TunneltopApp(App[int]):
         row.set_class(True, "visible")
         box = self.main_screen.query_one("#filter-input", Input)
         box.value = self.filter.text
+        if self.focused is not box:
+            self._before_filter = self.focused
         box.focus()
 
     def _filter_from(self, text: str) -> Filter | None:
@@ -706,7 +742,9 @@ class TunneltopApp(App[int]):
     def _close_filter_box(self) -> None:
         self.main_screen.query_one("#filter-row").set_class(False, "visible")
         self.main_screen.query_one("#filter-error", Static).update("")
-        self.table.focus()
+        if self.focused not in self._view_widgets():  # the box had the keys (an esc in the view leaves them)
+            self.focus_view(self._before_filter)
+        self._before_filter = None
 
     def clear_filter(self) -> None:
         self.filter = Filter()
@@ -834,8 +872,8 @@ class TunneltopApp(App[int]):
         self._render_events()
         if view.display:
             view.focus()
-        elif self.focused is None:
-            self.table.focus()
+        elif self.focused is None or self.focused is view:
+            self.focus_view()
 
     def action_export(self) -> None:
         now = self._clock()
