@@ -472,6 +472,14 @@ class PollEngine:
             # list taking every token on time and the connections starving.
             behind = any(attempted.get(tid, -math.inf) < list_at for tid in self._order if tid not in self._skip)
             list_at = now if behind else list_at
+        elif list_at is not None:
+            # The whole account: the list keeps to its share (half) when the budget is tighter than planned too.
+            # While connection fetches are due, it waits for as many of them since it was read as it has pages,
+            # rather than coming due every time a token does and the connections starving.
+            ready = [attempted.get(tid, -math.inf) for tid in self._order if tid not in self._skip]
+            since = sum(1 for at in ready if at >= list_at)
+            due = any(at <= now - self.interval for at in ready)
+            list_at = now if due and since < self._list_cost() else list_at
         plan = self.planner.plan(
             now,
             self._order,
