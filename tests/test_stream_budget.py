@@ -102,3 +102,25 @@ async def test_a_large_account_gets_list_status_rather_than_a_burst_over_budget(
     # The rest comes round by round: within five minutes every tunnel that ran has had its connections read.
     never = [tid for tid in active_ids(stand) if not connection_times(stand, tid)]
     assert never == []
+
+
+@pytest.mark.parametrize("refs", [[], ["web-prod"]], ids=["whole account", "one named tunnel"])
+async def test_when_cloudflare_slows_the_budget_the_list_keeps_to_its_share(
+    monkeypatch: pytest.MonkeyPatch, refs: list[str]
+) -> None:
+    """The dashboard has used half of Cloudflare's quota: tunneltop plans to use a quarter of what is left, half
+    its budget's pace. The polls slow down, list and connections alike; the list does not take every token."""
+    stand = Stand(FakeClock(T0), freeze=True)
+    dashboard = 600
+    for _ in range(dashboard):
+        stand.cf.handle("GET", f"/client/v4/accounts/{stand.sim.account_id}/cfd_tunnel")
+    lines, _ = await watch(stand, monkeypatch, 240.0, refs=refs, budget=60)
+    ours = stand.cf.requests[dashboard:]
+    assert lines[0]["kind"] == "baseline"
+    assert_within([T0 + (r.time - ours[0].time).total_seconds() for r in ours], 60)
+    lists = [r for r in ours if r.path.endswith("/cfd_tunnel")]
+    assert len(lists) <= len(ours) / 2 + 1, f"{len(lists)} of {len(ours)} requests read the list"
+    # Every tunnel watched that ran keeps being refreshed, if more slowly.
+    watched = stand.ids_of(refs).values() if refs else active_ids(stand)
+    for tunnel_id in watched:
+        assert len([r for r in ours if r.path.endswith(f"/{tunnel_id}/connections")]) >= 4, tunnel_id
