@@ -24,7 +24,7 @@ def test_every_command_has_a_unique_id_and_help() -> None:
 
 
 async def test_a_remapped_key_runs_its_command_and_the_old_one_does_not() -> None:
-    app, fake = make_app(keymap={"refresh": "f5", "events": "l"})
+    app, _ = make_app(keymap={"refresh": "f5", "events": "l"})
     async with app.run_test(size=(140, 40)) as pilot:
         await wait_for_poll(pilot, app)
         await pilot.press("e")
