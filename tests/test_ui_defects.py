@@ -7,11 +7,14 @@ from datetime import timedelta
 import pytest
 from textual.geometry import Size
 from textual.pilot import Pilot
+from textual.widgets.tree import TreeNode
 
-from tests.ui_support import FakeClock, make_app, wait_for_poll
+from tests.ui_support import FakeClock, make_app, plain, wait_for_poll
 from tunneltop.changes.events import EventKind
 from tunneltop.demo.simulator import DEMO_TUNNELS
 from tunneltop.ui.app import TunneltopApp
+from tunneltop.ui.client_tree import NodeRef
+from tunneltop.ui.detail import DetailPane
 from tunneltop.ui.event_log import EventLogView
 
 LAYOUT = ("#header", "#main", "#tree", "#right", "#colo-strip", "#table", "#detail", "#status")
@@ -163,3 +166,106 @@ async def test_an_event_chosen_on_the_overview_opens_its_tunnel_at_its_row() -> 
         assert app.view == "monitor" and app.drilled == WEB
         assert app.table.cursor_key == f"{WEB}/{clients[0]['id']}/{conn['id']}"
         assert app.focused is app.table
+
+
+# -- 3. one selection: the tree, the table and the detail pane agree ------------------------------------------
+
+
+def subject(app: TunneltopApp) -> str:
+    """The title of what the detail pane describes ("Connection <id>", "Connector <id>", "Tunnel <name>")."""
+    return plain(app.main_screen.query_one(DetailPane).shown).strip().splitlines()[0].strip()
+
+
+def tree_ref(app: TunneltopApp) -> NodeRef | None:
+    node = app.tree.cursor_node
+    return node.data if node is not None else None
+
+
+def expanded_nodes(app: TunneltopApp) -> set[str]:
+    def walk(node: TreeNode[NodeRef]) -> list[TreeNode[NodeRef]]:
+        return [node, *(n for child in node.children for n in walk(child))]
+
+    return {n.data.node_id for n in walk(app.tree.root) if n.data is not None and n.is_expanded}
+
+
+def shown_ancestors(app: TunneltopApp, node_id: str) -> list[str]:
+    """``node_id`` and the ids above it, deepest first, that the tree shows (their parents are expanded)."""
+    parts = node_id.split("/")
+    ids = ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]
+    shown = []
+    for each in ids:
+        node = app.tree.node_for(each)
+        if node is None:
+            break
+        shown.append(each)
+        if not node.is_expanded:
+            break
+    return shown[::-1]
+
+
+async def test_moving_in_the_tree_moves_the_table_and_the_pane_to_the_same_item() -> None:
+    app, _ = make_app(refs=["web-prod"])
+    async with app.run_test(size=(140, 40)) as pilot:
+        await wait_for_poll(pilot, app)
+        app.tree.focus()
+        await pilot.pause()
+        kinds = set()
+        for _ in range(12):
+            await pilot.press("j")
+            await pilot.pause()
+            ref = tree_ref(app)
+            assert ref is not None
+            kinds.add(ref.kind)
+            key = app.table.cursor_key
+            if ref.kind == "conn":
+                assert key == ref.node_id
+                assert subject(app) == f"Connection {ref.conn_id}"
+            else:
+                assert key is not None and key.startswith(ref.node_id + "/"), "the table is on one of its rows"
+                assert subject(app).startswith("Connector" if ref.kind == "connector" else "Tunnel")
+        assert kinds >= {"connector", "conn"}
+        await pilot.press("tab")  # to the table: the same connection, so the pane stays on it
+        assert app.focused is app.table
+        row = app.table.rows_by_key[app.table.cursor_key]
+        assert subject(app) == f"Connection {row.conn.id}"
+        assert tree_ref(app).node_id == row.key
+
+
+@pytest.mark.parametrize("refs", [["web-prod"], None], ids=["one tunnel", "every tunnel"])
+async def test_moving_in_the_table_moves_the_tree_and_the_pane_to_the_same_connection(refs: list[str] | None) -> None:
+    app, _ = make_app(refs=refs)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await wait_for_poll(pilot, app)
+        assert app.focused is app.table
+        expanded = expanded_nodes(app)
+        for step in range(8):
+            if step:
+                await pilot.press("j")
+                await pilot.pause()
+            key = app.table.cursor_key
+            row = app.table.rows_by_key[key]
+            assert subject(app) == f"Connection {row.conn.id}"
+            # The row's own node, or (under a collapsed connector) the nearest node the tree shows.
+            assert tree_ref(app).node_id == shown_ancestors(app, key)[0]
+        if refs:
+            assert tree_ref(app).kind == "conn"
+        assert expanded_nodes(app) == expanded, "walking the table expands nothing"
+
+
+async def test_enter_in_either_moves_the_other_to_the_same_item() -> None:
+    app, _ = make_app(refs=["web-prod"])
+    async with app.run_test(size=(140, 40)) as pilot:
+        await wait_for_poll(pilot, app)
+        await pilot.press("j", "j", "enter")  # a row: the tree narrows to its connector, and shows the row
+        await pilot.pause()
+        key = app.table.cursor_key
+        assert app.scope is not None and key.startswith(app.scope.node_id + "/")
+        assert tree_ref(app).node_id == key
+        await pilot.press("escape", "escape")  # back to every connection
+        app.tree.focus()
+        await pilot.pause()
+        await pilot.press("j", "j", "enter")
+        await pilot.pause()
+        ref = tree_ref(app)
+        key = app.table.cursor_key
+        assert key == ref.node_id or key.startswith(ref.node_id + "/")

@@ -495,8 +495,8 @@ class TunneltopApp(App[int]):
     def _show_detail(self, ref: NodeRef | None = None) -> None:
         pane = self.main_screen.query_one(DetailPane)
         now = self._clock()
-        focused = self.focused
-        if ref is None and isinstance(focused, Tree):
+        focused = pane.describes(self.focused)  # while the pane is read: what the user came from
+        if ref is None and focused is self.tree:
             node = self.tree.cursor_node
             ref = node.data if node is not None else None
         if ref is None:
@@ -611,10 +611,62 @@ class TunneltopApp(App[int]):
 
     # -- events from widgets ------------------------------------------------------------------------------------
 
+    # One selection: the tree and the table each follow the other's cursor, but only the one the user moves (where
+    # the focus is, or was before the detail pane) leads; the other's own highlight messages are then ignored, so
+    # the two never chase each other.
+
+    def _focus_source(self) -> Widget | None:
+        """The widget whose highlight the detail pane describes: the focused one, or while the pane itself is read,
+        the one the user came from."""
+        return self.main_screen.query_one(DetailPane).describes(self.focused)
+
+    def _table_follows(self, ref: NodeRef) -> None:
+        """The table's cursor onto what the tree highlights: a connection's row, or for a tunnel or connector one of
+        its rows (the first shown, unless the cursor is on one already). A row the table does not show (filtered,
+        another scope) leaves the cursor where it is."""
+        table = self.table
+        if ref.kind == "conn":
+            table.select_key(ref.node_id)
+            return
+
+        def under(row: ConnRow) -> bool:
+            return row.tunnel.id == ref.tunnel_id and (ref.connector_id is None or row.connector.id == ref.connector_id)
+
+        key = table.cursor_key
+        current = table.rows_by_key.get(key) if key is not None else None
+        if current is not None and under(current):
+            return
+        rows = [table.get_row_index(k) for k, row in table.rows_by_key.items() if under(row)]
+        if rows:
+            table.move_cursor(row=min(rows))
+
+    def _tree_follows(self, row: ConnRow, *, expand: bool = False) -> None:
+        """The tree's cursor onto the row's connection. Following a highlight expands nothing: under a collapsed
+        connector (or tunnel) the cursor goes to the nearest node the tree shows; choosing a row (``expand``) opens
+        the way to it."""
+        tree = self.tree
+        if expand:
+            tree.select_ref(row.key)
+            return
+        target: str | None = None
+        for node_id in (row.tunnel.id, f"{row.tunnel.id}/{row.connector.id}", row.key):
+            node = tree.node_for(node_id)
+            if node is None:
+                break
+            target = node_id
+            if not node.is_expanded:
+                break
+        cursor = tree.cursor_node
+        if target is not None and (cursor is None or cursor.data is None or cursor.data.node_id != target):
+            tree.select_ref(target)  # its parents are expanded already: only the cursor moves
+
     @on(Tree.NodeHighlighted)
     def _node_highlighted(self, event: Tree.NodeHighlighted[NodeRef]) -> None:
-        if event.node.data is not None and self.focused is self.tree:
-            self._show_detail(event.node.data)
+        ref = event.node.data
+        if ref is None or self._focus_source() is not self.tree:
+            return
+        self._table_follows(ref)
+        self._show_detail(ref)
 
     @on(Tree.NodeSelected)
     def _node_selected(self, event: Tree.NodeSelected[NodeRef]) -> None:
@@ -623,15 +675,19 @@ class TunneltopApp(App[int]):
             return
         if ref.kind == "conn":
             self.scope = NodeRef("connector", ref.tunnel_id, ref.connector_id)
-            self.table.select_key(ref.node_id)
         else:
             self.scope = ref
+        self._table_follows(ref)
         self._show_detail(ref)
 
     @on(DataTable.RowHighlighted, "#table")
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if self.focused is self.table:
-            self._show_detail()
+        if self._focus_source() is not self.table:
+            return
+        row = self.table.rows_by_key.get(event.row_key.value or "")
+        if row is not None:
+            self._tree_follows(row)
+        self._show_detail()
 
     @on(DataTable.RowSelected, "#events")
     def _event_selected(self, event: DataTable.RowSelected) -> None:
@@ -656,8 +712,8 @@ class TunneltopApp(App[int]):
         if row is None:
             return
         self.scope = NodeRef("connector", row.tunnel.id, row.connector.id)
-        self.tree.select_ref(f"{row.tunnel.id}/{row.connector.id}")
         self.table.select_key(row.key)
+        self._tree_follows(row, expand=True)
 
     @on(DataTable.HeaderSelected, "#table, #overview-table")
     def _header_selected(self, event: DataTable.HeaderSelected) -> None:
@@ -688,7 +744,7 @@ class TunneltopApp(App[int]):
         """The widgets that take keys in this view (the others are hidden: a hidden widget with the focus keeps
         the keys, and nothing seems to happen)."""
         screen = self.main_screen
-        widgets: list[Widget] = [self.table, self.tree]
+        widgets: list[Widget] = [self.table, self.tree, screen.query_one(DetailPane)]
         if self.view == "overview":
             widgets = [screen.query_one(OverviewTable)]
         log = screen.query_one(EventLogView)
