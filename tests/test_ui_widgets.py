@@ -12,7 +12,6 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 from textual.app import App, ComposeResult
 
 import tunneltop.ui.app
@@ -25,12 +24,21 @@ CSS = str(Path(tunneltop.ui.app.__file__).with_name("tunneltop.tcss"))  # the ap
 
 
 def screen_lines(app: App[object]) -> list[str]:
-    """The screen as the user sees it, one string per line (from the app's own SVG screenshot)."""
-    svg = app.export_screenshot()
-    lines: dict[int, list[tuple[float, str]]] = {}
+    """The screen as the user sees it, one string per line (from the app's own SVG screenshot, where each run of
+    text sits at x = column x 12.2 and runs of blanks are left out)."""
+    return svg_lines(app.export_screenshot())
+
+
+def svg_lines(svg: str) -> list[str]:
+    lines: dict[int, dict[int, str]] = {}
     for x, line, text in re.findall(r'<text[^>]* x="([\d.]+)"[^>]*clip-path="url\(#[^)]*-line-(\d+)\)">([^<]*)<', svg):
-        lines.setdefault(int(line), []).append((float(x), html.unescape(text).replace("\xa0", " ")))
-    return ["".join(t for _, t in sorted(lines.get(n, []))) for n in range(max(lines, default=-1) + 1)]
+        cells = lines.setdefault(int(line), {})
+        for offset, char in enumerate(html.unescape(text).replace("\xa0", " ")):
+            cells[round(float(x) / 12.2) + offset] = char
+    return [
+        "".join(cells.get(column, " ") for column in range(max(cells, default=-1) + 1)).rstrip()
+        for cells in (lines.get(n, {}) for n in range(max(lines, default=-1) + 1))
+    ]
 
 
 def on_screen(app: App[object], text: str) -> bool:
@@ -116,11 +124,6 @@ async def test_on_a_small_terminal_tab_reaches_the_detail_pane_and_every_row_can
 
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the one-line change in app.py's _show_detail: focused = pane.describes(self.focused) (while the "
-    "pane has the focus, it describes what the widget the user came from highlights); then drop this mark",
-)
 async def test_from_the_tree_the_detail_pane_keeps_describing_the_connector_while_it_is_read() -> None:
     app, fake = make_app(refs=["web-prod"])
     async with app.run_test(size=(140, 36)) as pilot:
