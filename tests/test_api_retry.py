@@ -10,14 +10,17 @@ import httpx
 import pytest
 
 from tunneltop.api import (
+    ApiError,
     AuthError,
     CloudflareClient,
     Credentials,
     InvalidResponseError,
     NetworkError,
     NotFoundError,
+    OverBudgetError,
     RateLimitedError,
     RequestFailedError,
+    RequestGate,
     RetryPolicy,
     ServerError,
 )
@@ -135,6 +138,22 @@ async def test_default_policy_gives_up_after_three_retries(clock):
     assert len(script.sent) == 4
     assert len(clock.sleeps) == 3
     assert all(0 <= s <= RetryPolicy().cap for s in clock.sleeps)
+
+
+@pytest.mark.parametrize("make", TRANSIENT)
+async def test_a_retry_the_budget_has_no_token_for_fails_as_the_try_before_it(clock, make):
+    # A retry without a token is not sent; the request then fails with what it failed with (a 5xx, a timeout), not
+    # with "budget spent": the caller must hear that Cloudflare failed, and a poll must not read it as "no token".
+    script = Script(clock, make())
+    gate = RequestGate(1, clock=clock)
+    gate.burst = 1
+    async with client_for(script, clock, gate=gate) as client:
+        with pytest.raises(ApiError) as raised:
+            await client.get("accounts")
+    assert not isinstance(raised.value, OverBudgetError) and raised.value.transient, raised.value
+    assert len(script.sent) == 1 and gate.refused == 1
+    with pytest.raises(OverBudgetError):  # with no try at all, it is the budget's
+        await client_for(script, clock, gate=gate).get("accounts")
 
 
 @pytest.mark.parametrize(

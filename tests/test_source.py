@@ -225,6 +225,37 @@ async def test_a_failed_refresh_keeps_the_last_connections_stale_for_a_while(api
     assert db.error is None and db.fetched_at is None and db.pending_count == 1
 
 
+async def test_every_named_tunnel_failing_is_a_failed_poll_even_beside_a_never_run_one(api, client, clock):
+    # A named tunnel that never ran (status inactive) has no connections to read: it cannot keep the poll from
+    # failing when every tunnel that has them fails the same passing way (the screen keeps the last good data).
+    source = engine(client, clock, ("web", "db", "new"))
+    await polled(source)
+    api.overrides["connections"] = httpx.Response(502, content=b"<html>502 Bad Gateway</html>")
+    clock.advance(source.effective_interval)
+    outcome = await source.poll()
+    assert outcome.snapshot is None and "HTTP 502" in str(outcome.error) and not outcome.permanent
+    assert [e.kind for e in outcome.events] == [EventKind.POLL_FAILED]
+
+
+async def test_a_poll_that_sends_nothing_does_not_end_a_failure_streak(api, client, clock):
+    source = engine(client, clock, ("web", "db"))
+    await polled(source)
+    api.overrides["connections"] = httpx.Response(502, content=b"<html>502 Bad Gateway</html>")
+    clock.advance(source.effective_interval)
+    assert (await source.poll()).events[0].kind is EventKind.POLL_FAILED
+    del api.overrides["connections"]
+    sent = len(api.requests)
+    client.gate.budget.burst = 0.0  # no token yet: nothing is read, so nothing shows the API is back
+    waiting = await source.poll()
+    assert len(api.requests) == sent
+    assert waiting.snapshot is None and waiting.holding and waiting.events == [] and source.failing
+    client.gate.budget.burst = 2.0
+    clock.advance(source.effective_interval)
+    recovered = await source.poll()
+    assert len(api.requests) > sent and recovered.snapshot is not None
+    assert recovered.events[0].kind is EventKind.POLL_RECOVERED and not source.failing
+
+
 async def test_a_tunnel_gone_between_list_and_connections(api, client, clock):
     api.overrides[f"{WEB}/connections"] = httpx.Response(
         404, json={"success": False, "errors": [{"code": 7003, "message": "no route"}]}
@@ -233,6 +264,30 @@ async def test_a_tunnel_gone_between_list_and_connections(api, client, clock):
     web = next(t for t in snapshot.tunnels if t.tunnel.name == "web")
     assert web.health is Health.UNKNOWN
     assert web.error == GONE and "not found" in web.error
+
+
+async def test_a_tunnel_gone_after_a_good_read_keeps_no_connections(api, client, clock):
+    # A 404 is no passing failure to ride out on the last connections read: the tunnel has none, and a deleted
+    # tunnel must not look healthy for STALE_LIMIT.
+    source = engine(client, clock)
+    assert by_id(await polled(source))[WEB].health is Health.HEALTHY
+    api.overrides[f"{WEB}/connections"] = httpx.Response(
+        404, json={"success": False, "errors": [{"code": 7003, "message": "no route"}]}
+    )
+    clock.advance(source.effective_interval)
+    web = by_id(await polled(source))[WEB]
+    assert web.error == GONE and web.connectors is None and web.health is Health.UNKNOWN
+
+
+async def test_a_tunnel_read_as_deleted_shows_no_connections(api, client, clock):
+    # Read by id (deleted ones included), a deleted tunnel is not read again: what was read of its connections
+    # before went with it, and it must not look healthy.
+    source = engine(client, clock, ("web", "db"))
+    assert by_id(await polled(source))[WEB].health is Health.HEALTHY
+    api.tunnels[WEB] = {**api.tunnels[WEB], "status": "down", "deleted_at": "2025-03-01T12:00:30Z"}
+    clock.advance(source.effective_interval)
+    web = by_id(await polled(source))[WEB]
+    assert web.tunnel.deleted_at is not None and web.connectors == () and web.health is Health.DOWN
 
 
 async def test_a_429_fails_the_poll_and_nothing_is_sent_until_retry_after(api, client, clock):
