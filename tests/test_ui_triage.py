@@ -116,12 +116,16 @@ async def test_poll_failure_and_recovery_are_logged_once_per_streak() -> None:
     from tunneltop.demo.cfapi import Fault
 
     clock = FakeClock()
-    app, fake = make_app(clock=clock)
+    # Changed on purpose: with several tunnels named, a poll whose budget reaches only some of them marks those
+    # stale (keeping their last connections) rather than failing; one tunnel named, its fetch failing is every
+    # named tunnel failing: a failed poll.
+    app, fake = make_app(clock=clock, refs=["web-prod"])
     async with app.run_test(size=SIZE) as pilot:
         await wait_for_poll(pilot, app)
         fake.inject(Fault.error(503, 10001), times=100)
         await _poll(pilot, app, clock)
         await _poll(pilot, app, clock)
+        assert app.failures == 2 and app.header.stale
         fake.clear_faults()
         await _poll(pilot, app, clock)
         kinds = [e.kind for e in app.session.log]
@@ -129,6 +133,7 @@ async def test_poll_failure_and_recovery_are_logged_once_per_streak() -> None:
         assert kinds[0] is EventKind.POLL_RECOVERED
         recovered = next(iter(app.session.log))
         assert recovered.after["failed_polls"] == 2
+        assert not app.header.stale
 
 
 async def test_colo_strip_shows_counts_and_change_since_start() -> None:
@@ -219,7 +224,9 @@ def test_csv_export_is_formula_safe_and_terminal_safe(tmp_path: Path) -> None:
 
 async def test_a_poll_where_nothing_changed_only_moves_the_clock_on() -> None:
     clock = FakeClock()
-    app, _ = make_app(clock=clock)  # a frozen account: every poll answers the same
+    # A frozen account: every poll answers the same. Changed on purpose: a poll reads what the budget allows, and a
+    # tunnel it did not read shows when it was read (a change); at a 30 s interval r's poll reads them all again.
+    app, _ = make_app(clock=clock, interval=30.0)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for_poll(pilot, app)
         first = app.snapshot
