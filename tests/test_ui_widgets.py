@@ -12,12 +12,19 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+from rich.color import Color
+from rich.segment import Segment
 from textual.app import App, ComposeResult
+from textual.geometry import Region
+from textual.widget import Widget
 
 import tunneltop.ui.app
 from tests.ui_support import make_app, plain, wait_for_poll
+from tunneltop.model.health import Health
 from tunneltop.model.records import Connection, Connector, Tunnel
 from tunneltop.ui.detail import DetailPane, connector_detail
+from tunneltop.ui.overview_table import OverviewTable
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 CSS = str(Path(tunneltop.ui.app.__file__).with_name("tunneltop.tcss"))  # the app's one stylesheet
@@ -145,3 +152,69 @@ async def test_from_the_tree_the_detail_pane_keeps_describing_the_connector_whil
         await pilot.press("r")  # a poll while the pane is read: it stays on the connector, and where it was
         await wait_for_poll(pilot, app, count=polls + 1)
         assert f"Connector {connector}" in plain(pane.shown) and on_screen(app, "features")
+
+
+# -- 2. NO_COLOR: the health words stay readable -----------------------------------------------------------------
+
+
+def _luminance(color: Color) -> float:
+    """WCAG relative luminance of a colour as drawn."""
+    r, g, b = color.get_truecolor()
+
+    def channel(value: int) -> float:
+        v = value / 255
+        return v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4
+
+    return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+
+
+def drawn_word(widget: Widget, word: str) -> Segment:
+    """The segment that draws ``word`` in ``widget``, as it reaches the terminal (after Textual's NO_COLOR filter)."""
+    lines = widget.render_lines(Region(0, 0, widget.size.width, widget.size.height))
+    found = [segment for line in lines for segment in line if word in segment.text]
+    assert found, f"{word!r} is not drawn in {widget!r}"
+    return found[0]
+
+
+def contrast(segment: Segment) -> float:
+    """The WCAG contrast ratio of the segment's text against its background (reverse video swaps them)."""
+    style = segment.style
+    assert style is not None and style.color is not None and style.bgcolor is not None
+    ratio = (_luminance(style.color) + 0.05) / (_luminance(style.bgcolor) + 0.05)
+    return max(ratio, 1 / ratio)
+
+
+async def test_under_no_color_down_is_as_readable_as_any_word_on_screen(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    app, _ = make_app(start_view=None)  # the overview: the demo account has a tunnel down
+    async with app.run_test(size=(140, 36)) as pilot:
+        await wait_for_poll(pilot, app)
+        assert app.no_color
+        table = app.main_screen.query_one(OverviewTable)
+        down = next(key for key, s in table.summaries.items() if s.health is Health.DOWN)
+        assert table.cursor_key == down  # worst first
+        await pilot.press("j")  # off the cursor: as the rows read
+        await pilot.pause()
+        words = {"header": drawn_word(app.header, "✖ down"), "overview": drawn_word(table, "✖ down")}
+        await pilot.press("k", "enter")  # into the tunnel that is down: its detail says so
+        await pilot.pause()
+        assert "health" in plain(app.main_screen.query_one(DetailPane).shown)
+        words["detail"] = drawn_word(app.main_screen.query_one("#detail-body"), "✖ down")
+        # WCAG asks 4.5:1 of body text; ordinary text here is about 14:1, red turned grey was 1.7:1.
+        assert {name: round(contrast(word), 1) >= 4.5 for name, word in words.items()} == dict.fromkeys(words, True)
+        assert all(word.style is not None and word.style.bold for word in words.values())
+
+
+async def test_with_colour_down_stays_red() -> None:
+    app, _ = make_app(start_view=None)
+    async with app.run_test(size=(140, 36)) as pilot:
+        await wait_for_poll(pilot, app)
+        assert not app.no_color
+        table = app.main_screen.query_one(OverviewTable)
+        await pilot.press("j")
+        await pilot.pause()
+        for widget in (app.header, table):
+            style = drawn_word(widget, "✖ down").style
+            assert style is not None and style.color is not None and not style.reverse
+            r, g, b = style.color.get_truecolor()
+            assert r > 2 * max(g, b), (widget, style)

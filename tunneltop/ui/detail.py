@@ -17,7 +17,7 @@ from textual.widgets import Static
 from tunneltop.model.health import edge_summary, format_age, origin_ips, pending_conns
 from tunneltop.model.records import Connection, Connector, Tunnel
 from tunneltop.model.snapshot import TunnelState
-from tunneltop.ui.text import STATE_LABEL, health_text, safe
+from tunneltop.ui.text import MONO_STYLE, STATE_LABEL, health_text, restyle, safe
 
 
 def _when(value: datetime | None, now: datetime) -> Text:
@@ -46,6 +46,10 @@ class Detail:
 
     def __rich__(self) -> RenderableType:
         return _draw(self.title, self.rows)
+
+    def restyled(self, styles: dict[str, str]) -> Detail:
+        """The same rows with the styles named in ``styles`` replaced (under NO_COLOR: see text.MONO_STYLE)."""
+        return Detail(restyle(self.title, styles), [(label, restyle(value, styles)) for label, value in self.rows])
 
 
 def _grid(title: Text, rows: list[tuple[str, Text]]) -> RenderableType:
@@ -166,6 +170,8 @@ class DetailPane(VerticalScroll):
     def show(self, renderable: RenderableType | None) -> None:
         if renderable is None:
             renderable = Text("Select a tunnel, connector or connection.", style="dim")
+        elif self.app.no_color and isinstance(renderable, Detail):
+            renderable = renderable.restyled(MONO_STYLE)  # the health and error words stay readable
         if renderable == self.shown:
             return
         if _title(renderable) != _title(self.shown):

@@ -8,7 +8,7 @@ from typing import Any
 
 from tunneltop.model.health import format_age
 from tunneltop.sanitize import clean
-from tunneltop.ui.text import HEALTH_GLYPH, HEALTH_STYLE
+from tunneltop.ui.text import HEALTH_GLYPH, HEALTH_STYLE, mono_style
 from tunneltop.ui.virtual_table import Cell, VirtualTable
 from tunneltop.views.filters import Filter
 from tunneltop.views.overview import TunnelSummary, summary_sort_key
@@ -103,6 +103,7 @@ class OverviewTable(VirtualTable[TunnelSummary]):
     HEADINGS = OVERVIEW_COLUMNS
     SORTS = OVERVIEW_SORT
     TIMED = _TIMED
+    _mono = False  # NO_COLOR: the app's, read when mounted
 
     class RowHighlighted(VirtualTable.RowHighlighted):
         """The cursor moved to another tunnel (``row_key.value`` is its id)."""
@@ -130,8 +131,14 @@ class OverviewTable(VirtualTable[TunnelSummary]):
     def natural_key(self, row: TunnelSummary) -> Any:
         return summary_sort_key(row)
 
+    def on_mount(self) -> None:
+        self._mono = self.app.no_color
+
     def cells(self, row: TunnelSummary, mark: Any) -> tuple[Cell, ...]:
-        return _cells(row)
+        cells = _cells(row)
+        if self._mono:  # without colour (NO_COLOR), attributes where the colours would go dark: text.MONO_STYLE
+            return tuple((text, mono_style(style)) for text, style in cells)
+        return cells
 
     def timed_text(self, row: TunnelSummary, column: str, now: datetime) -> str:
         return _timed_text(row, column, now)

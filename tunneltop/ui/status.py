@@ -10,7 +10,7 @@ from textual.widget import Widget
 
 from tunneltop.model.health import Health, format_age
 from tunneltop.sanitize import clean
-from tunneltop.ui.text import HEALTH_GLYPH, HEALTH_STYLE
+from tunneltop.ui.text import HEALTH_GLYPH, HEALTH_STYLE, MONO_STYLE, restyle
 
 
 class HeaderBar(Widget):
@@ -34,6 +34,11 @@ class HeaderBar(Widget):
     waiting = reactive(True)
 
     def render(self) -> Text:
+        text = self._line()
+        # Without colour (NO_COLOR), attributes where the colours would go dark: see text.MONO_STYLE.
+        return restyle(text, MONO_STYLE) if self.app.no_color else text
+
+    def _line(self) -> Text:
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(" tunneltop ", style="bold reverse")
         if self.demo:
