@@ -25,6 +25,7 @@ from tunneltop.model.health import Health
 from tunneltop.model.records import Connection, Connector, Tunnel
 from tunneltop.ui.detail import DetailPane, connector_detail
 from tunneltop.ui.overview_table import OverviewTable
+from tunneltop.ui.status import StatusLine
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 CSS = str(Path(tunneltop.ui.app.__file__).with_name("tunneltop.tcss"))  # the app's one stylesheet
@@ -218,3 +219,31 @@ async def test_with_colour_down_stays_red() -> None:
             assert style is not None and style.color is not None and not style.reverse
             r, g, b = style.color.get_truecolor()
             assert r > 2 * max(g, b), (widget, style)
+
+
+class LineApp(App[None]):
+    CSS_PATH = CSS
+
+    def compose(self) -> ComposeResult:
+        yield StatusLine(id="status")
+
+
+async def test_an_error_on_the_status_line_stands_out_in_colour_and_without(monkeypatch: pytest.MonkeyPatch) -> None:
+    for no_color in (False, True):
+        if no_color:
+            monkeypatch.setenv("NO_COLOR", "1")
+        app = LineApp()
+        async with app.run_test(size=(80, 3)) as pilot:
+            line = app.query_one(StatusLine)
+            line.message = "connecting…"
+            await pilot.pause()
+            calm = drawn_word(line, "connecting")
+            line.message, line.error = "Cloudflare answered HTTP 502", True
+            await pilot.pause()
+            error = drawn_word(line, "HTTP 502")
+            assert error.style is not None and calm.style is not None
+            # Its own background, unlike any other line, and the text readable on it.
+            assert error.style.bgcolor != calm.style.bgcolor and contrast(error) >= 4.5, (no_color, error)
+            if not no_color:
+                r, g, b = error.style.bgcolor.get_truecolor()
+                assert r > max(g, b), error  # red

@@ -81,11 +81,19 @@ class HeaderBar(Widget):
 class StatusLine(Widget):
     """The last error (actionable text from the client), or what the app is doing."""
 
-    DEFAULT_CSS = "StatusLine { height: 1; }"
+    # An error gets the whole line, in the theme's error colour (under NO_COLOR, a grey the text reads well on). A
+    # Rich style string would not do here: Textual parses a Text's own style with its own parser, which knows no
+    # "dark_red", and dropped the whole style without a word.
+    DEFAULT_CSS = """
+    StatusLine { height: 1; color: $text-muted; }
+    StatusLine.-error { background: $error-darken-1; color: $text; text-style: bold; }
+    """
 
     message = reactive("")
     error = reactive(False)
 
+    def watch_error(self, error: bool) -> None:
+        self.set_class(error, "-error")
+
     def render(self) -> Text:
-        style = "bold white on dark_red" if self.error else "dim"
-        return Text(clean(self.message, 500) or " ", style=style, no_wrap=True, overflow="ellipsis")
+        return Text(clean(self.message, 500) or " ", no_wrap=True, overflow="ellipsis")
