@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from textual.geometry import Size
 from textual.pilot import Pilot
+from textual.widgets import Static
 from textual.widgets.tree import TreeNode
 
 from tests.ui_support import FakeClock, make_app, plain, wait_for_poll
@@ -269,3 +270,35 @@ async def test_enter_in_either_moves_the_other_to_the_same_item() -> None:
         ref = tree_ref(app)
         key = app.table.cursor_key
         assert key == ref.node_id or key.startswith(ref.node_id + "/")
+
+
+# -- 4. drilled into one tunnel from the overview ---------------------------------------------------------------
+
+
+def strip_text(app: TunneltopApp) -> str:
+    return plain(app.main_screen.query_one("#colo-strip", Static).content).strip()
+
+
+def filter_line(app: TunneltopApp) -> str:
+    label = app.main_screen.query_one("#active-filter", Static)
+    return plain(label.content).strip() if label.has_class("visible") else ""
+
+
+async def test_drilled_in_the_colo_strip_shows_the_change_since_the_session_started() -> None:
+    clock = FakeClock()
+    app, fake = make_app(start_view=None, clock=clock)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await wait_for_poll(pilot, app)
+        await drill(pilot, app)
+        assert "+" not in strip_text(app) and "-" not in strip_text(app), "no change yet"
+        clients = fake.sim.clients(WEB)
+        colo = clients[0]["conns"][0]["colo_name"]
+        lost = sum(1 for c in clients for conn in c["conns"] if conn["colo_name"] == colo)
+        for client in clients:
+            client["conns"] = [conn for conn in client["conns"] if conn["colo_name"] != colo]
+        fake.sim.set_clients(WEB, clients)
+        clock.now += timedelta(seconds=5)
+        polls = app.poll_count
+        await pilot.press("r")
+        await wait_for_poll(pilot, app, count=polls + 1)
+        assert f"{colo} 0 -{lost}" in strip_text(app), strip_text(app)

@@ -50,7 +50,7 @@ from tunneltop.views.filters import Filter, FilterError
 from tunneltop.views.overview import OverviewRows
 from tunneltop.views.overview import notices as overview_notices
 from tunneltop.views.rows import ConnRow
-from tunneltop.views.session import DEFAULT_GHOST_SECONDS, DEFAULT_MARK_SECONDS, Session, sparkline, tunnel_colo_counts
+from tunneltop.views.session import DEFAULT_GHOST_SECONDS, DEFAULT_MARK_SECONDS, Session, sparkline
 
 INTERVAL_STEPS = (1.0, 2.0, 3.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0)
 NARROW_WIDTH = 100
@@ -573,7 +573,7 @@ class TunneltopApp(App[int]):
         counts = self.session.colo_counts(self.snapshot)
         if self.drilled is not None:  # drilled into one tunnel from the overview: its colos, not the account's
             state = self._tunnel_state(self.drilled)
-            counts = tunnel_colo_counts(state) if state is not None else []
+            counts = self.session.tunnel_colo_counts(state) if state is not None else []
         text = Text(no_wrap=True, overflow="ellipsis")
         for index, count in enumerate(counts):
             if not (count.active or count.pending or count.delta):

@@ -46,7 +46,7 @@ class ColoCount:
     colo: str
     active: int
     pending: int
-    delta: int  # active connections now minus at the session's first poll
+    delta: int  # active connections now minus at the session's first poll (a tunnel's: its first read)
 
 
 def _colos_of(state: TunnelState) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -55,12 +55,6 @@ def _colos_of(state: TunnelState) -> tuple[tuple[str, ...], tuple[str, ...]]:
     active = tuple(c.colo_name or "?" for c in conns if c.is_pending_reconnect is False)
     pending = tuple(c.colo_name or "?" for c in conns if c.is_pending_reconnect is True)
     return active, pending
-
-
-def tunnel_colo_counts(state: TunnelState) -> list[ColoCount]:
-    """One tunnel's connections per colo (the change since start is the account's, so none here)."""
-    active, pending = map(Counter, _colos_of(state))
-    return [ColoCount(c, active[c], pending[c], 0) for c in sorted(active.keys() | pending.keys())]
 
 
 def sparkline(values: Iterable[int], width: int = 24) -> str:
@@ -95,6 +89,9 @@ class Session:
         self.ghosts: dict[str, ConnRow] = {}
         self.trends: dict[str, deque[int]] = {}
         self._baseline: Counter[str] | None = None
+        # Each tunnel's active connections per colo when the session first read them: drilled into one tunnel, its
+        # colo strip shows its own change (an account-wide first poll may not have read every tunnel's connectors).
+        self._tunnel_baselines: dict[str, Counter[str]] = {}
         # Rows per connector, reused while its records are unchanged (parsing keeps unchanged records identical),
         # and the rows of the last two snapshots: a poll reads them several times (marks, ghosts, colos, table).
         self._row_memo: dict[tuple[str, str], tuple[Tunnel, Connector, list[ConnRow]]] = {}
@@ -118,6 +115,11 @@ class Session:
         self._mark(events, snapshot, now)
         if self._baseline is None:
             self._baseline = self._colo_active(snapshot)
+        if self.last is None or snapshot.tunnels is not self.last.tunnels:
+            baselines = self._tunnel_baselines
+            for state in snapshot.tunnels:
+                if state.connectors is not None and state.tunnel.id not in baselines:
+                    baselines[state.tunnel.id] = Counter(_colos_of(state)[0])
         for state in snapshot.tunnels:
             trend = self.trends.setdefault(state.tunnel.id, deque(maxlen=TREND_POINTS))
             trend.append(state.active_count)
@@ -296,6 +298,16 @@ class Session:
         active, pending = self._colos(snapshot)
         base = self._baseline or Counter()
         colos = sorted(set(active) | set(pending) | set(base))
+        return [ColoCount(c, active[c], pending[c], active[c] - base[c]) for c in colos]
+
+    def tunnel_colo_counts(self, state: TunnelState) -> list[ColoCount]:
+        """One tunnel's connections per colo, and the change since the session first read them: a colo it had then
+        and has no more stays listed with its loss. None while its connections are unknown (never read)."""
+        if state.connectors is None:
+            return []
+        active, pending = map(Counter, _colos_of(state))
+        base = self._tunnel_baselines.get(state.tunnel.id, Counter())
+        colos = sorted(active.keys() | pending.keys() | base.keys())
         return [ColoCount(c, active[c], pending[c], active[c] - base[c]) for c in colos]
 
     def trend(self, tunnel_id: str) -> list[int]:
