@@ -302,3 +302,22 @@ async def test_drilled_in_the_colo_strip_shows_the_change_since_the_session_star
         await pilot.press("r")
         await wait_for_poll(pilot, app, count=polls + 1)
         assert f"{colo} 0 -{lost}" in strip_text(app), strip_text(app)
+
+
+async def test_drilled_in_the_table_has_no_tunnel_column_and_gets_it_back_for_every_tunnel() -> None:
+    app, _ = make_app(start_view=None)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await wait_for_poll(pilot, app)
+        await drill(pilot, app)
+        assert "tunnel" not in app.table.columns_shown
+        assert app.table.row_count > 0 and {r.tunnel.id for r in app.table.rows_by_key.values()} == {WEB}
+        assert app.focused is app.table
+        await pilot.press("s")  # a sort chosen here is kept
+        sort = (app.table.sort_column, app.table.sort_reverse)
+        await pilot.press("escape", "v")  # back to the overview, then every connection
+        await pilot.pause()
+        assert app.view == "monitor" and app.drilled is None
+        assert "tunnel" in app.table.columns_shown
+        assert {r.tunnel.id for r in app.table.rows_by_key.values()} > {WEB}
+        assert (app.table.sort_column, app.table.sort_reverse) == sort
+        assert app.focused is app.table

@@ -141,6 +141,12 @@ class TunneltopApp(App[int]):
             with Vertical(id="right"):
                 yield Static("", id="colo-strip", markup=False)
                 yield ConnectionsTable(show_tunnel=len(self.target.refs) != 1, id="table")
+                if self.account_wide:
+                    # Drilled into one tunnel, a Tunnel column would say the same name on every row; a table's
+                    # columns are fixed when it is made, so that view has its own (see _show_table).
+                    drilled = ConnectionsTable(show_tunnel=False, id="drilled-table")
+                    drilled.display = False
+                    yield drilled
                 yield DetailPane(id="detail")
         yield EventLogView(id="events")
         yield StatusLine(id="status")
@@ -153,7 +159,9 @@ class TunneltopApp(App[int]):
 
     @property
     def table(self) -> ConnectionsTable:
-        return self.main_screen.query_one(ConnectionsTable)
+        """The connections table of this view: drilled into one tunnel, the one without a Tunnel column."""
+        drilled = self.drilled is not None and self.account_wide
+        return self.main_screen.query_one("#drilled-table" if drilled else "#table", ConnectionsTable)
 
     @property
     def tree(self) -> ClientTree:
@@ -680,7 +688,7 @@ class TunneltopApp(App[int]):
         self._table_follows(ref)
         self._show_detail(ref)
 
-    @on(DataTable.RowHighlighted, "#table")
+    @on(DataTable.RowHighlighted, "#table, #drilled-table")
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if self._focus_source() is not self.table:
             return
@@ -706,7 +714,7 @@ class TunneltopApp(App[int]):
         self.tree.select_ref(node)
         self.tree.focus()
 
-    @on(DataTable.RowSelected, "#table")
+    @on(DataTable.RowSelected, "#table, #drilled-table")
     def _row_selected(self, event: DataTable.RowSelected) -> None:
         row = self.table.rows_by_key.get(event.row_key.value or "")
         if row is None:
@@ -715,7 +723,7 @@ class TunneltopApp(App[int]):
         self.table.select_key(row.key)
         self._tree_follows(row, expand=True)
 
-    @on(DataTable.HeaderSelected, "#table, #overview-table")
+    @on(DataTable.HeaderSelected, "#table, #drilled-table, #overview-table")
     def _header_selected(self, event: DataTable.HeaderSelected) -> None:
         column = event.column_key.value or ""
         table = self._sorted_table()
@@ -849,11 +857,29 @@ class TunneltopApp(App[int]):
         self.view = view
         screen = self.main_screen
         screen.set_class(view == "overview", "-overview")
+        self._show_table()
         if view == "overview":
             screen.query_one(OverviewTable).focus()
         else:
             self.table.focus()
         self._render_views()
+
+    def _show_table(self) -> None:
+        """Show the connections table of this view (see ``table``); the sort goes along, and the drilled table
+        forgets the tunnel it showed when left."""
+        if not self.account_wide:
+            return
+        screen = self.main_screen
+        shown = self.table
+        left = screen.query_one("#table" if shown.id == "drilled-table" else "#drilled-table", ConnectionsTable)
+        if shown.display and not left.display:
+            return
+        sort = (left.sort_column, left.sort_reverse)
+        if left.sort_column in shown.columns_shown and (shown.sort_column, shown.sort_reverse) != sort:
+            shown.set_sort(*sort)
+        shown.display, left.display = True, False
+        if left.id == "drilled-table":
+            left.show([], self._clock())
 
     def drill_into(self, tunnel_id: str) -> None:
         """From the overview into one tunnel's connectors and connections; its data is fetched first."""
