@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from rich.text import Text
 from textual.reactive import reactive
@@ -10,7 +11,7 @@ from textual.widget import Widget
 
 from tunneltop.model.health import Health, format_age
 from tunneltop.sanitize import clean
-from tunneltop.ui.text import HEALTH_GLYPH, HEALTH_STYLE, MONO_STYLE, restyle
+from tunneltop.ui.text import HEALTH_GLYPH, HEALTH_STYLE, MONO_STYLE, mono_style, restyle
 
 
 class HeaderBar(Widget):
@@ -79,7 +80,12 @@ class HeaderBar(Widget):
 
 
 class StatusLine(Widget):
-    """The last error (actionable text from the client), or what the app is doing."""
+    """The last error (actionable text from the client), or what the app is doing; and while the data shown is
+    stale, that it is, and since when.
+
+    Staleness is the header's (the app works it out every second and sets it there): the line follows the
+    HeaderBar on its screen. A message set before the data went stale ("recovered: updated 12:00:05Z") is no news
+    any more and gives way; one set since (a wait for the budget, "polling every 10 s") is kept after it."""
 
     # An error gets the whole line, in the theme's error colour (under NO_COLOR, a grey the text reads well on). A
     # Rich style string would not do here: Textual parses a Text's own style with its own parser, which knows no
@@ -91,9 +97,53 @@ class StatusLine(Widget):
 
     message = reactive("")
     error = reactive(False)
+    stale = reactive(False)
+    last_good: reactive[datetime | None] = reactive(None)  # when the data shown was read
+    now: reactive[datetime | None] = reactive(None)
+    paused = reactive(False)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._news = True  # the message was set while the data was as it is now (fresh, or already stale)
+        self._header: HeaderBar | None = None
+
+    def on_mount(self) -> None:
+        self._header = next(iter(self.screen.query(HeaderBar)), None)
+        if self._header is not None:
+            for name in ("stale", "last_good", "now", "paused"):
+                self.watch(self._header, name, self._follow_header, init=False)
+            self._follow_header()
+
+    def _follow_header(self) -> None:
+        header = self._header
+        if header is None:
+            return
+        self.stale, self.paused = header.stale, header.paused
+        if header.stale:  # only then does the line show the time: while fresh, a tick redraws nothing
+            self.last_good, self.now = header.last_good, header.now
+
+    def watch_message(self) -> None:
+        self._news = True
+
+    def watch_stale(self, stale: bool) -> None:
+        self._news = not stale  # a message from before the data went stale is no news now
 
     def watch_error(self, error: bool) -> None:
         self.set_class(error, "-error")
 
     def render(self) -> Text:
-        return Text(clean(self.message, 500) or " ", no_wrap=True, overflow="ellipsis")
+        message = clean(self.message, 500)
+        if self.error or not self.stale:
+            return Text(message or " ", no_wrap=True, overflow="ellipsis")
+        text = Text(no_wrap=True, overflow="ellipsis")
+        style = "bold yellow" if not self.app.no_color else mono_style("bold yellow")
+        if self.last_good is not None and self.now is not None:
+            age = format_age(self.now - self.last_good)
+            text.append(f"stale: nothing new read for {age} (since {self.last_good:%H:%M:%S}Z)", style=style)
+        else:
+            text.append("stale: nothing new read", style=style)
+        if self.paused:
+            text.append(" — polling paused", style=style)
+        if self._news and message:
+            text.append(f" · {message}")
+        return text

@@ -53,16 +53,19 @@ def oldest_version(connectors: Iterable[Connector]) -> str | None:
     return min(versions, key=version_sort_key) if versions else None
 
 
-def summarize(state: TunnelState, at: datetime) -> TunnelSummary:
-    """One tunnel's row, worked out afresh (OverviewRows keeps them across polls)."""
-    return _summary(state, _count(state), at)
+def summarize(state: TunnelState, at: datetime, read_at: datetime | None = None) -> TunnelSummary:
+    """One tunnel's row, worked out afresh (OverviewRows keeps them across polls), with its age at ``at``.
+    ``read_at``: when the poll that read it ran (its snapshot's time; ``at`` when not given)."""
+    return _summary(state, _count(state), at, read_at or at)
 
 
-def _summary(state: TunnelState, counted: _Counted, at: datetime) -> TunnelSummary:
+def _summary(state: TunnelState, counted: _Counted, at: datetime, read_at: datetime) -> TunnelSummary:
     tunnel, connectors = state.tunnel, state.connectors
     fetched_at = state.fetched_at
     if fetched_at is None and connectors is not None and state.error is None and tunnel.status != "inactive":
-        fetched_at = at  # fetched by this very poll (a source that keeps no history)
+        # Read by the snapshot's own poll ("as of the snapshot"): as old as the snapshot, never as new as ``at``,
+        # or a row redrawn while polls hang or are paused would say its data was read just now.
+        fetched_at = read_at
     return TunnelSummary(*counted, fetched_at, at - fetched_at if fetched_at is not None else None, state.error)
 
 
@@ -101,7 +104,8 @@ class OverviewRows:
         self._counted: dict[str, tuple[TunnelState, _Counted]] = {}  # tunnel id -> (its last state, its counts)
 
     def summaries(self, snapshot: Snapshot, now: datetime | None = None) -> list[TunnelSummary]:
-        """One row per tunnel, worst health first, then by name. Ages are taken at ``now`` (the snapshot's time)."""
+        """One row per tunnel, worst health first, then by name. Ages are taken at ``now`` (default: the snapshot's
+        time); what the snapshot's own poll read is as old as the snapshot."""
         at = now or snapshot.fetched_at
         memo = self._counted
         rows = []
@@ -112,7 +116,7 @@ class OverviewRows:
             else:
                 counted = _count(state)
                 memo[state.tunnel.id] = (state, counted)
-            rows.append(_summary(state, counted, at))
+            rows.append(_summary(state, counted, at, snapshot.fetched_at))
         # Every tunnel of this snapshot is in the memo now, so it holds others only if it holds more than these
         # (tunnel ids are unique within a snapshot): then keep only these.
         if len(memo) > len(snapshot.tunnels):
@@ -125,7 +129,7 @@ def summaries(snapshot: Snapshot, now: datetime | None = None) -> list[TunnelSum
     """One row per tunnel, worst health first, then by name, worked out afresh: for one-shot callers (the live
     overview keeps an OverviewRows)."""
     at = now or snapshot.fetched_at
-    return sorted((summarize(s, at) for s in snapshot.tunnels), key=summary_sort_key)
+    return sorted((summarize(s, at, snapshot.fetched_at) for s in snapshot.tunnels), key=summary_sort_key)
 
 
 @dataclass(frozen=True)
