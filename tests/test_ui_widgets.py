@@ -26,6 +26,7 @@ from tunneltop.demo.cfapi import Fault
 from tunneltop.model.health import Health
 from tunneltop.model.records import Connection, Connector, Tunnel
 from tunneltop.ui.app import TunneltopApp
+from tunneltop.ui.commands import GLYPHS
 from tunneltop.ui.detail import DetailPane, connector_detail
 from tunneltop.ui.overview_table import OverviewTable
 from tunneltop.ui.status import StatusLine
@@ -342,3 +343,16 @@ async def test_while_no_new_data_comes_every_rows_data_age_grows_with_the_clock(
         assert app.header.stale and "data 36s old" in app.header.render().plain
         assert {table.get_cell(key, "age").plain for key in read} == {"36s"}
         assert on_screen(app, "36s")
+
+
+# -- 4. the README explains the glyphs as the help screen does --------------------------------------------------
+
+
+def test_the_readmes_live_view_explains_every_glyph_the_help_does() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    live = readme[readme.index("## The live view") :]
+    live = live[: live.index("\n## ")]
+    assert "### What the screen shows" in live
+    legend = live[live.index("### What the screen shows") :]
+    rows = [line for line in legend.splitlines() if line.startswith("| `")]
+    assert rows == [f"| `{glyph}` | {meaning} |" for glyph, meaning in GLYPHS]
