@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from textual.geometry import Size
 from textual.pilot import Pilot
-from textual.widgets import Static
+from textual.widgets import OptionList, Static
 from textual.widgets.tree import TreeNode
 
 from tests.ui_support import FakeClock, make_app, plain, wait_for_poll
@@ -17,6 +17,7 @@ from tunneltop.ui.app import TunneltopApp
 from tunneltop.ui.client_tree import NodeRef
 from tunneltop.ui.detail import DetailPane
 from tunneltop.ui.event_log import EventLogView
+from tunneltop.ui.screens import ColoPicker
 
 LAYOUT = ("#header", "#main", "#tree", "#right", "#colo-strip", "#table", "#detail", "#status")
 
@@ -321,3 +322,23 @@ async def test_drilled_in_the_table_has_no_tunnel_column_and_gets_it_back_for_ev
         assert {r.tunnel.id for r in app.table.rows_by_key.values()} > {WEB}
         assert (app.table.sort_column, app.table.sort_reverse) == sort
         assert app.focused is app.table
+
+
+async def test_drilled_in_the_colo_picker_lists_the_tunnels_colos() -> None:
+    app, _ = make_app(start_view=None)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await wait_for_poll(pilot, app)
+        await drill(pilot, app)
+        colos = {r.conn.colo_name for r in app.table.rows_by_key.values()}
+        everywhere = {x.colo_name for t in app.snapshot.tunnels for c in t.connectors or () for x in c.conns}
+        assert colos < everywhere, "the demo account has colos web-prod does not use"
+        await pilot.press("c")
+        assert isinstance(app.screen, ColoPicker)
+        options = app.screen.query_one(OptionList)
+        listed = {options.get_option_at_index(i).id for i in range(options.option_count)}
+        assert listed == colos
+        await pilot.press("enter")  # the first: the table keeps the tunnel's rows in that colo
+        await pilot.pause()
+        chosen = options.get_option_at_index(0).id
+        assert app.drilled == WEB and app.table.row_count > 0
+        assert {r.conn.colo_name for r in app.table.rows_by_key.values()} == {chosen}

@@ -818,7 +818,10 @@ class TunneltopApp(App[int]):
     def action_colos(self) -> None:
         counts: Counter[str] = Counter()
         pending: Counter[str] = Counter()
+        drilled = self.drilled
         for row in self._rows:
+            if drilled is not None and row.tunnel.id != drilled:
+                continue  # drilled into one tunnel: its colos, not the account's
             colo = row.conn.colo_name or "?"
             if row.state == "pending":
                 pending[colo] += 1
