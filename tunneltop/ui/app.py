@@ -26,7 +26,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Input, Static, Tree
 
 from tunneltop.api.client import CloudflareClient
-from tunneltop.api.errors import ApiError
+from tunneltop.api.errors import ApiError, UsageError
 from tunneltop.changes.events import ChangeEvent, EventKind
 from tunneltop.export import export_view
 from tunneltop.model.health import HEALTH_ORDER
@@ -243,7 +243,10 @@ class TunneltopApp(App[int]):
             self.post_message(AccountsToChoose([(a.id, a.name) for a in error.accounts]))
         elif error is not None:
             message = error.message if isinstance(error, ApiError) else str(error)
-            self.post_message(PollFailed(message, outcome.retry_after, outcome.events, outcome.permanent))
+            # Only a usage error stops polling (a name that matches no tunnel will not start to): credentials
+            # refused may be fixed in the dashboard while tunneltop runs, and it recovers by itself.
+            stop = isinstance(error, UsageError)
+            self.post_message(PollFailed(message, outcome.retry_after, outcome.events, stop))
 
     def _engine(self) -> PollEngine:
         """The one poll engine (made on first use, and again after an account switch); the client and its request
@@ -365,7 +368,7 @@ class TunneltopApp(App[int]):
             self.session.on_failure(message.events)
             self._render_events()
         if message.permanent:
-            # No retry can fix it (credentials, permission, account): polling stops until the user asks again.
+            # A name that matches no tunnel: polling stops until the user asks again (r).
             self._stopped_for = text
         self.status.error = True
         self.status.message = (
