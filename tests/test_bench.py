@@ -12,6 +12,8 @@ import pytest
 
 from benchmarks import bench
 
+pytestmark = pytest.mark.slow  # benchmarks at tiny sizes, real processes: pytest -m slow (CI runs them)
+
 
 def test_workload_churn_closes_and_opens_the_asked_share_of_connections() -> None:
     work = bench.Workload(400)

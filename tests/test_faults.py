@@ -622,6 +622,7 @@ def _huge_clients(fake: FakeCloudflare) -> list[dict[str, object]]:
     return clients
 
 
+@pytest.mark.slow  # a real process end to end: run with pytest -m slow (CI does)
 def test_once_with_100k_connections_in_one_response(
     fake: FakeCloudflare, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -444,6 +444,7 @@ INJECTED_BYTES = (
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses a Linux pty")
+@pytest.mark.slow  # a real process end to end: run with pytest -m slow (CI does)
 def test_terminal_bytes_hold_no_injected_sequence(fake: FakeCloudflare, server: LoopbackServer, tmp_path: Path) -> None:
     """The real program, on a real pty, against the loopback server with hostile data; a hostile API error too."""
     token_file = tmp_path / "token"

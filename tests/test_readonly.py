@@ -159,6 +159,7 @@ async def press_at_random(pilot: Pilot, app: TunneltopApp, seed: int, count: int
 
 
 @pytest.mark.usefixtures("quick_keys")
+@pytest.mark.slow  # a real process end to end: run with pytest -m slow (CI does)
 async def test_whatever_is_pressed_only_get_is_sent(
     fake: FakeCloudflare, server: LoopbackServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -74,6 +74,7 @@ def all_bytes(directory: Path) -> bytes:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses a Linux pty")
+@pytest.mark.slow  # a real process end to end: run with pytest -m slow (CI does)
 def test_the_real_program_never_shows_or_writes_the_token(
     fake: FakeCloudflare, server: LoopbackServer, tmp_path: Path
 ) -> None:

@@ -24,7 +24,10 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and Linux pty semantics")
+pytestmark = [
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and Linux pty semantics"),
+    pytest.mark.slow,  # real processes on pseudo-terminals: run with pytest -m slow (CI does)
+]
 
 EXIT_WITHIN = 2.0  # seconds, as the issue states
 # CPU the process may use from losing its terminal to its exit: a clean shutdown takes a small fraction of this,
