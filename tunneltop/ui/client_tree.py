@@ -15,8 +15,6 @@ from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Span, Text, TextType
 from textual.binding import Binding
-from textual.geometry import Region
-from textual.strip import Strip
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
@@ -26,6 +24,7 @@ from tunneltop.model.snapshot import TunnelState, same_objects
 from tunneltop.sanitize import clean
 from tunneltop.ui.line_style import PassStyle
 from tunneltop.ui.text import HEALTH_GLYPH, HEALTH_STYLE, STATE_LABEL, short_id
+from tunneltop.ui.textual_internals import count_node_update, store_node_label, tree_node_class
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,22 +211,24 @@ def _text(parts: tuple[tuple[str, str], ...]) -> Text:
 
 
 class _ClientNode(TreeNode[NodeRef]):
-    """A tree node whose label may be held back until it is read or drawn (see ClientTree._stale)."""
+    """A tree node whose label may be held back until it is read or drawn (see ClientTree._stale). Every node of a
+    ClientTree is one (see textual_internals.tree_node_class); it adds no state to TreeNode."""
 
     @property
     def label(self) -> TextType:
-        self._tree._freshen(self)  # type: ignore[attr-defined]
-        return self._label
+        self.tree.freshen(self)  # type: ignore[attr-defined]
+        return super().label
 
     @label.setter
     def label(self, new_label: TextType) -> None:
         self.set_label(new_label)
 
     def set_label(self, label: TextType) -> None:
-        self._tree._stale.pop(self._id, None)  # type: ignore[attr-defined]
+        self.tree._stale.pop(self.id, None)  # type: ignore[attr-defined]
         super().set_label(label)
 
 
+@tree_node_class(_ClientNode)
 class ClientTree(PassStyle, Tree[NodeRef]):
     BINDINGS = [
         Binding("j", "cursor_down", "Down", show=False),
@@ -255,39 +256,26 @@ class ClientTree(PassStyle, Tree[NodeRef]):
         self._deferred: dict[str, dict[str, TreeItem]] = {}
         self._parts_memo = TreeParts()  # what parts_for remembers between redraws
 
-    def _add_node(
-        self, parent: TreeNode[NodeRef] | None, label: Text, data: NodeRef | None, expand: bool = False
-    ) -> TreeNode[NodeRef]:
-        node = _ClientNode(self, parent, self._new_id(), label, data, expanded=expand)
-        self._tree_nodes[node._id] = node
-        self._updates += 1
-        return node
-
-    def _freshen(self, node: TreeNode[NodeRef]) -> None:
-        parts = self._stale.pop(node._id, None)
+    def freshen(self, node: TreeNode[NodeRef]) -> None:
+        """Build the label of ``node`` if a change of it was held back (see ``_stale``)."""
+        parts = self._stale.pop(node.id, None)
         if parts is not None:
-            node._label = _text(parts)
+            store_node_label(node, _text(parts))
 
     def render_label(self, node: TreeNode[NodeRef], base_style: Style, style: Style) -> Text:
-        self._freshen(node)
+        self.freshen(node)
         return super().render_label(node, base_style, style)
 
     def get_label_width(self, node: TreeNode[NodeRef]) -> int:
         # Tree measures every line on each rebuild by rendering its label (a copy, styled); on an account-wide view
         # that is thousands of lines per poll. The width is the expand icon's plus the label's.
         icon = (self.ICON_NODE_EXPANDED if node.is_expanded else self.ICON_NODE) if node.allow_expand else ""
-        self._freshen(node)
-        label = node._label
-        known = self._label_widths.get(node._id)
+        label = node.label  # built now if it was held back
+        assert isinstance(label, Text)  # Tree.process_label made it one
+        known = self._label_widths.get(node.id)
         if known is None or known[0] is not label:
-            known = self._label_widths[node._id] = (label, label.cell_len)
+            known = self._label_widths[node.id] = (label, label.cell_len)
         return cell_len(icon) + known[1]
-
-    def render_line(self, y: int) -> Strip:
-        # Tree's own works out the widget's style for every line it draws (see PassStyle).
-        scroll_x, scroll_y = self.scroll_offset
-        style = self.line_style()
-        return self._render_line(y + scroll_y, scroll_x, scroll_x + self.size.width, style)
 
     def node_for(self, node_id: str) -> TreeNode[NodeRef] | None:
         node = self._by_id.get(node_id)
@@ -346,15 +334,15 @@ class ClientTree(PassStyle, Tree[NodeRef]):
             self._label_parts.pop(node_id, None)
             removed = self._by_id.pop(node_id, None)
             if removed is not None:
-                self._label_widths.pop(removed._id, None)
-                self._stale.pop(removed._id, None)
+                self._label_widths.pop(removed.id, None)
+                self._stale.pop(removed.id, None)
                 removed.remove()
             else:
                 self._deferred.get(node_id.rsplit("/", 1)[0], {}).pop(node_id, None)
         for connector_id in [c for c, kids in self._deferred.items() if not kids or c not in self._by_id]:
             del self._deferred[connector_id]
         created: set[str] = set()
-        relabelled: set[int] = set()
+        top, bottom = self.scroll_offset.y, self.scroll_offset.y + self.size.height  # the lines on screen
         # Positions of the parts whose tunnel node was there before this pass; worked out once, when a new tunnel
         # must slot in among them (nodes made in this pass all sit before the one being made).
         old_tunnels: list[int] | None = None
@@ -388,29 +376,21 @@ class ClientTree(PassStyle, Tree[NodeRef]):
             else:
                 if self._label_parts.get(node_id) != item.label:
                     # What set_label does, but its Text is built when drawn or read (labels are one line by
-                    # construction: clean() replaces newlines) and the lines on screen are repainted below.
-                    self._stale[node._id] = item.label
-                    node._updates += 1
-                    relabelled.add(node._id)
+                    # construction: clean() replaces newlines), and only a line on screen is repainted. (Where
+                    # nodes came or went, line numbers are out of date, but Tree then repaints everything.)
+                    self._stale[node.id] = item.label
+                    if top <= node.line < bottom:
+                        node.refresh()  # counts an update of the node and repaints its line
+                    else:
+                        count_node_update(node)  # what refresh() counts, without its cost (see there)
                 if node.allow_expand != has_children:
                     node.allow_expand = has_children
             self._label_parts[node_id] = item.label
-        if relabelled:
-            self._repaint(relabelled)
         if keep is not None and keep in self._by_id:
             self.get_node_at_line(0)  # rebuild line numbers after edits
             target = self._by_id[keep]
             if target.line >= 0 and self.cursor_line != target.line:
                 self.cursor_line = target.line
-
-    def _repaint(self, node_ids: set[int]) -> None:
-        """Repaint the lines on screen that show one of ``node_ids``."""
-        if self._tree_lines_cached is None:
-            return  # nodes came or went: Tree lays out and repaints everything anyway
-        top, width = self.scroll_offset.y, self.size.width
-        for y, line in enumerate(self._tree_lines_cached[top : top + self.size.height]):
-            if line.node._id in node_ids:
-                self.refresh(Region(0, y, width, 1))
 
     def _next_tunnel(
         self, parts: Sequence[Sequence[TreeItem]], old_tunnels: list[int], where: int
