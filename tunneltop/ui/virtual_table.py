@@ -35,6 +35,7 @@ from textual.widgets.data_table import CellDoesNotExist, CellKey, ColumnKey, Row
 
 from tunneltop.model.snapshot import same_objects
 from tunneltop.ui.line_style import PassStyle
+from tunneltop.ui.textual_internals import update_scrollbars
 
 R = TypeVar("R")
 Cell = tuple[str, str]  # (text, style): cheap to compare and to cache
@@ -383,7 +384,7 @@ class VirtualTable(PassStyle, ScrollView, Generic[R], can_focus=True):
             return
         scrollbars = (self.show_vertical_scrollbar, self.show_horizontal_scrollbar)
         self.set_reactive(VirtualTable.virtual_size, size)
-        self._scroll_update(size)
+        update_scrollbars(self, size)
         if (self.show_vertical_scrollbar, self.show_horizontal_scrollbar) != scrollbars:
             self.refresh(layout=True)
 
@@ -456,7 +457,7 @@ class VirtualTable(PassStyle, ScrollView, Generic[R], can_focus=True):
         if key is not None:
             self.post_message(self.RowSelected(self, self.cursor_row, RowKey(key)))  # type: ignore[arg-type]
 
-    async def _on_click(self, event: events.Click) -> None:
+    async def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
         if offset is None:
             return
