@@ -82,12 +82,10 @@ def tune_gc() -> None:
 
 def crash_report(app: App[int]) -> None:
     """Textual's crash report, without the local variables of every frame: a frame of the API client holds the
-    request headers, and a crash report is what users paste into issues. (Replaces ``App._fatal_error``: the
-    private names it uses are listed in tests/test_textual_internals.py.)"""
-    from rich.segment import Segments
+    request headers, and a crash report is what users paste into issues. Called, while the exception is being
+    handled, in place of Textual's own (see textual_internals.report_crashes_with); ``App.panic`` ends the app and
+    prints the report once the terminal is restored, as Textual's own does."""
     from rich.traceback import Traceback
 
     app.bell()
-    traceback = Traceback(show_locals=False, width=None)
-    app._exit_renderables.append(Segments(app.console.render(traceback, app.console.options)))
-    app._close_messages_no_wait()
+    app.panic(Traceback(show_locals=False, width=None))
