@@ -342,3 +342,23 @@ async def test_drilled_in_the_colo_picker_lists_the_tunnels_colos() -> None:
         chosen = options.get_option_at_index(0).id
         assert app.drilled == WEB and app.table.row_count > 0
         assert {r.conn.colo_name for r in app.table.rows_by_key.values()} == {chosen}
+
+
+@pytest.mark.parametrize("view", ["overview", "drilled", "monitor"])
+async def test_a_filter_that_matches_nothing_says_so_and_names_the_filter(view: str) -> None:
+    app, _ = make_app(start_view=None if view in ("overview", "drilled") else "monitor")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await wait_for_poll(pilot, app)
+        if view == "drilled":
+            await drill(pilot, app)
+        table = main_widget(app)
+        await pilot.press("slash", *"nowhere-at-all", "enter")
+        await pilot.pause()
+        assert table.row_count == 0
+        what = "tunnel" if view == "overview" else "connection"
+        line = filter_line(app)
+        assert "nowhere-at-all" in line and f"no {what} matches" in line, line
+        await pilot.press("escape")
+        assert table.row_count > 0 and filter_line(app) == ""
+        await pilot.press("slash", *"!nowhere-at-all", "enter")  # a filter that matches: no such line
+        assert table.row_count > 0 and "matches" not in filter_line(app)

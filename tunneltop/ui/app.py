@@ -121,6 +121,7 @@ class TunneltopApp(App[int]):
         # Where the keys go back to when an overlay or toggle closes (see focus_view).
         self._view_focus: Widget | None = None  # the tree or table that had them last
         self._before_filter: Widget | None = None  # what had them when the filter box opened
+        self._filter_line: tuple[str, str | None] | None = None  # what the active filter's line says
 
     # -- layout -------------------------------------------------------------------------------------------------
 
@@ -401,11 +402,27 @@ class TunneltopApp(App[int]):
         self._render_views()
 
     def watch_filter(self, value: Filter) -> None:
-        label = self.main_screen.query_one("#active-filter", Static)
-        if value.active:
-            label.update(Text(f"filter: {clean(value.text, 200)}   (esc clears)", style="bold"))
-        label.set_class(value.active, "visible")
+        self._show_filter_line()
         self._render_views()
+
+    def _show_filter_line(self, matching: int | None = None, what: str = "connection") -> None:
+        """The active filter, named, on its own line; when it matches nothing in the view (``matching`` is 0), the
+        line says so: a blank table alone looks like a broken view."""
+        label = self.main_screen.query_one("#active-filter", Static)
+        value = self.filter
+        if value.active:
+            line = (value.text, what if matching == 0 else None)
+            if line != self._filter_line:
+                self._filter_line = line
+                name = f"filter: {clean(value.text, 200)}"
+                if matching == 0:
+                    nothing = (f"   — no {what} matches", "bold yellow")
+                    label.update(Text.assemble(name, nothing, "   (esc clears)", style="bold"))
+                else:
+                    label.update(Text(f"{name}   (esc clears)", style="bold"))
+        else:
+            self._filter_line = None
+        label.set_class(value.active, "visible")
 
     def watch_scope(self, value: NodeRef | None) -> None:
         self._render_views()
@@ -472,6 +489,7 @@ class TunneltopApp(App[int]):
         now = self._clock()
         rows = [s for s in self._overview_rows.summaries(snapshot, now) if summary_matches(self.filter, s)]
         table.show(rows, now)
+        self._show_filter_line(len(rows), "tunnel")
         lines = overview_notices(snapshot)
         if self.filter.active:
             lines.append(f"{len(rows)} of {len(snapshot.tunnels)} tunnels match the filter")
@@ -488,6 +506,9 @@ class TunneltopApp(App[int]):
         filtered = [r for r in self._rows if self.filter.matches(r)] if active else self._rows
         narrowed = self.drilled is not None or self.scope is not None
         self.table.show([r for r in filtered if self._in_scope(r)] if narrowed else filtered, now, self.session.marks)
+        drilled = self._tunnel_state(self.drilled) if self.drilled is not None else None
+        unread = snapshot is None or (drilled is not None and drilled.connectors is None)  # no rows to match yet
+        self._show_filter_line(None if unread else self.table.row_count, "connection")
         visible = {r.key for r in filtered} if active else None
         tunnels = snapshot.tunnels if snapshot is not None else ()
         if self.drilled is not None:
