@@ -325,11 +325,6 @@ async def test_a_rows_data_age_counts_from_the_poll_that_read_it() -> None:
         assert {table.get_cell(key, "age").plain for key in read} == {"36s"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs one line in app.py's _tick: self._sorted_table().tick(self._clock()) (only a poll moves the "
-    "tables' clocks on today); then drop this mark",
-)
 async def test_while_no_new_data_comes_every_rows_data_age_grows_with_the_clock() -> None:
     clock = FakeClock()
     app, fake = make_app(start_view=None, clock=clock)

@@ -46,6 +46,7 @@ from tunneltop.ui.messages import AccountsToChoose, PollFailed, PollWaiting, Sna
 from tunneltop.ui.overview_table import OVERVIEW_COLUMNS, OverviewTable, summary_matches
 from tunneltop.ui.screens import AccountPicker, ColoPicker, HelpScreen
 from tunneltop.ui.status import HeaderBar, StatusLine
+from tunneltop.ui.textual_internals import report_crashes_with
 from tunneltop.views.filters import Filter, FilterError
 from tunneltop.views.overview import OverviewRows
 from tunneltop.views.overview import notices as overview_notices
@@ -94,7 +95,8 @@ class TunneltopApp(App[int]):
         self._clock = clock
         self._monotonic = monotonic
         self._watch_terminal = watch_terminal
-        self._keymap = dict(keymap or {})
+        self._user_keymap = dict(keymap or {})  # not _keymap: that name is Textual's own
+        report_crashes_with(self, crash_report)  # without local variables: a client frame holds the token
         self._client_options = client_options or {}
         self.set_reactive(TunneltopApp.interval, interval)
         self.client: CloudflareClient | None = None
@@ -177,8 +179,8 @@ class TunneltopApp(App[int]):
         return self.main_screen.query_one(StatusLine)
 
     def on_mount(self) -> None:
-        if self._keymap:
-            self.set_keymap(self._keymap)
+        if self._user_keymap:
+            self.set_keymap(self._user_keymap)
         header = self.header
         header.demo = self.target.demo
         header.interval = self.interval
@@ -272,10 +274,6 @@ class TunneltopApp(App[int]):
             return
         # The planner and the budget pace what each poll fetches; a poll waits only for a token.
         self._schedule(self.engine.next_poll_delay() if self.engine is not None else self.interval)
-
-    def _fatal_error(self) -> None:
-        """Textual's crash report without local variables (see lifecycle.crash_report)."""
-        crash_report(self)
 
     @property
     def closing(self) -> bool:
@@ -596,6 +594,10 @@ class TunneltopApp(App[int]):
         if self.session.expire(self._clock()) and self.snapshot is not None:
             self._rows = self.session.rows(self.snapshot)
             self._render_views()
+        elif self.snapshot is not None:
+            # Ages follow the clock between polls too (a hang or a pause must not leave "0s" on screen): only the
+            # on-screen cells whose text moved are redrawn.
+            self._sorted_table().tick(self._clock())
         self._update_header()
 
     def _render_colos(self) -> None:
@@ -1013,7 +1015,7 @@ class TunneltopApp(App[int]):
 
     def keys_for(self) -> dict[str, str]:
         """Each command's keys as this user has them (the defaults, then the config file's [keys])."""
-        return {c.id: self._keymap.get(c.id, c.keys) for c in COMMANDS}
+        return {c.id: self._user_keymap.get(c.id, c.keys) for c in COMMANDS}
 
     def help_rows(self) -> list[tuple[str, str]]:
         return help_rows(self.keys_for())
