@@ -28,7 +28,7 @@ async def _overview(pilot: Pilot, app: TunneltopApp, fake: object) -> None:
 
 
 async def _one_tunnel(pilot: Pilot, app: TunneltopApp, fake: object) -> None:
-    app.tree.focus()
+    app.client_tree.focus()
     await pilot.press("j", "j", "j")
 
 

@@ -232,7 +232,7 @@ async def assert_fault_handled(
     assert app.snapshot is snapshot, "the last good snapshot stays"
     assert_last_data_kept(app)
     assert set(app.table.rows_by_key) == rows and rows, "the last good rows stay on screen"
-    assert app.tree.node_for(WEB) is not None
+    assert app.client_tree.node_for(WEB) is not None
     api_notes = [n for n in notes if n[0] == "Cloudflare API"]
     assert api_notes, "the failure is notified"
     assert all(markup is False for _, _, markup in api_notes)
@@ -445,7 +445,7 @@ async def test_tunnel_deleted_mid_session_read_by_id() -> None:
             assert "deleted_at - -> 2026-11-28T12:00:00Z" in changed.describe()
             assert ("Health worsened", f"{name}: health healthy -> down", False) in notes
             assert {app.table.rows_by_key[k].state for k in rows} == {"gone"}
-            assert app.tree.node_for(tid).label.plain.endswith(" DELETED")
+            assert app.client_tree.node_for(tid).label.plain.endswith(" DELETED")
 
 
 async def test_tunnel_deleted_from_the_account_wide_view(fake: FakeCloudflare, server: LoopbackServer) -> None:
@@ -536,10 +536,10 @@ async def test_schema_drift_per_record_spoils_only_that_record(fake: FakeCloudfl
         assert any(r.tunnel.id == WEB and r.state == "active" for r in app.table.rows_by_key.values())
         assert log_oldest_first(app)[: len(history)] == history
         # The tree and the detail pane show the odd records too.
-        node = app.tree.node_for(f"{HOME}/{good_id}")
+        node = app.client_tree.node_for(f"{HOME}/{good_id}")
         assert node is not None
-        app.tree.focus()
-        app.tree.select_ref(HOME)
+        app.client_tree.focus()
+        app.client_tree.select_ref(HOME)
         await pilot.pause()
         assert "data problem" in plain(app.main_screen.query_one(DetailPane).shown)
 

@@ -191,7 +191,7 @@ async def test_every_view_renders_hostile_data_literally_and_harmlessly(
             assert_harmless(text, one_line=True)
 
         # Tree: every node.
-        labels = _tree_labels(app.tree)
+        labels = _tree_labels(app.client_tree)
         assert any("TUNNEL[bold]b[/][@click=app.quit]" in label for label in labels)
         assert any("COLO1B[" in label for label in labels)
         for label in labels:
@@ -228,9 +228,9 @@ async def test_every_view_renders_hostile_data_literally_and_harmlessly(
             table.select_key(key)
             await pilot.pause()
             shown.append(_plain(pane.shown))
-        app.tree.focus()
-        for node_id in [n for n in app.tree._by_id if n.startswith((HOSTILE_TUNNEL, HOME)) and n.count("/") < 2]:
-            app.tree.select_ref(node_id)
+        app.client_tree.focus()
+        for node_id in [n for n in app.client_tree._by_id if n.startswith((HOSTILE_TUNNEL, HOME)) and n.count("/") < 2]:
+            app.client_tree.select_ref(node_id)
             await pilot.pause()
             shown.append(_plain(pane.shown))
         for text in shown:

@@ -74,7 +74,7 @@ async def test_filter_box_limits_rows_and_tree_and_esc_clears() -> None:
         assert 0 < app.table.row_count < total
         banner = app.query_one("#active-filter", Static)
         assert banner.has_class("visible") and "colo:AMS,FRA" in str(banner.render())
-        tree_tunnels = {n.data.tunnel_id for n in app.tree.root.children}
+        tree_tunnels = {n.data.tunnel_id for n in app.client_tree.root.children}
         assert tree_tunnels == {r.tunnel.id for r in app.table.rows_by_key.values()}
         await pilot.press("escape")
         assert app.table.row_count == total
@@ -200,7 +200,7 @@ async def test_tree_selection_narrows_the_table_and_esc_widens() -> None:
     app, fake = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await wait_for_poll(pilot, app)
-        tree = app.tree
+        tree = app.client_tree
         tree.focus()
         web = DEMO_TUNNELS["web-prod"]
         node = tree.node_for(web)
@@ -229,14 +229,14 @@ async def test_enter_on_a_row_drills_into_its_connector() -> None:
         await pilot.press("enter")
         assert app.scope.connector_id == row.connector.id
         assert app.table.cursor_key == key
-        assert app.tree.cursor_node.data.connector_id == row.connector.id
+        assert app.client_tree.cursor_node.data.connector_id == row.connector.id
 
 
 async def test_refresh_keeps_expansion_and_tree_cursor() -> None:
     app, _ = make_app(frozen=False)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for_poll(pilot, app)
-        tree = app.tree
+        tree = app.client_tree
         tree.focus()
         web = tree.node_for(DEMO_TUNNELS["web-prod"])
         home = tree.node_for(DEMO_TUNNELS["home-lab"])
@@ -322,7 +322,7 @@ async def test_hostile_strings_render_literally() -> None:
         detail = plain(app.query_one(DetailPane).shown)
         assert "Connection" in detail and "\x1b" not in detail and "\u202e" not in detail
         assert app.is_running  # [@click=app.quit] did not become an action
-        node_text = app.tree.node_for(f"{tid}/{clients[0]['id']}").label.plain
+        node_text = app.client_tree.node_for(f"{tid}/{clients[0]['id']}").label.plain
         assert "\x1b" not in node_text
 
 

@@ -137,12 +137,12 @@ async def test_the_filter_box_gives_the_keys_back_to_the_tree_that_had_them() ->
     app, _ = make_app()
     async with app.run_test(size=(140, 40)) as pilot:
         await wait_for_poll(pilot, app)
-        app.tree.focus()
+        app.client_tree.focus()
         await pilot.pause()
         await pilot.press("slash", "escape")
-        assert app.focused is app.tree
+        assert app.focused is app.client_tree
         await pilot.press("e", "e")
-        assert app.focused is app.tree
+        assert app.focused is app.client_tree
 
 
 async def test_an_event_chosen_on_the_overview_opens_its_tunnel_at_its_row() -> None:
@@ -179,7 +179,7 @@ def subject(app: TunneltopApp) -> str:
 
 
 def tree_ref(app: TunneltopApp) -> NodeRef | None:
-    node = app.tree.cursor_node
+    node = app.client_tree.cursor_node
     return node.data if node is not None else None
 
 
@@ -187,7 +187,7 @@ def expanded_nodes(app: TunneltopApp) -> set[str]:
     def walk(node: TreeNode[NodeRef]) -> list[TreeNode[NodeRef]]:
         return [node, *(n for child in node.children for n in walk(child))]
 
-    return {n.data.node_id for n in walk(app.tree.root) if n.data is not None and n.is_expanded}
+    return {n.data.node_id for n in walk(app.client_tree.root) if n.data is not None and n.is_expanded}
 
 
 def shown_ancestors(app: TunneltopApp, node_id: str) -> list[str]:
@@ -196,7 +196,7 @@ def shown_ancestors(app: TunneltopApp, node_id: str) -> list[str]:
     ids = ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]
     shown = []
     for each in ids:
-        node = app.tree.node_for(each)
+        node = app.client_tree.node_for(each)
         if node is None:
             break
         shown.append(each)
@@ -209,7 +209,7 @@ async def test_moving_in_the_tree_moves_the_table_and_the_pane_to_the_same_item(
     app, _ = make_app(refs=["web-prod"])
     async with app.run_test(size=(140, 40)) as pilot:
         await wait_for_poll(pilot, app)
-        app.tree.focus()
+        app.client_tree.focus()
         await pilot.pause()
         kinds = set()
         for _ in range(12):
@@ -264,7 +264,7 @@ async def test_enter_in_either_moves_the_other_to_the_same_item() -> None:
         assert app.scope is not None and key.startswith(app.scope.node_id + "/")
         assert tree_ref(app).node_id == key
         await pilot.press("escape", "escape")  # back to every connection
-        app.tree.focus()
+        app.client_tree.focus()
         await pilot.pause()
         await pilot.press("j", "j", "enter")
         await pilot.pause()

@@ -135,7 +135,7 @@ async def test_enter_drills_into_a_tunnel_and_esc_returns() -> None:
         await pilot.press("enter")
         assert app.view == "monitor" and app.drilled == web
         assert {r.tunnel.id for r in app.table.rows_by_key.values()} == {web}
-        assert [n.data.tunnel_id for n in app.tree.root.children] == [web]
+        assert [n.data.tunnel_id for n in app.client_tree.root.children] == [web]
         colos = {r.conn.colo_name for r in app.table.rows_by_key.values()}
         strip = plain(app.query_one("#colo-strip", Static).content)
         assert {word for word in strip.split() if word.isalpha()} == colos, "the drilled tunnel's colos only"

@@ -140,7 +140,7 @@ async def test_from_the_tree_the_detail_pane_keeps_describing_the_connector_whil
     app, fake = make_app(refs=["web-prod"])
     async with app.run_test(size=(140, 36)) as pilot:
         await wait_for_poll(pilot, app)
-        tree = app.tree
+        tree = app.client_tree
         tree.focus()
         tunnel_id = app.snapshot.tunnels[0].tunnel.id
         connector = fake.sim.clients(tunnel_id)[0]["id"]

@@ -167,7 +167,7 @@ class TunneltopApp(App[int]):
         return self.main_screen.query_one("#drilled-table" if drilled else "#table", ConnectionsTable)
 
     @property
-    def tree(self) -> ClientTree:
+    def client_tree(self) -> ClientTree:
         return self.main_screen.query_one(ClientTree)
 
     @property
@@ -467,7 +467,7 @@ class TunneltopApp(App[int]):
         return [r for r in self._rows if self.filter.matches(r) and self._in_scope(r)]
 
     def _render_views(self) -> None:
-        if not self.is_mounted:
+        if self.closing:  # not is_mounted: on App that is a method, so the old guard never fired
             return
         with self.batch_update():
             if self.view == "overview":
@@ -511,8 +511,8 @@ class TunneltopApp(App[int]):
         tunnels = snapshot.tunnels if snapshot is not None else ()
         if self.drilled is not None:
             tunnels = tuple(t for t in tunnels if t.tunnel.id == self.drilled)
-        self.tree.show(
-            self.tree.parts_for(tunnels, visible, include_empty=not self.filter.active),
+        self.client_tree.show(
+            self.client_tree.parts_for(tunnels, visible, include_empty=not self.filter.active),
             expand_connectors=len(tunnels) <= 2,
         )
         self._show_detail()
@@ -526,8 +526,8 @@ class TunneltopApp(App[int]):
         pane = self.main_screen.query_one(DetailPane)
         now = self._clock()
         focused = pane.describes(self.focused)  # while the pane is read: what the user came from
-        if ref is None and focused is self.tree:
-            node = self.tree.cursor_node
+        if ref is None and focused is self.client_tree:
+            node = self.client_tree.cursor_node
             ref = node.data if node is not None else None
         if ref is None:
             key = self.table.cursor_key
@@ -678,7 +678,7 @@ class TunneltopApp(App[int]):
         """The tree's cursor onto the row's connection. Following a highlight expands nothing: under a collapsed
         connector (or tunnel) the cursor goes to the nearest node the tree shows; choosing a row (``expand``) opens
         the way to it."""
-        tree = self.tree
+        tree = self.client_tree
         if expand:
             tree.select_ref(row.key)
             return
@@ -697,7 +697,7 @@ class TunneltopApp(App[int]):
     @on(Tree.NodeHighlighted)
     def _node_highlighted(self, event: Tree.NodeHighlighted[NodeRef]) -> None:
         ref = event.node.data
-        if ref is None or self._focus_source() is not self.tree:
+        if ref is None or self._focus_source() is not self.client_tree:
             return
         self._table_follows(ref)
         self._show_detail(ref)
@@ -737,8 +737,8 @@ class TunneltopApp(App[int]):
                 self.table.focus()
                 return
         node = f"{chosen.tunnel_id}/{chosen.connector_id}" if chosen.connector_id else chosen.tunnel_id
-        self.tree.select_ref(node)
-        self.tree.focus()
+        self.client_tree.select_ref(node)
+        self.client_tree.focus()
 
     @on(DataTable.RowSelected, "#table, #drilled-table")
     def _row_selected(self, event: DataTable.RowSelected) -> None:
@@ -778,7 +778,7 @@ class TunneltopApp(App[int]):
         """The widgets that take keys in this view (the others are hidden: a hidden widget with the focus keeps
         the keys, and nothing seems to happen)."""
         screen = self.main_screen
-        widgets: list[Widget] = [self.table, self.tree, screen.query_one(DetailPane)]
+        widgets: list[Widget] = [self.table, self.client_tree, screen.query_one(DetailPane)]
         if self.view == "overview":
             widgets = [screen.query_one(OverviewTable)]
         log = screen.query_one(EventLogView)
@@ -868,7 +868,7 @@ class TunneltopApp(App[int]):
 
     # -- other actions ------------------------------------------------------------------------------------------
 
-    def action_back(self) -> None:
+    def action_go_back(self) -> None:
         if self.main_screen.query_one("#filter-row").has_class("visible") or self.filter.active:
             self.clear_filter()
         elif self.view == "overview":
@@ -917,7 +917,7 @@ class TunneltopApp(App[int]):
         if self.engine is not None:
             self.engine.set_in_view([tunnel_id])
         self._set_view("monitor")
-        self.tree.select_ref(tunnel_id)
+        self.client_tree.select_ref(tunnel_id)
         state = self._tunnel_state(tunnel_id)
         if state is not None and state.connectors is None and not self.paused:
             self._schedule(0)

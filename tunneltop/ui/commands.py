@@ -28,7 +28,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("help", "question_mark", "help", "Help", "this help: every key", "Help"),
     Command("filter", "slash", "filter", "Filter", "filter (free text, colo:DFW,LAX, state:pending, ! inverts)",
             "Filter"),
-    Command("back", "escape", "back", "", "back: clear the filter, widen the tree selection, return to the overview",
+    Command("back", "escape", "go_back", "", "back: clear the filter, widen the tree selection, return to the overview",
             "Back"),
     Command("colos", "c", "colos", "Colos", "colo picker: filter to one colo", "Colo picker"),
     Command("sort", "s", "cycle_sort", "Sort", "cycle the sort column (or click a column header)", "Cycle sort"),
