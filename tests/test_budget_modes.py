@@ -401,27 +401,38 @@ async def test_once_with_100_names_sends_at_most_a_minutes_budget_and_lists_the_
     assert document["api"]["used_per_minute"] == len(stand.cf.requests)
 
 
-async def test_watch_with_six_names_keeps_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The real ``watch_stream`` loop, with its sleep between polls moved onto the fake clock."""
-    clock = FakeClock(T0)
-    stand = Stand(clock)
-    stop = asyncio.Event()
-    until = T0 + 600.0
+async def watch(
+    stand: Stand,
+    monkeypatch: pytest.MonkeyPatch,
+    seconds: float,
+    *,
+    interval: float,
+    refs: Sequence[str] = (),
+    budget: int = 60,
+) -> tuple[list[dict[str, Any]], list[float]]:
+    """The real ``watch_stream`` loop for ``seconds`` of fake time, its sleep between polls moved onto the fake
+    clock: its lines, and each sleep between polls."""
+    clock = stand.clock
+    until = clock.now + seconds
     slept: list[float] = []
 
-    async def sleep_on_the_fake_clock(seconds: float, event: asyncio.Event) -> bool:
-        slept.append(seconds)
-        clock.advance(max(0.0, seconds))
+    async def sleep_on_the_fake_clock(wait: float, stop: asyncio.Event) -> bool:
+        slept.append(wait)
+        clock.advance(max(0.0, wait))
         if clock.now >= until:
-            event.set()
-        return event.is_set()
+            stop.set()
+        return stop.is_set()
 
     monkeypatch.setattr(stream_module, "_sleep_unless_stopped", sleep_on_the_fake_clock)
     out = io.StringIO()
-    run = watch_stream(rig_target(stand, DEMO_NAMES, budget=60), 1.0, out, stop=stop)
-    status = await asyncio.wait_for(run, 120)  # a hang guard only: ten fake minutes take well under a second
-    assert status == 0
-    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    run = watch_stream(rig_target(stand, refs, budget=budget), interval, out, stop=asyncio.Event())
+    assert await asyncio.wait_for(run, 120) == 0  # a hang guard only: minutes of fake time take well under a second
+    return [json.loads(line) for line in out.getvalue().splitlines()], slept
+
+
+async def test_watch_with_six_names_keeps_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    stand = Stand(FakeClock(T0))
+    lines, slept = await watch(stand, monkeypatch, 600.0, interval=1.0, refs=DEMO_NAMES, budget=60)
     assert lines[0]["kind"] == "baseline" and lines[0]["tunnels"] == 6
     # The interval between polls, or less only to wait for the token a poll found missing (next_poll_delay).
     assert len(slept) >= 60 and min(slept) > 0 and sum(1 for s in slept if s >= 1.0) >= 60

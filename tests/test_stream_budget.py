@@ -8,50 +8,26 @@ fraction of a second and nothing depends on how loaded the machine is.
 
 from __future__ import annotations
 
-import asyncio
-import io
 import itertools
-import json
 from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
 from tests.conftest import FakeClock
-from tests.test_budget_modes import T0, Stand, assert_within, connection_times, rig_target
+from tests.test_budget_modes import T0, Stand, assert_within, connection_times
+from tests.test_budget_modes import watch as watch_on_fake_clock
 from tests.test_planner import max_in_window
-from tunneltop import stream as stream_module
 from tunneltop.poll.engine import STARTUP_BURST
-from tunneltop.stream import watch_stream
 
 INTERVAL = 0.05
 
 
 async def watch(
-    stand: Stand,
-    monkeypatch: pytest.MonkeyPatch,
-    seconds: float,
-    *,
-    refs: Sequence[str] = (),
-    budget: int = 60,
+    stand: Stand, monkeypatch: pytest.MonkeyPatch, seconds: float, *, refs: Sequence[str] = (), budget: int = 60
 ) -> tuple[list[dict[str, Any]], list[float]]:
-    """``watch_stream`` every 50 ms for ``seconds`` of fake time: its lines, and each sleep between polls."""
-    clock = stand.clock
-    until = clock.now + seconds
-    slept: list[float] = []
-
-    async def sleep_on_the_fake_clock(wait: float, stop: asyncio.Event) -> bool:
-        slept.append(wait)
-        clock.advance(max(0.0, wait))
-        if clock.now >= until:
-            stop.set()
-        return stop.is_set()
-
-    monkeypatch.setattr(stream_module, "_sleep_unless_stopped", sleep_on_the_fake_clock)
-    out = io.StringIO()
-    run = watch_stream(rig_target(stand, refs, budget=budget), INTERVAL, out, stop=asyncio.Event())
-    assert await asyncio.wait_for(run, 120) == 0  # a hang guard only: minutes of fake time take well under a second
-    return [json.loads(line) for line in out.getvalue().splitlines()], slept
+    """``watch_stream`` every 50 ms for ``seconds`` of fake time (see test_budget_modes.watch)."""
+    return await watch_on_fake_clock(stand, monkeypatch, seconds, interval=INTERVAL, refs=refs, budget=budget)
 
 
 def active_ids(stand: Stand) -> list[str]:
