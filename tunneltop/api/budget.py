@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tunneltop.api.ratelimit import RateLimit
@@ -37,6 +38,15 @@ COUNTED = WINDOW + 0.25
 MAX_SHARE = 0.5
 # A new Ratelimit observation whose reset lies this much later than the current one starts a new window.
 _RESET_SLACK = 2.0
+
+
+def room_wait(sent: Sequence[float], limit: int, window: float, now: float) -> float:
+    """Seconds until fewer than ``limit`` of the ``sent`` times (sorted) lie in the last ``window`` seconds."""
+    start = bisect.bisect_right(sent, now - window)
+    excess = len(sent) - start - limit
+    if excess < 0:
+        return 0.0
+    return max(0.0, sent[start + excess] + window - now)
 
 
 @dataclass
@@ -199,11 +209,7 @@ class RequestBudget:
     def wait_for_room(self, seconds: float, now: float) -> float:
         """Seconds until fewer than ``limit_per_minute`` sends lie in the last ``seconds`` (0: there is room)."""
         self._prune(now)
-        excess = self.sent_within(seconds, now) - self.limit_per_minute
-        if excess < 0:
-            return 0.0
-        recent = self._sent[len(self._sent) - self.sent_within(seconds, now) :]
-        return max(0.0, recent[excess] + seconds - now)
+        return room_wait(self._sent, self.limit_per_minute, seconds, now)
 
     def available(self, now: float) -> int:
         """How many requests may go out now without breaking any of the four limits."""
@@ -221,11 +227,8 @@ class RequestBudget:
 
     def wait_time(self, now: float) -> float:
         """Seconds until ``can_send`` becomes true (0 if it is)."""
-        waits = [self.blocked_for(now)]
-        self._prune(now)
-        excess = len(self._sent) - self.limit_per_minute
-        if excess >= 0:
-            waits.append(self._sent[excess] + WINDOW - now)
+        # (Sends are kept for COUNTED seconds: the minute's room is asked of the last WINDOW seconds only.)
+        waits = [self.blocked_for(now), self.wait_for_room(WINDOW, now)]
         quota = self._quota_at(now)
         if quota is not None and quota.left < 1 - 1e-9:
             waits.append(quota.reset_at - now)

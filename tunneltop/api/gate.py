@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from tunneltop.api.budget import COUNTED, DEFAULT_LIMIT_PER_MINUTE, RequestBudget
+from tunneltop.api.budget import COUNTED, DEFAULT_LIMIT_PER_MINUTE, RequestBudget, room_wait
 from tunneltop.api.errors import OverBudgetError, RateLimitedError
 from tunneltop.api.ledger import (
     WINDOW,
@@ -136,13 +136,12 @@ class RequestGate:
         """Seconds until one request may go out (0 when one may now)."""
         at = self._clock() if now is None else now
         view = self._shared()
-        waits = [self.budget.wait_time(at), self._shared_block(view), self.budget.wait_for_room(COUNTED, at)]
-        used = sorted(view.sent)
-        excess = self._shared_used(view) - self.limit_per_minute
-        if excess >= 0:
-            recent = used[len(used) - self.limit_per_minute - excess :]
-            waits.append(recent[excess] + WINDOW - self._wall())
-        return max(0.0, *waits)
+        return max(
+            self.budget.wait_time(at),
+            self._shared_block(view),
+            self.budget.wait_for_room(COUNTED, at),
+            room_wait(sorted(view.sent), self.limit_per_minute, WINDOW, self._wall()),
+        )
 
     def status(self, deferred: int = 0) -> BudgetStatus:
         view = self._shared()
@@ -165,8 +164,8 @@ class RequestGate:
                 status=429,
                 path=path,
             )
-        # The plan kept the minute; this last check keeps it with a second of slack (COUNTED) for the way to the
-        # server, and across processes (the ledger counts the same way).
+        # The plan kept the minute; this last check keeps it with a quarter second of slack (COUNTED) for the way
+        # to the server, and across processes (the ledger counts the same way).
         over = self.budget.sent_within(COUNTED, now) >= self.limit_per_minute
         if over or not self.budget.can_send(now) or not self.ledger.reserve(self.limit_per_minute):
             self.refused += 1
