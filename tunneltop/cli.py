@@ -219,7 +219,7 @@ async def run_once(target: Target, output: str) -> int:
     sent in the last minute, and at most a share of what Cloudflare says remains), printed."""
     async with target.client(max_rate_limit_wait=ONCE_MAX_RATE_LIMIT_WAIT) as client:
         engine = PollEngine(
-            client, target.account_id, target.refs, mode="once", min_burst=target.budget_per_minute
+            client, target.account_id, target.refs, min_burst=target.budget_per_minute
         )
         outcome = await engine.poll()
         status = engine.status

@@ -155,7 +155,6 @@ class _Stream:
                 self.target.account_id,
                 self.target.refs,
                 interval=self.interval,
-                mode="watch",
                 min_burst=STARTUP_BURST,
             )
             while not stop.is_set():

@@ -30,7 +30,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from tunneltop.api.client import CloudflareClient
 from tunneltop.api.errors import (
@@ -66,9 +66,6 @@ STARTUP_BURST = 16
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
 _STATUS_RANK = {"down": 1, "degraded": 3, "healthy": 4}
-
-Mode = Literal["live", "watch", "once"]
-
 
 class HoldingBack(OverBudgetError):
     """Not a failure: the request budget has no room yet for the first read of the tunnel list (the requests of
@@ -178,7 +175,6 @@ class PollEngine:
         refs: Sequence[str] = (),
         *,
         interval: float = DEFAULT_INTERVAL,
-        mode: Mode = "live",
         concurrency: int = FETCH_CONCURRENCY,
         min_burst: float = 1.0,
         now: Callable[[], datetime] = utc_now,
@@ -186,7 +182,6 @@ class PollEngine:
     ) -> None:
         self.client = client
         self.gate = client.gate
-        self.mode: Mode = mode
         self.account: Account | None = Account(id=account_id, name=account_name) if account_id else None
         self.refs = list(refs)
         self.planner = Planner(self.gate, interval, min_burst=min(self.gate.limit_per_minute, min_burst))
@@ -312,14 +307,6 @@ class PollEngine:
         except (ApiError, AccountChoiceNeeded) as exc:
             return PollOutcome(None, self._failed(exc), exc)
         return PollOutcome(snapshot, self._succeeded(snapshot))
-
-    async def wait_for_token(self, sleep: Callable[[float], Any], limit: float = math.inf) -> None:
-        """Sleep (with the caller's sleep) until the budget has a token, for at most ``limit`` seconds."""
-        waited = 0.0
-        while (wait := self.next_poll_in()) > 0 and waited < limit:
-            step = min(wait, limit - waited)
-            await sleep(step)
-            waited += step
 
     def _failed(self, exc: BaseException) -> list[ChangeEvent]:
         now = self._now()
