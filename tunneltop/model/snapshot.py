@@ -9,8 +9,10 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
+from tunneltop.model.findings import Finding
 from tunneltop.model.health import Health, tunnel_health, worst
 from tunneltop.model.parse import RecordProblem
+from tunneltop.model.reach import LocalReady, Reach
 from tunneltop.model.records import Connector, Tunnel
 
 _STATUS_HEALTH = {h.value: h for h in (Health.HEALTHY, Health.DEGRADED, Health.DOWN, Health.INACTIVE)}
@@ -38,6 +40,10 @@ class TunnelState:
     problems: tuple[RecordProblem, ...] = ()
     error: str | None = None
     fetched_at: datetime | None = None
+    # What tunneltop concludes beyond the API's status (model/findings.py), and what rides on the tunnel as last
+    # fetched (None: not fetched yet). Both are filled in by the poll engine after the connections are read.
+    findings: tuple[Finding, ...] = ()
+    reach: Reach | None = None
 
     @cached_property
     def health(self) -> Health:
@@ -73,6 +79,7 @@ class Snapshot:
     tunnels: tuple[TunnelState, ...]
     problems: tuple[RecordProblem, ...] = field(default=())
     account_name: str | None = None
+    local: LocalReady | None = None  # cloudflared's /ready on this host, when one answered
 
     # Worked out once per snapshot, which is immutable. The header reads them every second and keeps a FiguresMemo
     # instead, so that a poll where nothing changed (it hands back the very same tunnels tuple, see
