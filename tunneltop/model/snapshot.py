@@ -25,6 +25,29 @@ def same_objects(a: Sequence[object], b: Sequence[object]) -> bool:
     return len(a) == len(b) and all(map(operator.is_, a, b))
 
 
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+def _reach_json(reach: Reach) -> dict[str, Any]:
+    return {
+        "fetched_at": _iso(reach.fetched_at),
+        "managed": reach.managed,
+        "hostnames": list(reach.hostnames),
+        "routes": [r.to_json() for r in reach.routes],
+        "config_version": reach.config_version,
+    }
+
+
+def _local_json(local: LocalReady) -> dict[str, Any]:
+    return {
+        "address": local.address,
+        "connector_id": local.connector_id,
+        "ready_connections": local.ready_connections,
+        "status": local.status,
+    }
+
+
 @dataclass(frozen=True)
 class TunnelState:
     """A tunnel as seen by one poll.
@@ -69,6 +92,12 @@ class TunnelState:
             "clients": None if self.connectors is None else [c.api_dict() for c in self.connectors],
             "problems": [str(p) for p in self.problems],
             "error": self.error,
+            # What it takes to rebuild the state from this document (model/codec.py: --attach, replay): the tunnel
+            # record as the API sent it, and when its connections were read if before this snapshot.
+            "fetched_at": _iso(self.fetched_at),
+            "tunnel": self.tunnel.api_dict(),
+            "findings": [f.to_json() for f in self.findings],
+            "reach": None if self.reach is None else _reach_json(self.reach),
         }
 
 
@@ -112,6 +141,8 @@ class Snapshot:
             "fetched_at": self.fetched_at.isoformat().replace("+00:00", "Z"),
             "tunnels": [t.to_json() for t in self.tunnels],
             "problems": [str(p) for p in self.problems],
+            "account_name": self.account_name,
+            "local": None if self.local is None else _local_json(self.local),
         }
 
 
