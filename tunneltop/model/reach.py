@@ -33,6 +33,9 @@ class Reach:
     hostnames: tuple[str, ...] = ()
     routes: tuple[Route, ...] = ()
     config_version: int | None = None  # the remote configuration's version (None: locally managed or unknown)
+    # Why the last read failed (a 403 for a token without the permission, a 404, a 5xx). The rest is then the last
+    # good read, as of ``fetched_at``; with ``managed == "unknown"`` there was none.
+    error: str | None = None
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,15 @@ def _reach_json(reach: Reach) -> dict[str, Any]:
         "hostnames": list(reach.hostnames),
         "routes": [r.to_json() for r in reach.routes],
         "config_version": reach.config_version,
+        "error": reach.error,
     }
+
+
+def _client_json(connector: Connector, this_host: str | None) -> dict[str, Any]:
+    record = connector.api_dict()
+    if this_host is not None and connector.id == this_host:
+        record["this_host"] = True
+    return record
 
 
 def _local_json(local: LocalReady) -> dict[str, Any]:
@@ -83,13 +91,14 @@ class TunnelState:
     def pending_count(self) -> int:
         return sum(1 for c in self.connectors or () for conn in c.conns if conn.is_pending_reconnect is True)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, this_host: str | None = None) -> dict[str, Any]:
+        """``this_host``: the connector id cloudflared's /ready on this host gave (its client says ``this_host``)."""
         return {
             "id": self.tunnel.id,
             "name": self.tunnel.name,
             "status": self.tunnel.status,
             "health": self.health.value,
-            "clients": None if self.connectors is None else [c.api_dict() for c in self.connectors],
+            "clients": None if self.connectors is None else [_client_json(c, this_host) for c in self.connectors],
             "problems": [str(p) for p in self.problems],
             "error": self.error,
             # What it takes to rebuild the state from this document (model/codec.py: --attach, replay): the tunnel
@@ -139,7 +148,7 @@ class Snapshot:
         return {
             "account_id": self.account_id,
             "fetched_at": self.fetched_at.isoformat().replace("+00:00", "Z"),
-            "tunnels": [t.to_json() for t in self.tunnels],
+            "tunnels": [t.to_json(self.local.connector_id if self.local else None) for t in self.tunnels],
             "problems": [str(p) for p in self.problems],
             "account_name": self.account_name,
             "local": None if self.local is None else _local_json(self.local),
