@@ -84,7 +84,9 @@ REACH = st.builds(
     st.lists(TEXT, max_size=3).map(tuple),
     st.lists(st.builds(Route, TEXT, TEXT | st.none(), TEXT | st.none()), max_size=2).map(tuple),
     st.integers(0, 9) | st.none(),
+    error=st.none() | TEXT,
 )
+# Its connector id is sometimes one of the snapshot's connectors: the document then says "this_host" of it.
 LOCAL = st.builds(
     LocalReady,
     st.just("127.0.0.1:20241"),

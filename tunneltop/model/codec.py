@@ -21,7 +21,12 @@ from tunneltop.model.reach import LocalReady, Reach, Route
 from tunneltop.model.records import Tunnel
 from tunneltop.model.snapshot import Snapshot, TunnelState
 
+# Built from the dataclasses' own fields, so a field added to them (with its default) is read back with no change
+# here; the ones that need converting from JSON are converted by name below.
 _FINDING_FIELDS = tuple(f.name for f in dataclasses.fields(Finding))
+_REACH_FIELDS = tuple(f.name for f in dataclasses.fields(Reach))
+# Said of a client in the document, but derived from the snapshot's ``local``: not part of the API's record.
+_DERIVED_CLIENT_KEYS = ("this_host",)
 
 
 class CodecError(ValueError):
@@ -49,6 +54,12 @@ def _problem(text: object) -> RecordProblem:
     return RecordProblem(where, message) if sep else RecordProblem("record", str(text))
 
 
+def _api_record(client: Any) -> Any:
+    if isinstance(client, Mapping) and any(k in client for k in _DERIVED_CLIENT_KEYS):
+        return {k: v for k, v in client.items() if k not in _DERIVED_CLIENT_KEYS}
+    return client
+
+
 def _finding(doc: Mapping[str, Any]) -> Finding:
     values: dict[str, Any] = {name: doc[name] for name in _FINDING_FIELDS if name in doc}
     values["severity"] = Severity(str(doc.get("severity")))
@@ -56,15 +67,14 @@ def _finding(doc: Mapping[str, Any]) -> Finding:
 
 
 def _reach(doc: Mapping[str, Any]) -> Reach:
-    return Reach(
-        fetched_at=parse_time(doc.get("fetched_at"), "reach fetched_at"),
-        managed=str(doc.get("managed")),
-        hostnames=tuple(str(h) for h in doc.get("hostnames") or ()),
-        routes=tuple(
-            Route(str(r.get("network")), r.get("virtual_network"), r.get("comment")) for r in doc.get("routes") or ()
-        ),
-        config_version=doc.get("config_version"),
+    values: dict[str, Any] = {name: doc[name] for name in _REACH_FIELDS if name in doc}
+    values["fetched_at"] = parse_time(doc.get("fetched_at"), "reach fetched_at")
+    values["managed"] = str(doc.get("managed"))
+    values["hostnames"] = tuple(str(h) for h in doc.get("hostnames") or ())
+    values["routes"] = tuple(
+        Route(str(r.get("network")), r.get("virtual_network"), r.get("comment")) for r in doc.get("routes") or ()
     )
+    return Reach(**values)
 
 
 def _local(doc: Mapping[str, Any]) -> LocalReady:
@@ -90,6 +100,8 @@ def state_from_json(doc: Mapping[str, Any], where: str = "tunnel") -> TunnelStat
     clients = doc.get("clients")
     connectors = None
     if clients is not None:
+        if isinstance(clients, list):
+            clients = [_api_record(c) for c in clients]
         parsed, found = parse_connectors(clients)
         connectors, problems = tuple(parsed), problems + found
     try:
