@@ -12,8 +12,9 @@ import asyncio
 import json
 import random
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -76,6 +77,7 @@ class ClientStats:
     requests: int = 0
     retries: int = 0
     rate_limited: int = 0
+    errors: Counter[str] = field(default_factory=Counter)  # failed requests by error class (serve's /metrics)
 
 
 def _errors_of(body: Any) -> tuple[CloudflareError, ...]:
@@ -227,6 +229,9 @@ class CloudflareClient:
         ticket = self.gate.acquire(path)  # raises, and nothing is sent, without a token
         try:
             return await self._exchange(path, params)
+        except ApiError as exc:
+            self.stats.errors[type(exc).__name__] += 1
+            raise
         finally:
             self.gate.answered(ticket)
 
