@@ -7,7 +7,19 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tunneltop.model import Connection, Connector, Health, Snapshot, Tunnel, TunnelState, edge_summary, format_age
-from tunneltop.model.health import active_conns, age, origin_ips, pending_conns, tunnel_health, worst
+from tunneltop.model.findings import Finding, Severity
+from tunneltop.model.health import (
+    Status,
+    active_conns,
+    age,
+    origin_ips,
+    pending_conns,
+    rank,
+    tunnel_health,
+    tunnel_status,
+    worst,
+    worst_status,
+)
 from tunneltop.model.parse import RecordProblem
 from tunneltop.model.snapshot import FiguresMemo, account_figures
 
@@ -89,7 +101,10 @@ def test_active_and_pending_lists_leave_unknown_out():
 def test_worst_verdict():
     assert worst([]) is None
     assert worst([Health.HEALTHY, Health.DEGRADED]) is Health.DEGRADED
-    assert worst([Health.DEGRADED, Health.INACTIVE, Health.HEALTHY]) is Health.INACTIVE
+    # Inactive (never run) is neutral: it ranks below healthy, never above an incident.
+    assert worst([Health.DEGRADED, Health.INACTIVE, Health.HEALTHY]) is Health.DEGRADED
+    assert worst([Health.INACTIVE, Health.HEALTHY]) is Health.HEALTHY
+    assert worst([Health.INACTIVE]) is Health.INACTIVE
     assert worst([Health.INACTIVE, Health.DOWN]) is Health.DOWN
     assert worst([Health.DOWN, Health.UNKNOWN, Health.HEALTHY]) is Health.UNKNOWN
 
@@ -184,7 +199,7 @@ def test_snapshot_health_and_json():
         TunnelState(Tunnel(id="t2", name="db", status="inactive"), ()),
     )
     snap = Snapshot("acc", NOW, states, (RecordProblem("tunnel #3", "skipped"),), account_name="Acme")
-    assert snap.health is Health.INACTIVE
+    assert snap.health is Health.HEALTHY  # the inactive one is neutral
     assert snap.pending_count == 0
     out = snap.to_json()
     assert out["account_id"] == "acc"
@@ -223,3 +238,69 @@ def test_figures_memo_reuses_the_figures_of_the_same_tunnels_tuple_and_holds_onl
     # Two memos share nothing.
     assert other._last is None
     assert other.of(Snapshot("acc", NOW, states)) is not again
+
+
+# -- rank and status: health and findings together -----------------------------------------------------------------
+
+WARN = Finding("old_release", Severity.WARNING, "old", "upgrade")
+CRIT = Finding("origin_ips", Severity.CRITICAL, "stranger", "look")
+
+
+def test_rank_orders_worst_first_unknown_down_degraded_or_critical_warning_healthy_inactive():
+    order = [
+        rank(Health.UNKNOWN),
+        rank(Health.DOWN),
+        rank(Health.DEGRADED),
+        rank(Health.HEALTHY, [CRIT]),
+        rank(Health.HEALTHY, [WARN]),
+        rank(Health.HEALTHY),
+        rank(Health.INACTIVE),
+    ]
+    assert order == sorted(order)
+    assert rank(Health.DEGRADED) == rank(Health.HEALTHY, [CRIT]) == rank(Health.INACTIVE, [CRIT])
+    assert rank(Health.HEALTHY, [WARN]) < rank(Health.HEALTHY) < rank(Health.INACTIVE)
+    # A finding never makes a tunnel rank better than its health: down stays down, unknown unknown.
+    assert rank(Health.DOWN, [WARN]) == rank(Health.DOWN)
+    assert rank(Health.UNKNOWN, [CRIT]) == rank(Health.UNKNOWN)
+    assert rank(Health.DEGRADED, [WARN]) == rank(Health.DEGRADED)
+
+
+@pytest.mark.parametrize(
+    ("health", "findings", "status"),
+    [
+        (Health.HEALTHY, [], Status.OK),
+        (Health.INACTIVE, [], Status.OK),
+        (Health.HEALTHY, [WARN], Status.WARNING),
+        (Health.DEGRADED, [], Status.WARNING),
+        (Health.HEALTHY, [WARN, CRIT], Status.CRITICAL),
+        (Health.INACTIVE, [CRIT], Status.CRITICAL),
+        (Health.DOWN, [], Status.CRITICAL),
+        (Health.DEGRADED, [CRIT], Status.CRITICAL),
+        (Health.UNKNOWN, [CRIT], Status.UNKNOWN),
+    ],
+)
+def test_tunnel_status(health, findings, status):
+    assert tunnel_status(health, findings) is status
+
+
+def test_worst_status_and_exit_codes():
+    assert [s.exit_code for s in Status] == [0, 1, 2, 3]
+    assert worst_status([]) is Status.OK
+    assert worst_status([Status.OK, Status.CRITICAL, Status.WARNING]) is Status.CRITICAL
+    assert worst_status([Status.CRITICAL, Status.UNKNOWN]) is Status.UNKNOWN
+
+
+def test_figures_count_tunnels_with_warnings_and_critical_findings_and_give_the_status():
+    base = TunnelState(t("healthy"), (healthy_connector(),))
+    states = (
+        TunnelState(Tunnel(id="a", name="a", status="healthy"), (healthy_connector(),), findings=(WARN, WARN)),
+        TunnelState(Tunnel(id="b", name="b", status="healthy"), (healthy_connector(),), findings=(CRIT, WARN)),
+        TunnelState(Tunnel(id="c", name="c", status="inactive"), ()),
+        base,
+    )
+    figures = account_figures(states)
+    assert (figures.warnings, figures.critical, figures.status) == (1, 1, Status.CRITICAL)
+    assert figures.health is Health.HEALTHY
+    assert [s.rank for s in sorted(states, key=lambda s: s.rank)] == [2, 3, 4, 5]
+    assert account_figures((base,)).status is Status.OK
+    assert Snapshot("acc", NOW, ()).status is Status.OK

@@ -14,6 +14,7 @@ from tunneltop.demo.cfapi import FakeCloudflare, Fault
 from tunneltop.demo.simulator import DEMO_TUNNELS, SimulatedAccount
 from tunneltop.demo.transport import DEMO_BASE_URL, DemoTransport
 from tunneltop.model import Connection, Connector, Health, RecordProblem, Snapshot, Tunnel, TunnelState
+from tunneltop.model.findings import Finding, Severity
 from tunneltop.poll.engine import REFUSED, PollEngine, PollOutcome
 from tunneltop.views.overview import NO_TUNNELS, OverviewRows, coverage, notices, oldest_version, summaries
 
@@ -76,15 +77,33 @@ def test_rows_go_worst_health_first_then_by_name() -> None:
         TunnelState(tunnel("flaky", "degraded"), None),  # not fetched yet: the list's word
     )
     rows = summaries(Snapshot("acc", T0, states))
-    assert [r.name for r in rows] == ["lost", "gone", "new", "flaky", "A-ok", "b-ok"]
+    # Inactive (never run) is neutral: last, below healthy, never above an incident.
+    assert [r.name for r in rows] == ["lost", "gone", "flaky", "A-ok", "b-ok", "new"]
     assert [r.health for r in rows] == [
         Health.UNKNOWN,
         Health.DOWN,
-        Health.INACTIVE,
         Health.DEGRADED,
         Health.HEALTHY,
         Health.HEALTHY,
+        Health.INACTIVE,
     ]
+
+
+def test_findings_rank_a_row_between_degraded_and_healthy_or_with_degraded() -> None:
+    healthy = (connector("k", "2025.1.0", conn("a", "DFW")),)
+    warn = Finding("old_release", Severity.WARNING, "old", "upgrade")
+    crit = Finding("origin_ips", Severity.CRITICAL, "stranger", "look")
+    states = (
+        TunnelState(tunnel("a-ok", "healthy"), healthy),
+        TunnelState(tunnel("b-warn", "healthy"), healthy, findings=(warn,)),
+        TunnelState(tunnel("c-crit", "healthy"), healthy, findings=(crit, warn)),
+        TunnelState(tunnel("d-degraded", "degraded"), None),
+        TunnelState(tunnel("e-required", "inactive"), (), findings=(crit,)),
+        TunnelState(tunnel("f-idle", "inactive"), ()),
+    )
+    rows = summaries(Snapshot("acc", T0, states))
+    assert [r.name for r in rows] == ["c-crit", "d-degraded", "e-required", "b-warn", "a-ok", "f-idle"]
+    assert rows[0].findings == (crit, warn)
 
 
 def test_a_tunnel_not_fetched_yet_has_the_lists_health_and_no_counts() -> None:

@@ -1,4 +1,10 @@
-"""Small pure helpers over the models: edge summaries, ages, and a health verdict per tunnel."""
+"""Small pure helpers over the models: edge summaries, ages, a health verdict per tunnel, and how tunnels rank.
+
+``Health`` is what the API's status and the connections say, nothing more (it is what events, metrics and the
+JSON's ``"health"`` report). What tunneltop concludes beyond it, the findings (model/rules.py), joins it in two
+places: ``rank`` (worst first: how tunnels are sorted and the header's verdict) and ``Status`` (the monitoring
+plugin's OK / WARNING / CRITICAL / UNKNOWN, and ``--once``'s exit status).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from tunneltop.model.findings import Finding, Severity
 from tunneltop.model.records import Connection, Connector, Tunnel
 
 
@@ -18,14 +25,73 @@ class Health(StrEnum):
     UNKNOWN = "unknown"
 
 
-# Worst first: used to sort tunnels and to pick an overall verdict.
+# Worst first: used to sort tunnels and to pick an overall verdict. Inactive (created, never run) comes last, as
+# neutral as Cloudflare's grey: a retired tunnel must not outrank an incident. An inactive tunnel the operator
+# requires to run gets a critical finding instead, which ranks it with the degraded ones (see ``rank``).
 HEALTH_ORDER: dict[Health, int] = {
     Health.UNKNOWN: 0,
     Health.DOWN: 1,
-    Health.INACTIVE: 2,
-    Health.DEGRADED: 3,
+    Health.DEGRADED: 2,
     Health.HEALTHY: 4,
+    Health.INACTIVE: 5,
 }
+# Between degraded and healthy: a tunnel whose worst finding is a warning.
+WARNING_RANK = 3
+
+
+def worst_severity(findings: Iterable[Finding]) -> Severity | None:
+    worst_seen: Severity | None = None
+    for finding in findings:
+        if finding.severity is Severity.CRITICAL:
+            return Severity.CRITICAL
+        worst_seen = Severity.WARNING
+    return worst_seen
+
+
+def rank(health: Health, findings: Iterable[Finding] = ()) -> int:
+    """Where a tunnel sorts, worst first: unknown, down, degraded or any critical finding, warning findings,
+    healthy, inactive."""
+    base = HEALTH_ORDER[health]
+    severity = worst_severity(findings)
+    if severity is Severity.CRITICAL:
+        return min(base, HEALTH_ORDER[Health.DEGRADED])
+    if severity is Severity.WARNING:
+        return min(base, WARNING_RANK)
+    return base
+
+
+class Status(StrEnum):
+    """A monitoring plugin's verdict (Nagios plugin guidelines), worst last in exit-code order."""
+
+    OK = "ok"
+    WARNING = "warning"
+    CRITICAL = "critical"
+    UNKNOWN = "unknown"
+
+    @property
+    def exit_code(self) -> int:
+        return _EXIT_CODES[self]
+
+
+_EXIT_CODES = {Status.OK: 0, Status.WARNING: 1, Status.CRITICAL: 2, Status.UNKNOWN: 3}
+
+
+def tunnel_status(health: Health, findings: Iterable[Finding] = ()) -> Status:
+    """Unknown health is UNKNOWN; down or a critical finding CRITICAL; degraded or a warning finding WARNING;
+    healthy and inactive (neutral: an inactive tunnel that must run has a critical finding) OK."""
+    if health is Health.UNKNOWN:
+        return Status.UNKNOWN
+    severity = worst_severity(findings)
+    if health is Health.DOWN or severity is Severity.CRITICAL:
+        return Status.CRITICAL
+    if health is Health.DEGRADED or severity is Severity.WARNING:
+        return Status.WARNING
+    return Status.OK
+
+
+def worst_status(statuses: Iterable[Status]) -> Status:
+    """The overall verdict: UNKNOWN beats CRITICAL (nothing confirms the rest), which beats WARNING, then OK."""
+    return max(statuses, key=lambda s: s.exit_code, default=Status.OK)
 
 
 def active_conns(connector: Connector) -> list[Connection]:

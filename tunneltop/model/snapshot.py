@@ -9,8 +9,8 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from tunneltop.model.findings import Finding
-from tunneltop.model.health import Health, tunnel_health, worst
+from tunneltop.model.findings import Finding, Severity
+from tunneltop.model.health import Health, Status, rank, tunnel_health, tunnel_status, worst, worst_severity
 from tunneltop.model.parse import RecordProblem
 from tunneltop.model.reach import LocalReady, Reach
 from tunneltop.model.records import Connector, Tunnel
@@ -91,6 +91,16 @@ class TunnelState:
     def pending_count(self) -> int:
         return sum(1 for c in self.connectors or () for conn in c.conns if conn.is_pending_reconnect is True)
 
+    @cached_property
+    def rank(self) -> int:
+        """Where it sorts, worst first: health and findings together (model/health.py ``rank``)."""
+        return rank(self.health, self.findings)
+
+    @cached_property
+    def status(self) -> Status:
+        """The monitoring verdict: health and findings together (model/health.py ``tunnel_status``)."""
+        return tunnel_status(self.health, self.findings)
+
     def to_json(self, this_host: str | None = None) -> dict[str, Any]:
         """``this_host``: the connector id cloudflared's /ready on this host gave (its client says ``this_host``)."""
         return {
@@ -107,6 +117,11 @@ class TunnelState:
             "tunnel": self.tunnel.api_dict(),
             "findings": [f.to_json() for f in self.findings],
             "reach": None if self.reach is None else _reach_json(self.reach),
+            # The blast radius as a reader asks for it (null while not fetched): the public hostnames (a locally
+            # managed tunnel's are in a file on its host: none here) and the private network routes.
+            "managed": None if self.reach is None else self.reach.managed,
+            "hostnames": None if self.reach is None else list(self.reach.hostnames),
+            "routes": None if self.reach is None else [r.to_json() for r in self.reach.routes],
         }
 
 
@@ -135,6 +150,11 @@ class Snapshot:
         return self.figures.pending
 
     @property
+    def status(self) -> Status:
+        """The monitoring verdict over every tunnel (OK with no tunnels)."""
+        return self.figures.status
+
+    @property
     def health_counts(self) -> dict[Health, int]:
         """How many tunnels have each verdict (verdicts no tunnel has are left out)."""
         return dict(self.figures.counts)
@@ -158,23 +178,37 @@ class Snapshot:
 @dataclass(frozen=True)
 class AccountFigures:
     """What the header says about a tunnels tuple: the worst health, pending reconnects, how many tunnels have each
-    verdict, and odd records in the tunnels (the tunnel list's own are the snapshot's ``problems``)."""
+    verdict, and odd records in the tunnels (the tunnel list's own are the snapshot's ``problems``). ``warnings``
+    and ``critical``: tunnels whose worst finding is a warning, tunnels with a critical finding. ``status``: the
+    monitoring verdict over all of them."""
 
     health: Health | None
     pending: int
     counts: dict[Health, int]
     problems: int
+    warnings: int = 0
+    critical: int = 0
+    status: Status = Status.OK
 
 
 def account_figures(tunnels: tuple[TunnelState, ...]) -> AccountFigures:
     counts: dict[Health, int] = {}
+    severities = {Severity.WARNING: 0, Severity.CRITICAL: 0}
+    status = Status.OK
     for state in tunnels:
         counts[state.health] = counts.get(state.health, 0) + 1
+        if state.findings:
+            severities[worst_severity(state.findings) or Severity.WARNING] += 1
+        if state.status.exit_code > status.exit_code:
+            status = state.status
     return AccountFigures(
         worst(t.health for t in tunnels),
         sum(t.pending_count for t in tunnels),
         counts,
         sum(len(t.problems) for t in tunnels),
+        severities[Severity.WARNING],
+        severities[Severity.CRITICAL],
+        status,
     )
 
 

@@ -1,4 +1,5 @@
-"""The account overview's rows: one summary per tunnel, worst health first, and what to say above them."""
+"""The account overview's rows: one summary per tunnel, worst first (health and findings: model/health.py
+``rank``), and what to say above them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from tunneltop.model.health import HEALTH_ORDER, Health, edge_summary
+from tunneltop.model.findings import Finding
+from tunneltop.model.health import Health, edge_summary, rank
 from tunneltop.model.records import Connector
 from tunneltop.model.snapshot import Snapshot, TunnelState
 from tunneltop.poll.engine import REFUSED
@@ -35,10 +37,16 @@ class TunnelSummary:
     fetched_at: datetime | None = field(compare=False)
     age: timedelta | None = field(compare=False)
     error: str | None
+    findings: tuple[Finding, ...] = ()  # critical first (model/rules.py)
 
     @property
     def label(self) -> str:
         return self.name or self.id
+
+    @property
+    def rank(self) -> int:
+        """Where it sorts, worst first: unknown, down, degraded or a critical finding, warnings, healthy, inactive."""
+        return rank(self.health, self.findings)
 
     @property
     def last_change(self) -> datetime | None:
@@ -66,7 +74,8 @@ def _summary(state: TunnelState, counted: _Counted, at: datetime, read_at: datet
         # Read by the snapshot's own poll ("as of the snapshot"): as old as the snapshot, never as new as ``at``,
         # or a row redrawn while polls hang or are paused would say its data was read just now.
         fetched_at = read_at
-    return TunnelSummary(*counted, fetched_at, at - fetched_at if fetched_at is not None else None, state.error)
+    age = at - fetched_at if fetched_at is not None else None
+    return TunnelSummary(*counted, fetched_at, age, state.error, state.findings)
 
 
 # What a summary takes from a tunnel's records (the costly part: edges and versions walk every connection).
@@ -92,7 +101,7 @@ def _count(state: TunnelState) -> _Counted:
 
 
 def summary_sort_key(row: TunnelSummary) -> tuple[int, str, str]:
-    return (HEALTH_ORDER[row.health], (row.name or "").casefold(), row.id)
+    return (row.rank, (row.name or "").casefold(), row.id)
 
 
 class OverviewRows:
@@ -104,7 +113,7 @@ class OverviewRows:
         self._counted: dict[str, tuple[TunnelState, _Counted]] = {}  # tunnel id -> (its last state, its counts)
 
     def summaries(self, snapshot: Snapshot, now: datetime | None = None) -> list[TunnelSummary]:
-        """One row per tunnel, worst health first, then by name. Ages are taken at ``now`` (default: the snapshot's
+        """One row per tunnel, worst first (``rank``), then by name. Ages are taken at ``now`` (default: the snapshot's
         time); what the snapshot's own poll read is as old as the snapshot."""
         at = now or snapshot.fetched_at
         memo = self._counted
@@ -126,7 +135,7 @@ class OverviewRows:
 
 
 def summaries(snapshot: Snapshot, now: datetime | None = None) -> list[TunnelSummary]:
-    """One row per tunnel, worst health first, then by name, worked out afresh: for one-shot callers (the live
+    """One row per tunnel, worst first (``rank``), then by name, worked out afresh: for one-shot callers (the live
     overview keeps an OverviewRows)."""
     at = now or snapshot.fetched_at
     return sorted((summarize(s, at, snapshot.fetched_at) for s in snapshot.tunnels), key=summary_sort_key)
