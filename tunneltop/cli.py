@@ -239,6 +239,11 @@ async def run_once(target: Target, output: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    if args_in[:1] == ["serve"]:
+        from tunneltop.serve.command import main as serve_main
+
+        return serve_main(args_in[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     watch = args.watch or args.output == "jsonl"
