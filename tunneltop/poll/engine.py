@@ -44,8 +44,10 @@ from tunneltop.api.errors import (
 )
 from tunneltop.api.gate import BudgetStatus
 from tunneltop.changes.events import ChangeEvent, diff, poll_failed, poll_recovered, without_first_sight
+from tunneltop.model.expect import Expectations
 from tunneltop.model.parse import RecordCache, RecordProblem
 from tunneltop.model.records import Account, Connector, Tunnel
+from tunneltop.model.rules import FindingRules
 from tunneltop.model.snapshot import Snapshot, TunnelState, same_objects
 from tunneltop.poll.account import AccountChoiceNeeded, resolve_account, utc_now
 from tunneltop.poll.planner import DEFAULT_INTERVAL, LIST_SHARE, Plan, Planner, list_pages
@@ -179,6 +181,7 @@ class PollEngine:
         min_burst: float = 1.0,
         now: Callable[[], datetime] = utc_now,
         account_name: str | None = None,
+        expectations: Expectations | None = None,
     ) -> None:
         self.client = client
         self.gate = client.gate
@@ -214,6 +217,8 @@ class PollEngine:
         self._records: dict[str, RecordCache] = {}
         self._tunnel_records: dict[str, tuple[dict[str, Any], Tunnel]] = {}
         self._streak: _Streak | None = None
+        # The findings (model/rules.py), with what they keep across polls: since when connections are pending.
+        self.rules = FindingRules(expectations)
         self._polled_at = now()
         self._size_list_share()
 
@@ -378,7 +383,7 @@ class PollEngine:
                 retry_after=wait,
             )
         self._force = frozenset()
-        snapshot = self._snapshot(account)
+        snapshot = self.rules.apply(self._snapshot(account))
         if failed is not None:
             raise failed
         return snapshot
