@@ -17,6 +17,10 @@ config file work) or ``token_env`` (the name of an environment variable holding 
 file itself is accepted only while the file is private to its owner (mode 600 or stricter): otherwise tunneltop
 refuses to start and says how to fix it, because a config file is easily shared, backed up or made readable.
 
+What each tunnel is expected to be (connectors, colos, origin IPs...): ``[expect]`` at the top level, for every
+profile, and ``[profiles.NAME.expect]`` for one, each with ``[...expect.tunnels."GLOB"]`` overrides by tunnel name
+(tunneltop/model/expect.py says which keys and how they combine).
+
 Which profile: ``--profile NAME``, else ``TUNNELTOP_PROFILE``, else the file's ``default_profile``, else none (and a
 missing file is then fine). Precedence for every setting: flags beat the environment, which beats the file.
 Environment names: Cloudflare's own (``CLOUDFLARE_API_TOKEN``, ``CLOUDFLARE_EMAIL`` + ``CLOUDFLARE_API_KEY``,
@@ -48,6 +52,7 @@ from tunneltop.config import (
     resolve_base_url,
     resolve_credentials,
 )
+from tunneltop.model.expect import Expectations, ExpectError
 from tunneltop.poll.planner import DEFAULT_INTERVAL
 
 ENV_PROFILE = "TUNNELTOP_PROFILE"
@@ -57,7 +62,7 @@ ENV_XDG = "XDG_CONFIG_HOME"
 
 MIN_INTERVAL, MAX_INTERVAL = 1.0, 3600.0
 
-_TOP_KEYS = ("default_profile", "profiles", "keys")
+_TOP_KEYS = ("default_profile", "profiles", "keys", "expect")
 _PROFILE_KEYS = (
     "account_id",
     "token_file",
@@ -67,6 +72,7 @@ _PROFILE_KEYS = (
     "budget_per_minute",
     "tunnels",
     "base_url",
+    "expect",
 )
 _CREDENTIAL_KEYS = ("token_file", "token_env", "token")
 
@@ -85,6 +91,8 @@ class Profile:
     budget_per_minute: int | None = None
     tunnels: tuple[str, ...] = ()
     base_url: str | None = None
+    # The file's top-level [expect] and this profile's, combined (with no profile: the top-level one alone).
+    expectations: Expectations = field(default_factory=Expectations)
 
     @property
     def label(self) -> str:
@@ -107,6 +115,7 @@ class RunSettings:
     tunnels: list[str]
     profile: str | None = None
     notices: list[str] = field(default_factory=list)
+    expectations: Expectations = field(default_factory=Expectations)
 
 
 def _home(env: Mapping[str, str]) -> Path:
@@ -188,7 +197,18 @@ def _check_private(path: Path, name: str) -> None:
         )
 
 
-def _profile(name: str, raw: object, path: Path, env: Mapping[str, str]) -> Profile:
+def _expectations(path: Path, top: object, profile: tuple[str, object] | None = None) -> Expectations:
+    """The top-level ``[expect]`` (when written) and the profile's, checked; errors name the file."""
+    tables: list[tuple[object, str]] = [] if top is None else [(top, "[expect]")]
+    if profile is not None and profile[1] is not None:
+        tables.append((profile[1], f"[profiles.{profile[0]}.expect]"))
+    try:
+        return Expectations.parse(tables)
+    except ExpectError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def _profile(name: str, raw: object, path: Path, env: Mapping[str, str], top_expect: object = None) -> Profile:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: [profiles.{name}] must be a table of settings, not {_shown(raw)}")
     unknown = [k for k in raw if k not in _PROFILE_KEYS]
@@ -219,6 +239,7 @@ def _profile(name: str, raw: object, path: Path, env: Mapping[str, str]) -> Prof
             ),
             tunnels=tuple(t.strip() for t in tunnels),
             base_url=_text(name, "base_url", raw["base_url"]) if "base_url" in raw else None,
+            expectations=_expectations(path, top_expect, (name, raw.get("expect"))),
         )
     except ConfigError as exc:
         if str(exc).startswith(str(path)):
@@ -261,7 +282,7 @@ def load_profile(name: str | None = None, path: Path | None = None, env: Mapping
     if unknown:
         raise ConfigError(
             f"{path}: unknown top-level setting {unknown[0]!r} "
-            "(known: default_profile, [keys] and [profiles.NAME] tables)"
+            "(known: default_profile, [keys], [expect] and [profiles.NAME] tables)"
         )
     profiles = doc.get("profiles", {})
     if not isinstance(profiles, dict):
@@ -271,12 +292,13 @@ def load_profile(name: str | None = None, path: Path | None = None, env: Mapping
         raise ConfigError(f"{path}: default_profile must be a profile's name, not {_shown(default)}")
     if not asked and default:
         asked, how = default.strip(), "default_profile"
+    top_expect = doc.get("expect")
     if not asked:
-        return Profile(path=path)
+        return Profile(path=path, expectations=_expectations(path, top_expect))
     if asked not in profiles:
         known = ", ".join(sorted(profiles)) or "none"
         raise ConfigError(f"{how} {asked!r}: no such profile in {path} (profiles there: {known})")
-    return _profile(asked, profiles[asked], path, env)
+    return _profile(asked, profiles[asked], path, env, top_expect)
 
 
 def load_keys(path: Path | None = None, env: Mapping[str, str] | None = None) -> dict[str, object]:
@@ -378,4 +400,5 @@ def merge_settings(
         tunnels=list(tunnels) or list(profile.tunnels),
         profile=profile.name,
         notices=notices,
+        expectations=profile.expectations,
     )

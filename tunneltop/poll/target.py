@@ -16,6 +16,7 @@ from tunneltop.api.budget import DEFAULT_LIMIT_PER_MINUTE
 from tunneltop.api.client import CloudflareClient
 from tunneltop.api.gate import RequestGate, shared_ledger
 from tunneltop.api.ledger import SharedLedger
+from tunneltop.model.expect import Expectations
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Target:
     notices: list[str] = field(default_factory=list)
     budget_per_minute: int = DEFAULT_LIMIT_PER_MINUTE
     ledger_path: Path | None = None
+    expectations: Expectations = field(default_factory=Expectations)  # the config file's [expect]
 
     def share_budget(self, env: Mapping[str, str] = os.environ) -> None:
         """Share the request budget, through a file, with every tunneltop process on this machine that uses the
