@@ -30,7 +30,7 @@ import traceback
 from collections import Counter
 from collections.abc import Awaitable
 from dataclasses import replace
-from typing import Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from tunneltop.api.errors import ApiError, UsageError
 from tunneltop.api.gate import BudgetStatus
@@ -41,6 +41,9 @@ from tunneltop.poll.engine import STARTUP_BURST, PollEngine, PollOutcome
 from tunneltop.poll.target import Target
 from tunneltop.report import EXIT_OK, EXIT_UNKNOWN, EXIT_USAGE
 from tunneltop.sanitize import clean
+
+if TYPE_CHECKING:
+    from tunneltop.record.store import Recorder
 
 # A 429 block up to this long is sat out inside the poll (no failure to report); a longer one is reported as a
 # failed poll and the next poll waits for it to end.
@@ -112,12 +115,23 @@ def baseline(
 
 
 class _Stream:
-    def __init__(self, target: Target, interval: float, out: TextIO, err: TextIO) -> None:
+    def __init__(
+        self, target: Target, interval: float, out: TextIO, err: TextIO, recorder: Recorder | None = None
+    ) -> None:
         self.target = target
         self.interval = interval
         self.out = out
         self.err = err
         self.started = False
+        self.recorder = recorder
+
+    async def record(self, outcome: PollOutcome) -> None:
+        """``--record``: the poll into the recording, off the loop (a large account's full snapshot takes a while).
+        A recording that fails (a full disk) says why once and the stream goes on without it."""
+        recorder = self.recorder
+        if recorder is not None and not await asyncio.to_thread(recorder.write_outcome, outcome):
+            print(f"tunneltop: {clean(recorder.failure, 1000)}; the stream goes on without recording", file=self.err)
+            self.recorder = None
 
     def write(self, documents: list[dict[str, Any]]) -> None:
         try:
@@ -162,6 +176,7 @@ class _Stream:
                     outcome = await _unless_stopped(engine.poll(), stop)
                 except _Stopped:
                     break
+                await self.record(outcome)
                 if outcome.error is not None and outcome.permanent:
                     with contextlib.suppress(_ReaderGone):
                         self.write([e.to_json() for e in outcome.events])
@@ -191,8 +206,10 @@ async def watch_stream(
     max_rate_limit_wait: float = STREAM_MAX_RATE_LIMIT_WAIT,
     err: TextIO | None = None,
     budget_per_minute: int | None = None,
+    recorder: Recorder | None = None,
 ) -> int:
-    """Poll ``target`` every ``interval`` seconds and write a JSON line per change to ``out`` until ``stop``.
+    """Poll ``target`` every ``interval`` seconds and write a JSON line per change to ``out`` until ``stop``; with
+    an open ``recorder`` (``--record``), every poll into it too.
 
     Returns 0 when stopped (or when the reader closed ``out``); 3 on an error no retry can fix (bad credentials,
     a missing permission, several accounts and none named: the reason goes to ``err``, default stderr); 64 for a
@@ -200,11 +217,11 @@ async def watch_stream(
     """
     if budget_per_minute is not None:
         target = replace(target, budget_per_minute=budget_per_minute)
-    stream = _Stream(target, interval, out, err if err is not None else sys.stderr)
+    stream = _Stream(target, interval, out, err if err is not None else sys.stderr, recorder)
     return await stream.run(stop, max_rate_limit_wait)
 
 
-def run_watch(target: Target, interval: float, out: TextIO | None = None) -> int:
+def run_watch(target: Target, interval: float, out: TextIO | None = None, recorder: Recorder | None = None) -> int:
     """Run the stream to stdout until SIGINT or SIGTERM; either ends it cleanly with exit status 0."""
     stream = out if out is not None else sys.stdout
 
@@ -219,7 +236,7 @@ def run_watch(target: Target, interval: float, out: TextIO | None = None) -> int
                 continue  # no loop signal handlers here (Windows, or not the main thread)
             installed.append(sig)
         try:
-            return await watch_stream(target, interval, stream, stop=stop)
+            return await watch_stream(target, interval, stream, stop=stop, recorder=recorder)
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
