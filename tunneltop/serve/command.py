@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from aiohttp import web
+
 from tunneltop.config import ConfigError
 from tunneltop.poll.target import Target
 from tunneltop.report import EXIT_OK, EXIT_UNKNOWN, EXIT_USAGE
@@ -107,6 +109,35 @@ def read_token(path: Path) -> str:
     return token
 
 
+class Serving:
+    """One ``tunneltop serve``: the poller and the HTTP server over it, on one event loop."""
+
+    def __init__(
+        self, target: Target, interval: float, *, token: str | None = None, err: TextIO | None = None
+    ) -> None:
+        self.err = err if err is not None else sys.stderr
+        self.poller = Poller(target, interval, err=self.err)
+        self.app = ServeApp(self.poller, token=token)
+        self.addresses: list[tuple[str, int]] = []
+        self._runner: web.AppRunner | None = None
+
+    async def start(self, host: str, port: int) -> None:
+        """Listen (port 0 picks a free one: ``addresses`` says which); OSError when the address cannot be had."""
+        self._runner, self.addresses = await start(self.app, host, port)
+        for address, bound_port in self.addresses:
+            shown = f"[{address}]" if ":" in address else address
+            print(f"tunneltop serve: listening on http://{shown}:{bound_port}", file=self.err, flush=True)
+
+    async def run(self, stop: asyncio.Event) -> int:
+        """Poll until ``stop`` (or an error no retry can fix), then stop serving; the exit status."""
+        try:
+            return await self.poller.run(stop)
+        finally:
+            self.poller.feed.close()
+            if self._runner is not None:
+                await self._runner.cleanup()
+
+
 async def serve(
     target: Target,
     interval: float,
@@ -118,21 +149,24 @@ async def serve(
     err: TextIO | None = None,
 ) -> int:
     """Poll and serve until ``stop``; the exit status (0 when stopped)."""
-    out = err if err is not None else sys.stderr
-    poller = Poller(target, interval, err=out)
+    serving = Serving(target, interval, token=token, err=err)
     try:
-        runner, bound = await start(ServeApp(poller, token=token), host, port)
+        await serving.start(host, port)
     except OSError as exc:
-        print(f"tunneltop serve: cannot listen on {clean(host, 100)}:{port}: {clean(exc.strerror or exc)}", file=out)
+        reason = clean(exc.strerror or exc)
+        print(f"tunneltop serve: cannot listen on {clean(host, 100)}:{port}: {reason}", file=serving.err)
         return EXIT_UNKNOWN
-    for address, bound_port in bound:
-        shown = f"[{address}]" if ":" in address else address
-        print(f"tunneltop serve: listening on http://{shown}:{bound_port}", file=out, flush=True)
-    try:
-        return await poller.run(stop)
-    finally:
-        poller.feed.close()
-        await runner.cleanup()
+    return await serving.run(stop)
+
+
+def exposure_warning(host: str, token: str | None) -> str | None:
+    """What to say when the data is served beyond this host with nothing guarding it."""
+    if is_loopback(host) or token is not None:
+        return None
+    return (
+        f"warning: listening on {clean(host, 100)}, not loopback, with no --auth-token-file: anyone who can reach "
+        "this address reads the tunnels' data (names, IPs, versions), unauthenticated"
+    )
 
 
 def run_serve(target: Target, interval: float, host: str, port: int, token: str | None) -> int:
@@ -168,12 +202,9 @@ def main(argv: Sequence[str]) -> int:
     except ConfigError as exc:
         print(f"tunneltop serve: {clean(str(exc), 2000)}", file=sys.stderr)
         return EXIT_UNKNOWN
-    if not is_loopback(host) and token is None:
-        print(
-            f"tunneltop serve: warning: listening on {clean(host, 100)}, not loopback, with no --auth-token-file: "
-            "anyone who can reach this address reads the tunnels' data (names, IPs, versions), unauthenticated",
-            file=sys.stderr,
-        )
+    warning = exposure_warning(host, token)
+    if warning is not None:
+        print(f"tunneltop serve: {warning}", file=sys.stderr)
     target.share_budget()
     for notice in target.notices:
         print(f"tunneltop serve: {clean(notice, 2000)}", file=sys.stderr)

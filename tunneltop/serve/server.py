@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import choose_encoder
 
 from tunneltop.serve.feed import EventFeed, FeedItem
 from tunneltop.serve.metrics import registry
@@ -79,8 +79,10 @@ class ServeApp:
         return await handler(request)
 
     async def metrics(self, request: web.Request) -> web.Response:
-        body = generate_latest(self._registry)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        # The format the scraper asks for (Prometheus' text format, or OpenMetrics), as prometheus_client's own
+        # handlers choose it.
+        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+        return web.Response(body=encoder(self._registry), headers={"Content-Type": content_type})
 
     async def healthz(self, request: web.Request) -> web.Response:
         healthy, document = self.poller.health()
