@@ -7,6 +7,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import NoReturn
 
@@ -50,6 +51,24 @@ def _budget(value: str) -> int:
     if not 1 <= per_minute <= MAX_BUDGET:
         raise argparse.ArgumentTypeError(f"the budget must be between 1 and {MAX_BUDGET} requests per minute")
     return per_minute
+
+
+def _age(value: str) -> timedelta:
+    from tunneltop.record.retention import parse_age
+
+    try:
+        return parse_age(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _size(value: str) -> int:
+    from tunneltop.record.retention import parse_size
+
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 EPILOG = """\
@@ -150,6 +169,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="a [profiles.NAME] of the config file ($XDG_CONFIG_HOME/tunneltop/config.toml); "
         "flags beat the environment, which beats the file",
     )
+    parser.add_argument(
+        "--record",
+        type=Path,
+        metavar="FILE",
+        help="with --watch: record every poll to this SQLite file, to look back at with 'tunneltop replay FILE'",
+    )
+    parser.add_argument(
+        "--record-keep", type=_age, metavar="AGE", help="drop what is older than this as it records, e.g. 7d"
+    )
+    parser.add_argument(
+        "--record-max", type=_size, metavar="SIZE", help="keep the recording under this size, e.g. 500MB"
+    )
     parser.add_argument("--demo", action="store_true", help="watch a built-in simulated account (no credentials)")
     parser.add_argument("--seed", type=int, default=7, help="seed of the demo account's simulation (default 7)")
     parser.add_argument(
@@ -238,12 +269,36 @@ async def run_once(target: Target, output: str) -> int:
     return exit_status(snapshot)
 
 
+def _watch(target: Target, args: argparse.Namespace) -> int:
+    from tunneltop.stream import run_watch
+
+    if args.record is None:
+        return run_watch(target, args.interval)
+    from tunneltop.record.schema import RecordingError
+    from tunneltop.record.store import Recorder
+
+    recorder = Recorder(args.record, keep=args.record_keep, max_bytes=args.record_max, demo=target.demo)
+    try:
+        recorder.open()
+    except RecordingError as exc:
+        _err(str(exc))
+        return EXIT_UNKNOWN
+    try:
+        return run_watch(target, args.interval, recorder=recorder)
+    finally:
+        recorder.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_in = list(sys.argv[1:] if argv is None else argv)
     if args_in[:1] == ["serve"]:
         from tunneltop.serve.command import main as serve_main
 
         return serve_main(args_in[1:])
+    if args_in[:1] == ["replay"]:
+        from tunneltop.record.command import main as replay_main
+
+        return replay_main(args_in[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     watch = args.watch or args.output == "jsonl"
@@ -251,6 +306,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--watch prints JSON Lines (-o jsonl); --once and -o table/json print once")
     if args.ghost_seconds < 0:
         parser.error("--ghost-seconds cannot be negative")
+    if args.record is None and (args.record_keep or args.record_max):
+        parser.error("--record-keep and --record-max go with --record FILE")
+    if args.record is not None and not watch:
+        parser.error("--record records --watch (-o jsonl); the live view does not record yet")
     try:
         target = build_target(args)
     except ConfigError as exc:
@@ -260,9 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for notice in target.notices:
         _err(notice)
     if watch:
-        from tunneltop.stream import run_watch
-
-        return run_watch(target, args.interval)
+        return _watch(target, args)
     if args.once or args.output:
         try:
             return asyncio.run(run_once(target, args.output or "table"))
