@@ -6,7 +6,6 @@ and the cursor stays on the node it was on.
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -86,6 +85,9 @@ def _conn_label(conn: Connection) -> tuple[tuple[str, str], ...]:
 
 
 _Entries = dict[str, tuple[Connector, list[TreeItem], list[Connection]]]
+# Connectors of a tunnel showing more connections than this start collapsed even where the app asks for them
+# open (one or two tunnels shown): their connections then get no node until opened (see ClientTree._deferred).
+_EXPAND_MAX = 2_000
 
 
 def _same_state(a: TunnelState, b: TunnelState) -> bool:
@@ -130,10 +132,12 @@ class TreeParts:
         last_items = self._items
         memo: dict[str, tuple[TunnelState, bool, list[TreeItem], _Entries]] = {}
         for state in states:
-            if visible is not None:
-                parts.append(_state_items(state, visible, include_empty))
-                continue
             hit = last_items.get(state.tunnel.id)
+            if visible is not None:
+                # A filtered part is made afresh, but from the same connection items as the unfiltered one: while
+                # a filter is typed or cleared, show() then adds or removes only the connections that left or came.
+                parts.append(_state_items(state, visible, include_empty, hit[3] if hit is not None else None))
+                continue
             if hit is not None and hit[1] == include_empty and _same_state(hit[0], state):
                 part, entries = hit[2], hit[3]
             else:
@@ -174,7 +178,7 @@ def _state_items(
     items.append(TreeItem(tref, None, _tunnel_label(state)))
     for connector, shown in sorted(connectors, key=lambda p: (p[0].run_at is None, p[0].run_at, p[0].id)):
         hit = previous.get(connector.id) if previous is not None else None
-        if hit is not None and hit[0] is connector:
+        if hit is not None and hit[0] is connector and visible is None:
             part, conns = hit[1], hit[2]
         else:
             before = {c.id: (c, item) for c, item in zip(hit[2], hit[1][1:], strict=True)} if hit else {}
@@ -192,6 +196,46 @@ def _state_items(
             entries[connector.id] = (connector, part, conns)
         items.extend(part)
     return items
+
+
+class _Places:
+    """Where each new node of one show() goes among its parent's children, as an index (TreeNode.add with a node
+    to go before looks that node up by a scan of the children: at 10,000 connections under one tunnel, a filter
+    cleared took seconds). The children in the tree are in the wanted order, so a new node's index is how many of
+    its wanted siblings before it have a node. New nodes come in the wanted order, so each parent's siblings are
+    walked once, by a pointer; each part is grouped by parent once, when one of its items first needs a place."""
+
+    def __init__(self, parts: Sequence[Sequence[TreeItem]], by_id: dict[str, TreeNode[NodeRef]]) -> None:
+        self._parts = parts
+        self._by_id = by_id
+        # parent node id -> (its wanted children's node ids, id() of each one's item -> its place among them)
+        self._groups: dict[str | None, tuple[list[str], dict[int, int]]] = {}
+        self._walked: dict[str | None, tuple[int, int]] = {}  # parent -> (siblings walked, how many had a node)
+
+    def _group(self, parent: str | None, where: int) -> tuple[list[str], dict[int, int]]:
+        found = self._groups.get(parent)
+        if found is not None:
+            return found
+        if parent is None:
+            heads = [p[0] for p in self._parts if p]
+            found = self._groups[None] = ([i.ref.node_id for i in heads], {id(i): n for n, i in enumerate(heads)})
+            return found
+        for item in self._parts[where]:
+            if item.parent is not None:
+                ids, at = self._groups.setdefault(item.parent, ([], {}))
+                at[id(item)] = len(ids)
+                ids.append(item.ref.node_id)
+        return self._groups[parent]
+
+    def index(self, item: TreeItem, where: int) -> int:
+        """The index among its parent's children for ``item``'s new node (made right after this call)."""
+        ids, at = self._group(item.parent, where)
+        place = at[id(item)]
+        walked, present = self._walked.get(item.parent, (0, 0))
+        by_id = self._by_id
+        present += sum(1 for node_id in ids[walked:place] if node_id in by_id)
+        self._walked[item.parent] = (place + 1, present + 1)
+        return present
 
 
 def _depth(node_id: str) -> int:
@@ -341,11 +385,8 @@ class ClientTree(PassStyle, Tree[NodeRef]):
                 self._deferred.get(node_id.rsplit("/", 1)[0], {}).pop(node_id, None)
         for connector_id in [c for c, kids in self._deferred.items() if not kids or c not in self._by_id]:
             del self._deferred[connector_id]
-        created: set[str] = set()
         top, bottom = self.scroll_offset.y, self.scroll_offset.y + self.size.height  # the lines on screen
-        # Positions of the parts whose tunnel node was there before this pass; worked out once, when a new tunnel
-        # must slot in among them (nodes made in this pass all sit before the one being made).
-        old_tunnels: list[int] | None = None
+        places = _Places(parts, self._by_id)
         for item, where in arrived:
             node_id = item.ref.node_id
             node = self._by_id.get(node_id)
@@ -357,22 +398,14 @@ class ClientTree(PassStyle, Tree[NodeRef]):
                     continue
             if node is None:
                 parent = self.root if item.parent is None else self._by_id[item.parent]
-                # A parent made in this pass has no older children to slot between: append.
-                fresh_parent = item.parent in created or (item.parent is None and not created and not self._by_id)
-                if fresh_parent:
-                    before_node = None
-                elif item.parent is None:
-                    if old_tunnels is None:
-                        old_tunnels = [i for i, p in enumerate(parts) if p and p[0].ref.node_id in self._by_id]
-                    before_node = self._next_tunnel(parts, old_tunnels, where)
-                else:
-                    before_node = self._next_existing(parts[where], item)
-                expand = item.ref.kind == "tunnel" or (item.ref.kind == "connector" and expand_connectors)
+                expand = item.ref.kind == "tunnel" or (
+                    item.ref.kind == "connector" and expand_connectors and len(parts[where]) <= _EXPAND_MAX
+                )
                 node = parent.add(
-                    _text(item.label), item.ref, before=before_node, expand=expand, allow_expand=has_children
+                    _text(item.label), item.ref, before=places.index(item, where), expand=expand,
+                    allow_expand=has_children,
                 )
                 self._by_id[node_id] = node
-                created.add(node_id)
             else:
                 if self._label_parts.get(node_id) != item.label:
                     # What set_label does, but its Text is built when drawn or read (labels are one line by
@@ -391,21 +424,6 @@ class ClientTree(PassStyle, Tree[NodeRef]):
             target = self._by_id[keep]
             if target.line >= 0 and self.cursor_line != target.line:
                 self.cursor_line = target.line
-
-    def _next_tunnel(
-        self, parts: Sequence[Sequence[TreeItem]], old_tunnels: list[int], where: int
-    ) -> TreeNode[NodeRef] | None:
-        """The tunnel node already in the tree that a new tunnel's node goes before (bisected: a first screen of
-        13,000 tunnels would otherwise look at every later tunnel for each one)."""
-        index = bisect_right(old_tunnels, where)
-        return self._by_id[parts[old_tunnels[index]][0].ref.node_id] if index < len(old_tunnels) else None
-
-    def _next_existing(self, part: Sequence[TreeItem], item: TreeItem) -> TreeNode[NodeRef] | None:
-        """The node already in the tree that a connector's or connection's new node goes before: its next
-        sibling, within the tunnel's part, that has one."""
-        at = next(k for k, each in enumerate(part) if each is item)
-        later = (i for i in part[at + 1 :] if i.parent == item.parent)
-        return next((self._by_id[i.ref.node_id] for i in later if i.ref.node_id in self._by_id), None)
 
     def select_ref(self, node_id: str) -> None:
         node = self.node_for(node_id)
