@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -28,6 +30,17 @@ HOSTILE = "pwn\x1b[2J\x1b]0;title\x07\u202eevil\u2066x"
 @pytest.fixture
 def fake() -> FakeCloudflare:
     return FakeCloudflare(SimulatedAccount(start=START), tokens=[TOKEN], key_pairs=[(EMAIL, KEY)], clock=lambda: START)
+
+
+@pytest.fixture(autouse=True)
+def config_file() -> Path:
+    """The config file every run here reads (in the test's own config directory). The stand-in's cloudflared
+    versions are fixed strings while --once judges a release's age against today's date, so old_release is left
+    out here; the tests of findings through --once say what they expect."""
+    path = Path(os.environ["XDG_CONFIG_HOME"]) / "tunneltop" / "config.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('[expect]\nignore = ["old_release"]\n', encoding="utf-8")
+    return path
 
 
 class Wire:
@@ -122,11 +135,41 @@ def test_1_when_a_pending_reconnect_hides_behind_a_healthy_status(api, fake, cap
     assert "status=healthy  health=degraded" in out
 
 
-@pytest.mark.parametrize("names", [["batch-etl"], ["office-router-new"], ["web-prod", "batch-etl", "api-staging"]])
-def test_2_when_any_tunnel_is_down_or_inactive(api, names, capsys):
+@pytest.mark.parametrize("names", [["batch-etl"], ["web-prod", "batch-etl", "api-staging"]])
+def test_2_when_any_tunnel_is_down(api, names, capsys):
     code, out, _ = run(capsys, "--once", *names)
     assert code == 2
     assert "no connectors" in out
+    assert out.startswith("TUNNELTOP CRITICAL - ")
+
+
+def test_an_inactive_tunnel_is_0_unless_required(api, capsys, config_file):
+    code, out, _ = run(capsys, "--once", "office-router-new")
+    assert code == 0
+    assert out.startswith("TUNNELTOP OK - 1 tunnels: 1 inactive | tunnels=1 healthy=0 degraded=0 down=0 inactive=1 ")
+    config_file.write_text('[expect.tunnels."office-*"]\nrequired = true\n', encoding="utf-8")
+    code, out, _ = run(capsys, "--once", "office-router-new")
+    assert code == 2
+    assert out.startswith("TUNNELTOP CRITICAL - 1 of 1 tunnels need attention: office-router-new required but inactive")
+    assert "  CRITICAL required: inactive (never run), but required to run" in out
+
+
+def test_findings_through_once(api, fake, capsys, config_file):
+    # The stand-in's versions are more than a year old by now: with old_release not ignored, each is a warning.
+    config_file.write_text('[expect.tunnels."web-*"]\nmin_connectors = 3\n', encoding="utf-8")
+    code, out, _ = run(capsys, "--once", "web-prod", "home-lab")
+    assert code == 1
+    first = out.splitlines()[0]
+    assert first.startswith(
+        "TUNNELTOP WARNING - 2 of 2 tunnels need attention: home-lab old cloudflared; "
+        "web-prod too few connectors, old cloudflared | "
+    )
+    assert "  WARNING min_connectors: 2 of 3 expected connectors running" in out
+    code, out, _ = run(capsys, "--once", "-o", "json", "web-prod")
+    doc = json.loads(out)
+    assert (code, doc["status"]) == (1, "warning")
+    checks = [f["check"] for f in doc["tunnels"][0]["findings"]]
+    assert checks[0] == "min_connectors" and set(checks[1:]) == {"old_release"}
 
 
 def test_2_when_a_healthy_status_has_no_connectors(api, fake, capsys):
@@ -233,36 +276,39 @@ def test_account_from_the_environment_skips_the_accounts_list(api, fake, monkeyp
     assert all(not r.path.endswith("/accounts") for r in fake.requests)
 
 
-def test_64_for_an_unknown_tunnel_name(api, fake, capsys):
+# --once is a monitoring plugin: its usage errors are UNKNOWN (3), as the plugin guidelines say (64 elsewhere).
+
+
+def test_3_for_an_unknown_tunnel_name(api, fake, capsys):
     # A mistyped name is the caller's mistake (a usage error), found in the tunnel list: never a ?name= look-up.
     code, out, err = run(capsys, "--once", "web-prd")
-    assert code == 64
+    assert code == 3
     assert out == ""
     assert err == "tunneltop: no tunnel with the name 'web-prd' in this account; did you mean: web-prod?\n"
     assert all(("name", "web-prd") not in r.query for r in fake.requests)
 
 
-def test_64_for_an_unknown_tunnel_name_among_known_ones(api, capsys):
+def test_3_for_an_unknown_tunnel_name_among_known_ones(api, capsys):
     code, out, err = run(capsys, "--once", "web-prod", "web-prd")
-    assert code == 64
+    assert code == 3
     assert out == ""
     assert "no tunnel with the name 'web-prd' in this account; did you mean: web-prod?" in err
 
 
-def test_64_for_an_unknown_tunnel_id(api, fake, capsys):
+def test_3_for_an_unknown_tunnel_id(api, fake, capsys):
     missing = "00000000-0000-4000-8000-000000000000"
     code, out, err = run(capsys, "--once", missing)
-    assert code == 64
+    assert code == 3
     assert out == ""
     assert f"no tunnel with the id '{missing}' in this account" in err
     assert all(missing not in r.path for r in fake.requests)  # matched against the list, not GET cfd_tunnel/{id}
 
 
-def test_64_for_a_duplicated_tunnel_name(api, fake, capsys):
+def test_3_for_a_duplicated_tunnel_name(api, fake, capsys):
     # Ambiguous: the user has to name it differently (by id), like any other usage error.
     fake.sim.add_tunnel("web-prod")
     code, _, err = run(capsys, "--once", "web-prod")
-    assert code == 64
+    assert code == 3
     assert "several tunnels are named 'web-prod'" in err
     assert DEMO_TUNNELS["web-prod"] in err
 
@@ -291,19 +337,22 @@ def test_3_for_plain_http_to_a_remote_host(monkeypatch, capsys):
 
 
 @pytest.mark.parametrize(
-    "argv",
+    ("argv", "status"),
     [
-        ["--once", "--bogus"],
-        ["--once", "--interval", "soon"],
-        ["--once", "--interval", "0.5"],
-        ["--once", "--interval", "7200"],
-        ["--output", "xml"],
-        ["--seed", "x", "--demo"],
+        (["--once", "--bogus"], 3),
+        (["--onc", "--interval", "soon"], 3),
+        (["--interval", "0.5", "-o", "table"], 3),
+        (["-ojson", "--interval", "7200"], 3),
+        (["--output=table", "--bogus"], 3),
+        (["--output", "xml"], 64),
+        (["--seed", "x", "--demo"], 64),
+        (["--watch", "--bogus"], 64),
+        (["--bogus", "--", "--once"], 64),  # after --, "--once" is a tunnel's name
     ],
 )
-def test_64_for_usage_errors(capsys, argv):
+def test_usage_errors_are_3_for_once_and_64_otherwise(capsys, argv, status):
     code, err = usage_exit(capsys, *argv)
-    assert code == 64
+    assert code == status
     assert err.startswith("usage: tunneltop")
     assert "tunneltop: error:" in err
 
@@ -393,7 +442,7 @@ def test_no_failure_path_prints_the_secret(api, wire, monkeypatch, capsys, failu
     FAILURES[failure](api, monkeypatch, wire)
     argv = ["--once", "--output", output] + (["no-such-tunnel"] if failure == "unknown-name" else [])
     code, out, err = run(capsys, *argv)
-    assert code == (64 if failure == "unknown-name" else 3)
+    assert code == 3
     assert TOKEN not in out and TOKEN not in err
     assert err.startswith("tunneltop: ")
 
@@ -477,9 +526,10 @@ def test_hostile_names_are_escaped_in_json_and_replaced_in_the_table(api, fake, 
 
 def test_demo_once_table(capsys):
     code, out, err = run(capsys, "--demo", "--once")
-    assert code == 2  # the demo account holds a down and an inactive tunnel
+    assert code == 2  # the demo account holds a down tunnel
     assert err == ""
-    assert out.startswith(f"DEMO (simulated account) - account {DEMO_ACCOUNT_ID}")
+    assert out.startswith("TUNNELTOP CRITICAL - ")
+    assert out.splitlines()[1].startswith(f"DEMO (simulated account) - account {DEMO_ACCOUNT_ID}")
     assert "health=degraded" in out and "health=down" in out and "health=inactive" in out
 
 

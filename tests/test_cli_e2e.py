@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -61,11 +62,18 @@ def assert_no_textual(stderr: str) -> None:
 
 
 def test_once_table_against_the_loopback_server(server, fake):
+    # The stand-in's cloudflared versions are fixed strings, judged against today's date: leave old_release out.
+    config = Path(os.environ["XDG_CONFIG_HOME"]) / "tunneltop" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text('[expect]\nignore = ["old_release"]\n', encoding="utf-8")
     before = len(fake.requests)
     result = tunneltop("--once", "web-prod", "home-lab", env={"CLOUDFLARE_BASE_URL": server.base_url} | auth())
     assert result.returncode == 0, result.stderr[-2000:]
     assert messages(result.stderr) == []
     out = result.stdout
+    # A monitoring plugin's output: the status line, then the table.
+    assert out.startswith("TUNNELTOP OK - 2 tunnels: 2 healthy | tunnels=2 healthy=2 ")
+    out = out.split("\n", 1)[1]
     assert out.startswith(f"account {DEMO_ACCOUNT_ID} (Demo Account (simulated))")
     assert "web-prod" in out and "home-lab" in out
     assert out.count("health=healthy") == 2
@@ -93,8 +101,9 @@ def test_once_table_against_the_loopback_server(server, fake):
 def test_once_json_against_the_loopback_server(server, fake):
     env = {"CLOUDFLARE_API_BASE_URL": server.base_url, "CLOUDFLARE_ACCOUNT_ID": DEMO_ACCOUNT_ID} | auth()
     result = tunneltop("--once", "--output", "json", env=env)
-    assert result.returncode == 2  # the account holds a down and an inactive tunnel
+    assert result.returncode == 2  # the account holds a down tunnel
     doc = json.loads(result.stdout)
+    assert doc["status"] == "critical"
     assert doc["account_id"] == DEMO_ACCOUNT_ID
     assert "demo" not in doc
     healths = {t["name"]: t["health"] for t in doc["tunnels"]}
@@ -120,16 +129,18 @@ def test_bad_credentials_exit_3_without_leaking(server):
     assert TOKEN not in result.stderr
 
 
-def test_usage_error_exits_64():
+def test_usage_error_exits_3_with_once_and_64_without():
     result = tunneltop("--once", "--interval", "0")
-    assert result.returncode == 64
+    assert result.returncode == 3  # a monitoring plugin's usage error is UNKNOWN
     assert "interval must be between" in result.stderr
+    assert tunneltop("--interval", "0").returncode == 64
 
 
 def test_demo_once_table():
     result = tunneltop("--demo", "--once")
     assert result.returncode == 2
-    assert result.stdout.startswith(f"DEMO (simulated account) - account {DEMO_ACCOUNT_ID}")
+    assert result.stdout.startswith("TUNNELTOP CRITICAL - ")
+    assert result.stdout.splitlines()[1].startswith(f"DEMO (simulated account) - account {DEMO_ACCOUNT_ID}")
     assert "health=degraded" in result.stdout and "health=inactive" in result.stdout
     assert_no_textual(result.stderr)
 

@@ -20,7 +20,9 @@ from tunneltop import cli
 def test_conflicting_or_bad_flags_are_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["--demo", *argv])
-    assert exit_info.value.code == 64
+    # --once (or -o table/json) is a monitoring plugin: its usage errors are UNKNOWN (3).
+    once = "--once" in argv or argv[-2:] == ["-o", "json"]
+    assert exit_info.value.code == (3 if once else 64)
     assert "error" in capsys.readouterr().err
 
 
@@ -157,7 +159,8 @@ def test_once_table_says_on_each_tunnels_line_that_it_was_not_fetched(capsys: py
 
     code = cli.main(["--demo", "--once", "--budget", "3"])
     lines = capsys.readouterr().out.splitlines()
-    assert lines[1].endswith("  (API 3/3 per min)")
+    assert lines[0].startswith("TUNNELTOP CRITICAL - ")  # the plugin's status line
+    assert lines[2].endswith("  (API 3/3 per min)")
     for name in ("web-prod", "k8s-ingress-eu", "home-lab"):
         [at] = [i for i, line in enumerate(lines) if line.startswith(f"{name}  ")]
         assert lines[at + 1] == f"  {NOT_FETCHED}"

@@ -9,7 +9,9 @@ import jsonschema
 import pytest
 
 from tunneltop.model import Connection, Connector, Snapshot, Tunnel, TunnelState, parse_connectors
+from tunneltop.model.findings import Finding, Severity
 from tunneltop.model.parse import RecordProblem
+from tunneltop.model.reach import Reach, Route
 from tunneltop.report import (
     EXIT_DEGRADED,
     EXIT_DOWN,
@@ -18,6 +20,7 @@ from tunneltop.report import (
     exit_status,
     render_json,
     render_table,
+    status_line,
 )
 from tunneltop.sanitize import REPLACEMENT, clean
 
@@ -62,6 +65,10 @@ def snap(*states: TunnelState, **kw) -> Snapshot:
     return Snapshot(ACCOUNT, NOW, states, **kw)
 
 
+WARN = Finding("config_drift", Severity.WARNING, "connector k1 runs configuration version 2, remote 9", "restart it")
+CRIT = Finding("required", Severity.CRITICAL, "inactive (never run), but required to run", "start it")
+
+
 # -- exit status -----------------------------------------------------------------------------------------------
 
 
@@ -81,19 +88,29 @@ def test_status_degraded_is_1():
     "bad",
     [
         pytest.param(lambda: state("down", status="down", clients=[]), id="down"),
-        pytest.param(lambda: state("new", status="inactive", clients=[]), id="inactive"),
         pytest.param(lambda: state("gone", status="healthy", clients=[]), id="no-connectors"),
+        pytest.param(lambda: state("new", status="inactive", clients=[], findings=(CRIT,)), id="required-inactive"),
+        pytest.param(lambda: state("odd", findings=(WARN, CRIT)), id="critical-finding"),
     ],
 )
-def test_down_inactive_or_no_connectors_is_2_and_beats_degraded(bad):
+def test_down_no_connectors_or_a_critical_finding_is_2_and_beats_degraded(bad):
     assert exit_status(snap(state("ok"), bad())) == EXIT_DOWN == 2
     assert exit_status(snap(state("deg", clients=[connector(pending=2)]), bad())) == 2
+
+
+def test_an_inactive_tunnel_is_neutral():
+    # Created and never run (a retired tunnel): 0 unless an expectation requires it (a critical finding, above).
+    assert exit_status(snap(state("ok"), state("new", status="inactive", clients=[]))) == EXIT_OK
+
+
+def test_a_warning_finding_is_1():
+    assert exit_status(snap(state("ok"), state("old", findings=(WARN,)))) == EXIT_DEGRADED == 1
 
 
 def test_unknown_is_3_and_beats_everything():
     unknown = TunnelState(Tunnel(id="t", name="x", status="healthy"), None, (), "Cloudflare answered HTTP 502")
     assert exit_status(snap(unknown)) == EXIT_UNKNOWN == 3
-    assert exit_status(snap(state("down", status="down", clients=[]), unknown, state("ok"))) == 3
+    assert exit_status(snap(state("down", status="down", clients=[]), unknown, state("crit", findings=(CRIT,)))) == 3
 
 
 def test_no_tunnels_is_0():
@@ -245,8 +262,9 @@ def test_table_layout():
         NOW,
     )
     lines = text.splitlines()
-    assert lines[0] == f"account {ACCOUNT} (Acme)"
-    assert lines[1] == "fetched 2025-03-01T12:00:00Z"
+    assert lines[0].startswith("TUNNELTOP UNKNOWN - 3 of 3 tunnels need attention: lost unknown; batch down; web ")
+    assert lines[1] == f"account {ACCOUNT} (Acme)"
+    assert lines[2] == "fetched 2025-03-01T12:00:00Z"
     assert "web  id-web  status=healthy  health=degraded  active=7  pending=1" in text
     header = next(line for line in lines if "CONNECTOR" in line)
     header_words = ["CONNECTOR", "STARTED", "UPTIME", "ARCH", "VERSION", "CONFIG", "ORIGIN", "IP", "EDGE", "PENDING"]
@@ -274,7 +292,7 @@ def test_table_shows_problems_and_unknowns():
 
 def test_table_of_nothing_and_demo_label():
     text = render_table(snap(), NOW, demo=True)
-    assert text.startswith(f"DEMO (simulated account) - account {ACCOUNT}")
+    assert text.splitlines()[1].startswith(f"DEMO (simulated account) - account {ACCOUNT}")
     assert "no tunnels" in text
 
 
@@ -300,3 +318,75 @@ def test_connection_and_connector_in_json_roundtrip():
     assert doc["tunnels"][0]["clients"][0]["conns"][0]["opened_at"] == "2025-03-01T11:59:55Z"
     # Connections of unknown state: the API's "healthy" is taken on trust.
     assert doc["tunnels"][0]["health"] == "healthy"
+
+
+# -- the monitoring plugin's status line, findings and reach in the table and JSON ----------------------------------
+
+
+def test_status_line_ok_and_perfdata():
+    line = status_line(snap(state("a"), state("b"), state("new", status="inactive", clients=[])))
+    assert line == (
+        "TUNNELTOP OK - 3 tunnels: 2 healthy, 1 inactive | tunnels=3 healthy=2 degraded=0 down=0 inactive=1 "
+        "unknown=0 warnings=0 critical=0 connections=8 pending=0"
+    )
+    assert status_line(snap()).startswith("TUNNELTOP OK - no tunnels | tunnels=0 ")
+
+
+def test_status_line_names_what_needs_attention_worst_first():
+    s = snap(
+        state("prod-web", findings=(WARN,)),
+        state("api", clients=[connector(pending=1)]),
+        state("idle", status="inactive", clients=[]),
+        state("db", status="down", clients=[]),
+    )
+    assert exit_status(s) == 2
+    assert status_line(s) == (
+        "TUNNELTOP CRITICAL - 3 of 4 tunnels need attention: db down; api degraded; prod-web config drift | "
+        "tunnels=4 healthy=1 degraded=1 down=1 inactive=1 unknown=0 warnings=1 critical=0 connections=7 pending=1"
+    )
+
+
+def test_status_line_is_one_line_and_keeps_names_out_of_the_perfdata():
+    many = [state(f"t{i}|x=1\nFAKE", findings=(CRIT, WARN)) for i in range(5)]
+    line = status_line(snap(*many))
+    text, perf = line.split(" | ")
+    assert line.count("|") == 1 and "\n" not in line and line.isprintable()
+    assert text.startswith("TUNNELTOP CRITICAL - 5 of 5 tunnels need attention: t0/x=1")
+    assert "required but inactive, config drift" in text
+    assert text.endswith("and 2 more")
+    assert perf.endswith("warnings=0 critical=5 connections=20 pending=0")
+    assert render_table(snap(*many), NOW).splitlines()[0] == line
+
+
+def test_table_lists_each_tunnels_findings_hostnames_and_routes():
+    reach = Reach(NOW, "cloudflare", ("app.example.com", "api.example.com/v1"), (Route("10.0.0.0/8", "prod", None),), 9)
+    local = Reach(NOW, "local")
+    text = render_table(snap(state("web", findings=(CRIT, WARN), reach=reach), state("db", reach=local)), NOW)
+    lines = text.splitlines()
+    at = lines.index("  CRITICAL required: inactive (never run), but required to run")
+    assert lines[at + 1] == "    hint: start it"
+    assert lines[at + 2] == "  WARNING config_drift: connector k1 runs configuration version 2, remote 9"
+    assert lines[at + 3] == "    hint: restart it"
+    assert "  hostnames: app.example.com, api.example.com/v1" in lines
+    assert "  routes: 10.0.0.0/8 (prod)" in lines
+    assert "  hostnames: locally managed (in the config file on the connector's host)" in lines
+
+
+def test_json_has_the_status_findings_and_reach():
+    reach = Reach(NOW, "cloudflare", ("app.example.com",), (Route("10.0.0.0/8", "prod", "office"),), 9)
+    doc = json.loads(render_json(snap(state("web", findings=(WARN,), reach=reach), state("db"))))
+    assert doc["status"] == "warning"
+    web, db = doc["tunnels"]
+    assert web["findings"] == [
+        {
+            "check": "config_drift",
+            "severity": "warning",
+            "message": "connector k1 runs configuration version 2, remote 9",
+            "hint": "restart it",
+            "connector_id": None,
+        }
+    ]
+    assert (web["managed"], web["hostnames"]) == ("cloudflare", ["app.example.com"])
+    assert web["routes"] == [{"network": "10.0.0.0/8", "virtual_network": "prod", "comment": "office"}]
+    assert (db["findings"], db["managed"], db["hostnames"], db["routes"]) == ([], None, None, None)
+    assert json.loads(render_json(snap()))["status"] == "ok"

@@ -28,9 +28,27 @@ ONCE_MAX_RATE_LIMIT_WAIT = 30.0
 
 
 class _Parser(argparse.ArgumentParser):
+    usage_status = EXIT_USAGE  # EXIT_UNKNOWN for --once: a monitoring plugin's usage error is UNKNOWN
+
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+        self.exit(self.usage_status, f"{self.prog}: error: {message}\n")
+
+
+_ONCE_OUTPUTS = ("--output=table", "--output=json", "-otable", "-ojson")
+
+
+def once_asked(argv: Sequence[str]) -> bool:
+    """Whether the command line asks for --once (``-o table``/``-o json`` imply it), read before parsing it, so
+    that even a bad flag beside it exits UNKNOWN (3) as the monitoring plugin guidelines say, not 64."""
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            break
+        if (len(arg) > 3 and "--once".startswith(arg)) or arg in _ONCE_OUTPUTS:
+            return True
+        if arg in ("-o", "--output") and list(argv[i + 1 : i + 2]) in (["table"], ["json"]):
+            return True
+    return False
 
 
 def _interval(value: str) -> float:
@@ -104,16 +122,19 @@ keys in the live view (? lists them all; ctrl+p finds an action by name):
   v  switch views         p      pause or resume polling
   q  quit
 
-exit status of --once (--watch: 0 when stopped, else 3 or 64 as here):
-   0 every tunnel healthy
-   1 some tunnel degraded (a pending reconnect counts)
-   2 some tunnel down, inactive or without connectors
-   3 state unknown: credentials, network or API error
-  64 usage error: a bad flag, or a tunnel name that matches no tunnel
+exit status of --once (a monitoring plugin: its first line is the status):
+   0 OK: every tunnel healthy or inactive, nothing found
+   1 WARNING: a tunnel degraded (a pending reconnect counts), or a warning
+     finding (config drift, all connections in one colo, old cloudflared...)
+   2 CRITICAL: a tunnel down or without connectors, or a critical finding
+     (a required tunnel inactive, an origin IP outside origin_ips...)
+   3 UNKNOWN: credentials, network or API error; a usage error of --once
+  64 usage error of --watch or the live view: a bad flag, or a tunnel name
+     that matches no tunnel (--watch: 0 when stopped, else 3 or 64)
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> _Parser:
     # The epilog is laid out by hand for 80 columns; the flags' help is still wrapped to the terminal.
     parser = _Parser(
         prog="tunneltop",
@@ -208,6 +229,8 @@ def build_target(args: argparse.Namespace) -> Target:
             demo=True,
             transport=demo_transport(args.seed),
             budget_per_minute=args.budget,
+            # The config file's [expect] applies to the demo too: the way to try expectations out.
+            expectations=load_profile(args.profile, None, os.environ).expectations,
         )
     # Flags beat the environment, which beats the config file's profile, which beats the defaults.
     profile = load_profile(args.profile, None, os.environ)
@@ -228,11 +251,13 @@ def build_target(args: argparse.Namespace) -> Target:
         settings.tunnels,
         notices=settings.notices,
         budget_per_minute=settings.budget_per_minute,
+        expectations=settings.expectations,
     )
 
 
-def report_failure(error: BaseException) -> int:
-    """Say why a headless run cannot go on, on stderr, and the exit status that goes with it."""
+def report_failure(error: BaseException, usage_status: int = EXIT_USAGE) -> int:
+    """Say why a headless run cannot go on, on stderr, and the exit status that goes with it (``usage_status`` for
+    a usage error: --once's is UNKNOWN)."""
     if isinstance(error, AccountChoiceNeeded):
         _err(f"{error}:")
         for acc in error.accounts:
@@ -240,7 +265,7 @@ def report_failure(error: BaseException) -> int:
         return EXIT_UNKNOWN
     if isinstance(error, UsageError):
         _err(error.message)
-        return EXIT_USAGE
+        return usage_status
     _err(error.message if isinstance(error, ApiError) else str(error))
     return EXIT_UNKNOWN
 
@@ -250,16 +275,20 @@ async def run_once(target: Target, output: str) -> int:
     sent in the last minute, and at most a share of what Cloudflare says remains), printed."""
     async with target.client(max_rate_limit_wait=ONCE_MAX_RATE_LIMIT_WAIT) as client:
         engine = PollEngine(
-            client, target.account_id, target.refs, min_burst=target.budget_per_minute
+            client,
+            target.account_id,
+            target.refs,
+            min_burst=target.budget_per_minute,
+            expectations=target.expectations,
         )
         outcome = await engine.poll()
         status = engine.status
     if outcome.snapshot is None:
         error = outcome.error if outcome.error is not None else ApiError(outcome.holding or "no data")
-        return report_failure(error)
+        return report_failure(error, EXIT_UNKNOWN)
     for problem in engine.usage_errors:
         # A tunnel named that does not exist is the caller's mistake: say so (the others were fetched).
-        return report_failure(problem)
+        return report_failure(problem, EXIT_UNKNOWN)
     snapshot = outcome.snapshot
     skipped = engine.not_fetched(snapshot)
     if output == "json":
@@ -300,6 +329,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return replay_main(args_in[1:])
     parser = build_parser()
+    if once_asked(args_in):
+        parser.usage_status = EXIT_UNKNOWN
     args = parser.parse_args(argv)
     watch = args.watch or args.output == "jsonl"
     if watch and (args.once or args.output in ("table", "json")):

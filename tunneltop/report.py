@@ -1,7 +1,10 @@
-"""The headless output of ``tunneltop --once``: a plain-text table or a JSON document, and the exit status.
+"""The headless output of ``tunneltop --once``: a monitoring plugin's status line and a plain-text table, or a JSON
+document, and the exit status.
 
-Monitoring-plugin exit codes: 0 every tunnel healthy, 1 any degraded, 2 any down or inactive or without
-connectors, 3 state unknown.
+Monitoring-plugin exit codes (Nagios plugin guidelines; model/health.py ``Status``): 0 OK (healthy or inactive,
+nothing found), 1 WARNING (a tunnel degraded, or a warning finding), 2 CRITICAL (a tunnel down, or a critical
+finding: an inactive tunnel only when required), 3 UNKNOWN (a tunnel's state unknown; also a usage error of
+``--once``).
 """
 
 from __future__ import annotations
@@ -11,28 +14,70 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from tunneltop.api.gate import BudgetStatus
-from tunneltop.model.health import Health, edge_summary, format_age, origin_ips, pending_conns
+from tunneltop.model.health import Health, Status, edge_summary, format_age, origin_ips, pending_conns
+from tunneltop.model.rules import CHECK_TITLES
 from tunneltop.model.snapshot import Snapshot, TunnelState
 from tunneltop.sanitize import clean
 
 EXIT_OK = 0
-EXIT_DEGRADED = 1
-EXIT_DOWN = 2
+EXIT_DEGRADED = 1  # WARNING
+EXIT_DOWN = 2  # CRITICAL
 EXIT_UNKNOWN = 3
-EXIT_USAGE = 64
+EXIT_USAGE = 64  # --watch and the live view; a usage error of --once is UNKNOWN, as monitoring plugins say
 
 COLUMNS = ("CONNECTOR", "STARTED", "UPTIME", "ARCH", "VERSION", "CONFIG", "ORIGIN IP", "EDGE", "PENDING")
 
 
 def exit_status(snapshot: Snapshot) -> int:
-    healths = {t.health for t in snapshot.tunnels}
-    if Health.UNKNOWN in healths:
-        return EXIT_UNKNOWN
-    if healths & {Health.DOWN, Health.INACTIVE}:
-        return EXIT_DOWN
-    if Health.DEGRADED in healths:
-        return EXIT_DEGRADED
-    return EXIT_OK
+    return snapshot.status.exit_code
+
+
+# Tunnels the status line names before "and N more": the line must stay one short line.
+STATUS_NAMES = 3
+
+
+def _reason(state: TunnelState) -> str:
+    """A few words on why a tunnel is not OK: its health unless healthy, then its findings' titles."""
+    words = [] if state.health in (Health.HEALTHY, Health.INACTIVE) else [state.health.value]
+    titles = list(dict.fromkeys(CHECK_TITLES.get(f.check, f.check) for f in state.findings))
+    words += titles[:2]
+    if len(titles) > 2:
+        words.append(f"+{len(titles) - 2} more")
+    return ", ".join(words)
+
+
+def _plugin_text(text: str) -> str:
+    # '|' starts the performance data: never inside the text part.
+    return clean(text, 60).replace("|", "/")
+
+
+def status_line(snapshot: Snapshot) -> str:
+    """The monitoring plugin's first line: ``TUNNELTOP STATUS - text | perfdata`` (Nagios plugin guidelines)."""
+    figures = snapshot.figures
+    status = figures.status
+    tunnels = snapshot.tunnels
+    if status is Status.OK:
+        parts = [f"{n} {h.value}" for h in (Health.HEALTHY, Health.INACTIVE) if (n := figures.counts.get(h, 0))]
+        text = f"{len(tunnels)} tunnels: {', '.join(parts)}" if tunnels else "no tunnels"
+    else:
+        bad = sorted(
+            (t for t in tunnels if t.status is not Status.OK), key=lambda t: (t.rank, (t.tunnel.name or "").casefold())
+        )
+        named = [f"{_plugin_text(t.tunnel.label)} {_reason(t)}" for t in bad[:STATUS_NAMES]]
+        if len(bad) > STATUS_NAMES:
+            named.append(f"and {len(bad) - STATUS_NAMES} more")
+        text = f"{len(bad)} of {len(tunnels)} tunnels need attention: {'; '.join(named)}"
+    counts = figures.counts
+    perf = {
+        "tunnels": len(tunnels),
+        **{h.value: counts.get(h, 0) for h in (Health.HEALTHY, Health.DEGRADED, Health.DOWN, Health.INACTIVE)},
+        "unknown": counts.get(Health.UNKNOWN, 0),
+        "warnings": figures.warnings,
+        "critical": figures.critical,
+        "connections": sum(t.active_count for t in tunnels),
+        "pending": figures.pending,
+    }
+    return f"TUNNELTOP {status.name} - {text} | " + " ".join(f"{k}={v}" for k, v in perf.items())
 
 
 def _time(value: datetime | None) -> str:
@@ -81,6 +126,18 @@ def _tunnel_lines(state: TunnelState, now: datetime, not_fetched: bool = False) 
             )
         lines.extend("  " + line for line in _table(rows))
     lines.extend(f"  problem: {clean(str(p), 300)}" for p in state.problems)
+    for f in state.findings:
+        lines.append(f"  {f.severity.name} {f.check}: {clean(f.message, 300)}")
+        lines.append(f"    hint: {clean(f.hint, 300)}")
+    reach = state.reach
+    if reach is not None:
+        if reach.managed == "local":
+            lines.append("  hostnames: locally managed (in the config file on the connector's host)")
+        elif reach.hostnames:
+            lines.append(f"  hostnames: {clean(', '.join(reach.hostnames), 600)}")
+        if reach.routes:
+            routes = (f"{r.network} ({r.virtual_network})" if r.virtual_network else r.network for r in reach.routes)
+            lines.append(f"  routes: {clean(', '.join(routes), 600)}")
     return lines
 
 
@@ -100,7 +157,7 @@ def render_table(
     fetched = f"fetched {_time(snapshot.fetched_at)}"
     if budget is not None:
         fetched += f"  ({budget})"
-    lines = [title, fetched, ""]
+    lines = [status_line(snapshot), title, fetched, ""]
     if not snapshot.tunnels:
         lines.append("no tunnels")
     skipped = set(not_fetched)
@@ -115,6 +172,8 @@ def render_json(
     snapshot: Snapshot, *, demo: bool = False, not_fetched: Sequence[str] = (), budget: BudgetStatus | None = None
 ) -> str:
     document = snapshot.to_json()
+    # The monitoring verdict over every tunnel, as --once's exit status gives it: ok, warning, critical, unknown.
+    document["status"] = snapshot.status.value
     # Tunnels whose connections this run's budget left unread ("clients": null, "error": null there).
     document["not_fetched"] = list(not_fetched)
     if budget is not None:

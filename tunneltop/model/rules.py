@@ -43,6 +43,21 @@ PENDING_TOO_LONG = timedelta(minutes=3)
 # Cloudflare supports cloudflared releases within one year (cloudflared's README).
 SUPPORTED_MONTHS = 12
 
+# A few words per check, for one-line summaries (the plugin status line): the finding's message has the numbers.
+CHECK_TITLES = {
+    "required": "required but inactive",
+    "min_connectors": "too few connectors",
+    "min_colos": "too few colos",
+    "min_active_per_connector": "too few connections",
+    "max_versions": "mixed versions",
+    "origin_ips": "unexpected origin IP",
+    "colos": "unexpected colo",
+    "config_drift": "config drift",
+    "old_release": "old cloudflared",
+    "pending_reconnect": "stuck reconnect",
+    "local_ready": "local cloudflared disagrees",
+}
+
 _RELEASE = re.compile(r"^(\d{4})\.(\d{1,2})\.\d+")
 
 # (tunnel id, connector id, connection id) -> when that connection was first seen pending
