@@ -170,6 +170,7 @@ class _Stream:
                 self.target.refs,
                 interval=self.interval,
                 min_burst=STARTUP_BURST,
+                expectations=self.target.expectations,
             )
             while not stop.is_set():
                 try:

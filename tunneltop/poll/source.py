@@ -13,6 +13,7 @@ from typing import Protocol, runtime_checkable
 from tunneltop.api.client import CloudflareClient
 from tunneltop.api.errors import UsageError
 from tunneltop.api.gate import BudgetStatus
+from tunneltop.model.expect import Expectations
 from tunneltop.poll.engine import STARTUP_BURST, PollEngine, PollOutcome
 
 
@@ -101,6 +102,7 @@ def api_source(
     interval: float,
     now: Callable[[], datetime],
     account_name: str | None = None,
+    expectations: Expectations | None = None,
 ) -> LiveSource:
     """The live view's default source: the one poll engine on the Cloudflare API, with a start-up burst so that a
     small account's first screen comes in one go (then the budget paces requests)."""
@@ -112,4 +114,5 @@ def api_source(
         min_burst=STARTUP_BURST,
         now=now,
         account_name=account_name,
+        expectations=expectations,
     )

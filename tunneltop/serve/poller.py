@@ -129,7 +129,12 @@ class Poller:
         async with self.target.client(max_rate_limit_wait=SERVE_MAX_RATE_LIMIT_WAIT) as client:
             self.client = client
             engine = PollEngine(
-                client, self.target.account_id, self.target.refs, interval=self.interval, min_burst=STARTUP_BURST
+                client,
+                self.target.account_id,
+                self.target.refs,
+                interval=self.interval,
+                min_burst=STARTUP_BURST,
+                expectations=self.target.expectations,
             )
             self.engine = engine
             while not stop.is_set():
