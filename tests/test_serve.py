@@ -78,6 +78,7 @@ async def scrape(http: httpx.AsyncClient, **headers: str) -> dict[str, list[Any]
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
     samples: dict[str, list[Any]] = {}
     for family in text_string_to_metric_families(response.text):
+        assert family.documentation, family.name  # every series has its HELP
         for sample in family.samples:
             samples.setdefault(sample.name, []).append(sample)
     return samples

@@ -7,13 +7,15 @@ on per-connector ones, ``colo`` and ``state`` on connection counts, ``version`` 
 info, ``check`` and ``severity`` on findings, ``kind`` on errors. Never a connection id: connections are counted, so
 the number of series grows with tunnels and connectors, not with connections.
 
-The series that only change with the snapshot are built once per snapshot and served again until the next one
-(a scrape at 10,000 connections then costs the text rendering alone); ages and the poller's own figures are
-worked out at each scrape.
+The series that only change with the tunnels are built and rendered once per tunnels tuple and served as rendered
+until it changes (a poll that changed nothing hands back the very same tuple); ages and the poller's own figures
+are worked out at each scrape. Only Prometheus' text format is served (no OpenMetrics negotiation), so that the two
+rendered parts simply follow each other.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import datetime
@@ -25,12 +27,13 @@ from prometheus_client.core import (
     StateSetMetricFamily,
     SummaryMetricFamily,
 )
+from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from tunneltop import __version__
 from tunneltop.model.health import Health
-from tunneltop.model.snapshot import Snapshot, TunnelState
+from tunneltop.model.snapshot import TunnelState
 from tunneltop.poll.account import utc_now
 from tunneltop.sanitize import clean
 from tunneltop.serve.poller import Poller, kind_name
@@ -38,7 +41,7 @@ from tunneltop.serve.poller import Poller, kind_name
 TUNNEL = ["tunnel_id", "tunnel_name"]
 CONNECTOR = [*TUNNEL, "connector_id"]
 HEALTH_STATES = tuple(h.value for h in Health)
-CONNECTION_STATES = ("active", "pending", "unknown")
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def _tunnel_labels(state: TunnelState) -> list[str]:
@@ -46,8 +49,8 @@ def _tunnel_labels(state: TunnelState) -> list[str]:
     return [clean(state.tunnel.id, 64), clean(state.tunnel.name, 200) if state.tunnel.name else ""]
 
 
-def _snapshot_families(snapshot: Snapshot) -> list[Metric]:
-    """The series that follow from the snapshot alone."""
+def _tunnel_families(tunnels: tuple[TunnelState, ...]) -> list[Metric]:
+    """The series that follow from the tunnels alone (not from the time)."""
     health = StateSetMetricFamily(
         "tunneltop_tunnel_health",
         "Health of each tunnel as tunneltop judges it (the API's status and its connections): one state is 1.",
@@ -90,23 +93,22 @@ def _snapshot_families(snapshot: Snapshot) -> list[Metric]:
         "When the connector (cloudflared) started, Unix time.",
         labels=CONNECTOR,
     )
-    conn_counts = GaugeMetricFamily(
-        "tunneltop_connector_connections",
-        "Edge connections of the connector by state (active, pending reconnect, unknown).",
-        labels=[*CONNECTOR, "state"],
-    )
-    for state in snapshot.tunnels:
+    for state in tunnels:
         labels = _tunnel_labels(state)
         health.add_metric(labels, {h: state.health.value == h for h in HEALTH_STATES})
         fetch_error.add_metric(labels, 1.0 if state.error is not None else 0.0)
         if state.reach is not None and state.reach.config_version is not None:
             remote_config.add_metric(labels, float(state.reach.config_version))
-        for (check, severity), count in sorted(Counter((f.check, f.severity.value) for f in state.findings).items()):
-            findings.add_metric([*labels, clean(check, 64), severity], float(count))
+        found: dict[tuple[str, str], int] = {}
+        for finding in state.findings:
+            key = (clean(finding.check, 64), finding.severity.value)
+            found[key] = found.get(key, 0) + 1
+        for (check, severity), count in sorted(found.items()):
+            findings.add_metric([*labels, check, severity], float(count))
         if state.connectors is None:
             continue
         connectors.add_metric(labels, float(len(state.connectors)))
-        by_colo: Counter[tuple[str, str]] = Counter()
+        by_colo: dict[tuple[str, str], int] = {}  # plain loops: at 10,000 connections they beat Counter's
         for connector in state.connectors:
             ids = [*labels, clean(connector.id, 64)]
             info.add_metric(ids, {"version": clean(connector.version, 64), "arch": clean(connector.arch, 64)})
@@ -114,36 +116,37 @@ def _snapshot_families(snapshot: Snapshot) -> list[Metric]:
                 config_version.add_metric(ids, float(connector.config_version))
             if connector.run_at is not None:
                 started.add_metric(ids, connector.run_at.timestamp())
-            states = Counter(conn.state for conn in connector.conns)
-            for conn_state in CONNECTION_STATES:
-                conn_counts.add_metric([*ids, conn_state], float(states[conn_state]))
-            by_colo.update((conn.colo_name or "unknown", conn.state) for conn in connector.conns)
+            for conn in connector.conns:
+                key = (conn.colo_name or "unknown", conn.state)
+                by_colo[key] = by_colo.get(key, 0) + 1
         for (colo, conn_state), count in sorted(by_colo.items()):
             connections.add_metric([*labels, clean(colo, 32), conn_state], float(count))
-    return [health, connectors, connections, fetch_error, remote_config, findings, info, config_version, started,
-            conn_counts]
+    return [health, connectors, connections, fetch_error, remote_config, findings, info, config_version, started]
 
 
 def _seconds(moment: datetime) -> float:
     return moment.timestamp()
 
 
+class _TunnelsCollector(Collector):
+    def __init__(self, tunnels: tuple[TunnelState, ...]) -> None:
+        self.tunnels = tunnels
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        yield from _tunnel_families(self.tunnels)
+
+
 class ServeCollector(Collector):
-    """The metrics of one ``tunneltop serve``, read from its ``Poller`` at each scrape."""
+    """What changes with time and with the poller rather than with the tunnels: ages, polls, the API's figures."""
 
     def __init__(self, poller: Poller) -> None:
         self.poller = poller
-        self._built: tuple[Snapshot, list[Metric]] | None = None
 
     def describe(self) -> Iterable[Metric]:
-        return []  # the names depend on nothing but this module; registering must not run a scrape
-
-    def _families(self, snapshot: Snapshot) -> list[Metric]:
-        built = self._built
-        if built is None or built[0] is not snapshot:
-            built = (snapshot, _snapshot_families(snapshot))
-            self._built = built
-        return built[1]
+        return []  # registering must not run a scrape
 
     def collect(self) -> Iterator[Metric]:
         poller = self.poller
@@ -153,7 +156,6 @@ class ServeCollector(Collector):
         )
         snapshot = poller.snapshot
         if snapshot is not None:
-            yield from self._families(snapshot)
             age = GaugeMetricFamily(
                 "tunneltop_tunnel_data_age_seconds",
                 "Age of the tunnel's data: since its connections were last read (or its list entry, when they "
@@ -261,8 +263,34 @@ class ServeCollector(Collector):
         )
 
 
-def registry(poller: Poller) -> CollectorRegistry:
-    """A registry of its own (never prometheus_client's global one) holding this server's collector only."""
-    own = CollectorRegistry(auto_describe=False)
-    own.register(ServeCollector(poller))
-    return own
+def _render_tunnels(tunnels: tuple[TunnelState, ...]) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)  # one of its own, never prometheus_client's global one
+    registry.register(_TunnelsCollector(tunnels))
+    return generate_latest(registry)
+
+
+class MetricsPage:
+    """The body of ``/metrics``, in Prometheus' text format (version 0.0.4), every part of it rendered by
+    ``prometheus_client``: the tunnels' series once per tunnels tuple (the engine hands back the very same tuple when
+    nothing changed), off the event loop (they only read immutable states), then served as rendered; the live ones
+    at every scrape."""
+
+    def __init__(self, poller: Poller) -> None:
+        self.poller = poller
+        self._live = CollectorRegistry(auto_describe=False)
+        self._live.register(ServeCollector(poller))
+        self._tunnels: tuple[tuple[TunnelState, ...], bytes] | None = None
+        self._building = asyncio.Lock()  # concurrent scrapes after a poll wait for one rendering
+
+    async def _tunnels_part(self, tunnels: tuple[TunnelState, ...]) -> bytes:
+        async with self._building:
+            cached = self._tunnels
+            if cached is None or cached[0] is not tunnels:
+                cached = (tunnels, await asyncio.to_thread(_render_tunnels, tunnels))
+                self._tunnels = cached
+            return cached[1]
+
+    async def render(self) -> bytes:
+        snapshot = self.poller.snapshot
+        tunnels = b"" if snapshot is None else await self._tunnels_part(snapshot.tunnels)
+        return generate_latest(self._live) + tunnels

@@ -20,10 +20,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-from prometheus_client.exposition import choose_encoder
 
 from tunneltop.serve.feed import EventFeed, FeedItem
-from tunneltop.serve.metrics import registry
+from tunneltop.serve.metrics import CONTENT_TYPE, MetricsPage
 from tunneltop.serve.poller import Poller
 
 # A comment line on the event stream at least this often, so that proxies and clients see the stream is alive.
@@ -56,7 +55,7 @@ class ServeApp:
         self.poller = poller
         self.keepalive = keepalive
         self._token = token.encode() if token else None
-        self._registry = registry(poller)
+        self._metrics = MetricsPage(poller)
 
     def application(self) -> web.Application:
         app = web.Application(middlewares=[self._auth])
@@ -79,10 +78,7 @@ class ServeApp:
         return await handler(request)
 
     async def metrics(self, request: web.Request) -> web.Response:
-        # The format the scraper asks for (Prometheus' text format, or OpenMetrics), as prometheus_client's own
-        # handlers choose it.
-        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-        return web.Response(body=encoder(self._registry), headers={"Content-Type": content_type})
+        return web.Response(body=await self._metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
     async def healthz(self, request: web.Request) -> web.Response:
         healthy, document = self.poller.health()
