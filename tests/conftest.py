@@ -1,42 +1,33 @@
-"""Shared test fixtures, kept generic: a clean Cloudflare environment, a fake clock, and a loopback server."""
+"""Shared fixtures, kept generic: a clean environment, a fake clock, a loopback server, quick key presses.
+
+The fakes and helpers shared by test modules live in ``tests/support/``; no test module imports another.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
 
 import pytest
+import textual.app
+import textual.pilot
 
+from tests.support.clock import FakeClock
 from tunneltop.demo.cfapi import FakeCloudflare
 from tunneltop.demo.server import LoopbackServer
 
 
 @pytest.fixture(autouse=True)
 def _no_cloudflare_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """No test sees the developer's own Cloudflare credentials or endpoints, nor shares a request budget ledger
-    with a tunneltop running on this machine (each test gets its own runtime directory)."""
+    """No test sees the developer's own Cloudflare credentials or endpoints, tunneltop settings or config file, nor
+    shares a request budget ledger with a tunneltop running on this machine or with a test running beside it
+    (each test gets its own runtime, state and config directories)."""
     for name in list(os.environ):
-        if name.startswith("CLOUDFLARE_"):
+        if name.startswith(("CLOUDFLARE_", "TUNNELTOP_")):
             monkeypatch.delenv(name)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path_factory.mktemp("runtime")))
-
-
-class FakeClock:
-    """A monotonic clock that only moves when the code under test sleeps (or the test advances it)."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+    for name in ("XDG_RUNTIME_DIR", "XDG_STATE_HOME", "XDG_CONFIG_HOME"):
+        monkeypatch.setenv(name, str(tmp_path_factory.mktemp(name.lower())))
 
 
 @pytest.fixture
@@ -49,3 +40,15 @@ def server(fake: FakeCloudflare) -> Iterator[LoopbackServer]:
     """A real HTTP server on 127.0.0.1 answering as the test module's own ``fake`` fixture says."""
     with LoopbackServer(fake) as running:
         yield running
+
+
+@pytest.fixture
+def quick_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pilot waits, after every key, for the whole process to look idle (at least 40 ms, often much more while it
+    renders): hundreds of keys took a minute. Here each key is only yielded for; keys still arrive in order."""
+
+    async def settle(*args: object, **kwargs: object) -> None:
+        await asyncio.sleep(0.002)
+
+    monkeypatch.setattr(textual.app, "wait_for_idle", settle)
+    monkeypatch.setattr(textual.pilot, "wait_for_idle", settle)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FakeClock
+from tests.support.clock import FakeClock
 from tunneltop.api.ledger import (
     WINDOW,
     Ledger,

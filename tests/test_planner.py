@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.budget import max_in_window
 from tunneltop.api.budget import CLOUDFLARE_PER_MINUTE, RequestBudget
 from tunneltop.api.ratelimit import RateLimit
 from tunneltop.poll.planner import Plan, Planner, list_pages
@@ -18,16 +19,6 @@ def drain(budget: RequestBudget, now: float) -> int:
     n = budget.available(now)
     budget.record(now, n)
     return n
-
-
-def max_in_window(times: list[float], window: float = 60.0) -> int:
-    times = sorted(times)
-    best, lo = 0, 0
-    for hi, t in enumerate(times):
-        while times[lo] <= t - window:
-            lo += 1
-        best = max(best, hi - lo + 1)
-    return best
 
 
 # -- the budget ------------------------------------------------------------------------------------------------

@@ -7,12 +7,12 @@ from __future__ import annotations
 import itertools
 import random
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
-from tests.conftest import FakeClock
-from tests.test_planner import max_in_window
+from tests.support.budget import max_in_window
+from tests.support.clock import FakeClock
 from tunneltop.api import CloudflareClient, RateLimitedError, RequestGate
 from tunneltop.demo.cfapi import FakeCloudflare, Fault
 from tunneltop.demo.simulator import SimulatedAccount
@@ -30,7 +30,7 @@ class Rig:
 
     def __init__(self, interval: float, *, tunnels: int = 1000, sim: SimulatedAccount | None = None) -> None:
         self.interval = interval
-        self.clock = FakeClock(0.0)
+        self.clock = FakeClock(0.0, wall_start=START)
         self.sim = sim or SimulatedAccount(tunnels=tunnels, start=START)
         self.cf = FakeCloudflare(self.sim, require_auth=False, clock=self.wall)
         self.client = CloudflareClient(
@@ -47,7 +47,7 @@ class Rig:
         self.snapshot: Snapshot | None = None
 
     def wall(self) -> datetime:
-        return START + timedelta(seconds=self.clock.now)
+        return self.clock.wall()
 
     async def run(
         self, until: float, before_poll: Callable[[float], None] | None = None, *, as_front_ends: bool = False

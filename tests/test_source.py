@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from tests.conftest import FakeClock
+from tests.support.clock import FakeClock
 from tunneltop.api import (
     ApiError,
     AuthError,

@@ -1,7 +1,7 @@
 """--watch keeps to the request budget, measured at the stand-in: at a tiny interval polls come as often as a request
 may go, each fetching only what the budget allows, and the busiest 60 seconds never exceed the budget.
 
-Every test runs the real ``watch_stream`` loop on the simulated clock of ``test_budget_modes`` (the stand-in, the
+Every test runs the real ``watch_stream`` loop on the simulated clock of ``tests/support/budget.py`` (the stand-in, the
 client and its gate read one ``FakeClock``; the stream's sleep between polls advances it), so minutes pass in a
 fraction of a second and nothing depends on how loaded the machine is.
 """
@@ -14,10 +14,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import FakeClock
-from tests.test_budget_modes import T0, Stand, assert_within, connection_times
-from tests.test_budget_modes import watch as watch_on_fake_clock
-from tests.test_planner import max_in_window
+from tests.support.budget import T0, Stand, assert_within, connection_times, max_in_window
+from tests.support.budget import watch as watch_on_fake_clock
+from tests.support.clock import FakeClock
 from tunneltop.poll.engine import STARTUP_BURST
 
 INTERVAL = 0.05
@@ -26,7 +25,7 @@ INTERVAL = 0.05
 async def watch(
     stand: Stand, monkeypatch: pytest.MonkeyPatch, seconds: float, *, refs: Sequence[str] = (), budget: int = 60
 ) -> tuple[list[dict[str, Any]], list[float]]:
-    """``watch_stream`` every 50 ms for ``seconds`` of fake time (see test_budget_modes.watch)."""
+    """``watch_stream`` every 50 ms for ``seconds`` of fake time (see tests/support/budget.watch)."""
     return await watch_on_fake_clock(stand, monkeypatch, seconds, interval=INTERVAL, refs=refs, budget=budget)
 
 
