@@ -127,13 +127,18 @@ class Recorder:
         demo: bool = False,
         full_every_polls: int = FULL_EVERY_POLLS,
         full_every: timedelta = FULL_EVERY,
+        durable: bool = True,
     ) -> None:
+        """``durable=False`` skips the fsync of each commit (``synchronous=NORMAL``): still never corrupt, but a
+        power loss may take the polls since the last checkpoint. For benchmarks and tests that write thousands of
+        polls in a moment; a recording of a live run keeps the default."""
         self.path = Path(path)
         self.keep = keep
         self.max_bytes = max_bytes
         self.demo = demo
         self.full_every_polls = full_every_polls
         self.full_every = full_every.total_seconds()
+        self.durable = durable
         self.failure: str | None = None
         self.polls_written = 0
         self._conn: sqlite3.Connection | None = None
@@ -179,7 +184,7 @@ class Recorder:
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise RecordingError(f"cannot record to {self.path}: SQLite's WAL mode is not available there")
-            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute(f"PRAGMA synchronous = {'FULL' if self.durable else 'NORMAL'}")
             conn.execute("BEGIN IMMEDIATE")
             if conn.execute("SELECT name FROM sqlite_master WHERE name = 'meta'").fetchone() is None:
                 for statement in DDL:
