@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.conftest import FakeClock
+from tests.support.clock import FakeClock
 from tunneltop.api import CloudflareClient, RateLimitedError, RequestGate, ServerError
 from tunneltop.demo.cfapi import FakeCloudflare, Fault
 from tunneltop.demo.simulator import DEMO_TUNNELS, SimulatedAccount
