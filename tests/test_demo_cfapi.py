@@ -14,6 +14,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from tests.support.clock import FakeClock
 from tunneltop.demo.cfapi import FakeCloudflare, FakeResponse, Fault
 from tunneltop.demo.simulator import DEMO_ACCOUNT_ID, DEMO_TUNNELS, SimulatedAccount
 
@@ -25,28 +26,16 @@ A = DEMO_ACCOUNT_ID
 WEB = DEMO_TUNNELS["web-prod"]
 
 
-class Clock:
-    """A clock the tests move by hand: no sleeping."""
-
-    def __init__(self, now: datetime = START) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def tick(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
+@pytest.fixture
+def clock() -> FakeClock:
+    """Moved by hand (``advance``); the stand-in reads its wall clock, START at first."""
+    return FakeClock(wall_start=START)
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def fake(clock: Clock) -> FakeCloudflare:
+def fake(clock: FakeClock) -> FakeCloudflare:
     sim = SimulatedAccount(start=START)
-    return FakeCloudflare(sim, tokens=[TOKEN], key_pairs=[(EMAIL, KEY)], clock=clock)
+    return FakeCloudflare(sim, tokens=[TOKEN], key_pairs=[(EMAIL, KEY)], clock=clock.wall)
 
 
 def get(fake: FakeCloudflare, path: str, query: Any = (),
@@ -219,9 +208,9 @@ def success_paths(sim: SimulatedAccount) -> Iterator[str]:
 
 
 @pytest.mark.parametrize("minutes", [0, 7])
-def test_every_success_answer_matches_the_spec(fake: FakeCloudflare, clock: Clock, minutes: int) -> None:
-    clock.tick(minutes * 60)  # also after evolution: pending connections, new connectors, restarts
-    fake.sim.advance(clock())
+def test_every_success_answer_matches_the_spec(fake: FakeCloudflare, clock: FakeClock, minutes: int) -> None:
+    clock.advance(minutes * 60)  # also after evolution: pending connections, new connectors, restarts
+    fake.sim.advance(clock.wall())
     paths = list(success_paths(fake.sim))
     assert len(paths) > 30
     for path in paths:
@@ -232,9 +221,9 @@ def test_every_success_answer_matches_the_spec(fake: FakeCloudflare, clock: Cloc
         assert_conforms(f"/accounts/{A}/cfd_tunnel", get(fake, f"/accounts/{A}/cfd_tunnel", query))
 
 
-def test_scale_answers_match_the_spec(clock: Clock) -> None:
-    fake = FakeCloudflare(SimulatedAccount(start=START, tunnels=30), require_auth=False, clock=clock)
-    clock.tick(300)
+def test_scale_answers_match_the_spec(clock: FakeClock) -> None:
+    fake = FakeCloudflare(SimulatedAccount(start=START, tunnels=30), require_auth=False, clock=clock.wall)
+    clock.advance(300)
     for path in list(success_paths(fake.sim))[:60]:
         assert_conforms(path, get(fake, path))
 
@@ -266,8 +255,8 @@ def test_every_failure_answer_matches_the_spec(fake: FakeCloudflare) -> None:
     assert seen == {200, 400, 401, 403, 404, 405, 429, 500, 502, 503, 504}
 
 
-def test_rate_limit_answer_conforms_except_for_the_code_minimum(clock: Clock) -> None:
-    fake = FakeCloudflare(SimulatedAccount(start=START), require_auth=False, clock=clock, rate_limit=1)
+def test_rate_limit_answer_conforms_except_for_the_code_minimum(clock: FakeClock) -> None:
+    fake = FakeCloudflare(SimulatedAccount(start=START), require_auth=False, clock=clock.wall, rate_limit=1)
     get(fake, "/accounts")
     response = get(fake, "/accounts")
     assert response.status == 429
@@ -327,8 +316,8 @@ def test_envelope_and_result_info_shape(fake: FakeCloudflare) -> None:
     assert clients["result"] == fake.sim.clients(WEB)
 
 
-def test_paging_45_tunnels(clock: Clock) -> None:
-    fake = FakeCloudflare(SimulatedAccount(start=START, tunnels=45), require_auth=False, clock=clock)
+def test_paging_45_tunnels(clock: FakeClock) -> None:
+    fake = FakeCloudflare(SimulatedAccount(start=START, tunnels=45), require_auth=False, clock=clock.wall)
     seen: list[str] = []
     for page, count in ((1, 20), (2, 20), (3, 5)):
         body = get(fake, f"/accounts/{A}/cfd_tunnel", {"per_page": "20", "page": str(page)}).json()
@@ -448,10 +437,10 @@ def test_hostile_records_are_served_verbatim(fake: FakeCloudflare) -> None:
     assert get(fake, f"/accounts/{A}/cfd_tunnel/{WEB}/connections").json()["result"] == hostile
 
 
-def test_each_request_advances_the_simulation(fake: FakeCloudflare, clock: Clock) -> None:
+def test_each_request_advances_the_simulation(fake: FakeCloudflare, clock: FakeClock) -> None:
     path = f"/accounts/{A}/cfd_tunnel/{DEMO_TUNNELS['api-staging']}/connections"
     first = get(fake, path).json()["result"]
-    clock.tick(120)
+    clock.advance(120)
     assert get(fake, path).json()["result"] != first
 
 
@@ -495,8 +484,8 @@ def test_auth_failures(fake: FakeCloudflare, headers: dict[str, str], status: in
         assert error["message"] == "Invalid request headers"
 
 
-def test_auth_not_required_in_demo_mode(clock: Clock) -> None:
-    fake = FakeCloudflare(SimulatedAccount(start=START), require_auth=False, clock=clock)
+def test_auth_not_required_in_demo_mode(clock: FakeClock) -> None:
+    fake = FakeCloudflare(SimulatedAccount(start=START), require_auth=False, clock=clock.wall)
     for headers in ({}, {"Authorization": "Bearer whatever"}, {"Authorization": "garbage"}):
         assert get(fake, f"/accounts/{A}/cfd_tunnel", headers=headers).status == 200
     assert get(fake, "/user/tokens/verify", headers={}).json()["result"]["status"] == "active"
@@ -541,38 +530,38 @@ def parse_ratelimit(response: FakeResponse) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
-def test_ratelimit_headers_on_every_answer(fake: FakeCloudflare, clock: Clock) -> None:
+def test_ratelimit_headers_on_every_answer(fake: FakeCloudflare, clock: FakeClock) -> None:
     first = get(fake, "/accounts")
     assert first.headers["Ratelimit-Policy"] == '"default";q=1200;w=300'
     assert parse_ratelimit(first) == (1199, 300)
-    clock.tick(100)
+    clock.advance(100)
     assert parse_ratelimit(get(fake, "/nope")) == (1198, 200)
     assert parse_ratelimit(get(fake, "/accounts", headers={})) == (1197, 200)
     fake.inject(Fault.html_page())
     assert parse_ratelimit(get(fake, "/accounts")) == (1196, 200)
 
 
-def test_over_the_limit_blocks_for_the_rest_of_the_window(clock: Clock) -> None:
-    fake = FakeCloudflare(SimulatedAccount(start=START), require_auth=False, clock=clock,
+def test_over_the_limit_blocks_for_the_rest_of_the_window(clock: FakeClock) -> None:
+    fake = FakeCloudflare(SimulatedAccount(start=START), require_auth=False, clock=clock.wall,
                           rate_limit=3, rate_window=300)
     for _ in range(3):
         assert get(fake, "/accounts").status == 200
-    clock.tick(40)
+    clock.advance(40)
     blocked = get(fake, "/accounts")
     assert blocked.status == 429
     assert blocked.headers["Retry-After"] == "260"
     assert errors_of(blocked) == [971]
     assert blocked.json()["errors"][0]["message"] == "Please wait and consider throttling your request speed"
     assert parse_ratelimit(blocked) == (0, 260)
-    clock.tick(250)
+    clock.advance(250)
     assert get(fake, "/accounts").headers["Retry-After"] == "10", "still blocked, and it counts down"
-    clock.tick(10)
+    clock.advance(10)
     fresh = get(fake, "/accounts")
     assert fresh.status == 200 and parse_ratelimit(fresh) == (2, 300)
 
 
-def test_reset_rate_limit(clock: Clock) -> None:
-    fake = FakeCloudflare(SimulatedAccount(start=START), require_auth=False, clock=clock, rate_limit=1)
+def test_reset_rate_limit(clock: FakeClock) -> None:
+    fake = FakeCloudflare(SimulatedAccount(start=START), require_auth=False, clock=clock.wall, rate_limit=1)
     get(fake, "/accounts")
     assert get(fake, "/accounts").status == 429
     fake.reset_rate_limit()
@@ -660,9 +649,9 @@ def test_faults_are_consumed_in_order_by_path_and_times(fake: FakeCloudflare) ->
 # ================================================================ the request log
 
 
-def test_request_log_records_the_scheme_but_never_a_credential(fake: FakeCloudflare, clock: Clock) -> None:
+def test_request_log_records_the_scheme_but_never_a_credential(fake: FakeCloudflare, clock: FakeClock) -> None:
     get(fake, "/accounts", {"page": "1"})
-    clock.tick(5)
+    clock.advance(5)
     get(fake, "/accounts", headers={"X-Auth-Email": EMAIL, "X-Auth-Key": KEY})
     get(fake, "/accounts", headers={"Authorization": "Bearer wrong-but-secret-ish"})
     get(fake, "/accounts", headers={})
