@@ -57,3 +57,31 @@ def test_the_tunnel_list_reuses_unchanged_tunnels() -> None:
     assert set(cache) == {"t1", "t2"}, "the odd one is validated (and reported) again next time"
     third, _ = parse_many(Tunnel, copy.deepcopy(raw[:1]), "tunnel", cache)
     assert len(third) == 1 and third[0] is first[0] and set(cache) == {"t1"}, "gone tunnels are forgotten"
+
+
+def test_new_records_are_validated_together_and_an_odd_one_is_still_reported_alone() -> None:
+    # Many new connections in one answer go through one bulk validation; one odd field among them falls back to
+    # record-by-record only for that record: it keeps its row (the field unknown) and is the one reported.
+    raw = [{"id": f"k{n}", "version": "2025.1.0", "conns": [conn(f"c{n}-{i}") for i in range(4)]} for n in range(50)]
+    raw[17]["conns"][2]["is_pending_reconnect"] = "no"
+    raw[30]["run_at"] = "not a time"
+    cache = RecordCache()
+    connectors, problems = parse_connectors(copy.deepcopy(raw), cache)
+    assert [c.id for c in connectors] == [f"k{n}" for n in range(50)]
+    assert sum(len(c.conns) for c in connectors) == 200
+    assert sorted(p.where for p in problems) == ["connector k17 connection #3", "connector k30"]
+    assert connectors[17].conns[2].is_pending_reconnect is None and connectors[30].run_at is None
+    again, problems_again = parse_connectors(copy.deepcopy(raw), cache)
+    assert len(problems_again) == 2, "odd records are never cached: reported every poll"
+    assert again[0] is connectors[0] and again[17] is not connectors[17]
+    assert again[17].conns[0] is connectors[17].conns[0], "its clean connections are reused"
+
+
+def test_a_repeated_connector_is_reported_whether_or_not_its_first_copy_was_cached() -> None:
+    cache = RecordCache()
+    parse_connectors(answer(), cache)
+    twice = [*answer(), answer()[0]]
+    for _ in range(2):
+        connectors, problems = parse_connectors(copy.deepcopy(twice), cache)
+        assert [c.id for c in connectors] == ["k1", "k2"]
+        assert [p.message for p in problems] == ["duplicate connector id; later copy skipped"]
