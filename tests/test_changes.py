@@ -174,10 +174,17 @@ def test_active_to_unknown_is_a_change_not_a_recovery() -> None:
     assert "state active -> unknown" in events[0].describe()
 
 
-def test_an_unknown_field_appearing_is_a_change() -> None:
-    events = changes(one((connector(),)), one((connector(conns=[conn(edge_ip="198.51.100.1")]),)))
+def test_an_unknown_field_appearing_on_some_connections_is_a_change() -> None:
+    old = one((connector(conns=[conn("c1"), conn("c2")]),))
+    events = changes(old, one((connector(conns=[conn("c1", edge_ip="198.51.100.1"), conn("c2")]),)))
     assert kinds(events) == ["conn_changed"]
     assert events[0].to_json()["changed"] == ["edge_ip"]
+
+
+def test_an_unknown_field_appearing_on_every_connection_is_drift() -> None:
+    events = changes(one((connector(),)), one((connector(conns=[conn(edge_ip="198.51.100.1")]),)))
+    assert kinds(events) == ["schema_drift"]
+    assert [p["changed"] for p in events[0].to_json()["parts"]] == [["edge_ip"]]
 
 
 # -- connectors ---------------------------------------------------------------------------------------------------

@@ -10,15 +10,22 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 
-def _as_utc(value: datetime) -> datetime:
+def _as_utc(value: datetime) -> datetime | None:
+    if value.year == 1:
+        return None  # Go's zero time (0001-01-01T00:00:00Z): cloudflared's "unset", not a moment 2,000 years ago
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-# A time without a zone is taken as UTC (the API's own zone), so ages can always be computed against now.
+# A time without a zone is taken as UTC (the API's own zone), so ages can always be computed against now; Go's zero
+# time is unknown (None).
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+
+# The tunnel list's deprecated copy of each tunnel's connections: read from the connections endpoint instead, so
+# dropped at decode (nothing keeps, compares or diffs it; at 10k connections it is half a poll's bytes).
+DEPRECATED_TUNNEL_FIELDS = frozenset({"connections"})
 
 
 class _ApiRecord(BaseModel):
@@ -80,6 +87,13 @@ class Tunnel(_ApiRecord):
     remote_config: bool | None = None
     config_src: str | None = None
     account_tag: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_deprecated(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not DEPRECATED_TUNNEL_FIELDS.isdisjoint(data):
+            return {k: v for k, v in data.items() if k not in DEPRECATED_TUNNEL_FIELDS}
+        return data
 
     @property
     def label(self) -> str:

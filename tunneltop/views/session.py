@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from tunneltop.changes.events import ChangeEvent, EventKind, diff, without_first_sight
+from tunneltop.changes.events import ChangeEvent, EventKind, diff, flatten, without_first_sight
 from tunneltop.model.health import HEALTH_ORDER, Health
 from tunneltop.model.records import Connection, Connector, Tunnel
 from tunneltop.model.snapshot import Snapshot, TunnelState
@@ -136,7 +136,7 @@ class Session:
             return  # the same tunnels as last poll (see TunnelSource.poll): no marks, and no row came or went
         until = now + self.mark_for
         old_rows = {r.key: r for r in self._rows_of(self.last)} if self.last is not None else {}
-        for event in events:
+        for event in flatten(events):  # a failover's or drift's connections are marked one by one
             tid, cid = event.tunnel_id or "", event.connector_id or ""
             if event.kind is EventKind.CONN_OPENED:
                 self.marks[row_key(tid, cid, event.conn_id or "")] = Mark("new", until)

@@ -1,0 +1,191 @@
+"""Events made of other events, so that one happening reads as one line: a failover (``colo_moved``) and schema
+drift (``schema_drift``). Each keeps the per-connection events it stands for as its ``parts``, which its JSON
+carries and replay applies; the parts are never log lines of their own.
+
+Pairing rule of a failover: within one connector, in one poll. A colo's closes and opens pair up first (a
+reconnect in place is not a move); what is left, connections closed in colos that lost some and opened in colos
+that gained some, moved: as many as the smaller side, taken in the diff's order. Several colos at once make one
+event ("4 connections moved 2xDFW, 2xLAX→3xORD, 1xSEA"); closes or opens beyond the pairs stay events of their
+own (a loss, or a new connection). Connections closing on one connector while others open on another are two
+hosts doing two things and are not paired.
+
+Drift rule: the unit is one answer of the connections endpoint, a tunnel's connections. A field missing from
+every connection of that answer, which the last answer had, is drift, not a change: the connections whose only
+change is that field (now missing) become the parts of one ``schema_drift`` notice for the whole poll (per
+direction), and so does a field now sent on every connection that none had (its return, or a field Cloudflare
+added), except for a connection that turns out pending, which is news. Missing means absent from the JSON, not
+``null``: a null is a value the API chose to send.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from pydantic import BaseModel
+
+from tunneltop.changes.event import ChangeEvent
+from tunneltop.changes.kinds import EventKind, Severity
+from tunneltop.model.snapshot import TunnelState
+
+_RANK = {Severity.INFO: 0, Severity.OK: 1, Severity.WARNING: 2, Severity.ERROR: 3}
+_RECORD_CHANGES = frozenset({EventKind.CONN_CHANGED, EventKind.CONN_PENDING, EventKind.CONN_RECOVERED})
+_MISSING, _SENT = "missing", "sent"
+
+
+def _present(record: BaseModel) -> set[str]:
+    return set(record.model_fields_set) | set(record.__pydantic_extra__ or ())
+
+
+def _worst(events: list[ChangeEvent]) -> Severity:
+    return max((e.severity for e in events), key=_RANK.__getitem__)
+
+
+class _Grouper:
+    __slots__ = ("events", "slots", "taken")
+
+    def __init__(self, events: list[ChangeEvent]) -> None:
+        self.events = events
+        self.slots: dict[int, ChangeEvent] = {}  # the index of a group's first part -> the group
+        self.taken: set[int] = set()
+
+    def put(self, indexes: list[int], make: Callable[[list[ChangeEvent]], ChangeEvent]) -> None:
+        indexes.sort()
+        self.slots[indexes[0]] = make([self.events[i] for i in indexes])
+        self.taken.update(indexes)
+
+    def result(self) -> list[ChangeEvent]:
+        if not self.slots:
+            return self.events
+        out: list[ChangeEvent] = []
+        for i, event in enumerate(self.events):
+            if i in self.slots:
+                out.append(self.slots[i])
+            if i not in self.taken:
+                out.append(event)
+        return out
+
+    # -- schema drift ---------------------------------------------------------------------------------------------
+
+    def drift(self, old: dict[str, TunnelState], new: dict[str, TunnelState]) -> None:
+        verdicts: dict[tuple[str, str, str], bool] = {}
+
+        def lacking(states: dict[str, TunnelState], tunnel_id: str, name: str, lack: bool) -> bool:
+            state = states.get(tunnel_id)
+            conns = [c for k in (state.connectors or ()) for c in k.conns] if state is not None else []
+            return bool(conns) and all((name not in _present(c)) is lack for c in conns)
+
+        def holds(direction: str, tunnel_id: str, name: str) -> bool:
+            key = (direction, tunnel_id, name)
+            if key not in verdicts:
+                if direction == _MISSING:
+                    verdicts[key] = lacking(new, tunnel_id, name, True)
+                else:
+                    verdicts[key] = lacking(old, tunnel_id, name, True) and lacking(new, tunnel_id, name, False)
+            return verdicts[key]
+
+        found: dict[str, tuple[list[int], set[str], dict[str, None]]] = {}
+        for i, e in enumerate(self.events):
+            if e.kind not in _RECORD_CHANGES or e.tunnel_id is None:
+                continue
+            fields = set(e.changed() or ())
+            before, after = _present(e.before), _present(e.after)
+            if fields and fields <= before - after:
+                direction = _MISSING
+            elif fields and fields <= after - before and e.kind is not EventKind.CONN_PENDING:
+                direction = _SENT
+            else:
+                continue
+            if all(holds(direction, e.tunnel_id, name) for name in fields):
+                indexes, names, tunnels = found.setdefault(direction, ([], set(), {}))
+                indexes.append(i)
+                names.update(fields)
+                tunnels[e.tunnel_id] = None
+        for direction, (indexes, names, tunnels) in found.items():
+            self.put(indexes, partial(_drift_event, direction=direction, fields=names, tunnels=list(tunnels)))
+
+    # -- failover -------------------------------------------------------------------------------------------------
+
+    def moves(self) -> None:
+        buckets: dict[tuple[str | None, str | None], tuple[list[int], list[int]]] = {}
+        for i, e in enumerate(self.events):
+            if i in self.taken:
+                continue
+            if e.kind is EventKind.CONN_CLOSED and e.before.colo_name:
+                buckets.setdefault((e.tunnel_id, e.connector_id), ([], []))[0].append(i)
+            elif e.kind is EventKind.CONN_OPENED and e.after.colo_name:
+                buckets.setdefault((e.tunnel_id, e.connector_id), ([], []))[1].append(i)
+        for closes, opens in buckets.values():
+            if not closes or not opens:
+                continue
+            closed = Counter(self.events[i].before.colo_name for i in closes)
+            opened = Counter(self.events[i].after.colo_name for i in opens)
+            lost = closed - opened  # Counter subtraction keeps the positive counts: what each colo lost net
+            gained = opened - closed
+            moved = min(lost.total(), gained.total())
+            if moved:
+                picked = _pick(closes, lost, moved, lambda i: self.events[i].before.colo_name)
+                picked += _pick(opens, gained, moved, lambda i: self.events[i].after.colo_name)
+                self.put(picked, _move_event)
+
+
+def _pick(indexes: list[int], quota: Counter[str], count: int, colo: Callable[[int], str]) -> list[int]:
+    left = Counter(quota)
+    out: list[int] = []
+    for i in indexes:
+        if len(out) < count and left[colo(i)] > 0:
+            left[colo(i)] -= 1
+            out.append(i)
+    return out
+
+
+def _move_event(parts: list[ChangeEvent]) -> ChangeEvent:
+    first = parts[0]
+    closed = Counter(p.before.colo_name for p in parts if p.kind is EventKind.CONN_CLOSED)
+    opened = Counter(p.after.colo_name for p in parts if p.kind is EventKind.CONN_OPENED)
+    return ChangeEvent(
+        first.at,
+        EventKind.COLO_MOVED,
+        _worst(parts),
+        first.tunnel_id,
+        first.tunnel_name,
+        first.connector_id,
+        colo=next(iter(opened)) if len(opened) == 1 else None,
+        before=dict(sorted(closed.items())),
+        after=dict(sorted(opened.items())),
+        parts=tuple(parts),
+    )
+
+
+def _drift_event(parts: list[ChangeEvent], direction: str, fields: set[str], tunnels: list[str]) -> ChangeEvent:
+    first = parts[0]
+    one = len(tunnels) == 1
+    after: dict[str, Any] = {
+        "state": direction,
+        "records": "connections",
+        "fields": sorted(fields),
+        "count": len(parts),
+        "tunnels": tunnels,
+    }
+    return ChangeEvent(
+        first.at,
+        EventKind.SCHEMA_DRIFT,
+        Severity.WARNING if direction == _MISSING else Severity.OK,
+        first.tunnel_id if one else None,
+        first.tunnel_name if one else None,
+        after=after,
+        parts=tuple(parts),
+    )
+
+
+def group(events: list[ChangeEvent], old: dict[str, TunnelState], new: dict[str, TunnelState]) -> list[ChangeEvent]:
+    """``events`` (one diff's, in its order) with drift and failovers each made one event, placed where its first
+    part was. ``old``/``new``: the two snapshots' tunnels by id."""
+    if not events:
+        return events
+    grouper = _Grouper(events)
+    grouper.drift(old, new)
+    grouper.moves()
+    return grouper.result()
