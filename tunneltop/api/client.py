@@ -41,6 +41,7 @@ from tunneltop.api.gate import RequestGate
 from tunneltop.api.ratelimit import RateLimit, parse_ratelimit, parse_retry_after
 from tunneltop.model.parse import RecordCache, RecordProblem, parse_connectors, parse_many, validate_record
 from tunneltop.model.records import Account, Connector, TokenStatus, Tunnel
+from tunneltop.model.remote import RemoteConfig, RouteRecord, parse_configuration, parse_routes, parse_virtual_networks
 
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 USER_AGENT = f"tunneltop/{__version__} (read-only Cloudflare Tunnel monitor)"
@@ -50,6 +51,8 @@ DEFAULT_REQUEST_DEADLINE = 20.0
 MAX_PAGES = 1000
 TUNNEL_PAGE_SIZE = 1000
 ACCOUNT_PAGE_SIZE = 50
+# Private network routes and virtual networks: a tunnel rarely has more than a page of them.
+TEAMNET_PAGE_SIZE = 1000
 
 
 @dataclass(frozen=True)
@@ -423,3 +426,24 @@ class CloudflareClient:
         if not connectors:
             raise InvalidResponseError(f"connector {connector_id}: {problems[0].message if problems else 'no result'}")
         return connectors[0]
+
+    async def get_configuration(self, account_id: str, tunnel_id: str) -> tuple[RemoteConfig, list[RecordProblem]]:
+        """A remotely managed tunnel's configuration: its ingress rules' public hostnames and its version."""
+        response = await self.get(f"accounts/{account_id}/cfd_tunnel/{tunnel_id}/configurations")
+        return parse_configuration(response.result)
+
+    async def list_routes(self, account_id: str, tunnel_id: str) -> tuple[list[RouteRecord], list[RecordProblem]]:
+        """The private network routes a tunnel carries (every page; deleted ones left out)."""
+        raw = await self.get_all_pages(
+            f"accounts/{account_id}/teamnet/routes",
+            {"tunnel_id": tunnel_id, "is_deleted": "false"},
+            per_page=TEAMNET_PAGE_SIZE,
+        )
+        return parse_routes(raw, tunnel_id)
+
+    async def list_virtual_networks(self, account_id: str) -> dict[str, str]:
+        """The account's virtual networks: id -> name (to name a route's network when the route does not)."""
+        raw = await self.get_all_pages(
+            f"accounts/{account_id}/teamnet/virtual_networks", {"is_deleted": "false"}, per_page=TEAMNET_PAGE_SIZE
+        )
+        return parse_virtual_networks(raw)

@@ -184,6 +184,8 @@ class FakeCloudflare:
         self.rate_window = rate_window
         # When set, /accounts answers with exactly these (0, 1 or several); their ids also route.
         self.accounts: list[dict[str, Any]] | None = None
+        # Routes listed without their virtual network's name (older answers): the client must look it up.
+        self.route_names = True
         self.requests: list[LoggedRequest] = []
         self._token_digests = [_digest(t) for t in tokens]
         self._pair_digests = [_digest(f"{email}\n{key}") for email, key in key_pairs]
@@ -405,6 +407,10 @@ class FakeCloudflare:
         if account not in self._account_ids():
             return self._json(403, failure(error_item(9109, "Unauthorized to access requested resource")))
         rest = parts[2:]
+        if rest == ["teamnet", "routes"]:
+            return self._list_routes(account, q)
+        if rest == ["teamnet", "virtual_networks"]:
+            return self._list_virtual_networks(account, q)
         if not rest or rest[0] != "cfd_tunnel":
             return self._no_route(route)
         if len(rest) == 1:
@@ -473,4 +479,37 @@ class FakeCloudflare:
         if "exclude_prefix" in q:
             tunnels = [t for t in tunnels if not str(t.get("name", "")).startswith(q["exclude_prefix"])]
         chunk, info = self._page(tunnels, page, per_page)
+        return self._json(200, envelope(chunk, info))
+
+    @staticmethod
+    def _deleted_filter(items: list[dict[str, Any]], q: Mapping[str, str]) -> list[dict[str, Any]]:
+        deleted = q.get("is_deleted", "").lower()
+        if deleted == "true":
+            return [i for i in items if i.get("deleted_at") is not None]
+        if deleted == "false":
+            return [i for i in items if i.get("deleted_at") is None]
+        return items
+
+    def _list_routes(self, account: str, q: Mapping[str, str]) -> FakeResponse:
+        page, per_page = self._paging(q, 20, 1, 1000)
+        routes = self.sim.routes() if account == self.sim.account_id else []
+        routes = self._deleted_filter(routes, q)
+        for key in ("tunnel_id", "virtual_network_id"):
+            if key in q:
+                routes = [r for r in routes if r.get(key) == q[key]]
+        if not self.route_names:
+            routes = [{k: v for k, v in r.items() if k != "virtual_network_name"} for r in routes]
+        chunk, info = self._page(routes, page, per_page)
+        return self._json(200, envelope(chunk, info))
+
+    def _list_virtual_networks(self, account: str, q: Mapping[str, str]) -> FakeResponse:
+        page, per_page = self._paging(q, 20, 1, 1000)
+        vnets = list(self.sim.virtual_networks()) if account == self.sim.account_id else []
+        vnets = self._deleted_filter(vnets, q)
+        if "name" in q:
+            vnets = [v for v in vnets if v.get("name") == q["name"]]
+        if q.get("is_default", "").lower() in ("true", "false"):
+            wanted = q["is_default"].lower() == "true"
+            vnets = [v for v in vnets if v.get("is_default_network") is wanted]
+        chunk, info = self._page(vnets, page, per_page)
         return self._json(200, envelope(chunk, info))

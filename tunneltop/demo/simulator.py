@@ -18,6 +18,7 @@ somebody's real IP address.
 from __future__ import annotations
 
 import copy
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -61,6 +62,17 @@ DEMO_TUNNELS: dict[str, str] = {
     "office-router-new": "286b8942-6f12-44c3-a503-47fee35afa62",
     "old-blog": "f4d5ee1e-729b-4a25-91b5-02e08a71e595",
 }
+
+
+# Private networks: a fixed namespace for the ids of routes and virtual networks, so that they take nothing from the
+# seeded generator (the connectors' and connections' ids stay what they were before routes existed).
+_TEAMNET = uuid.UUID("7c1e6a52-0d7e-4c8e-9b64-5a0f3e1d2c4b")
+DEFAULT_VNET = "default"
+SCENARIOS = ("drift", "lost-redundancy")
+
+
+def teamnet_id(*parts: str) -> str:
+    return str(uuid.uuid5(_TEAMNET, "/".join(parts)))
 
 
 def rfc3339(moment: datetime) -> str:
@@ -159,6 +171,8 @@ class SimulatedAccount:
         self._dirty: set[str] = set()
         self._scale_live: list[str] = []
         self._evented: list[str] = []  # demo tunnels with their own event rules
+        self._vnets: list[dict[str, Any]] = [self._vnet(DEFAULT_VNET, start - timedelta(days=1400), default=True)]
+        self._routes: list[dict[str, Any]] = []
         if tunnels is None:
             self._build_demo()
         else:
@@ -221,6 +235,74 @@ class SimulatedAccount:
             "created_at": rfc3339(sim.config_created_at or self.start),
         }
 
+    def virtual_networks(self) -> list[dict[str, Any]]:
+        """The account's virtual networks (deleted ones included: the handler filters)."""
+        return self._vnets
+
+    def routes(self) -> list[dict[str, Any]]:
+        """The account's private network routes, as ``GET /teamnet/routes`` lists them (deleted ones included)."""
+        names = {v["id"]: v["name"] for v in self._vnets}
+        return [
+            {**route, "tunnel_name": self._tunnels[route["tunnel_id"]]["name"],
+             "virtual_network_name": names.get(route["virtual_network_id"])}
+            for route in self._routes
+        ]
+
+    def add_route(self, tunnel_id: str, network: str, *, comment: str = "", vnet: str = DEFAULT_VNET,
+                  deleted: bool = False) -> dict[str, Any]:
+        """A private network route through the tunnel, in the virtual network named ``vnet`` (made if new)."""
+        vnet_id = next((v["id"] for v in self._vnets if v["name"] == vnet), None)
+        if vnet_id is None:
+            self._vnets.append(self._vnet(vnet, self._now - timedelta(days=30)))
+            vnet_id = self._vnets[-1]["id"]
+        route = {
+            "id": teamnet_id("route", tunnel_id, network, vnet),
+            "network": network,
+            "tunnel_id": tunnel_id,
+            "tun_type": "cfd_tunnel",
+            "virtual_network_id": vnet_id,
+            "comment": comment,
+            "created_at": rfc3339(self._now - timedelta(days=20)),
+            "deleted_at": rfc3339(self._now) if deleted else None,
+        }
+        self._routes.append(route)
+        return route
+
+    def _vnet(self, name: str, created: datetime, *, default: bool = False) -> dict[str, Any]:
+        return {"id": teamnet_id("vnet", name), "name": name, "is_default_network": default,
+                "comment": "" if default else f"{name} network", "created_at": rfc3339(created), "deleted_at": None}
+
+    # ------------------------------------------------------------------ scenarios
+
+    def scenario(self, name: str, tunnel_id: str | None = None) -> None:
+        """Switch on what a test or the demo wants to show (``SCENARIOS``), on ``tunnel_id`` (default: web-prod).
+
+        - ``drift``: the remote configuration is pushed (its version goes up) and one connector keeps running the
+          old one (its ``config_version`` stays behind);
+        - ``lost-redundancy``: one connector left, its connections all in one colo (still "healthy" to the API).
+        The tunnel stops evolving, so that what was switched on stays."""
+        tid = tunnel_id or DEMO_TUNNELS["web-prod"]
+        sim = self._sims[tid]
+        clients = [c for c in self._clients[tid] if isinstance(c, dict)]
+        if name == "drift":
+            if not sim.remote:
+                raise ValueError("config drift needs a remotely managed tunnel")
+            sim.config_version += 1
+            sim.config_created_at = self._now
+            for client in clients[1:]:
+                client["config_version"] = sim.config_version
+        elif name == "lost-redundancy":
+            self._clients[tid] = clients[:1]
+            for client in clients[1:]:
+                self._client_index.pop(client["id"], None)
+                self._plans.pop(client["id"], None)
+            for conn in clients[0]["conns"] if clients else ():
+                conn["colo_name"] = clients[0]["conns"][0]["colo_name"]
+        else:
+            raise ValueError(f"no scenario {name!r}: {', '.join(SCENARIOS)}")
+        sim.role = "static"
+        self._refresh(tid, self._now)
+
     def connection_count(self) -> int:
         return sum(len(c.get("conns") or ()) for cs in self._clients.values() for c in cs
                    if isinstance(c, dict))
@@ -278,7 +360,9 @@ class SimulatedAccount:
         tunnel["status"] = status
         self._tunnels[tid] = tunnel
         self._sims[tid] = _TunnelSim(role="manual", remote=remote_config,
-                                     config_version=1 if remote_config else 0)
+                                     config_version=1 if remote_config else 0,
+                                     ingress=[{"hostname": f"{name}.example.com", "service": "http://localhost:80"},
+                                              {"service": "http_status:404"}] if remote_config else [])
         self._clients[tid] = []
         if clients is not None:
             self._clients[tid] = clients
@@ -627,6 +711,7 @@ class SimulatedAccount:
         ingress = [
             {"hostname": "www.example.com", "service": "http://localhost:8080", "originRequest": {}},
             {"hostname": "api.example.com", "service": "http://localhost:9000", "originRequest": {}},
+            {"hostname": "example.com", "path": "/status", "service": "http://localhost:8081", "originRequest": {}},
             {"service": "http_status:404"},
         ]
 
@@ -683,11 +768,26 @@ class SimulatedAccount:
             features=(*BASE_FEATURES, "support_datagram_v3_2")))
 
         # Down: it ran, cloudflared stopped two hours ago.
-        self._add(ids["batch-etl"], "batch-etl", _TunnelSim("static"), s - timedelta(days=150),
-                  s - timedelta(days=2), s - timedelta(hours=2))
+        self._add(ids["batch-etl"], "batch-etl", _TunnelSim(
+            "static", remote=True, config_version=7, config_created_at=s - timedelta(days=40),
+            ingress=[{"hostname": "etl.example.com", "service": "http://localhost:8088"},
+                     {"service": "http_status:404"}]),
+            s - timedelta(days=150), s - timedelta(days=2), s - timedelta(hours=2))
         # Inactive: created, never run.
-        self._add(ids["office-router-new"], "office-router-new", _TunnelSim("static"),
-                  s - timedelta(hours=20))
+        self._add(ids["office-router-new"], "office-router-new", _TunnelSim(
+            "static", remote=True, config_version=1, config_created_at=s - timedelta(hours=20),
+            ingress=[{"service": "http_status:404"}]), s - timedelta(hours=20))
+        # Private networks behind them (home-lab's in a virtual network of its own).
+        self._now = s - timedelta(days=1)
+        self.add_route(ids["web-prod"], "10.10.0.0/16", comment="prod VPC")
+        self.add_route(ids["web-prod"], "10.11.0.0/24", comment="prod databases")
+        self.add_route(ids["web-prod"], "10.12.0.0/24", comment="retired subnet", deleted=True)
+        self.add_route(ids["api-staging"], "10.20.0.0/24", comment="staging")
+        self.add_route(ids["k8s-ingress-eu"], "10.96.0.0/12", comment="cluster services")
+        self.add_route(ids["k8s-ingress-eu"], "fd00:96::/108")
+        self.add_route(ids["home-lab"], "192.168.1.0/24", comment="home LAN", vnet="home")
+        self.add_route(ids["batch-etl"], "172.16.40.0/24", comment="ETL workers")
+        self._now = s
         # Deleted: only listed when is_deleted is not false.
         old = self._add(ids["old-blog"], "old-blog", _TunnelSim("static"), s - timedelta(days=700),
                         s - timedelta(days=500), s - timedelta(days=90))

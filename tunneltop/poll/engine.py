@@ -10,7 +10,11 @@ What a poll reads:
   tunnels). With tunnels named and fewer named than the list has pages, each named tunnel is read with a ``uuid``
   filter instead;
 - the connections of the tunnels the ``Planner`` picks: the tunnels in view (named tunnels are all "in view")
-  first, then those whose list entry changed, then round-robin, stalest first.
+  first, then those whose list entry changed, then round-robin, stalest first;
+- with what the budget leaves after them, the blast radius (hostnames, routes) of the tunnels whose reach is due
+  (``poll/reach.py``: first sight, a connector's config version changed, every few minutes; never every poll);
+- beside them, not through the gate (it is not Cloudflare): cloudflared's /ready on this host, when a
+  ``LocalReadyProbe`` is given (``poll/local.py``).
 
 Named tunnels are resolved once, against the first full read of the list: a name that matches nothing is a usage
 error (with the near names), reported once and never polled again.
@@ -46,11 +50,14 @@ from tunneltop.api.gate import BudgetStatus
 from tunneltop.changes.events import ChangeEvent, diff, poll_failed, poll_recovered, without_first_sight
 from tunneltop.model.expect import Expectations
 from tunneltop.model.parse import RecordCache, RecordProblem
+from tunneltop.model.reach import LocalReady
 from tunneltop.model.records import Account, Connector, Tunnel
 from tunneltop.model.rules import FindingRules
 from tunneltop.model.snapshot import Snapshot, TunnelState, same_objects
 from tunneltop.poll.account import AccountChoiceNeeded, resolve_account, utc_now
+from tunneltop.poll.local import LocalReadyProbe
 from tunneltop.poll.planner import DEFAULT_INTERVAL, LIST_SHARE, Plan, Planner, list_pages
+from tunneltop.poll.reach import ReachTracker
 
 # Error text of a connection fetch the credentials were refused: a sign the token's permissions are narrow.
 REFUSED = "refused: "
@@ -182,6 +189,8 @@ class PollEngine:
         now: Callable[[], datetime] = utc_now,
         account_name: str | None = None,
         expectations: Expectations | None = None,
+        reach: bool = False,
+        local: LocalReadyProbe | None = None,
     ) -> None:
         self.client = client
         self.gate = client.gate
@@ -220,6 +229,10 @@ class PollEngine:
         # The findings (model/rules.py), with what they keep across polls: since when connections are pending.
         self.rules = FindingRules(expectations)
         self._polled_at = now()
+        # Front ends read blast radius (reach=True); a bare engine (tests of lists and connections) does not.
+        self.reach = ReachTracker(client, now, self._concurrency) if reach else None
+        self.local = local
+        self._local_ready: LocalReady | None = None
         self._size_list_share()
 
     # -- what front ends read and set -----------------------------------------------------------------------------
@@ -367,14 +380,16 @@ class PollEngine:
                 f"holding back to stay within tunneltop's request budget: the tunnel list in {wait:.0f} s",
                 retry_after=wait,
             )
-        plan = self._plan()
+        plan = self._plan(reserve=self._reach_reserve())
         if not listed and not plan.requests and self.gate.blocked_for() > 0:
             wait = self.gate.blocked_for()
             raise RateLimitedError(
                 f"rate limited by Cloudflare: no request is sent for another {wait:.0f} s", retry_after=wait
             )
         self._fresh = set()
-        failed = await self._fetch_connections(plan.connections, listed=listed)
+        failed, self._local_ready = await asyncio.gather(
+            self._fetch_connections(plan.connections, listed=listed), self._read_local()
+        )
         if failed is None and self._streak is not None and self.gate.sent == sent:
             # While polls are failing, a poll that sent nothing (no token yet) read nothing: no recovery, a wait.
             wait = self.next_poll_in()
@@ -382,6 +397,11 @@ class PollEngine:
                 f"holding back to stay within tunneltop's request budget: the next request in {wait:.0f} s",
                 retry_after=wait,
             )
+        if self.reach is not None and failed is None and self._streak is None and not plan.saving:
+            # After the connections, with what they left (and never what the list is saving up for). Not while polls
+            # fail: a poll that read only this would pass for a recovery.
+            due = [self._by_id[tid] for tid in self._reach_due(self.reach)]
+            await self.reach.read(account.id, due, self._connectors_of(), self.gate.available())
         self._force = frozenset()
         snapshot = self.rules.apply(self._snapshot(account))
         if failed is not None:
@@ -443,7 +463,24 @@ class PollEngine:
             t.id for t in tunnels if (t.status or "").lower() == "inactive" or t.deleted_at is not None
         } | self._gone
 
-    def _plan(self, *, connections: bool = True) -> Plan:
+    async def _read_local(self) -> LocalReady | None:
+        return None if self.local is None else await self.local.read()
+
+    def _connectors_of(self) -> dict[str, tuple[Connector, ...] | None]:
+        return {tid: f.connectors for tid, f in self._fetched.items()}
+
+    def _reach_due(self, reach: ReachTracker) -> list[str]:
+        view = self.in_view if self._watched is None else frozenset(self._watched)
+        return reach.due(self.gate.now(), self._order, self._connectors_of(), in_view=view, skip=self._skip)
+
+    def _reach_reserve(self) -> int:
+        """Requests kept back from this poll's connections for a blast radius read (see poll/reach.py)."""
+        if self.reach is None or self._streak is not None:
+            return 0
+        first = next(iter(self._reach_due(self.reach)), None)
+        return self.reach.reserve(self.gate.now(), self._by_id[first] if first is not None else None)
+
+    def _plan(self, *, connections: bool = True, reserve: int = 0) -> Plan:
         changed = []
         for tid, fetched in self._fetched.items():
             # A failed fetch is worth another try soon; a refusal is not (the token's permissions won't change).
@@ -483,6 +520,7 @@ class PollEngine:
             connections=connections,
             list_requests=self._list_cost() if self._resolved else None,
             tunnel_count=count,
+            reserve=reserve,
         )
         self.last_plan = plan
         return plan
@@ -595,21 +633,25 @@ class PollEngine:
                     # Read by this very poll: "as of the snapshot" (None), so that an unchanged tunnel read again
                     # keeps the very same state object and every later stage skips it by identity.
                     at = None
+            reach = self.reach.reach_of(tunnel.id) if self.reach is not None else None
             state = self._states.get(tunnel.id)
             if not (
                 state is not None
                 and state.connectors is connectors
                 and state.error == error
                 and state.fetched_at == at
+                and state.reach is reach
                 and (state.tunnel is tunnel or state.tunnel == tunnel)
             ):
                 # Unchanged tunnels keep the very same state object: the change engine skips them at once.
-                state = TunnelState(tunnel, connectors, problems, error, at)
+                state = TunnelState(tunnel, connectors, problems, error, at, reach=reach)
             kept[tunnel.id] = state
             states.append(state)
         self._states = kept
         for gone in self._records.keys() - kept.keys():
             del self._records[gone]
+        if self.reach is not None:
+            self.reach.forget(kept)
         if not same_objects(states, self._last_tunnels):
             self._last_tunnels = tuple(states)  # else the same tuple: later stages tell "nothing changed" in O(1)
         return Snapshot(
@@ -618,6 +660,7 @@ class PollEngine:
             fetched_at=self._now(),
             tunnels=self._last_tunnels,
             problems=self._problems,
+            local=self._local_ready,
         )
 
     def not_fetched(self, snapshot: Snapshot) -> list[str]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 __all__ = ["Budget", "Call", "Plan", "Planner"]
@@ -66,6 +66,8 @@ class Plan:
     connections: tuple[str, ...]
     due: int  # connection fetches that were due (planned or not)
     available: int  # requests the budget allowed when this was planned
+    # The list is due and the budget is saving up for it: nothing else may spend. (Not compared: what a plan calls.)
+    saving: bool = field(default=False, compare=False)
 
     @property
     def calls(self) -> tuple[Call, ...]:
@@ -175,6 +177,7 @@ class Planner:
         connections: bool = True,
         list_requests: int | None = None,
         tunnel_count: int | None = None,
+        reserve: int = 0,
     ) -> Plan:
         """The calls for a poll at ``now``.
 
@@ -184,7 +187,8 @@ class Planner:
         ``list_fetched_at``: when the list was last read (None: never). ``connections=False`` plans the list
         alone (to read it first and plan the connections of the tunnels it shows). ``tunnel_count``: the
         account's tunnels when ``tunnel_ids`` are only some (named); ``list_requests``: what one read of the list
-        costs, when not one request per 1,000 of them.
+        costs, when not one request per 1,000 of them. ``reserve``: requests kept back from the connections for
+        something else (a tunnel's blast radius, see the engine), never from the list.
         """
         fetched = fetched_at or {}
         count = len(tunnel_ids) if tunnel_count is None else tunnel_count
@@ -197,9 +201,9 @@ class Planner:
         if list_due:
             if available < pages:
                 # Health first: save up for the list rather than spend on connections.
-                return Plan(now, 0, (), 0, available)
+                return Plan(now, 0, (), 0, available, saving=True)
             planned_pages = pages
-        slots = available - planned_pages if connections else 0
+        slots = available - planned_pages - max(0, reserve) if connections else 0
         due_before = now - self._interval + slack
 
         never = -math.inf
