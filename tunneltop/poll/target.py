@@ -17,6 +17,7 @@ from tunneltop.api.client import CloudflareClient
 from tunneltop.api.gate import RequestGate, shared_ledger
 from tunneltop.api.ledger import SharedLedger
 from tunneltop.model.expect import Expectations
+from tunneltop.poll.local import LocalReadyProbe
 
 
 @dataclass
@@ -31,6 +32,7 @@ class Target:
     budget_per_minute: int = DEFAULT_LIMIT_PER_MINUTE
     ledger_path: Path | None = None
     expectations: Expectations = field(default_factory=Expectations)  # the config file's [expect]
+    local: LocalReadyProbe | None = None  # cloudflared's /ready on this host (--local-metrics; None: not looked for)
 
     def share_budget(self, env: Mapping[str, str] = os.environ) -> None:
         """Share the request budget, through a file, with every tunneltop process on this machine that uses the
