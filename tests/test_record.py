@@ -91,6 +91,7 @@ def assert_replays_exactly(path: Path, outcomes: list[PollOutcome]) -> None:
     recorded = [o for o in outcomes if o.snapshot is not None or o.error is not None]
     with Recording(path) as recording:
         assert len(recording) == len(recorded)
+        assert [p.t for p in recording.polls] == sorted(p.t for p in recording.polls)
         for index, outcome in enumerate(recorded):
             row = recording.polls[index]
             assert [e["kind"] for e in recording.poll_events(index)] == [e.kind.value for e in outcome.events]
@@ -112,7 +113,7 @@ def assert_replays_exactly(path: Path, outcomes: list[PollOutcome]) -> None:
 async def test_a_recording_replays_to_exactly_the_snapshots_seen_live(tmp_path: Path) -> None:
     rig = Rig()
     path = tmp_path / "rec.db"
-    with Recorder(path, full_every_polls=9) as recorder:
+    with Recorder(path, full_every_polls=9, now=rig.clock.wall) as recorder:
         outcomes = await rig.run(recorder, 60, every=(5.0, 4.0, 11.0), fail_at=frozenset({20, 21, 22, 40}))
         assert recorder.failure is None
     assert sum(o.snapshot is None for o in outcomes) == 4
@@ -140,7 +141,9 @@ def test_property_record_then_replay_at_each_polls_time_gives_that_polls_snapsho
     rig = Rig(seed=seed)
 
     async def record() -> list[PollOutcome]:
-        with Recorder(path, full_every_polls=full_every, full_every=timedelta(minutes=10)) as recorder:
+        with Recorder(
+            path, full_every_polls=full_every, full_every=timedelta(minutes=10), now=rig.clock.wall
+        ) as recorder:
             return await rig.run(recorder, polls, every=every, fail_at=fail_at)
 
     assert_replays_exactly(path, asyncio.run(record()))

@@ -26,7 +26,7 @@ import fcntl
 import hashlib
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -128,10 +128,12 @@ class Recorder:
         full_every_polls: int = FULL_EVERY_POLLS,
         full_every: timedelta = FULL_EVERY,
         durable: bool = True,
+        now: Callable[[], datetime] = _utc_now,
     ) -> None:
         """``durable=False`` skips the fsync of each commit (``synchronous=NORMAL``): still never corrupt, but a
         power loss may take the polls since the last checkpoint. For benchmarks and tests that write thousands of
-        polls in a moment; a recording of a live run keeps the default."""
+        polls in a moment; a recording of a live run keeps the default. ``now``: the time of a failed poll that
+        said nothing (a failure streak goes on quietly between its reports): the poll engine's clock."""
         self.path = Path(path)
         self.keep = keep
         self.max_bytes = max_bytes
@@ -139,6 +141,7 @@ class Recorder:
         self.full_every_polls = full_every_polls
         self.full_every = full_every.total_seconds()
         self.durable = durable
+        self.now = now
         self.failure: str | None = None
         self.polls_written = 0
         self._conn: sqlite3.Connection | None = None
@@ -282,7 +285,7 @@ class Recorder:
         """The poll's rows; True when it started a segment."""
         started = False
         if snapshot is None:
-            at = events[0].at if events else _utc_now()
+            at = events[0].at if events else self.now()
             segment = self._segment
             cursor = conn.execute(
                 "INSERT INTO polls (t, at, segment, ok, error) VALUES (?, ?, -1, 0, ?)",
