@@ -9,10 +9,10 @@ finding: an inactive tunnel only when required), 3 UNKNOWN (a tunnel's state unk
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
+from tunneltop import jsonout
 from tunneltop.api.gate import BudgetStatus
 from tunneltop.model.health import Health, Status, edge_summary, format_age, origin_ips, pending_conns
 from tunneltop.model.rules import CHECK_TITLES
@@ -181,4 +181,4 @@ def render_json(
     if demo:
         document = {"demo": True, **document}
     # ensure_ascii: control and bidi characters arrive escaped, never raw, at whatever reads this.
-    return json.dumps(document, indent=2, ensure_ascii=True) + "\n"
+    return jsonout.dumps(document) + "\n"  # indented, a connector a line, at the C encoder's speed
