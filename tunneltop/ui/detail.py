@@ -113,8 +113,13 @@ def connector_detail(tunnel: Tunnel, connector: Connector, now: datetime) -> Ren
     return _grid(safe(f"Connector {connector.id}", "bold"), rows)
 
 
-def connection_detail(tunnel: Tunnel, connector: Connector, conn: Connection, now: datetime) -> RenderableType:
-    state_text, state_style = STATE_LABEL[conn.state]
+def connection_detail(
+    tunnel: Tunnel, connector: Connector, conn: Connection, now: datetime, *, gone_at: datetime | None = None
+) -> RenderableType:
+    """``gone_at``: the connection has closed (a ghost row, ``ConnRow.gone_at``): its state is "gone", whatever
+    the API last said of it."""
+    state = "gone" if gone_at is not None else conn.state
+    state_text, state_style = STATE_LABEL[state]
     rows = [
         ("connection id", safe(conn.id)),
         ("uuid", safe(conn.uuid)),
@@ -126,7 +131,11 @@ def connection_detail(tunnel: Tunnel, connector: Connector, conn: Connection, no
         ("connector", safe(conn.client_id or connector.id)),
         ("tunnel", safe(f"{tunnel.name or '-'} ({tunnel.id})")),
     ]
-    if conn.state == "pending":
+    if gone_at is not None:
+        rows.insert(3, ("gone", _when(gone_at, now)))
+        was = " (it was pending a reconnect)" if conn.state == "pending" else ""
+        rows.append(("note", Text(f"closed: the API no longer lists this connection{was}; shown for a while")))
+    elif conn.state == "pending":
         rows.append(("note", Text("the edge holds this dropped connection for a few minutes for a reconnect")))
     elif conn.state == "unknown":
         rows.append(("note", Text("the API did not say whether this connection is active or pending")))
