@@ -17,8 +17,17 @@ from tunneltop.completion import add_completion_flags
 from tunneltop.config import ConfigError
 from tunneltop.poll.account import AccountChoiceNeeded, utc_now
 from tunneltop.poll.engine import PollEngine
+from tunneltop.poll.local import OFF, LocalMetricsError, LocalReadyProbe, parse_address, probe_for
 from tunneltop.poll.target import Target
-from tunneltop.profiles import DEFAULT_BUDGET, DEFAULT_INTERVAL, MAX_BUDGET, load_keys, load_profile, merge_settings
+from tunneltop.profiles import (
+    DEFAULT_BUDGET,
+    DEFAULT_INTERVAL,
+    MAX_BUDGET,
+    Profile,
+    load_keys,
+    load_profile,
+    merge_settings,
+)
 from tunneltop.report import EXIT_UNKNOWN, EXIT_USAGE, exit_status, render_json, render_table
 from tunneltop.sanitize import clean
 
@@ -49,6 +58,15 @@ def once_asked(argv: Sequence[str]) -> bool:
         if arg in ("-o", "--output") and list(argv[i + 1 : i + 2]) in (["table"], ["json"]):
             return True
     return False
+
+
+def _local_metrics(value: str) -> str:
+    if value.strip().lower() == OFF:
+        return OFF
+    try:
+        return parse_address(value)
+    except LocalMetricsError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _interval(value: str) -> float:
@@ -202,6 +220,13 @@ def build_parser() -> _Parser:
     parser.add_argument(
         "--record-max", type=_size, metavar="SIZE", help="keep the recording under this size, e.g. 500MB"
     )
+    parser.add_argument(
+        "--local-metrics",
+        type=_local_metrics,
+        metavar="HOST:PORT",
+        help="cloudflared's metrics server on this host, to tell which connector runs here and compare its "
+        "readyConnections (default: look once at 127.0.0.1:20241-20245; 'off' does not look)",
+    )
     parser.add_argument("--demo", action="store_true", help="watch a built-in simulated account (no credentials)")
     parser.add_argument("--seed", type=int, default=7, help="seed of the demo account's simulation (default 7)")
     parser.add_argument(
@@ -217,20 +242,26 @@ def _err(message: str) -> None:
 
 def build_target(args: argparse.Namespace) -> Target:
     if args.demo:
+        from tunneltop.demo.local_ready import DEMO_ADDRESS, ReadyTransport, simulated
         from tunneltop.demo.transport import DEMO_ACCOUNT_ID, DEMO_BASE_URL, demo_transport
 
         args.interval = args.interval or DEFAULT_INTERVAL
         args.budget = args.budget or DEFAULT_BUDGET
+        transport = demo_transport(args.seed)
+        # This host runs one of the simulated connectors (web-prod's first), unless --local-metrics says otherwise.
+        here = ReadyTransport(simulated(transport.cloudflare))
+        local = probe_for(args.local_metrics) if args.local_metrics else LocalReadyProbe(DEMO_ADDRESS, transport=here)
         return Target(
             DEMO_BASE_URL,
             None,
             args.account or DEMO_ACCOUNT_ID,
             args.tunnels,
             demo=True,
-            transport=demo_transport(args.seed),
+            transport=transport,
             budget_per_minute=args.budget,
             # The config file's [expect] applies to the demo too: the way to try expectations out.
             expectations=load_profile(args.profile, None, os.environ).expectations,
+            local=local,
         )
     # Flags beat the environment, which beats the config file's profile, which beats the defaults.
     profile = load_profile(args.profile, None, os.environ)
@@ -252,7 +283,16 @@ def build_target(args: argparse.Namespace) -> Target:
         notices=settings.notices,
         budget_per_minute=settings.budget_per_minute,
         expectations=settings.expectations,
+        local=_probe(args.local_metrics, profile),
     )
+
+
+def _probe(flag: str | None, profile: Profile) -> LocalReadyProbe | None:
+    """The flag's, else the profile's ``local_metrics``, else the default ports."""
+    try:
+        return probe_for(flag or profile.local_metrics)
+    except LocalMetricsError as exc:
+        raise ConfigError(f"{profile.label}: local_metrics: {exc}") from None
 
 
 def report_failure(error: BaseException, usage_status: int = EXIT_USAGE) -> int:
@@ -280,6 +320,8 @@ async def run_once(target: Target, output: str) -> int:
             target.refs,
             min_burst=target.budget_per_minute,
             expectations=target.expectations,
+            reach=True,
+            local=target.local,
         )
         outcome = await engine.poll()
         status = engine.status

@@ -195,6 +195,12 @@ class FakeCloudflare:
         self._ray = 0
         self._lock = threading.Lock()  # the loopback server calls in from several threads
 
+    @property
+    def lock(self) -> threading.Lock:
+        """Held while a request is answered: whoever else reads the simulation (the local /ready stand-in) holds it
+        too."""
+        return self._lock
+
     # ------------------------------------------------------------------ test controls
 
     def inject(self, fault: Fault, *, path_contains: str | None = None, times: int = 1) -> None:

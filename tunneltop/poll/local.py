@@ -25,6 +25,7 @@ DEFAULT_PORTS = tuple(range(20241, 20246))
 # busy to be the reason a poll waits).
 PROBE_TIMEOUT = 0.5
 MAX_BODY = 4096  # /ready is one small JSON object
+OFF = "off"  # --local-metrics off: do not look for cloudflared on this host
 
 
 class LocalMetricsError(ValueError):
@@ -36,12 +37,20 @@ def parse_address(value: str) -> str:
     text = value.strip()
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise LocalMetricsError(f"--local-metrics wants HOST:PORT (e.g. 127.0.0.1:20241), not {value!r}")
+        raise LocalMetricsError(f"HOST:PORT (e.g. 127.0.0.1:20241) or {OFF!r} wanted, not {value!r}")
     if host.startswith("[") != host.endswith("]"):
-        raise LocalMetricsError(f"--local-metrics: an IPv6 address goes in brackets, [::1]:20241, not {value!r}")
+        raise LocalMetricsError(f"an IPv6 address goes in brackets, [::1]:20241, not {value!r}")
     if ":" in host.strip("[]") and not host.startswith("["):
-        raise LocalMetricsError(f"--local-metrics: an IPv6 address goes in brackets, [::1]:20241, not {value!r}")
+        raise LocalMetricsError(f"an IPv6 address goes in brackets, [::1]:20241, not {value!r}")
     return f"{host}:{int(port)}"
+
+
+def probe_for(value: str | None, *, transport: httpx.AsyncBaseTransport | None = None) -> LocalReadyProbe | None:
+    """The probe a ``--local-metrics`` value asks for: None for ``off``, the default ports for None, else that
+    address; raises ``LocalMetricsError``."""
+    if value is not None and value.strip().lower() == OFF:
+        return None
+    return LocalReadyProbe(value, transport=transport)
 
 
 def parse_ready(address: str, status: int, body: bytes) -> LocalReady | None:
