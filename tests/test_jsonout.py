@@ -1,0 +1,24 @@
+"""The --once JSON writer: the same JSON value as json.dumps, ASCII only, a connector a line."""
+
+from __future__ import annotations
+
+import json
+
+from tunneltop.jsonout import dumps
+
+
+def test_the_same_value_as_json_dumps_in_ascii_with_a_connector_a_line() -> None:
+    conns = [{"id": f"c{n}", "colo_name": "DFW\u202e", "is_pending_reconnect": n == 1, "ip": None} for n in (0, 1)]
+    clients = [{"id": "k1", "features": ["a", "b"], "conns": conns, "meta": {}}, {"id": "k2\x1b[31m", "conns": []}]
+    document = {
+        "account_id": "a",
+        "tunnels": [{"id": "t", "clients": clients, "tunnel": {"name": "é", "metadata": {}}, "findings": []}],
+        "odd keys": {1: "one", False: "no", None: "none", 2.5: "half"},
+        "empty": [],
+    }
+    text = dumps(document)
+    assert json.loads(text) == json.loads(json.dumps(document)) and text.isascii()
+    lines = text.splitlines()
+    assert sum('"id": "k' in line for line in lines) == 2, "each connector, whole, on one line"
+    assert any('"k1"' in line and '"c1"' in line for line in lines), "with its connections"
+    assert lines[0] == "{" and lines[1] == '  "account_id": "a",'
