@@ -159,6 +159,21 @@ async def test_metrics_follow_a_change_within_one_poll(server: LoopbackServer, f
         assert all(c["id"].startswith(serve.poller.feed.epoch + "-") for c in seen)
 
 
+@pytest.mark.slow  # the engine re-reads a tunnel's configuration about every 10 s while connections take the budget
+async def test_config_drift_shows_in_the_versions(server: LoopbackServer, fake: FakeCloudflare) -> None:
+    async with serving(server, "web-prod") as (serve, http, _):
+        fake.sim.scenario("drift")  # the remote configuration pushed, one connector left on the old one
+        while True:
+            await polled(serve, serve.poller.polls + 1)
+            samples = await scrape(http)
+            remote = value(samples, "tunneltop_tunnel_remote_config_version", tunnel_name="web-prod")
+            running = [s.value for s in samples.get("tunneltop_connector_config_version", [])]
+            if remote is not None and len(set(running)) == 2 and remote == max(running):
+                break
+        behind = [s for s in samples["tunneltop_connector_config_version"] if s.value < remote]
+        assert len(behind) == 1 and behind[0].labels["tunnel_name"] == "web-prod"
+
+
 async def test_fifty_scrapes_send_no_request_to_cloudflare(server: LoopbackServer, fake: FakeCloudflare) -> None:
     async with serving(server, interval=3600) as (serve, http, _):
         await polled(serve, 1)

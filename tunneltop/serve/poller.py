@@ -135,6 +135,8 @@ class Poller:
                 interval=self.interval,
                 min_burst=STARTUP_BURST,
                 expectations=self.target.expectations,
+                # The tunnels' reach: the remote configuration's version is what config drift is told by.
+                reach=True,
             )
             self.engine = engine
             while not stop.is_set():
@@ -217,6 +219,7 @@ class Poller:
                 "error": self.last_error if self.failing else None,
                 "holding": clean(holding, 500) if holding is not None else None,
                 "api": self.budget.to_json() if self.budget is not None else None,
+                "effective_interval": self.engine.effective_interval if self.engine is not None else self.interval,
             },
         )
 
