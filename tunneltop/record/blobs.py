@@ -38,15 +38,16 @@ def unpack(codec: int, stored: bytes, base: bytes | None = None) -> bytes:
     raise RecordingError(f"a stored state has an unknown encoding ({codec})")
 
 
-def pack_event(document: dict[str, Any]) -> bytes:
+def pack_events(documents: list[dict[str, Any]]) -> bytes:
+    """A poll's events as one zlib stream: they repeat each other's ids and field names, and the dictionary's."""
     packer = zlib.compressobj(6, zdict=EVENT_DICTIONARY)
-    return packer.compress(dump(document)) + packer.flush()
+    return packer.compress(dump(documents)) + packer.flush()
 
 
-def unpack_event(stored: bytes, dictionary: bytes = EVENT_DICTIONARY) -> dict[str, Any]:
+def unpack_events(stored: bytes, dictionary: bytes = EVENT_DICTIONARY) -> list[dict[str, Any]]:
     try:
         unpacker = zlib.decompressobj(zdict=dictionary)
-        document: dict[str, Any] = json.loads(unpacker.decompress(stored) + unpacker.flush())
+        documents: list[dict[str, Any]] = json.loads(unpacker.decompress(stored) + unpacker.flush())
     except (zlib.error, ValueError) as exc:
-        raise RecordingError(f"a stored event is damaged ({exc})") from None
-    return document
+        raise RecordingError(f"stored events are damaged ({exc})") from None
+    return documents

@@ -19,8 +19,8 @@ from typing import Any
 
 from tunneltop.model.codec import CodecError, snapshot_from_json, state_from_json
 from tunneltop.model.snapshot import Snapshot, TunnelState, same_objects
-from tunneltop.record.blobs import unpack, unpack_event
-from tunneltop.record.schema import EVENT_DICTIONARY, RecordingError
+from tunneltop.record.blobs import unpack, unpack_events
+from tunneltop.record.schema import EVENT_DICTIONARY, OTHER_SEVERITY, SEVERITY_BITS, RecordingError
 from tunneltop.record.store import connect
 
 # Decoded tunnels kept for reuse (the same object while a tunnel is unchanged): a large account's several times
@@ -120,13 +120,15 @@ class Recording:
 
     def event_poll(self, index: int, severities: Collection[str], *, forward: bool) -> int | None:
         """The next (or previous) poll after (before) ``index`` with an event of one of these severities."""
-        marks = ",".join("?" * len(severities))
+        mask = 0
+        for severity in severities:
+            mask |= SEVERITY_BITS.get(severity, OTHER_SEVERITY)
         poll_id = self.polls[index].id
         if forward:
-            query = f"SELECT MIN(poll) FROM events WHERE poll > ? AND severity IN ({marks})"
+            query = "SELECT MIN(id) FROM polls WHERE id > ? AND severities & ? != 0"
         else:
-            query = f"SELECT MAX(poll) FROM events WHERE poll < ? AND severity IN ({marks})"
-        found = self._conn.execute(query, (poll_id, *severities)).fetchone()[0]
+            query = "SELECT MAX(id) FROM polls WHERE id < ? AND severities & ? != 0"
+        found = self._conn.execute(query, (poll_id, mask)).fetchone()[0]
         return None if found is None else self._index.get(int(found))
 
     # -- what was recorded ---------------------------------------------------------------------------------------
@@ -150,16 +152,19 @@ class Recording:
         return replace(snapshot, tunnels=states)
 
     def events(self, since: datetime | None = None, until: datetime | None = None) -> Iterator[dict[str, Any]]:
-        """The recorded events (``ChangeEvent.to_json`` documents) between two times, both included, in order."""
+        """The recorded events (``ChangeEvent.to_json`` documents) of the polls between two times, both included,
+        in order (an event's time is its poll's)."""
         low = since.timestamp() if since is not None else float("-inf")
         high = until.timestamp() if until is not None else float("inf")
-        cursor = self._conn.execute("SELECT doc FROM events WHERE t >= ? AND t <= ? ORDER BY id", (low, high))
+        cursor = self._conn.execute(
+            "SELECT events FROM polls WHERE t >= ? AND t <= ? AND events IS NOT NULL ORDER BY id", (low, high)
+        )
         for (stored,) in cursor:
-            yield unpack_event(stored, self._dictionary)
+            yield from unpack_events(stored, self._dictionary)
 
     def poll_events(self, index: int) -> list[dict[str, Any]]:
-        rows = self._conn.execute("SELECT doc FROM events WHERE poll = ? ORDER BY id", (self.polls[index].id,))
-        return [unpack_event(stored, self._dictionary) for (stored,) in rows]
+        row = self._conn.execute("SELECT events FROM polls WHERE id = ?", (self.polls[index].id,)).fetchone()
+        return unpack_events(row[0], self._dictionary) if row is not None and row[0] is not None else []
 
     # -- rebuilding ----------------------------------------------------------------------------------------------
 

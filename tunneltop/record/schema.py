@@ -12,21 +12,23 @@ Tables:
 
 - ``meta(key, value)``: ``schema_version`` (this module's ``SCHEMA_VERSION``; a file with a greater one is refused,
   never guessed at), ``created_at``, ``created_by`` (tunneltop's version), ``writer_pid`` (the last writer).
-- ``polls(id, t, at, segment, ok, head, tunnels, error)``: one row per poll, in order. ``t``: the snapshot's time
-  as Unix seconds (what time searches use), ``at``: the same as written in the snapshot JSON (kept verbatim so the
-  document replays byte for byte). ``segment``: the id of the segment's first poll. ``ok``: 1 when the poll gave a
-  snapshot, 0 when it failed (``error`` says why; the other columns are then NULL). ``head``: blob of the snapshot
-  document without its time and tunnels (account, problems, this host). ``tunnels``: blob of the JSON list of the
-  snapshot's tunnel ids, in its order. Both are written once and referred to again while unchanged.
+- ``polls(id, t, at, segment, ok, head, tunnels, error, severities, events)``: one row per poll, in order.
+  ``t``: the snapshot's time as Unix seconds (what time searches use), ``at``: the same as written in the snapshot
+  JSON (kept verbatim so the document replays byte for byte). ``segment``: the id of the segment's first poll.
+  ``ok``: 1 when the poll gave a snapshot, 0 when it failed (``error`` says why; ``head`` and ``tunnels`` are then
+  NULL). ``head``: blob of the snapshot document without its time and tunnels (account, problems, this host).
+  ``tunnels``: blob of the JSON list of the snapshot's tunnel ids, in its order. Both are written once and
+  referred to again while unchanged. ``events``: the poll's change events, a JSON list of ``ChangeEvent.to_json``
+  documents (each event's time is its poll's), zlib-compressed as one stream with ``EVENT_DICTIONARY`` as preset
+  dictionary (kept in ``meta`` too, so a later tunneltop reads files written with this one); NULL when there were
+  none. ``severities``: which severities those events have, one bit each (``SEVERITY_BITS``), so "the next
+  warning" is a search of this table alone.
 - ``tunnel_states(poll, tunnel_id, blob)``: a tunnel's document (``TunnelState.to_json``) as of that poll, written
   only when it changed (see ``tunneltop.record.store``). Primary key (poll, tunnel_id).
 - ``blobs(id, segment, codec, base, data)``: the stored JSON. ``codec`` 0: UTF-8 JSON as is; 1: zlib; 2: zlib
   with the decoded blob ``base`` (an earlier version of the same tunnel, same segment) as its preset dictionary, so
   a tunnel whose one connection of forty changed costs about that connection. Chains are at most
   ``MAX_CHAIN`` long, so reading one costs at most that many decompressions.
-- ``events(id, poll, t, kind, severity, tunnel_id, doc)``: every change event of every poll
-  (``ChangeEvent.to_json``), ``doc`` zlib-compressed with ``EVENT_DICTIONARY`` as preset dictionary (stored in
-  ``meta`` too, so a later tunneltop reads files written with this one). ``t``: the event's time, Unix seconds.
 
 Nothing from the request side (credentials, headers, URLs) is ever written: only what the snapshot and event
 documents hold, which is what ``--once -o json`` and ``--watch`` print.
@@ -46,6 +48,9 @@ MAX_CHAIN = 16
 COMPRESS_FROM = 96
 
 RAW, ZLIB, ZLIB_DELTA = 0, 1, 2
+
+SEVERITY_BITS = {"info": 1, "ok": 2, "warning": 4, "error": 8}
+OTHER_SEVERITY = 16  # a severity a later tunneltop adds
 
 # What every event document repeats (its keys, kinds, severities, field names of records): a preset dictionary
 # lets zlib refer back to it from the first byte of a small document.
@@ -79,7 +84,9 @@ DDL = (
         ok INTEGER NOT NULL,
         head INTEGER,
         tunnels INTEGER,
-        error TEXT
+        error TEXT,
+        severities INTEGER NOT NULL DEFAULT 0,
+        events BLOB
     )""",
     "CREATE INDEX polls_t ON polls (t)",
     """CREATE TABLE tunnel_states (
@@ -88,17 +95,6 @@ DDL = (
         blob INTEGER NOT NULL,
         PRIMARY KEY (poll, tunnel_id)
     ) WITHOUT ROWID""",
-    """CREATE TABLE events (
-        id INTEGER PRIMARY KEY,
-        poll INTEGER NOT NULL,
-        t REAL NOT NULL,
-        kind TEXT NOT NULL,
-        severity TEXT NOT NULL,
-        tunnel_id TEXT,
-        doc BLOB NOT NULL
-    )""",
-    "CREATE INDEX events_t ON events (t)",
-    "CREATE INDEX events_poll ON events (poll)",
 )
 
 

@@ -36,14 +36,16 @@ from tunneltop import __version__
 from tunneltop.changes.events import ChangeEvent
 from tunneltop.model.snapshot import Snapshot, TunnelState
 from tunneltop.poll.engine import PollOutcome
-from tunneltop.record.blobs import dump, pack, pack_event
+from tunneltop.record.blobs import dump, pack, pack_events
 from tunneltop.record.schema import (
     DDL,
     EVENT_DICTIONARY,
     FULL_EVERY,
     FULL_EVERY_POLLS,
     MAX_CHAIN,
+    OTHER_SEVERITY,
     SCHEMA_VERSION,
+    SEVERITY_BITS,
     RecordingError,
 )
 
@@ -314,13 +316,12 @@ class Recorder:
             conn.execute(
                 "UPDATE polls SET segment = ?, head = ?, tunnels = ? WHERE id = ?", (segment.first, head, order, poll)
             )
-        conn.executemany(
-            "INSERT INTO events (poll, t, kind, severity, tunnel_id, doc) VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                (poll, e.at.timestamp(), str(e.kind), str(e.severity), e.tunnel_id, pack_event(e.to_json()))
-                for e in events
-            ],
-        )
+        if events:
+            severities = 0
+            for event in events:
+                severities |= SEVERITY_BITS.get(str(event.severity), OTHER_SEVERITY)
+            packed = pack_events([e.to_json() for e in events])
+            conn.execute("UPDATE polls SET severities = ?, events = ? WHERE id = ?", (severities, packed, poll))
         return started
 
     def _blob(self, conn: sqlite3.Connection, segment: _Segment, data: bytes, base: _Kept | None = None) -> int:
@@ -412,7 +413,6 @@ class Recorder:
     @staticmethod
     def _drop_before(conn: sqlite3.Connection, first: int) -> None:
         conn.execute("BEGIN IMMEDIATE")
-        conn.execute("DELETE FROM events WHERE poll < ?", (first,))
         conn.execute("DELETE FROM tunnel_states WHERE poll < ?", (first,))
         conn.execute("DELETE FROM polls WHERE id < ?", (first,))
         conn.execute("DELETE FROM blobs WHERE segment < ?", (first,))
