@@ -39,6 +39,13 @@ def _present(record: BaseModel) -> set[str]:
     return set(record.model_fields_set) | set(record.__pydantic_extra__ or ())
 
 
+def _same_shape(a: BaseModel, b: BaseModel) -> bool:
+    if a.__pydantic_fields_set__ != b.__pydantic_fields_set__:
+        return False
+    extra_a, extra_b = a.__pydantic_extra__, b.__pydantic_extra__
+    return extra_a is extra_b or (extra_a or {}).keys() == (extra_b or {}).keys()
+
+
 def _worst(events: list[ChangeEvent]) -> Severity:
     return max((e.severity for e in events), key=_RANK.__getitem__)
 
@@ -90,8 +97,10 @@ class _Grouper:
         for i, e in enumerate(self.events):
             if e.kind not in _RECORD_CHANGES or e.tunnel_id is None:
                 continue
-            fields = set(e.changed() or ())
+            if _same_shape(e.before, e.after):
+                continue  # the usual case (a state flip): no field came or went, so no drift; cheap to tell
             before, after = _present(e.before), _present(e.after)
+            fields = set(e.changed() or ())
             if fields and fields <= before - after:
                 direction = _MISSING
             elif fields and fields <= after - before and e.kind is not EventKind.CONN_PENDING:
@@ -120,8 +129,11 @@ class _Grouper:
         for closes, opens in buckets.values():
             if not closes or not opens:
                 continue
-            closed = Counter(self.events[i].before.colo_name for i in closes)
-            opened = Counter(self.events[i].after.colo_name for i in opens)
+            closed_in = [self.events[i].before.colo_name for i in closes]
+            opened_in = [self.events[i].after.colo_name for i in opens]
+            if len(closed_in) == len(opened_in) and sorted(closed_in) == sorted(opened_in):
+                continue  # the usual case: reconnects in place, nothing moved (and cheaper than counting)
+            closed, opened = Counter(closed_in), Counter(opened_in)
             lost = closed - opened  # Counter subtraction keeps the positive counts: what each colo lost net
             gained = opened - closed
             moved = min(lost.total(), gained.total())
