@@ -1,0 +1,131 @@
+"""--attach's source: a tunneltop serve server read over real HTTP as the live view's (snapshot, events), with no
+Cloudflare credential and no Cloudflare request; it follows the server across a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+
+import pytest
+
+from tests.test_serve import BEARER, START, TOKEN, WEB, polled, serving
+from tunneltop.api.auth import Credentials
+from tunneltop.api.errors import AuthError, NetworkError
+from tunneltop.changes.events import EventKind
+from tunneltop.demo.cfapi import FakeCloudflare
+from tunneltop.demo.server import LoopbackServer
+from tunneltop.demo.simulator import DEMO_ACCOUNT_ID, SimulatedAccount
+from tunneltop.model.health import Health
+from tunneltop.poll.target import Target
+from tunneltop.serve.attach import AttachSource, display_url
+from tunneltop.serve.command import Serving
+
+
+@pytest.fixture
+def fake() -> FakeCloudflare:
+    return FakeCloudflare(SimulatedAccount(start=START), tokens=[TOKEN], clock=lambda: START)
+
+
+def url_of(serve: Serving) -> str:
+    return f"http://127.0.0.1:{serve.addresses[0][1]}"
+
+
+async def test_attach_follows_a_change_with_the_servers_events(server: LoopbackServer, fake: FakeCloudflare) -> None:
+    async with serving(server, "web-prod", "home-lab") as (serve, _, _):
+        source = AttachSource(url_of(serve), interval=30)
+        try:
+            first = await source.poll()
+            while first.holding is not None:  # the server's first poll is under way
+                first = await source.poll()
+            assert first.error is None and first.snapshot is not None
+            assert {t.tunnel.name for t in first.snapshot.tunnels} == {"web-prod", "home-lab"}
+            assert source.status is None and source.label == f"attached to {url_of(serve)}"
+
+            feed = serve.poller.feed
+            published_from = feed.seq
+            fake.sim.set_clients(WEB, [], status="down")
+            seen = []
+            while not any(e.kind is EventKind.TUNNEL_HEALTH for e in seen):
+                outcome = await source.poll()  # returns when the server's next poll has ended
+                assert outcome.error is None and outcome.snapshot is not None
+                seen += outcome.events
+            web = next(t for t in outcome.snapshot.tunnels if t.tunnel.id == WEB)
+            assert web.health is Health.DOWN
+            # The very events the server's engine published for the same change.
+            published = [i for i in feed.since(published_from) or () if i.event == "change"]
+            assert [e.to_json() for e in seen] == [json.loads(p.data) for p in published]
+        finally:
+            await source.aclose()
+
+
+async def test_attach_sends_nothing_to_cloudflare(server: LoopbackServer, fake: FakeCloudflare) -> None:
+    async with serving(server, "web-prod", interval=3600) as (serve, _, _):
+        await polled(serve, 1)
+        before = len(fake.requests)
+        source = AttachSource(url_of(serve), interval=3600)
+        try:
+            for _ in range(5):
+                source.refresh()
+                outcome = await source.poll()
+                assert outcome.snapshot is not None
+        finally:
+            await source.aclose()
+        assert len(fake.requests) == before
+
+
+async def test_attach_needs_the_servers_token_when_it_has_one(server: LoopbackServer) -> None:
+    async with serving(server, "web-prod", token=BEARER) as (serve, _, _):
+        await polled(serve, 1)
+        refused = AttachSource(url_of(serve))
+        allowed = AttachSource(url_of(serve), token=BEARER)
+        try:
+            outcome = await refused.poll()
+            assert isinstance(outcome.error, AuthError) and BEARER not in outcome.error.message
+            assert (await allowed.poll()).snapshot is not None
+        finally:
+            await refused.aclose()
+            await allowed.aclose()
+
+
+async def test_attach_marks_data_stale_while_the_server_restarts(server: LoopbackServer) -> None:
+    def new_serve() -> Serving:
+        target = Target(server.base_url, Credentials.token(TOKEN), DEMO_ACCOUNT_ID, ["web-prod"], budget_per_minute=120)
+        return Serving(target, 0.2, err=io.StringIO())
+
+    first = new_serve()
+    await first.start("127.0.0.1", 0)
+    port = first.addresses[0][1]
+    stop = asyncio.Event()
+    running = asyncio.create_task(first.run(stop))
+    source = AttachSource(f"http://127.0.0.1:{port}", interval=0.5)
+    try:
+        await polled(first, 1)
+        ok = await source.poll()
+        assert ok.snapshot is not None
+        stop.set()
+        assert await running == 0  # the server is gone
+
+        failed = await source.poll()
+        assert failed.snapshot is None and isinstance(failed.error, NetworkError)
+        assert [e.kind for e in failed.events] == [EventKind.POLL_FAILED]
+        assert source.previous is ok.snapshot  # the last good data stays (the view marks it stale)
+
+        second = new_serve()
+        await second.start("127.0.0.1", port)
+        stop = asyncio.Event()
+        running = asyncio.create_task(second.run(stop))
+        await polled(second, 1)
+        while (back := await source.poll()).snapshot is None:
+            pass  # until the stream is up again and the server has a snapshot
+        assert back.events and back.events[0].kind is EventKind.POLL_RECOVERED
+        assert source.connected or back.snapshot is not None
+    finally:
+        stop.set()
+        await running
+        await source.aclose()
+
+
+def test_the_label_never_shows_a_password() -> None:
+    assert display_url("http://ops:hunter2@tt.example:9877/") == "http://tt.example:9877"
+    assert display_url("https://[::1]:9877") == "https://[::1]:9877"
