@@ -325,3 +325,54 @@ def test_rules_forget_tunnels_that_left():
     rules.apply(snap(state(connector(), name="a"), state(connector(), name="b")))
     rules.apply(snap(state(connector(), name="a")))
     assert set(rules._memo) == {"id-a"}
+
+
+# -- through the one poll engine, on the frozen demo account ---------------------------------------------------------
+
+
+async def test_the_engine_fills_findings_and_keeps_them_across_polls():
+    import random
+
+    from tests.support.clock import FakeClock
+    from tunneltop.api import CloudflareClient, RequestGate
+    from tunneltop.demo.cfapi import FakeCloudflare
+    from tunneltop.demo.simulator import SimulatedAccount
+    from tunneltop.demo.transport import DEMO_BASE_URL, DemoTransport
+    from tunneltop.poll.engine import PollEngine
+
+    clock = FakeClock()
+    sim = SimulatedAccount(start=clock.wall())
+    sim.freeze()
+    client = CloudflareClient(
+        None,
+        DEMO_BASE_URL,
+        transport=DemoTransport(FakeCloudflare(sim, require_auth=False, clock=clock.wall)),
+        clock=clock,
+        sleep=clock.sleep,
+        rng=random.Random(2),
+        gate=RequestGate(60, clock=clock),
+    )
+    expectations = Expectations.parse(
+        [({"ignore": ["old_release"], "tunnels": {"web-*": {"min_connectors": 3}}}, "[expect]")]
+    )
+    engine = PollEngine(
+        client, sim.account_id, ["web-prod", "api-staging"], interval=60.0, now=clock.wall, expectations=expectations
+    )
+    first = (await engine.poll()).snapshot
+    assert first is not None
+    by_name = {s.tunnel.name: s for s in first.tunnels}
+    assert checks(by_name["web-prod"].findings) == ["min_connectors"]
+    assert by_name["web-prod"].status is Status.WARNING
+    assert "pending_reconnect" not in checks(by_name["api-staging"].findings)
+    # Polls on a frozen account: the very same tunnels tuple while nothing changes; then the pending connection
+    # of api-staging, pending since the first poll, is stuck.
+    clock.advance(60)
+    second = (await engine.poll()).snapshot
+    assert second is not None and second.tunnels is first.tunnels
+    clock.advance(150)
+    third = (await engine.poll()).snapshot
+    assert third is not None
+    stuck = {s.tunnel.name: s for s in third.tunnels}["api-staging"]
+    assert "pending_reconnect" in checks(stuck.findings)
+    # web-prod did not change: its very state object, findings and all.
+    assert {s.tunnel.name: s for s in third.tunnels}["web-prod"] is by_name["web-prod"]
