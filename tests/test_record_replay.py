@@ -21,6 +21,7 @@ from tunneltop import cli
 from tunneltop.demo.cfapi import Fault
 from tunneltop.poll.engine import PollOutcome
 from tunneltop.poll.source import LiveSource, badge
+from tunneltop.profiles import load_profile
 from tunneltop.record.command import not_fetched
 from tunneltop.record.reader import Recording
 from tunneltop.record.source import ReplaySource
@@ -223,3 +224,10 @@ def test_a_writer_killed_mid_write_leaves_a_sound_file_that_replays_and_records_
         assert recorder.write(last, [])
     with Recording(path) as recording:
         assert recording.snapshot(len(recording) - 1).to_json() == last.to_json()
+
+
+def test_a_profile_names_the_recording_relative_to_the_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[profiles.prod]\nrecord = "recordings/prod.db"\n[profiles.home]\nrecord = "~/r.db"\n')
+    assert load_profile("prod", config, {}).record == tmp_path / "recordings" / "prod.db"
+    assert load_profile("home", config, {"HOME": str(tmp_path)}).record == tmp_path / "r.db"

@@ -275,6 +275,8 @@ def build_target(args: argparse.Namespace) -> Target:
         tunnels=args.tunnels,
     )
     args.interval, args.budget = settings.interval, settings.budget_per_minute
+    if args.record is None and (args.watch or args.output == "jsonl"):
+        args.record = profile.record  # the profile's recording is --watch's (--once polls once: nothing to keep)
     return Target(
         settings.base_url,
         settings.credentials,

@@ -12,6 +12,7 @@ The file lives at ``$XDG_CONFIG_HOME/tunneltop/config.toml`` (``~/.config/tunnel
     tunnels = ["web-prod"]                           # default: every tunnel of the account
     base_url = "https://api.cloudflare.com/client/v4"
     local_metrics = "127.0.0.1:20241"                # cloudflared's /ready here (default: 20241-20245; "off")
+    record = "~/.local/state/tunneltop/prod.db"      # --watch records every poll here (like --record FILE)
 
 Credentials: name where the token is, not the token. ``token_file`` (a path; ``~`` and paths relative to the
 config file work) or ``token_env`` (the name of an environment variable holding it). A ``token`` written in the
@@ -75,6 +76,7 @@ _PROFILE_KEYS = (
     "base_url",
     "expect",
     "local_metrics",
+    "record",
 )
 _CREDENTIAL_KEYS = ("token_file", "token_env", "token")
 
@@ -94,6 +96,7 @@ class Profile:
     tunnels: tuple[str, ...] = ()
     base_url: str | None = None
     local_metrics: str | None = None  # cloudflared's metrics server on this host, HOST:PORT ("off": don't look)
+    record: Path | None = None  # the recording --watch writes to when no --record is given
     # The file's top-level [expect] and this profile's, combined (with no profile: the top-level one alone).
     expectations: Expectations = field(default_factory=Expectations)
 
@@ -243,6 +246,7 @@ def _profile(name: str, raw: object, path: Path, env: Mapping[str, str], top_exp
             tunnels=tuple(t.strip() for t in tunnels),
             base_url=_text(name, "base_url", raw["base_url"]) if "base_url" in raw else None,
             local_metrics=_text(name, "local_metrics", raw["local_metrics"]) if "local_metrics" in raw else None,
+            record=_path(_text(name, "record", raw["record"]), path, env) if "record" in raw else None,
             expectations=_expectations(path, top_expect, (name, raw.get("expect"))),
         )
     except ConfigError as exc:
