@@ -24,7 +24,7 @@ from tunneltop.poll.source import LiveSource, badge
 from tunneltop.profiles import load_profile
 from tunneltop.record.command import not_fetched
 from tunneltop.record.reader import Recording
-from tunneltop.record.source import ReplaySource
+from tunneltop.record.source import RecordedSource, ReplaySource
 from tunneltop.record.store import Recorder
 from tunneltop.report import EXIT_UNKNOWN, EXIT_USAGE, exit_status, render_json
 
@@ -231,3 +231,27 @@ def test_a_profile_names_the_recording_relative_to_the_config_file(tmp_path: Pat
     config.write_text('[profiles.prod]\nrecord = "recordings/prod.db"\n[profiles.home]\nrecord = "~/r.db"\n')
     assert load_profile("prod", config, {}).record == tmp_path / "recordings" / "prod.db"
     assert load_profile("home", config, {"HOME": str(tmp_path)}).record == tmp_path / "r.db"
+
+
+async def test_a_recorded_source_records_every_poll_of_the_source_it_wraps(tmp_path: Path) -> None:
+    """The live view's --record: its source, wrapped."""
+    path = tmp_path / "rec.db"
+    clock = FakeClock()
+    stand = Stand(clock, seed=2)
+    engine = stand.engine(budget=240)
+    source: LiveSource = RecordedSource(engine, Recorder(path, now=clock.wall).open())
+    source.interval = 7.0
+    assert engine.interval == 7.0 and source.status == engine.status
+    seen = []
+    for _ in range(6):
+        outcome = await source.poll()
+        assert outcome.snapshot is not None
+        seen.append(outcome.snapshot.to_json())
+        clock.advance(max(5.0, source.next_poll_delay()))
+    assert isinstance(source, RecordedSource) and source.failure is None
+    await source.aclose()
+    await engine.client.aclose()
+    with Recording(path) as recording:
+        assert [recording.snapshot(i).to_json() for i in range(len(recording))] == seen
+    with Recorder(path):  # closed with the source: the file is free again
+        pass

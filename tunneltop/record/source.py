@@ -7,10 +7,14 @@ it went. Stepping forward by one poll gives the events that poll gave live: the 
 between the two recorded snapshots (the very function the engine ran), with the recorded failure-streak events; a
 step back or a jump is a new baseline, with no events. A recorded failed poll comes back failed, with its message,
 and the view keeps the last snapshot as it did live. Nothing here sends a request to anyone.
+
+``RecordedSource`` is the other way round: a live source whose polls are also recorded (the live view's
+``--record``).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import Any
@@ -21,9 +25,11 @@ from tunneltop.changes.events import ChangeEvent, diff, poll_failed, poll_recove
 from tunneltop.model.codec import parse_time
 from tunneltop.model.snapshot import Snapshot
 from tunneltop.poll.engine import PollOutcome
+from tunneltop.poll.source import Closable, LiveSource
 from tunneltop.poll.target import Target
 from tunneltop.record.reader import Recording
 from tunneltop.record.schema import RecordingError
+from tunneltop.record.store import Recorder
 
 REPLAY_BASE_URL = "replay:"  # no scheme httpx sends to: a mistake can never reach a server
 DEFAULT_STEP_SECONDS = 1.0
@@ -178,3 +184,65 @@ def _poll_event(doc: dict[str, Any]) -> ChangeEvent:
         failed_polls=int(after.get("failed_polls") or 0),
         since=parse_time(since, "since") if since else None,
     )
+
+
+class RecordedSource:
+    """Any live source (the API's poll engine, an attached serve server) with each poll also written to a
+    ``Recorder``: ``--record`` for the live view. The write runs off the event loop; a recording that fails stops
+    (``failure`` says why, for the view to show once) and the view goes on. Everything else is the inner source's."""
+
+    def __init__(self, inner: LiveSource, recorder: Recorder) -> None:
+        self.inner = inner
+        self.recorder = recorder
+        self.failure: str | None = None
+
+    async def poll(self) -> PollOutcome:
+        outcome = await self.inner.poll()
+        if self.failure is None and not await asyncio.to_thread(self.recorder.write_outcome, outcome):
+            self.failure = self.recorder.failure
+        return outcome
+
+    @property
+    def usage_errors(self) -> list[UsageError]:
+        return self.inner.usage_errors
+
+    @usage_errors.setter
+    def usage_errors(self, errors: list[UsageError]) -> None:
+        self.inner.usage_errors = errors
+
+    @property
+    def interval(self) -> float:
+        return self.inner.interval
+
+    @interval.setter
+    def interval(self, seconds: float) -> None:
+        self.inner.interval = seconds
+
+    @property
+    def effective_interval(self) -> float:
+        return self.inner.effective_interval
+
+    @property
+    def named(self) -> bool:
+        return self.inner.named
+
+    @property
+    def status(self) -> BudgetStatus | None:
+        return self.inner.status
+
+    def next_poll_delay(self) -> float:
+        return self.inner.next_poll_delay()
+
+    def next_poll_in(self) -> float:
+        return self.inner.next_poll_in()
+
+    def refresh(self, tunnel_ids: Iterable[str] = ()) -> None:
+        self.inner.refresh(tunnel_ids)
+
+    def set_in_view(self, tunnel_ids: Iterable[str]) -> None:
+        self.inner.set_in_view(tunnel_ids)
+
+    async def aclose(self) -> None:
+        if isinstance(self.inner, Closable):
+            await self.inner.aclose()
+        self.recorder.close()
