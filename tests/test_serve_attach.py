@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+from pathlib import Path
 
 import pytest
 
@@ -13,11 +14,14 @@ from tests.test_serve import BEARER, START, TOKEN, WEB, polled, serving
 from tunneltop.api.auth import Credentials
 from tunneltop.api.errors import AuthError, NetworkError
 from tunneltop.changes.events import EventKind
+from tunneltop.cli import main
 from tunneltop.demo.cfapi import FakeCloudflare
 from tunneltop.demo.server import LoopbackServer
 from tunneltop.demo.simulator import DEMO_ACCOUNT_ID, SimulatedAccount
+from tunneltop.model.codec import snapshot_from_json
 from tunneltop.model.health import Health
 from tunneltop.poll.target import Target
+from tunneltop.report import exit_status
 from tunneltop.serve.attach import AttachSource, display_url
 from tunneltop.serve.command import Serving
 
@@ -129,3 +133,34 @@ async def test_attach_marks_data_stale_while_the_server_restarts(server: Loopbac
 def test_the_label_never_shows_a_password() -> None:
     assert display_url("http://ops:hunter2@tt.example:9877/") == "http://tt.example:9877"
     assert display_url("https://[::1]:9877") == "https://[::1]:9877"
+
+
+async def test_once_attached_prints_the_servers_snapshot(
+    server: LoopbackServer, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    def tmp_token(token: str) -> Path:
+        path = tmp_path / "serve-token"
+        path.write_text(token + "\n", encoding="utf-8")
+        return path
+
+    async with serving(server, "web-prod", "home-lab", token=BEARER, interval=3600) as (serve, _, _):
+        await polled(serve, 1)
+        token_file = tmp_token(BEARER)
+        status = await asyncio.to_thread(
+            main, ["--attach", url_of(serve), "--attach-token-file", str(token_file), "--once", "-o", "json"]
+        )
+    out = capsys.readouterr().out
+    document = json.loads(out)
+    assert document["account_id"] == DEMO_ACCOUNT_ID
+    assert {t["name"] for t in document["tunnels"]} == {"web-prod", "home-lab"}
+    assert status == exit_status(snapshot_from_json(document))
+    assert "api" not in document  # no request budget: nothing was asked of Cloudflare
+
+
+def test_attach_takes_no_tunnel_names_nor_credentials(capsys: pytest.CaptureFixture[str]) -> None:
+    for extra in (["web-prod"], ["--token-file", "/dev/null"], ["--watch"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["--attach", "http://127.0.0.1:9", "--once", *extra] if extra != ["--watch"] else
+                 ["--attach", "http://127.0.0.1:9", *extra])
+        assert exit_info.value.code != 0
+        assert "--attach" in capsys.readouterr().err

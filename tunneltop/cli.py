@@ -230,6 +230,14 @@ def build_parser() -> _Parser:
     parser.add_argument("--demo", action="store_true", help="watch a built-in simulated account (no credentials)")
     parser.add_argument("--seed", type=int, default=7, help="seed of the demo account's simulation (default 7)")
     parser.add_argument(
+        "--attach",
+        metavar="URL",
+        help="read a 'tunneltop serve' server instead of the Cloudflare API: the live view or --once, no credentials",
+    )
+    parser.add_argument(
+        "--attach-token-file", metavar="PATH", type=Path, help="the serve server's bearer token (its --auth-token-file)"
+    )
+    parser.add_argument(
         "--version", "-V", action="version", version=f"tunneltop {__version__}", help="print the version and exit"
     )
     add_completion_flags(parser, __version__)
@@ -381,6 +389,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--watch prints JSON Lines (-o jsonl); --once and -o table/json print once")
     if args.ghost_seconds < 0:
         parser.error("--ghost-seconds cannot be negative")
+    if args.attach is not None:
+        from tunneltop.serve.attached import run_attached
+
+        return run_attached(args, parser)
     if args.record is None and (args.record_keep or args.record_max):
         parser.error("--record-keep and --record-max go with --record FILE")
     if args.record is not None and not watch:

@@ -31,7 +31,8 @@ from tunneltop.serve.server import ServeApp, start
 
 DEFAULT_LISTEN = "127.0.0.1:9877"
 # Flags of the live view and --once/--watch that mean nothing to a server: accepted, kept out of its help.
-NOT_FOR_SERVE = ("once", "watch", "output", "ghost_seconds", "bell", "export_dir")
+NOT_FOR_SERVE = ("once", "watch", "output", "ghost_seconds", "bell", "export_dir", "attach", "attach_token_file")
+NOT_FOR_SERVE += ("record", "record_keep", "record_max")
 
 EPILOG = """\
 endpoints:
@@ -97,15 +98,15 @@ def build_serve_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def read_token(path: Path) -> str:
+def read_token(path: Path, flag: str = "--auth-token-file") -> str:
     """The bearer token in ``path`` (surrounding whitespace dropped); ConfigError when unreadable or empty. The
     message names the file, never its content."""
     try:
         token = path.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read --auth-token-file {path}: {type(exc).__name__}") from None
+        raise ConfigError(f"cannot read {flag} {path}: {type(exc).__name__}") from None
     if not token:
-        raise ConfigError(f"--auth-token-file {path} is empty")
+        raise ConfigError(f"{flag} {path} is empty")
     return token
 
 
@@ -189,8 +190,9 @@ def main(argv: Sequence[str]) -> int:
 
     parser = build_serve_parser()
     args = parser.parse_args(argv)
-    if args.once or args.watch or args.output:
-        parser.error("serve runs until stopped: --once, --watch and --output are for the plain tunneltop command")
+    if args.once or args.watch or args.output or args.attach or getattr(args, "record", None):
+        parser.error("serve runs until stopped: --once, --watch, --output, --attach and --record are for the plain "
+                     "command")
     host, port = args.listen
     try:
         token = read_token(args.auth_token_file) if args.auth_token_file is not None else None
