@@ -266,6 +266,7 @@ class TunneltopApp(App[int]):
                 min_burst=STARTUP_BURST,  # a small account's first screen in one go; then the budget paces requests
                 now=self._clock,
                 account_name=name,
+                expectations=self.target.expectations,
             )
         return self.engine
 
