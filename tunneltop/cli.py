@@ -131,6 +131,8 @@ examples:
   tunneltop --once -o json | jq .     # the same as JSON
   tunneltop --watch | jq -c 'select(.severity != "info")'
                                       # one JSON line per change, for alerting
+  tunneltop --watch --record tt.db --record-keep 7d > /dev/null
+  tunneltop replay tt.db --at -15m    # the --once table as it was 15 min ago
   tunneltop --demo                    # a simulated account, no credentials
 
 keys in the live view (? lists them all; ctrl+p finds an action by name):
