@@ -164,3 +164,27 @@ def test_attach_takes_no_tunnel_names_nor_credentials(capsys: pytest.CaptureFixt
                  ["--attach", "http://127.0.0.1:9", *extra])
         assert exit_info.value.code != 0
         assert "--attach" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # an app start and a few of the server's polls: about 3 s
+async def test_an_attached_live_view_follows_a_change(server: LoopbackServer, fake: FakeCloudflare) -> None:
+    from tests.ui_support import wait_for_poll
+    from tunneltop.ui.app import TunneltopApp
+
+    async with serving(server, "web-prod", "home-lab") as (serve, _, _):
+        await polled(serve, 1)
+        source = AttachSource(url_of(serve), interval=1.0)
+        app = TunneltopApp(
+            Target(source.url, None), source=source, interval=1.0, start_view="monitor", ghost_seconds=0
+        )
+        async with app.run_test(size=(130, 40)) as pilot:
+            while app.table.row_count == 0:  # the server reads the connections a few polls in (its budget)
+                await wait_for_poll(pilot, app, count=app.poll_count + app.failures + 1)
+            before = app.table.row_count
+            header = str(app.header.render())
+            assert f"attached to {url_of(serve)}" in header and "per min" not in header
+            fake.sim.set_clients(WEB, [], status="down")
+            while app.table.row_count == before:
+                await wait_for_poll(pilot, app, count=app.poll_count + app.failures + 1)
+            assert app.table.row_count < before  # web-prod's connections are gone from the screen
+            assert app.failures == 0
