@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.support.clock import FakeClock
+from tunneltop.api import CloudflareClient, RequestGate
+from tunneltop.demo.cfapi import FakeCloudflare
+from tunneltop.demo.simulator import DEMO_TUNNELS, SimulatedAccount
+from tunneltop.demo.transport import DEMO_BASE_URL, DemoTransport
 from tunneltop.model import Snapshot, Tunnel, TunnelState, parse_connectors
 from tunneltop.model.expect import Expectations, TunnelExpect
 from tunneltop.model.findings import Finding, Severity
 from tunneltop.model.health import Health, Status
 from tunneltop.model.reach import LocalReady, Reach
 from tunneltop.model.rules import FindingRules, release_month, tunnel_findings, with_findings
+from tunneltop.poll.engine import PollEngine
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 ACCOUNT = "acc"
@@ -330,20 +337,8 @@ def test_rules_forget_tunnels_that_left():
 # -- through the one poll engine, on the frozen demo account ---------------------------------------------------------
 
 
-async def test_the_engine_fills_findings_and_keeps_them_across_polls():
-    import random
-
-    from tests.support.clock import FakeClock
-    from tunneltop.api import CloudflareClient, RequestGate
-    from tunneltop.demo.cfapi import FakeCloudflare
-    from tunneltop.demo.simulator import SimulatedAccount
-    from tunneltop.demo.transport import DEMO_BASE_URL, DemoTransport
-    from tunneltop.poll.engine import PollEngine
-
-    clock = FakeClock()
-    sim = SimulatedAccount(start=clock.wall())
-    sim.freeze()
-    client = CloudflareClient(
+def demo_client(sim: SimulatedAccount, clock: FakeClock) -> CloudflareClient:
+    return CloudflareClient(
         None,
         DEMO_BASE_URL,
         transport=DemoTransport(FakeCloudflare(sim, require_auth=False, clock=clock.wall)),
@@ -352,6 +347,13 @@ async def test_the_engine_fills_findings_and_keeps_them_across_polls():
         rng=random.Random(2),
         gate=RequestGate(60, clock=clock),
     )
+
+
+async def test_the_engine_fills_findings_and_keeps_them_across_polls():
+    clock = FakeClock()
+    sim = SimulatedAccount(start=clock.wall())
+    sim.freeze()
+    client = demo_client(sim, clock)
     expectations = Expectations.parse(
         [({"ignore": ["old_release"], "tunnels": {"web-*": {"min_connectors": 3}}}, "[expect]")]
     )
@@ -376,3 +378,24 @@ async def test_the_engine_fills_findings_and_keeps_them_across_polls():
     assert "pending_reconnect" in checks(stuck.findings)
     # web-prod did not change: its very state object, findings and all.
     assert {s.tunnel.name: s for s in third.tunnels}["web-prod"] is by_name["web-prod"]
+
+
+@pytest.mark.parametrize(
+    ("scenario", "expected"),
+    [("drift", {"config_drift"}), ("lost-redundancy", {"min_colos", "min_connectors"})],
+)
+async def test_the_stand_ins_scenarios_are_found_within_one_poll(scenario, expected):
+    clock = FakeClock()
+    sim = SimulatedAccount(start=clock.wall())
+    sim.freeze()
+    sim.scenario(scenario)
+    expectations = Expectations.parse([({"min_connectors": 2, "ignore": ["old_release"]}, "[expect]")])
+    engine = PollEngine(
+        demo_client(sim, clock), sim.account_id, ["web-prod"], now=clock.wall, expectations=expectations, reach=True
+    )
+    snapshot = (await engine.poll()).snapshot
+    assert snapshot is not None
+    [web] = snapshot.tunnels
+    assert web.tunnel.id == DEMO_TUNNELS["web-prod"] and web.health.value == "healthy"
+    assert set(checks(web.findings)) == expected
+    assert web.status is Status.WARNING
