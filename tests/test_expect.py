@@ -22,7 +22,6 @@ def parse(*tables: tuple[dict, str]) -> Expectations:
 
 def test_no_table_is_the_built_in_checks():
     expectations = Expectations()
-    assert not expectations.configured
     assert expectations.for_tunnel("web", "id") is BUILT_IN
     assert (BUILT_IN.min_colos, BUILT_IN.min_active_per_connector, BUILT_IN.severity) == (2, 4, Severity.WARNING)
     assert (BUILT_IN.min_connectors, BUILT_IN.max_versions, BUILT_IN.origin_ips, BUILT_IN.colos) == (None,) * 4
@@ -67,7 +66,6 @@ def test_later_wins_key_by_key_top_then_profile_then_globs_in_file_order():
     }
     profile = {"min_colos": 1, "tunnels": {"prod-w*": {"min_connectors": 5}}}
     expectations = parse((top, "[expect]"), (profile, "[profiles.prod.expect]"))
-    assert expectations.configured
     web = expectations.for_tunnel("prod-web", "id1")
     assert (web.min_connectors, web.min_colos, web.severity) == (5, 1, Severity.CRITICAL)
     api = expectations.for_tunnel("prod-api", "id2")

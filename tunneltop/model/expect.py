@@ -104,10 +104,6 @@ class Expectations:
     base: tuple[ExpectTable, ...] = ()
     globs: tuple[tuple[str, ExpectTable], ...] = ()
 
-    @property
-    def configured(self) -> bool:
-        return any(t.values for t in self.base) or bool(self.globs)
-
     def for_tunnel(self, name: str | None, tunnel_id: str) -> TunnelExpect:
         """The expectations of one tunnel: every base table, then every glob that matches its name (or its id)."""
         values: dict[str, Any] = {}

@@ -10,7 +10,16 @@ from functools import cached_property
 from typing import Any
 
 from tunneltop.model.findings import Finding, Severity
-from tunneltop.model.health import Health, Status, rank, tunnel_health, tunnel_status, worst, worst_severity
+from tunneltop.model.health import (
+    Health,
+    Status,
+    rank,
+    tunnel_health,
+    tunnel_status,
+    worst,
+    worst_severity,
+    worst_status,
+)
 from tunneltop.model.parse import RecordProblem
 from tunneltop.model.reach import LocalReady, Reach
 from tunneltop.model.records import Connector, Tunnel
@@ -194,13 +203,10 @@ class AccountFigures:
 def account_figures(tunnels: tuple[TunnelState, ...]) -> AccountFigures:
     counts: dict[Health, int] = {}
     severities = {Severity.WARNING: 0, Severity.CRITICAL: 0}
-    status = Status.OK
     for state in tunnels:
         counts[state.health] = counts.get(state.health, 0) + 1
         if state.findings:
             severities[worst_severity(state.findings) or Severity.WARNING] += 1
-        if state.status.exit_code > status.exit_code:
-            status = state.status
     return AccountFigures(
         worst(t.health for t in tunnels),
         sum(t.pending_count for t in tunnels),
@@ -208,7 +214,7 @@ def account_figures(tunnels: tuple[TunnelState, ...]) -> AccountFigures:
         sum(len(t.problems) for t in tunnels),
         severities[Severity.WARNING],
         severities[Severity.CRITICAL],
-        status,
+        worst_status(t.status for t in tunnels),
     )
 
 
