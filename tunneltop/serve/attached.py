@@ -15,8 +15,8 @@ from pathlib import Path
 from tunneltop.api.errors import ApiError
 from tunneltop.config import ConfigError
 from tunneltop.poll.account import utc_now
+from tunneltop.poll.planner import DEFAULT_INTERVAL
 from tunneltop.poll.target import Target
-from tunneltop.profiles import DEFAULT_INTERVAL
 from tunneltop.report import EXIT_UNKNOWN, exit_status, render_json, render_table
 from tunneltop.sanitize import clean
 from tunneltop.serve.attach import AttachSource

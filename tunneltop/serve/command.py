@@ -31,8 +31,10 @@ from tunneltop.serve.server import ServeApp, start
 
 DEFAULT_LISTEN = "127.0.0.1:9877"
 # Flags of the live view and --once/--watch that mean nothing to a server: accepted, kept out of its help.
-NOT_FOR_SERVE = ("once", "watch", "output", "ghost_seconds", "bell", "export_dir", "attach", "attach_token_file")
-NOT_FOR_SERVE += ("record", "record_keep", "record_max")
+NOT_FOR_SERVE = frozenset(
+    {"once", "watch", "output", "ghost_seconds", "bell", "export_dir", "attach", "attach_token_file"}
+    | {"record", "record_keep", "record_max"}
+)
 
 EPILOG = """\
 endpoints:
