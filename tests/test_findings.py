@@ -182,7 +182,9 @@ def test_min_connectors_counts_connectors_with_an_active_connection():
 def test_min_connectors_on_a_down_tunnel():
     down = state(status="down")
     assert down.health is Health.DOWN
-    assert checks(find(down, TunnelExpect(min_connectors=2))) == ["min_connectors"]
+    (f,) = find(down, TunnelExpect(min_connectors=2))
+    assert (f.check, f.message) == ("min_connectors", "0 of 2 expected connectors running")
+    assert f.hint.startswith("no cloudflared runs it")
 
 
 def test_min_colos_and_severity():

@@ -133,7 +133,9 @@ def _capacity(state: TunnelState, connectors: tuple[Connector, ...], expect: Tun
                     severity,
                     f"{running} of {expect.min_connectors} expected connectors running",
                     "run another cloudflared replica for this tunnel on a separate host: one host failing now "
-                    "takes it down",
+                    "takes it down"
+                    if running
+                    else "no cloudflared runs it: start one on each host that should (cloudflared tunnel run NAME)",
                 )
             )
     active = [conn for c in counted for conn in c.conns if conn.is_pending_reconnect is False]
