@@ -13,7 +13,8 @@ every ``--interval`` seconds of recorded time, written as fast as the recorder g
 Bytes are the SQLite file's (pages in use, WAL checkpointed) over a whole number of segments (a full snapshot and
 what follows it); a day is 17,280 polls at 5 s. Seek: a 24-hour recording of the quiet account at 5 s (17,280
 polls) is made, then the state at random moments is read back from a fresh ``Recording`` each time (cold: nothing
-cached but the poll index) and warm (the same reader, as the replay view keeps it).
+cached but the poll index) and warm (the same reader, as the replay view keeps it); the same for two hours of the
+busy account (a seek reads one segment, so the recording's length changes only the poll index's load).
 """
 
 from __future__ import annotations
@@ -147,11 +148,12 @@ def size(name: str, tunnels: int, changes: float, polls: int, interval: float, w
     return Figures(name, account.connections, polls, used_bytes(path), times)
 
 
-def seek(where: Path, tunnels: int, polls: int, interval: float, samples: int) -> str:
-    path = where / "day.db"
+def seek(where: Path, tunnels: int, polls: int, interval: float, samples: int, changes: float = 1) -> str:
+    path = where / f"seek-{tunnels}.db"
     account = Account(tunnels)
+    count = max(1, round(changes * account.connections)) if changes < 1 else int(changes)
     began = time.perf_counter()
-    record(path, account, polls, 1, interval)
+    record(path, account, polls, count, interval)
     made = time.perf_counter() - began
     rng = random.Random(1)
     span = (polls - 1) * interval
@@ -189,6 +191,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--day-polls", type=int, default=DAY_POLLS, help="polls in the seek recording (a day at 5 s)")
     parser.add_argument("--samples", type=int, default=30, help="moments to seek to")
     parser.add_argument("--skip-seek", action="store_true")
+    parser.add_argument(
+        "--busy-seek-polls",
+        type=int,
+        default=2 * FULL_EVERY_POLLS,
+        help="polls in the busy account's seek recording (a seek reads one segment: its length does not matter)",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         where = Path(tmp)
@@ -196,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         print(size("busy", 1250, 0.01, args.polls, args.interval, where).report(args.interval), flush=True)
         if not args.skip_seek:
             print(seek(where, 125, args.day_polls, args.interval, args.samples), flush=True)
+            print(seek(where, 1250, args.busy_seek_polls, args.interval, args.samples, 0.01), flush=True)
     return 0
 
 
