@@ -7,6 +7,7 @@ both with other fields, which is where the interesting events are.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any
@@ -15,9 +16,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tunneltop.changes.events import EventKind, apply, diff, replay_form
+from tunneltop.model.findings import Finding
+from tunneltop.model.findings import Severity as Grade
 from tunneltop.model.records import Connection, Connector, Tunnel
 from tunneltop.model.snapshot import Snapshot, TunnelState
 
+FINDINGS = (EventKind.FINDING_RAISED, EventKind.FINDING_CLEARED)
 DETERMINISTIC = settings(derandomize=True, database=None, deadline=None, max_examples=100)
 
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
@@ -75,11 +79,25 @@ tunnels = st.builds(
 )
 
 
+findings = st.lists(
+    st.builds(
+        Finding,
+        st.sampled_from(["config_drift", "min_colos"]),
+        st.sampled_from(list(Grade)),
+        st.sampled_from(["2 of 3", "1 of 3"]),
+        st.just("look"),
+        st.sampled_from([None, "k1", "k2"]),
+    ),
+    max_size=3,
+).map(tuple)
+
+
 @st.composite
 def states(draw: st.DrawFn, tunnel: Tunnel | None = None) -> TunnelState:
     record = tunnel or draw(tunnels)
     found = draw(st.none() | st.lists(connectors, max_size=3, unique_by=lambda c: c.id).map(tuple))
-    return TunnelState(record, found, (), None if found is not None else "connections could not be fetched")
+    error = None if found is not None else "connections could not be fetched"
+    return TunnelState(record, found, (), error, findings=draw(findings))
 
 
 @st.composite
@@ -142,7 +160,7 @@ def evolve(draw: st.DrawFn, old: Snapshot) -> Snapshot:
                 new = draw(st.lists(connectors, max_size=2, unique_by=lambda c: c.id))
                 kept += [c for c in new if c.id not in taken]
                 found = tuple(draw(st.permutations(kept)))
-            out.append(TunnelState(record, found, s.problems, s.error))
+            out.append(TunnelState(record, found, s.problems, s.error, findings=draw(st.just(s.findings) | findings)))
     taken = {s.tunnel.id for s in out}
     out += [
         s for s in draw(st.lists(states(), max_size=2, unique_by=lambda s: s.tunnel.id)) if s.tunnel.id not in taken
@@ -172,9 +190,18 @@ def test_diff_replays_exactly_and_keeps_its_rules(pair: tuple[Snapshot, Snapshot
     assert replay_form(apply(old, events)) == replay_form(new)
     assert diff(old, new) == events
     blind = _unknown_on_either_side(old, new)
+    now_found = {(s.tunnel.id, f) for s in new.tunnels for f in s.findings}
     for i, event in enumerate(events):
-        if event.tunnel_id in blind:
+        if event.tunnel_id in blind and event.kind not in FINDINGS:
             assert event.connector_id is None, event
+        if event.kind is EventKind.FINDING_RAISED:
+            assert (event.tunnel_id, event.after) in now_found
+        if event.kind in (EventKind.COLO_MOVED, EventKind.SCHEMA_DRIFT):
+            assert event.parts and not any(p.parts for p in event.parts)
+            if event.kind is EventKind.COLO_MOVED:
+                assert {(p.tunnel_id, p.connector_id) for p in event.parts} == {(event.tunnel_id, event.connector_id)}
+        # Values are formatted for people: no Python repr (the generated names hold no quotes or "None").
+        assert not re.search(r"\{'|\['|None", event.describe()), event.describe()
         if event.kind is EventKind.TUNNEL_HEALTH:
             assert all(e.tunnel_id != event.tunnel_id for e in events[i + 1 :])
         document: dict[str, Any] = json.loads(json.dumps(event.to_json(), ensure_ascii=True))
@@ -195,6 +222,7 @@ def test_a_snapshot_against_itself_parsed_anew_has_no_events(snapshot: Snapshot)
                 None if s.connectors is None else tuple(_reparsed(c) for c in s.connectors),
                 s.problems,
                 s.error,
+                findings=s.findings,
             )
             for s in snapshot.tunnels
         ),

@@ -193,6 +193,7 @@ def test_drift_keeps_other_changes_and_news_of_pending_apart() -> None:
     events = changes(one((connector(conns=base),)), one((connector(conns=drifted),)))
     assert kinds(events) == ["schema_drift", "conn_changed"]
     assert events[0].after["count"] == 2 and events[1].conn_id == "c3"
+    assert "(2 connections);" in events[0].describe()
     back = [conn("c1"), conn("c2", pending=True), conn("c3", colo="LAX")]
     events = changes(one((connector(conns=drifted),)), one((connector(conns=back),)))
     assert kinds(events) == ["schema_drift", "conn_pending", "tunnel_health"], "back as pending is news"
@@ -202,6 +203,8 @@ def test_a_field_missing_from_some_connections_is_a_change() -> None:
     old = one((connector(conns=[conn("c1"), conn("c2")]),))
     new = one((connector(conns=[*_without("is_pending_reconnect", [conn("c1")]), conn("c2")]),))
     assert kinds(changes(old, new)) == ["conn_changed"]
+    one_conn = changes(one((connector(),)), one((connector(conns=_without("is_pending_reconnect", [conn()])),)))
+    assert "(1 connection);" in one_conn[0].describe()
 
 
 # -- Go's zero time ------------------------------------------------------------------------------------------------

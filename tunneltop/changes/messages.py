@@ -184,7 +184,10 @@ def _schema_drift(e: ChangeEvent) -> str:
     fields = ", ".join(clean(f, 40) for f in what["fields"])
     records, tunnels = what["records"], what["tunnels"]
     plural = "s" if len(what["fields"]) != 1 else ""
-    scope = f"{what['count']} {records}" + (f" in {len(tunnels)} tunnels" if len(tunnels) > 1 else "")
+    count = what["count"]
+    scope = f"{count} {records if count != 1 else records[:-1]}" + (
+        f" in {len(tunnels)} tunnels" if len(tunnels) > 1 else ""
+    )
     if what["state"] == "missing":
         return (
             f"schema drift: field{plural} {fields} missing from every {records[:-1]} ({scope}); "
