@@ -6,7 +6,9 @@ For piping into alerting. Every line is a JSON object with a ``kind``:
   so a consumer knows the stream is live. It is the first line unless polls fail before any succeeds, in which
   case their ``poll_failed`` lines come first.
 - then one line per change event (``tunneltop.changes.events.ChangeEvent.to_json``), in the order ``diff``
-  gives them, and ``poll_failed``/``poll_recovered`` by the engine's failure-streak rule (see
+  gives them: a failover is one ``colo_moved`` line and schema drift one ``schema_drift`` line, their
+  per-connection events in ``parts``; findings come as ``finding_raised``/``finding_cleared`` (the first poll's
+  right after the baseline, each once); and ``poll_failed``/``poll_recovered`` by the engine's failure-streak rule (see
   ``tunneltop.poll.engine``): ``poll_failed`` when polls start failing, when the kind of error changes, and at
   least once a minute while they keep failing.
 
