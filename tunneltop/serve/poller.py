@@ -137,6 +137,7 @@ class Poller:
                 expectations=self.target.expectations,
                 # The tunnels' reach: the remote configuration's version is what config drift is told by.
                 reach=True,
+                local=self.target.local,  # cloudflared's /ready on this host, as the live view reads it
             )
             self.engine = engine
             while not stop.is_set():
