@@ -478,7 +478,8 @@ class PollEngine:
         if self.reach is None or self._streak is not None:
             return 0
         first = next(iter(self._reach_due(self.reach)), None)
-        return self.reach.reserve(self.gate.now(), self._by_id[first] if first is not None else None)
+        now = self.gate.now()
+        return self.reach.reserve(now, self._by_id[first] if first is not None else None, self.gate.available(now))
 
     def _plan(self, *, connections: bool = True, reserve: int = 0) -> Plan:
         changed = []

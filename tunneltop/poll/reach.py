@@ -118,11 +118,13 @@ class ReachTracker:
         ranked.sort()
         return [entry[-1] for entry in ranked]
 
-    def reserve(self, now: float, first: Tunnel | None) -> int:
-        """Requests to keep back from the connections for a read (the trickle), when one is due."""
+    def reserve(self, now: float, first: Tunnel | None, available: int) -> int:
+        """Requests to keep back from the connections for a read (the trickle), when one is due and the budget has
+        room for it and a connection fetch besides (else it would starve them when Cloudflare slows the budget)."""
         if first is None or now - self._last_read < REACH_TRICKLE:
             return 0
-        return self.cost(first)
+        cost = self.cost(first)
+        return cost if available > cost else 0
 
     async def read(
         self,
