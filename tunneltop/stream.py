@@ -173,6 +173,8 @@ class _Stream:
                 interval=self.interval,
                 min_burst=STARTUP_BURST,
                 expectations=self.target.expectations,
+                reach=True,
+                local=self.target.local,
             )
             while not stop.is_set():
                 try:

@@ -15,6 +15,7 @@ from tunneltop.api.errors import UsageError
 from tunneltop.api.gate import BudgetStatus
 from tunneltop.model.expect import Expectations
 from tunneltop.poll.engine import STARTUP_BURST, PollEngine, PollOutcome
+from tunneltop.poll.local import LocalReadyProbe
 
 
 class LiveSource(Protocol):
@@ -103,6 +104,7 @@ def api_source(
     now: Callable[[], datetime],
     account_name: str | None = None,
     expectations: Expectations | None = None,
+    local: LocalReadyProbe | None = None,
 ) -> LiveSource:
     """The live view's default source: the one poll engine on the Cloudflare API, with a start-up burst so that a
     small account's first screen comes in one go (then the budget paces requests)."""
@@ -115,4 +117,6 @@ def api_source(
         now=now,
         account_name=account_name,
         expectations=expectations,
+        reach=True,
+        local=local,
     )
