@@ -207,6 +207,21 @@ def test_a_field_missing_from_some_connections_is_a_change() -> None:
     assert "(1 connection);" in one_conn[0].describe()
 
 
+def test_a_field_missing_from_every_connector_is_one_notice() -> None:
+    def shells(drop: bool) -> tuple[Connector, ...]:
+        made = (connector(), connector("k2", conns=[conn("c2")]))
+        if drop:
+            made = tuple(Connector.model_validate(c.model_dump(exclude={"run_at", "version"})) for c in made)
+        return made
+
+    events = changes(one(shells(False)), one(shells(True)))
+    assert kinds(events) == ["schema_drift"], "not connector_restarted and connector_upgraded for each"
+    assert events[0].after["records"] == "connectors" and events[0].after["fields"] == ["run_at", "version"]
+    assert events[0].describe().startswith("web-prod: schema drift: fields run_at, version missing from every "
+                                           "connector (2 connectors)")
+    assert kinds(changes(one(shells(True)), one(shells(False)))) == ["schema_drift"]
+
+
 # -- Go's zero time ------------------------------------------------------------------------------------------------
 
 

@@ -9,12 +9,12 @@ event ("4 connections moved 2xDFW, 2xLAX→3xORD, 1xSEA"); closes or opens beyon
 own (a loss, or a new connection). Connections closing on one connector while others open on another are two
 hosts doing two things and are not paired.
 
-Drift rule: the unit is one answer of the connections endpoint, a tunnel's connections. A field missing from
-every connection of that answer, which the last answer had, is drift, not a change: the connections whose only
-change is that field (now missing) become the parts of one ``schema_drift`` notice for the whole poll (per
-direction), and so does a field now sent on every connection that none had (its return, or a field Cloudflare
-added), except for a connection that turns out pending, which is news. Missing means absent from the JSON, not
-``null``: a null is a value the API chose to send.
+Drift rule: the unit is one answer of the connections endpoint, a tunnel's connectors and their connections. A
+field missing from every connection (or every connector) of that answer, which the last answer had, is drift, not
+a change: the records whose only change is that field (now missing) become the parts of one ``schema_drift``
+notice for the whole poll (per direction and kind of record), and so does a field now sent on every record that
+none had (its return, or a field Cloudflare added), except for a connection that turns out pending, which is news.
+Missing means absent from the JSON, not ``null``: a null is a value the API chose to send.
 """
 
 from __future__ import annotations
@@ -28,15 +28,32 @@ from pydantic import BaseModel
 
 from tunneltop.changes.event import ChangeEvent
 from tunneltop.changes.kinds import EventKind, Severity
+from tunneltop.model.records import Connector
 from tunneltop.model.snapshot import TunnelState
 
 _RANK = {Severity.INFO: 0, Severity.OK: 1, Severity.WARNING: 2, Severity.ERROR: 3}
 _RECORD_CHANGES = frozenset({EventKind.CONN_CHANGED, EventKind.CONN_PENDING, EventKind.CONN_RECOVERED})
+# A connector's aspect events carry the values, not the records: which field each is about.
+_CONNECTOR_FIELD = {
+    EventKind.CONNECTOR_RESTARTED: "run_at",
+    EventKind.CONNECTOR_UPGRADED: "version",
+    EventKind.CONFIG_CHANGED: "config_version",
+    EventKind.FEATURES_CHANGED: "features",
+}
+_CONNECTOR_CHANGES = frozenset({*_CONNECTOR_FIELD, EventKind.CONNECTOR_CHANGED})
 _MISSING, _SENT = "missing", "sent"
 
 
 def _present(record: BaseModel) -> set[str]:
     return set(record.model_fields_set) | set(record.__pydantic_extra__ or ())
+
+
+def _records(state: TunnelState | None, records: str) -> list[BaseModel]:
+    if state is None:
+        return []
+    if records == "connectors":
+        return list(state.connectors or ())
+    return [c for k in state.connectors or () for c in k.conns]
 
 
 def _same_shape(a: BaseModel, b: BaseModel) -> bool:
@@ -77,43 +94,62 @@ class _Grouper:
     # -- schema drift ---------------------------------------------------------------------------------------------
 
     def drift(self, old: dict[str, TunnelState], new: dict[str, TunnelState]) -> None:
-        verdicts: dict[tuple[str, str, str], bool] = {}
+        verdicts: dict[tuple[str, str, str, str], bool] = {}
+        by_id: dict[tuple[bool, str], dict[str, Connector]] = {}
 
-        def lacking(states: dict[str, TunnelState], tunnel_id: str, name: str, lack: bool) -> bool:
-            state = states.get(tunnel_id)
-            conns = [c for k in (state.connectors or ()) for c in k.conns] if state is not None else []
-            return bool(conns) and all((name not in _present(c)) is lack for c in conns)
+        def connector(now: bool, tunnel_id: str, connector_id: str | None) -> Connector | None:
+            if (now, tunnel_id) not in by_id:
+                state = (new if now else old).get(tunnel_id)
+                by_id[now, tunnel_id] = {c.id: c for c in reversed((state.connectors or ()) if state else ())}
+            return by_id[now, tunnel_id].get(connector_id or "")
 
-        def holds(direction: str, tunnel_id: str, name: str) -> bool:
-            key = (direction, tunnel_id, name)
+        def lacking(now: bool, records: str, tunnel_id: str, name: str, lack: bool) -> bool:
+            found = _records((new if now else old).get(tunnel_id), records)
+            return bool(found) and all((name not in _present(r)) is lack for r in found)
+
+        def holds(direction: str, records: str, tunnel_id: str, name: str) -> bool:
+            key = (direction, records, tunnel_id, name)
             if key not in verdicts:
                 if direction == _MISSING:
-                    verdicts[key] = lacking(new, tunnel_id, name, True)
+                    verdicts[key] = lacking(True, records, tunnel_id, name, True)
                 else:
-                    verdicts[key] = lacking(old, tunnel_id, name, True) and lacking(new, tunnel_id, name, False)
+                    verdicts[key] = lacking(False, records, tunnel_id, name, True) and lacking(
+                        True, records, tunnel_id, name, False
+                    )
             return verdicts[key]
 
-        found: dict[str, tuple[list[int], set[str], dict[str, None]]] = {}
+        found: dict[tuple[str, str], tuple[list[int], set[str], dict[str, None]]] = {}
         for i, e in enumerate(self.events):
-            if e.kind not in _RECORD_CHANGES or e.tunnel_id is None:
+            if e.tunnel_id is None:
                 continue
-            if _same_shape(e.before, e.after):
+            if e.kind in _RECORD_CHANGES:
+                records, was, now = "connections", e.before, e.after
+            elif e.kind in _CONNECTOR_CHANGES:
+                records = "connectors"
+                was, now = connector(False, e.tunnel_id, e.connector_id), connector(True, e.tunnel_id, e.connector_id)
+                if was is None or now is None:
+                    continue
+            else:
+                continue
+            if _same_shape(was, now):
                 continue  # the usual case (a state flip): no field came or went, so no drift; cheap to tell
-            before, after = _present(e.before), _present(e.after)
-            fields = set(e.changed() or ())
+            before, after = _present(was), _present(now)
+            aspect = _CONNECTOR_FIELD.get(e.kind)
+            fields = {aspect} if aspect is not None else set(e.changed() or ())
             if fields and fields <= before - after:
                 direction = _MISSING
             elif fields and fields <= after - before and e.kind is not EventKind.CONN_PENDING:
                 direction = _SENT
             else:
                 continue
-            if all(holds(direction, e.tunnel_id, name) for name in fields):
-                indexes, names, tunnels = found.setdefault(direction, ([], set(), {}))
+            if all(holds(direction, records, e.tunnel_id, name) for name in fields):
+                indexes, names, tunnels = found.setdefault((direction, records), ([], set(), {}))
                 indexes.append(i)
                 names.update(fields)
                 tunnels[e.tunnel_id] = None
-        for direction, (indexes, names, tunnels) in found.items():
-            self.put(indexes, partial(_drift_event, direction=direction, fields=names, tunnels=list(tunnels)))
+        for (direction, records), (indexes, names, tunnels) in found.items():
+            make = partial(_drift_event, direction=direction, records=records, fields=names, tunnels=list(tunnels))
+            self.put(indexes, make)
 
     # -- failover -------------------------------------------------------------------------------------------------
 
@@ -171,14 +207,16 @@ def _move_event(parts: list[ChangeEvent]) -> ChangeEvent:
     )
 
 
-def _drift_event(parts: list[ChangeEvent], direction: str, fields: set[str], tunnels: list[str]) -> ChangeEvent:
+def _drift_event(
+    parts: list[ChangeEvent], direction: str, records: str, fields: set[str], tunnels: list[str]
+) -> ChangeEvent:
     first = parts[0]
     one = len(tunnels) == 1
     after: dict[str, Any] = {
         "state": direction,
-        "records": "connections",
+        "records": records,
         "fields": sorted(fields),
-        "count": len(parts),
+        "count": len({(p.tunnel_id, p.connector_id, p.conn_id) for p in parts}),  # records, not events
         "tunnels": tunnels,
     }
     return ChangeEvent(
