@@ -350,3 +350,23 @@ def test_the_feed_is_a_bounded_ring() -> None:
     assert sum(len(item.data) for item in by_size.since(by_size.seq - 2) or ()) <= 100
     assert by_size.since(1) is None
     assert all("\n" not in item.data for item in by_size.since(by_size.seq - 1) or ())
+
+
+async def test_a_client_that_reads_nothing_is_dropped_and_holds_no_more_than_a_buffer(server: LoopbackServer) -> None:
+    async with serving(server, "web-prod", run=False) as (serve, http, _):
+        serve.app.write_timeout = 0.2
+        port = serve.addresses[0][1]
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /api/v1/events HTTP/1.1\r\nHost: tt\r\n\r\n")  # and then never reads
+        await writer.drain()
+        while not serve.app.streams:
+            await asyncio.sleep(0.01)
+        feed = serve.poller.feed
+        for n in range(400):  # ~25 MB of events: far beyond what the sockets hold
+            feed.publish("change", {"n": n, "padding": "x" * 64_000})
+        while serve.app.streams:  # its writes stall, time out, and the stream ends
+            await asyncio.sleep(0.01)
+        assert sum(len(item.data) for item in feed.since(feed.seq - 600) or ()) <= 32 * 1024 * 1024
+        async with http.stream("GET", "/api/v1/events") as response:  # the server still serves the others
+            assert (await Events(response).next())["event"] == "hello"
+        writer.close()

@@ -29,6 +29,7 @@ from tunneltop.serve.poller import Poller
 KEEPALIVE = 15.0
 # A client that does not take an event within this long is dropped (its place in the ring is all it held).
 WRITE_TIMEOUT = 30.0
+WRITE_BATCH = 64 * 1024  # bytes of events handed to a client's socket at once
 # Open connections get this long to finish when the server stops.
 SHUTDOWN_GRACE = 2.0
 PUBLIC_PATHS = frozenset({"/healthz"})
@@ -54,6 +55,8 @@ class ServeApp:
     def __init__(self, poller: Poller, *, token: str | None = None, keepalive: float = KEEPALIVE) -> None:
         self.poller = poller
         self.keepalive = keepalive
+        self.write_timeout = WRITE_TIMEOUT
+        self.streams = 0  # event streams open now
         self._token = token.encode() if token else None
         self._metrics = MetricsPage(poller)
 
@@ -95,12 +98,19 @@ class ServeApp:
     async def events(self, request: web.Request) -> web.StreamResponse:
         """Server-sent events: ``change`` (a ``--watch`` line), ``poll`` (a poll ended: re-read the snapshot),
         ``hello`` (a fresh start) or ``reset`` (the events asked to resume from are gone: re-read the snapshot)."""
-        feed = self.poller.feed
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         )
         await response.prepare(request)
-        last = request.headers.get("Last-Event-ID")
+        self.streams += 1
+        try:
+            await self._stream(response, request.headers.get("Last-Event-ID"))
+        finally:
+            self.streams -= 1
+        return response
+
+    async def _stream(self, response: web.StreamResponse, last: str | None) -> None:
+        feed = self.poller.feed
         cursor = feed.resume_after(last)
         try:
             if cursor is None:
@@ -115,18 +125,25 @@ class ServeApp:
                     await self._write(response, _sse(None, feed, "reset", lost))
                     continue
                 if items:
-                    cursor = items[-1].seq
-                    await self._write(response, b"".join(_sse(item, feed) for item in items))
+                    # A batch at a time: a client far behind costs one batch of memory, not the ring's worth.
+                    batch: list[bytes] = []
+                    size = 0
+                    for item in items:
+                        batch.append(_sse(item, feed))
+                        size += len(batch[-1])
+                        if item is items[-1] or size >= WRITE_BATCH:
+                            await self._write(response, b"".join(batch))
+                            batch, size, cursor = [], 0, item.seq
                     continue
                 if not await feed.wait_after(cursor, self.keepalive):
                     await self._write(response, b": keep-alive\n\n")
         except (ConnectionResetError, TimeoutError):
             pass  # the client left, or took too long to take an event
-        return response
 
-    @staticmethod
-    async def _write(response: web.StreamResponse, data: bytes) -> None:
-        async with asyncio.timeout(WRITE_TIMEOUT):
+    async def _write(self, response: web.StreamResponse, data: bytes) -> None:
+        # The write waits while the client's socket buffer is full (back-pressure): a client that reads nothing
+        # holds one buffer's worth, and is dropped after write_timeout.
+        async with asyncio.timeout(self.write_timeout):
             await response.write(data)
 
 
