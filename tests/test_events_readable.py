@@ -5,8 +5,11 @@ count pending connections, and Go's zero time is unknown."""
 from __future__ import annotations
 
 import asyncio
+import csv
+import json
 import re
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +20,7 @@ from tests.test_stream import QUOTA, START, WEB, ScriptedOut, demo_target, run
 from tunneltop.changes.events import EventKind, Severity, diff, flatten, human
 from tunneltop.demo.cfapi import FakeCloudflare
 from tunneltop.demo.simulator import SimulatedAccount
+from tunneltop.export import export_view
 from tunneltop.model.records import Connection, Connector, Tunnel
 from tunneltop.model.snapshot import Snapshot
 from tunneltop.ui.detail import connection_detail
@@ -79,6 +83,19 @@ def test_closes_on_one_connector_and_opens_on_another_are_not_a_move() -> None:
     old = one((connector(conns=[conn("a1", "DFW")]), connector("k2", conns=[conn("b1", "LAX")])))
     new = one((connector(conns=[]), connector("k2", conns=[conn("b1", "LAX"), conn("b2", "ORD")])))
     assert kinds(changes(old, new)) == ["conn_closed", "conn_opened"]
+
+
+def test_a_failover_is_one_row_of_the_events_csv_and_keeps_its_parts_in_the_json(tmp_path: Path) -> None:
+    old = one((connector(conns=[conn("a1", "DFW")]),))
+    events = diff(old, one((connector(conns=[conn("a2", "ORD")]),), at=T1))
+    json_path, _, event_csv = export_view(tmp_path, T1, [], events)
+    with event_csv.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["kind"], r["colo"], r["message"]) for r in rows] == [
+        ("colo_moved", "ORD", "web-prod: 1 connection moved DFW→ORD (connector 9f8e7d6c)")
+    ]
+    [document] = json.loads(json_path.read_text(encoding="utf-8"))["events"]
+    assert [p["kind"] for p in document["parts"]] == ["conn_closed", "conn_opened"]
 
 
 def test_a_failover_marks_its_new_rows() -> None:
