@@ -192,7 +192,7 @@ def test_3_for_bad_credentials(api, monkeypatch, capsys):
     monkeypatch.setenv("CLOUDFLARE_API_TOKEN", "cfut_not-the-right-one")
     code, out, err = run(capsys, "--once")
     assert code == 3
-    assert out == ""
+    assert out.startswith("TUNNELTOP UNKNOWN - ") and out.count("\n") == 1
     assert "Cloudflare refused the credentials (HTTP 403)" in err
     assert "Cloudflare Tunnel Read" in err
 
@@ -216,7 +216,7 @@ def test_3_when_the_api_is_unreachable(monkeypatch, capsys, sleeps, unused_port)
     monkeypatch.setenv("CLOUDFLARE_API_TOKEN", TOKEN)
     code, out, err = run(capsys, "--once", "--account", DEMO_ACCOUNT_ID)
     assert code == 3
-    assert out == ""
+    assert out.startswith("TUNNELTOP UNKNOWN - ") and out.count("\n") == 1
     assert "could not reach the Cloudflare API: ConnectError" in err
     assert len(sleeps) == 3  # retried with back-off before giving up
 
@@ -241,7 +241,7 @@ def test_3_when_rate_limited_for_longer_than_once_may_wait(api, fake, capsys, sl
     fake.inject(Fault.rate_limited(300))
     code, out, err = run(capsys, "--once", "--account", DEMO_ACCOUNT_ID)
     assert code == 3
-    assert out == ""
+    assert out.startswith("TUNNELTOP UNKNOWN - ") and out.count("\n") == 1
     assert "rate limited" in err and "300 s" in err
     assert sleeps == []
     assert len(fake.requests) == 1
@@ -261,7 +261,7 @@ def test_3_with_several_accounts_lists_them(server, fake, capsys):
     ]
     code, out, err = run(capsys, "--once")
     assert code == 3
-    assert out == ""
+    assert out.startswith("TUNNELTOP UNKNOWN - ") and out.count("\n") == 1
     assert "these credentials see 2 accounts; name one with --account ID" in err
     assert f"  {DEMO_ACCOUNT_ID}  Demo" in err.splitlines()
     assert f"  {'a' * 32}  Other pwn" in err
@@ -283,7 +283,8 @@ def test_3_for_an_unknown_tunnel_name(api, fake, capsys):
     # A mistyped name is the caller's mistake (a usage error), found in the tunnel list: never a ?name= look-up.
     code, out, err = run(capsys, "--once", "web-prd")
     assert code == 3
-    assert out == ""
+    # A monitoring plugin says why on stdout too, in its one status line.
+    assert out == "TUNNELTOP UNKNOWN - no tunnel with the name 'web-prd' in this account; did you mean: web-prod?\n"
     assert err == "tunneltop: no tunnel with the name 'web-prd' in this account; did you mean: web-prod?\n"
     assert all(("name", "web-prd") not in r.query for r in fake.requests)
 
@@ -291,7 +292,7 @@ def test_3_for_an_unknown_tunnel_name(api, fake, capsys):
 def test_3_for_an_unknown_tunnel_name_among_known_ones(api, capsys):
     code, out, err = run(capsys, "--once", "web-prod", "web-prd")
     assert code == 3
-    assert out == ""
+    assert out.startswith("TUNNELTOP UNKNOWN - ") and out.count("\n") == 1
     assert "no tunnel with the name 'web-prd' in this account; did you mean: web-prod?" in err
 
 
@@ -299,7 +300,7 @@ def test_3_for_an_unknown_tunnel_id(api, fake, capsys):
     missing = "00000000-0000-4000-8000-000000000000"
     code, out, err = run(capsys, "--once", missing)
     assert code == 3
-    assert out == ""
+    assert out.startswith("TUNNELTOP UNKNOWN - ") and out.count("\n") == 1
     assert f"no tunnel with the id '{missing}' in this account" in err
     assert all(missing not in r.path for r in fake.requests)  # matched against the list, not GET cfd_tunnel/{id}
 
@@ -316,7 +317,7 @@ def test_3_for_a_duplicated_tunnel_name(api, fake, capsys):
 def test_3_without_credentials(monkeypatch, capsys):
     code, out, err = run(capsys, "--once")
     assert code == 3
-    assert out == ""
+    assert out.startswith("TUNNELTOP UNKNOWN - ") and out.count("\n") == 1
     assert err.startswith("tunneltop: no credentials: set CLOUDFLARE_API_TOKEN")
 
 

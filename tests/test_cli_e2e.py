@@ -123,7 +123,8 @@ def test_bad_credentials_exit_3_without_leaking(server):
     env = {"CLOUDFLARE_BASE_URL": server.base_url, "CLOUDFLARE_API_TOKEN": TOKEN + "wrong"}
     result = tunneltop("--once", env=env)
     assert result.returncode == 3
-    assert result.stdout == ""
+    assert result.stdout.startswith("TUNNELTOP UNKNOWN - Cloudflare refused the credentials (HTTP 403)")
+    assert result.stdout.count("\n") == 1
     [message] = messages(result.stderr)
     assert message.startswith("tunneltop: Cloudflare refused the credentials (HTTP 403)")
     assert TOKEN not in result.stderr

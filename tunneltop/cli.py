@@ -28,7 +28,7 @@ from tunneltop.profiles import (
     load_profile,
     merge_settings,
 )
-from tunneltop.report import EXIT_UNKNOWN, EXIT_USAGE, exit_status, render_json, render_table
+from tunneltop.report import EXIT_UNKNOWN, EXIT_USAGE, exit_status, failure_line, render_json, render_table
 from tunneltop.sanitize import clean
 
 MIN_INTERVAL = 1.0
@@ -307,6 +307,17 @@ def _probe(flag: str | None, profile: Profile) -> LocalReadyProbe | None:
         raise ConfigError(f"{profile.label}: local_metrics: {exc}") from None
 
 
+def _status_failure(message: str) -> None:
+    """--once -o table: the monitoring plugin's status line on stdout (UNKNOWN) when there is nothing to report."""
+    sys.stdout.write(failure_line(message) + "\n")
+
+
+def _once_failed(error: BaseException, output: str) -> int:
+    if output == "table":
+        _status_failure(error.message if isinstance(error, ApiError | UsageError) else str(error))
+    return report_failure(error, EXIT_UNKNOWN)
+
+
 def report_failure(error: BaseException, usage_status: int = EXIT_USAGE) -> int:
     """Say why a headless run cannot go on, on stderr, and the exit status that goes with it (``usage_status`` for
     a usage error: --once's is UNKNOWN)."""
@@ -337,13 +348,13 @@ async def run_once(target: Target, output: str) -> int:
         )
         outcome = await engine.poll()
         status = engine.status
-    if outcome.snapshot is None:
+    snapshot = outcome.snapshot
+    if snapshot is None:
         error = outcome.error if outcome.error is not None else ApiError(outcome.holding or "no data")
-        return report_failure(error, EXIT_UNKNOWN)
+        return _once_failed(error, output)
     for problem in engine.usage_errors:
         # A tunnel named that does not exist is the caller's mistake: say so (the others were fetched).
-        return report_failure(problem, EXIT_UNKNOWN)
-    snapshot = outcome.snapshot
+        return _once_failed(problem, output)
     skipped = engine.not_fetched(snapshot)
     if output == "json":
         sys.stdout.write(render_json(snapshot, demo=target.demo, not_fetched=skipped, budget=status))
@@ -402,6 +413,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         target = build_target(args)
     except ConfigError as exc:
+        if not watch and (args.once or args.output) and (args.output or "table") == "table":
+            _status_failure(str(exc))
         _err(str(exc))
         return EXIT_UNKNOWN
     target.share_budget()

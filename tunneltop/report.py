@@ -36,6 +36,12 @@ def exit_status(snapshot: Snapshot) -> int:
 STATUS_NAMES = 3
 
 
+def failure_line(message: str) -> str:
+    """The status line of a --once that has no snapshot to report on: UNKNOWN and why (the details go to stderr).
+    A monitoring plugin says something on stdout whatever happens."""
+    return f"TUNNELTOP UNKNOWN - {clean(message, 200).replace('|', '/')}"
+
+
 def _reason(state: TunnelState) -> str:
     """A few words on why a tunnel is not OK: its health unless healthy, then its findings' titles."""
     words = [] if state.health in (Health.HEALTHY, Health.INACTIVE) else [state.health.value]
