@@ -120,11 +120,12 @@ class ReachTracker:
 
     def reserve(self, now: float, first: Tunnel | None, available: int) -> int:
         """Requests to keep back from the connections for a read (the trickle), when one is due and the budget has
-        room for it and a connection fetch besides (else it would starve them when Cloudflare slows the budget)."""
+        them now: kept back for tokens yet to come, they would starve the connections (and the read would wait for
+        good) when Cloudflare slows the budget to one token at a time."""
         if first is None or now - self._last_read < REACH_TRICKLE:
             return 0
         cost = self.cost(first)
-        return cost if available > cost else 0
+        return cost if available >= cost else 0
 
     async def read(
         self,
