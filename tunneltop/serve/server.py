@@ -43,10 +43,13 @@ def _json_response(document: dict[str, Any], status: int = 200) -> web.Response:
     )
 
 
-def _sse(item: FeedItem | None, feed: EventFeed, event: str | None = None, data: str | None = None) -> bytes:
-    if item is not None:
-        return f"id: {feed.event_id(item.seq)}\nevent: {item.event}\ndata: {item.data}\n\n".encode()
-    return f"id: {feed.event_id(feed.seq)}\nevent: {event}\ndata: {data}\n\n".encode()
+def _sse(feed: EventFeed, seq: int, event: str, data: str) -> bytes:
+    """One server-sent event; ``data`` is one line of JSON (no raw newline: ensure_ascii)."""
+    return f"id: {feed.event_id(seq)}\nevent: {event}\ndata: {data}\n\n".encode()
+
+
+def _sse_item(feed: EventFeed, item: FeedItem) -> bytes:
+    return _sse(feed, item.seq, item.event, item.data)
 
 
 class ServeApp:
@@ -116,20 +119,20 @@ class ServeApp:
             if cursor is None:
                 cursor = feed.seq
                 hello = json.dumps({"epoch": feed.epoch, "poll": self.poller.polls, "resumed": False})
-                await self._write(response, _sse(None, feed, "reset" if last else "hello", hello))
+                await self._write(response, _sse(feed, feed.seq, "reset" if last else "hello", hello))
             while not feed.closed:
                 items = feed.since(cursor)
                 if items is None:  # this client fell behind the ring's end
                     cursor = feed.seq
                     lost = json.dumps({"epoch": feed.epoch, "poll": self.poller.polls, "resumed": False})
-                    await self._write(response, _sse(None, feed, "reset", lost))
+                    await self._write(response, _sse(feed, feed.seq, "reset", lost))
                     continue
                 if items:
                     # A batch at a time: a client far behind costs one batch of memory, not the ring's worth.
                     batch: list[bytes] = []
                     size = 0
                     for item in items:
-                        batch.append(_sse(item, feed))
+                        batch.append(_sse_item(feed, item))
                         size += len(batch[-1])
                         if item is items[-1] or size >= WRITE_BATCH:
                             await self._write(response, b"".join(batch))
