@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
-from tests.test_changes import T0, T1, changes, connector, kinds, one, snap, state, tunnel
+from tests.test_changes import CONNECTOR_ID, T0, T1, changes, connector, kinds, one, snap, state, tunnel
 from tests.test_events_readable import fake  # noqa: F401  (the simulated account, frozen)
 from tests.test_stream import ScriptedOut, demo_target, pending_web, run
 from tunneltop.changes.events import EventKind, Severity, diff
@@ -20,8 +20,8 @@ from tunneltop.model.findings import Finding
 from tunneltop.model.findings import Severity as Grade
 from tunneltop.model.snapshot import Snapshot, TunnelState
 
-DRIFT = Finding("config_drift", Grade.CRITICAL, "config version 2, remote 9", "restart cloudflared", "k1")
-FEW = Finding("min_active_per_connector", Grade.WARNING, "3 of 4 connections active", "check port 7844", "k1")
+DRIFT = Finding("config_drift", Grade.CRITICAL, "config version 2, remote 9", "restart cloudflared", CONNECTOR_ID)
+FEW = Finding("min_active_per_connector", Grade.WARNING, "3 of 4 connections active", "check port 7844", CONNECTOR_ID)
 COLOS = Finding("one_colo", Grade.WARNING, "all 4 connections in DFW", "check the network path")
 
 
@@ -35,7 +35,7 @@ def test_the_first_poll_raises_its_findings_once() -> None:
     events = diff(None, first)
     assert kinds(events) == ["finding_raised", "finding_raised"]
     drift = events[0]
-    assert (drift.severity, drift.tunnel_id, drift.connector_id) == (Severity.ERROR, "t-web", "k1")
+    assert (drift.severity, drift.tunnel_id, drift.connector_id) == (Severity.ERROR, "t-web", CONNECTOR_ID)
     assert drift.describe() == "web-prod: finding config_drift: config version 2, remote 9 (hint: restart cloudflared)"
     assert events[1].severity is Severity.WARNING
     assert drift.to_json()["after"] == {
@@ -43,7 +43,7 @@ def test_the_first_poll_raises_its_findings_once() -> None:
         "severity": "critical",
         "message": "config version 2, remote 9",
         "hint": "restart cloudflared",
-        "connector_id": "k1",
+        "connector_id": CONNECTOR_ID,
     }
     assert changes(first, found(DRIFT, FEW, at=T1)) == [], "not again on the next poll"
     assert diff(None, one((connector(),))) == [], "a baseline with no findings is still empty"
@@ -67,6 +67,13 @@ def test_findings_are_keyed_by_connector_too() -> None:
     other = replace(FEW, connector_id="k2")
     events = changes(found(FEW), found(FEW, other))
     assert kinds(events) == ["finding_raised"] and events[0].connector_id == "k2"
+
+
+def test_a_connector_that_left_takes_its_findings_with_it() -> None:
+    gone = replace(DRIFT, connector_id="k2")
+    events = changes(found(gone, COLOS, connectors=(connector("k2"), connector())), found(connectors=(connector(),)))
+    assert kinds(events) == ["connector_left", "finding_cleared"]
+    assert events[1].before is COLOS, "the tunnel's own finding is cleared; k2's left with k2"
 
 
 def test_a_new_tunnel_raises_its_findings_after_it_is_added() -> None:

@@ -156,10 +156,12 @@ class _Differ:
             return
         old = _findings_by_key(prev.findings) if prev is not None else {}
         new = _findings_by_key(state.findings)
-        # A failed fetch proves nothing: what was found stays found until connections are read again.
+        # A failed fetch proves nothing: what was found stays found until connections are read again. A connector
+        # that left takes its findings with it (its connector_left says so; "cleared" would read as fixed).
         if not (state.connectors is None and state.error is not None):
+            present = {c.id for c in state.connectors or ()}
             for key, finding in old.items():
-                if key not in new:
+                if key not in new and (finding.connector_id is None or finding.connector_id in present):
                     self.emit(EventKind.FINDING_CLEARED, before=finding, connector_id=finding.connector_id)
         for key, finding in new.items():
             was = old.get(key)

@@ -30,7 +30,8 @@ Rules:
   ``finding_cleared`` (info, the finding in ``before``); the same finding at another severity is raised again
   (``before`` the old one); a changed message alone is not an event. A tunnel seen for the first time (the
   first poll, ``tunnel_added``, or its first read in the account view) raises its findings once. A failed fetch
-  clears nothing; a removed tunnel's findings go with its ``tunnel_removed``. Findings replay as nothing.
+  clears nothing; a removed tunnel's findings go with its ``tunnel_removed``, a connector's with its
+  ``connector_left``. Findings replay as nothing.
 - The tunnel list's deprecated ``connections`` field is dropped at decode (``model.records.Tunnel``): it never
   makes an event. Messages format values for people (``messages.human``): never a Python repr.
 - Connectors unknown (``TunnelState.connectors is None``: their fetch failed this poll) are never read as gone:
