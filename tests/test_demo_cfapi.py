@@ -662,3 +662,149 @@ def test_request_log_records_the_scheme_but_never_a_credential(fake: FakeCloudfl
     everything = repr(log) + repr(vars(fake)) + repr(vars(fake.sim))
     for secret in (TOKEN, KEY, EMAIL, "wrong-but-secret-ish"):
         assert secret not in everything
+
+
+# ================================================================ private networks (teamnet) and configurations
+
+TEAMNET = json.loads((Path(__file__).parent / "data" / "cloudflare-teamnet-routes.json").read_text())
+HOME = DEMO_TUNNELS["home-lab"]
+
+
+def teamnet_check(path: str) -> jsonschema.Draft7Validator:
+    schema = TEAMNET["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    return jsonschema.Draft7Validator(schema, format_checker=FORMATS)
+
+
+def teamnet_fields(path: str) -> set[str]:
+    schema = TEAMNET["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    return set(schema["properties"]["result"]["items"]["properties"])
+
+
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [
+        ("/accounts/{account_id}/teamnet/routes", {}),
+        ("/accounts/{account_id}/teamnet/routes", {"tunnel_id": WEB, "is_deleted": "false"}),
+        ("/accounts/{account_id}/teamnet/routes", {"is_deleted": "true"}),
+        ("/accounts/{account_id}/teamnet/virtual_networks", {}),
+        ("/accounts/{account_id}/teamnet/virtual_networks", {"is_default": "true"}),
+    ],
+)
+def test_teamnet_answers_match_their_spec(fake: FakeCloudflare, path: str, query: dict[str, str]) -> None:
+    response = get(fake, path.replace("{account_id}", A), query)
+    assert response.status == 200 and response.headers["Content-Type"] == "application/json"
+    body = response.json()
+    teamnet_check(path).validate(body)
+    assert set(body) == {"success", "errors", "messages", "result", "result_info"}
+    assert set(body["result_info"]) == {"page", "per_page", "count", "total_count", "total_pages"}
+    assert body["result"], "the demo account has some"
+    for item in body["result"]:
+        assert set(item) <= teamnet_fields(path), set(item) - teamnet_fields(path)
+
+
+def test_the_teamnet_check_is_not_vacuous(fake: FakeCloudflare) -> None:
+    path = "/accounts/{account_id}/teamnet/routes"
+    good = get(fake, f"/accounts/{A}/teamnet/routes").json()
+    for mutate in (
+        lambda b: b["result"][0].__setitem__("network", 10),
+        lambda b: b["result"][0].__setitem__("created_at", "yesterday"),
+        lambda b: b.__setitem__("result", {}),
+        lambda b: b.__setitem__("success", "yes"),
+    ):
+        bad = copy.deepcopy(good)
+        mutate(bad)
+        with pytest.raises(jsonschema.ValidationError):
+            teamnet_check(path).validate(bad)
+
+
+def test_routes_filter_by_tunnel_deleted_and_virtual_network(fake: FakeCloudflare) -> None:
+    path = f"/accounts/{A}/teamnet/routes"
+    everything = get(fake, path).json()["result"]
+    assert {r["tunnel_id"] for r in everything} >= {WEB, HOME}
+    web = get(fake, path, {"tunnel_id": WEB, "is_deleted": "false"}).json()["result"]
+    assert [r["network"] for r in web] == ["10.10.0.0/16", "10.11.0.0/24"]
+    assert all(r["tunnel_name"] == "web-prod" and r["virtual_network_name"] == "default" for r in web)
+    deleted = get(fake, path, {"is_deleted": "true"}).json()["result"]
+    assert [r["network"] for r in deleted] == ["10.12.0.0/24"] and deleted[0]["deleted_at"]
+    home = get(fake, path, {"tunnel_id": HOME}).json()["result"]
+    vnet = home[0]["virtual_network_id"]
+    assert [r["network"] for r in get(fake, path, {"virtual_network_id": vnet}).json()["result"]] == ["192.168.1.0/24"]
+    assert get(fake, path, {"tunnel_id": str(uuid.UUID(int=9))}).json()["result"] == []
+    fake.route_names = False
+    assert all("virtual_network_name" not in r for r in get(fake, path).json()["result"])
+
+
+def test_routes_page_like_the_tunnel_list(fake: FakeCloudflare) -> None:
+    for i in range(12):
+        fake.sim.add_route(WEB, f"10.100.{i}.0/24")
+    path = f"/accounts/{A}/teamnet/routes"
+    seen = []
+    for page, count in ((1, 5), (2, 5), (3, 4)):
+        body = get(fake, path, {"tunnel_id": WEB, "is_deleted": "false", "per_page": "5", "page": str(page)}).json()
+        assert body["result_info"] == {"page": page, "per_page": 5, "count": count, "total_count": 14,
+                                       "total_pages": 3}
+        seen += [r["id"] for r in body["result"]]
+    assert len(set(seen)) == 14
+
+
+def test_virtual_networks_and_their_filters(fake: FakeCloudflare) -> None:
+    path = f"/accounts/{A}/teamnet/virtual_networks"
+    names = [v["name"] for v in get(fake, path).json()["result"]]
+    assert names == ["default", "home"]
+    assert [v["name"] for v in get(fake, path, {"is_default": "true"}).json()["result"]] == ["default"]
+    assert [v["name"] for v in get(fake, path, {"name": "home"}).json()["result"]] == ["home"]
+    other = get(fake, f"/accounts/{'0' * 32}/teamnet/virtual_networks")
+    assert other.status == 403 and errors_of(other) == [9109]
+
+
+@pytest.mark.parametrize("path", ["/teamnet/routes", "/teamnet/virtual_networks"])
+def test_teamnet_needs_credentials_and_only_gets(fake: FakeCloudflare, path: str) -> None:
+    response = get(fake, f"/accounts/{A}{path}", headers={"Authorization": "Bearer wrong"})
+    assert response.status == 403 and errors_of(response) == [10000]
+    assert_conforms(f"/accounts/{A}/cfd_tunnel", response)  # the common failure envelope
+    refused = fake.handle("POST", f"/client/v4/accounts/{A}{path}", {}, AUTH)
+    assert refused.status == 405
+
+
+def test_each_running_demo_tunnel_has_a_remote_config_but_home_lab(fake: FakeCloudflare) -> None:
+    # The newer spec's typed configuration (x-known-deltas): {account_id, config{ingress[...]}, created_at, source,
+    # tunnel_id, version}; the last ingress rule is the catch-all.
+    for name, tid in DEMO_TUNNELS.items():
+        if name == "old-blog":
+            continue
+        result = get(fake, f"/accounts/{A}/cfd_tunnel/{tid}/configurations").json()["result"]
+        assert set(result) == {"account_id", "config", "created_at", "source", "tunnel_id", "version"}
+        if name == "home-lab":
+            assert (result["source"], result["config"]) == ("local", None)
+            continue
+        assert result["source"] == "cloudflare" and isinstance(result["version"], int)
+        rules = result["config"]["ingress"]
+        assert "hostname" not in rules[-1] and rules[-1]["service"].startswith("http_status:")
+        assert all(set(rule) <= {"hostname", "service", "path", "originRequest"} for rule in rules)
+        tunnel = get(fake, f"/accounts/{A}/cfd_tunnel/{tid}").json()["result"]
+        assert tunnel["config_src"] == "cloudflare" and tunnel["remote_config"] is True
+        if name != "office-router-new":
+            assert 1 <= sum(1 for rule in rules if "hostname" in rule) <= 4
+
+
+def test_scenario_drift_leaves_one_connector_behind(fake: FakeCloudflare) -> None:
+    before = get(fake, f"/accounts/{A}/cfd_tunnel/{WEB}/configurations").json()["result"]["version"]
+    fake.sim.scenario("drift")
+    after = get(fake, f"/accounts/{A}/cfd_tunnel/{WEB}/configurations").json()["result"]["version"]
+    clients = get(fake, f"/accounts/{A}/cfd_tunnel/{WEB}/connections").json()["result"]
+    assert after == before + 1
+    assert sorted(c["config_version"] for c in clients) == [before, after]
+    with pytest.raises(ValueError, match="remotely managed"):
+        fake.sim.scenario("drift", HOME)
+    with pytest.raises(ValueError, match="no scenario"):
+        fake.sim.scenario("meteor")
+
+
+def test_scenario_lost_redundancy_is_one_connector_in_one_colo_still_healthy(
+    fake: FakeCloudflare, clock: FakeClock
+) -> None:
+    fake.sim.scenario("lost-redundancy")
+    clock.advance(60)
+    clients = get(fake, f"/accounts/{A}/cfd_tunnel/{WEB}/connections").json()["result"]
+    assert len(clients) == 1 and len({c["colo_name"] for c in clients[0]["conns"]}) == 1
+    assert get(fake, f"/accounts/{A}/cfd_tunnel/{WEB}").json()["result"]["status"] == "healthy"
