@@ -9,9 +9,10 @@ that did not change come back as the very same objects, as the live engine hands
 from __future__ import annotations
 
 import bisect
+import itertools
 import json
 import sqlite3
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,10 +24,12 @@ from tunneltop.record.blobs import unpack, unpack_events
 from tunneltop.record.schema import EVENT_DICTIONARY, OTHER_SEVERITY, SEVERITY_BITS, RecordingError
 from tunneltop.record.store import connect
 
-# Decoded tunnels kept for reuse (the same object while a tunnel is unchanged): a large account's several times
-# over; and decoded documents, enough for the chains (at most MAX_CHAIN long) of every tunnel stepped through.
-_STATES_LIMIT = 8192
-_BYTES_LIMIT = 4096
+# Decoded tunnels kept for reuse (the same object while a tunnel is unchanged), and their documents (the base the
+# next version is compressed against): at least this many, else a few snapshots' worth of the account.
+_CACHE_AT_LEAST = 4096
+_CACHE_SNAPSHOTS = 4
+# SQLite's default limit on the ? of one statement is 999 (older builds) or 32766.
+_IDS_PER_QUERY = 900
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class Recording:
         self._times = [p.t for p in self.polls]
         self._index = {p.id: n for n, p in enumerate(self.polls)}
         self._bytes: dict[int, bytes] = {}
+        self._limit = _CACHE_AT_LEAST
         self._states: dict[int, TunnelState] = {}
         self._cursor: _Cursor | None = None
         self._last: tuple[TunnelState, ...] = ()
@@ -141,8 +145,13 @@ class Recording:
         try:
             head, order = self._conn.execute("SELECT head, tunnels FROM polls WHERE id = ?", (row.id,)).fetchone()
             blobs = self._blobs_at(row)
-            states = tuple(self._state(blobs[tunnel_id]) for tunnel_id in json.loads(self._data(order)))
-            document = {**json.loads(self._data(head)), "fetched_at": row.at, "tunnels": []}
+            self._load((head, order))
+            ids = json.loads(self._bytes[order])
+            wanted = [blobs[tunnel_id] for tunnel_id in ids]
+            self._limit = max(_CACHE_AT_LEAST, _CACHE_SNAPSHOTS * len(wanted))
+            self._load(b for b in wanted if b not in self._states)
+            states = tuple(self._state(blob) for blob in wanted)
+            document = {**json.loads(self._bytes[head]), "fetched_at": row.at, "tunnels": []}
             snapshot = snapshot_from_json(document)
         except (sqlite3.Error, ValueError, KeyError, CodecError) as exc:
             raise RecordingError(f"the poll at {row.at} cannot be read back ({exc})") from None
@@ -187,28 +196,57 @@ class Recording:
         self._cursor = _Cursor(row.segment, row.id, {tunnel_id: blob for tunnel_id, blob, _ in latest})
         return self._cursor.blobs
 
-    def _data(self, blob: int) -> bytes:
-        data = self._bytes.get(blob)
-        if data is not None:
-            return data
-        found = self._conn.execute("SELECT codec, base, data FROM blobs WHERE id = ?", (blob,)).fetchone()
-        if found is None:
-            raise RecordingError(f"a stored state is missing (blob {blob})")
-        codec, base, stored = found
-        data = unpack(codec, stored, self._data(base) if base is not None else None)
-        if len(self._bytes) >= _BYTES_LIMIT:
-            self._bytes.clear()
-        self._bytes[blob] = data
-        return data
+    def _load(self, wanted: Iterable[int]) -> None:
+        """The documents of these blobs into ``_bytes``: their rows and their chains' fetched level by level (one
+        query per level, not one per blob), each chain decoded from its root."""
+        rows: dict[int, tuple[int, int | None, bytes]] = {}
+        pending = [blob for blob in dict.fromkeys(wanted) if blob not in self._bytes]
+        targets = list(pending)
+        while pending:
+            for start in range(0, len(pending), _IDS_PER_QUERY):
+                chunk = pending[start : start + _IDS_PER_QUERY]
+                marks = ",".join("?" * len(chunk))
+                query = f"SELECT id, codec, base, data FROM blobs WHERE id IN ({marks})"
+                found = self._conn.execute(query, chunk)
+                rows.update((blob, (codec, base, stored)) for blob, codec, base, stored in found)
+            missing = [blob for blob in pending if blob not in rows]
+            if missing:
+                raise RecordingError(f"a stored state is missing (blob {missing[0]})")
+            pending = list(
+                dict.fromkeys(
+                    base
+                    for blob in pending
+                    if (base := rows[blob][1]) is not None and base not in rows and base not in self._bytes
+                )
+            )
+        decoded: dict[int, bytes] = {}
+
+        def decode(blob: int) -> bytes:
+            found = self._bytes.get(blob)
+            if found is None:
+                found = decoded.get(blob)
+            if found is None:
+                codec, base, stored = rows[blob]
+                found = decoded[blob] = unpack(codec, stored, decode(base) if base is not None else None)
+            return found
+
+        for blob in targets:
+            _remember(self._bytes, blob, decode(blob), self._limit)
 
     def _state(self, blob: int) -> TunnelState:
         state = self._states.get(blob)
         if state is None:
-            state = state_from_json(json.loads(self._data(blob)))
-            if len(self._states) >= _STATES_LIMIT:
-                self._states.clear()
-            self._states[blob] = state
+            state = state_from_json(json.loads(self._bytes[blob]))
+            _remember(self._states, blob, state, self._limit)
         return state
+
+
+def _remember(cache: dict[int, Any], key: int, value: Any, limit: int) -> None:
+    """Into a cache of at most ``limit``: when full, the oldest quarter goes (dicts keep insertion order)."""
+    if len(cache) >= limit:
+        for old in list(itertools.islice(cache, max(1, limit // 4))):
+            del cache[old]
+    cache[key] = value
 
 
 def _iso(moment: datetime) -> str:
