@@ -227,3 +227,33 @@ async def test_demo_transport_passes_faults_through(fake: FakeCloudflare) -> Non
     async with httpx.AsyncClient(transport=DemoTransport(fake), base_url=DEMO_BASE_URL) as client:
         response = await client.get("/accounts", headers=AUTH)
     assert response.status_code == 502 and response.headers["content-type"] == "text/html"
+
+
+def test_module_with_a_scenario_a_local_cloudflared_and_a_request_log(tmp_path: Path) -> None:
+    """By hand (tmux): the stand-in with config drift on web-prod, and cloudflared's /ready on loopback for its
+    first connector, every request logged for python -m tunneltop.demo.rates."""
+    log = tmp_path / "requests.log"
+    env = {k: v for k, v in os.environ.items() if k != "CLOUDFLARE_API_TOKEN"}
+    process, lines = run_module(
+        ["--scenario", "drift", "--local-ready", "0", "--request-log", str(log)], env
+    )
+    try:
+        text = "".join(lines)
+        base = re.search(r"(http://127\.0\.0\.1:\d+/client/v4)", text)
+        ready = re.search(r"(http://127\.0\.0\.1:\d+/ready)", text)
+        assert base and ready, text
+        account = f"{base[1]}/accounts/{DEMO_ACCOUNT_ID}"
+        web = f"{account}/cfd_tunnel/{DEMO_TUNNELS['web-prod']}"
+        version = httpx.get(f"{web}/configurations", timeout=5).json()["result"]["version"]
+        clients = httpx.get(f"{web}/connections", timeout=5).json()["result"]
+        assert sorted(c["config_version"] for c in clients) == [version - 1, version], "one connector behind"
+        here = httpx.get(ready[1], timeout=5)
+        assert here.status_code == 200 and here.json()["connectorId"] == clients[0]["id"]
+        routes = httpx.get(f"{account}/teamnet/routes", params={"tunnel_id": DEMO_TUNNELS["web-prod"]}, timeout=5)
+        assert routes.json()["result_info"]["count"] >= 2
+    finally:
+        stop_module(process)
+    logged = log.read_text().splitlines()
+    assert any(line.endswith("/configurations") for line in logged)
+    assert any(line.endswith("/teamnet/routes") for line in logged)
+    assert not any("/ready" in line for line in logged), "cloudflared's server is not Cloudflare's API"

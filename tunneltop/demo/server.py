@@ -1,6 +1,7 @@
 """A real HTTP server on 127.0.0.1 serving `FakeCloudflare`, for tests and manual runs.
 
-    python -m tunneltop.demo.server [--port N] [--seed N] [--token-file PATH]
+    python -m tunneltop.demo.server [--port N] [--seed N] [--token-file PATH] [--scenario drift|lost-redundancy]
+                                    [--local-ready PORT]
 
 It binds to loopback only and never logs requests (headers carry credentials).
 """
@@ -21,7 +22,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from tunneltop.demo.cfapi import FakeCloudflare
-from tunneltop.demo.simulator import SimulatedAccount
+from tunneltop.demo.simulator import SCENARIOS, SimulatedAccount
 
 HOST = "127.0.0.1"
 
@@ -171,14 +172,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--request-log", metavar="FILE",
                         help="append one line per request received (time, method, path): request rates measured "
                         "at the server's side (python -m tunneltop.demo.rates FILE)")
+    parser.add_argument("--scenario", action="append", choices=SCENARIOS, default=[],
+                        help="switch on what the demo should show, on web-prod: config drift (a connector behind "
+                        "the remote config's version), lost redundancy (one connector, one colo); repeatable")
+    parser.add_argument("--local-ready", type=int, metavar="PORT",
+                        help="also play cloudflared on this host: GET /ready on 127.0.0.1:PORT for web-prod's first "
+                        "connector (20241 is where tunneltop looks by default; 0 picks a free port)")
     args = parser.parse_args(argv)
 
     token, source = _read_token(args.token_file)
     sim = SimulatedAccount(seed=args.seed, tunnels=args.tunnels,
                            connectors_per_tunnel=args.connectors_per_tunnel)
+    for scenario in args.scenario:
+        sim.scenario(scenario)
     fake = FakeCloudflare(sim, tokens=[token] if token else [], require_auth=token is not None)
     server = LoopbackServer(fake, port=args.port).start()
     print(f"tunneltop demo server on {server.base_url}  (account {sim.account_id}, seed {args.seed})")
+    here = None
+    if args.local_ready is not None:
+        from tunneltop.demo.local_ready import LocalReadyServer, simulated
+
+        here = LocalReadyServer(simulated(fake), args.local_ready).start()
+        print(f"cloudflared /ready on http://{here.address}/ready  (tunneltop --local-metrics {here.address})")
     print("Point tunneltop at it with:")
     if source == "file":
         print(f'  CLOUDFLARE_BASE_URL={server.base_url} CLOUDFLARE_API_TOKEN="$(cat {args.token_file})"')
@@ -198,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         server.stop()
+        if here is not None:
+            here.stop()
         _log_requests(fake, args.request_log, logged)
     print("stopped", flush=True)
     return 0
