@@ -14,6 +14,10 @@ anything else; more than that, or a storm of changes, takes no more than its sha
 ``rotation_share`` of the connection fetches: every tunnel's connection data is at most ``staleness_bound`` seconds
 old. Tunnels that never ran (status ``inactive``) have no connections and cost nothing.
 
+Whatever else a poll reads (a tunnel's blast radius, ``poll/reach.py``) comes after the connections, from what they
+leave: never from what the list is saving up for (``Plan.saving``), and from the connections' own share only as a
+``reserve`` the caller asks for.
+
 The planner is pure: it is told the facts (which tunnels, when each was fetched) and the time, and answers with a
 ``Plan``; the caller makes the calls, each of which takes its token from the client's ``RequestGate``.
 """
