@@ -33,6 +33,7 @@ from tunneltop.demo.simulator import SimulatedAccount
 from tunneltop.demo.transport import DEMO_BASE_URL, DemoTransport
 from tunneltop.poll.engine import PollEngine, PollOutcome
 from tunneltop.poll.target import Target
+from tunneltop.record import reader as reader_module
 from tunneltop.record.blobs import unpack, unpack_events
 from tunneltop.record.reader import Recording
 from tunneltop.record.retention import parse_age, parse_size
@@ -350,3 +351,20 @@ def test_events_are_compressed_against_the_stored_dictionary(tmp_path: Path) -> 
     packer = zlib.compressobj(6, zdict=dictionary)
     stored = packer.compress(b'[{"kind":"conn_opened"}]') + packer.flush()
     assert unpack_events(stored, dictionary) == [{"kind": "conn_opened"}]
+
+
+async def test_seeks_in_any_order_with_caches_too_small_for_one_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever the replay reader lets go of to make room, it reads again: every poll comes back exactly."""
+    rig = Rig()
+    path = tmp_path / "rec.db"
+    with Recorder(path, full_every_polls=15, now=rig.clock.wall) as recorder:
+        outcomes = await rig.run(recorder, 40, every=(5.0, 9.0))
+    monkeypatch.setattr(reader_module, "_CACHE_AT_LEAST", 2)
+    monkeypatch.setattr(reader_module, "_CACHE_SNAPSHOTS", 0)
+    order = list(range(len(outcomes)))
+    random.Random(4).shuffle(order)
+    with Recording(path) as recording:
+        for index in order + order[::-1]:
+            assert recording.snapshot(index).to_json() == outcomes[index].snapshot.to_json()  # type: ignore[union-attr]

@@ -146,12 +146,12 @@ class Recording:
             head, order = self._conn.execute("SELECT head, tunnels FROM polls WHERE id = ?", (row.id,)).fetchone()
             blobs = self._blobs_at(row)
             self._load((head, order))
-            ids = json.loads(self._bytes[order])
+            head_data, ids = json.loads(self._bytes[head]), json.loads(self._bytes[order])
             wanted = [blobs[tunnel_id] for tunnel_id in ids]
             self._limit = max(_CACHE_AT_LEAST, _CACHE_SNAPSHOTS * len(wanted))
             self._load(b for b in wanted if b not in self._states)
             states = tuple(self._state(blob) for blob in wanted)
-            document = {**json.loads(self._bytes[head]), "fetched_at": row.at, "tunnels": []}
+            document = {**head_data, "fetched_at": row.at, "tunnels": []}
             snapshot = snapshot_from_json(document)
         except (sqlite3.Error, ValueError, KeyError, CodecError) as exc:
             raise RecordingError(f"the poll at {row.at} cannot be read back ({exc})") from None
@@ -230,12 +230,15 @@ class Recording:
                 found = decoded[blob] = unpack(codec, stored, decode(base) if base is not None else None)
             return found
 
-        for blob in targets:
-            _remember(self._bytes, blob, decode(blob), self._limit)
+        # Decoded first, remembered after: nothing leaves the cache while a chain may still need it.
+        for blob, document in [(blob, decode(blob)) for blob in targets]:
+            _remember(self._bytes, blob, document, self._limit)
 
     def _state(self, blob: int) -> TunnelState:
         state = self._states.get(blob)
         if state is None:
+            if blob not in self._bytes:  # let go of since it was loaded, to make room for others of this snapshot
+                self._load((blob,))
             state = state_from_json(json.loads(self._bytes[blob]))
             _remember(self._states, blob, state, self._limit)
         return state
