@@ -22,7 +22,7 @@ from typing import NoReturn
 from tunneltop.model.snapshot import Snapshot
 from tunneltop.record.reader import Recording
 from tunneltop.record.schema import RecordingError
-from tunneltop.report import EXIT_UNKNOWN, EXIT_USAGE, exit_status, render_json, render_table
+from tunneltop.report import EXIT_UNKNOWN, EXIT_USAGE, exit_status, failure_line, render_json, render_table
 from tunneltop.sanitize import clean
 
 _RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)([smhd])$")
@@ -88,6 +88,8 @@ def _at(recording: Recording, text: str, output: str) -> int:
         raise TimeError(str(exc)) from None
     row = recording.polls[index]
     if not row.ok:
+        if output == "table":  # as --once would have: a monitoring plugin's status line whatever happens
+            sys.stdout.write(failure_line(row.error or "the poll failed") + "\n")
         print(f"tunneltop: at {row.at} the poll had failed: {clean(row.error, 2000)}", file=sys.stderr)
         return EXIT_UNKNOWN
     snapshot = recording.snapshot(index)
