@@ -30,7 +30,8 @@ from tunneltop.views.session import Session
 
 @pytest.fixture
 def fake() -> FakeCloudflare:
-    sim = SimulatedAccount(start=START)
+    # The tunnel list carries its deprecated copy of each tunnel's connections, as Cloudflare's does.
+    sim = SimulatedAccount(start=START, embed_connections=True)
     sim.freeze()
     return FakeCloudflare(sim, require_auth=False, clock=lambda: START, rate_limit=QUOTA)
 
