@@ -9,152 +9,42 @@ every event seen before the fault is still in the log, followed by one ``poll_fa
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-import textual.app
-import textual.pilot
 from textual.pilot import Pilot
 
-from tests.ui_support import FakeClock, plain
-from tunneltop.api.auth import Credentials
-from tunneltop.api.client import RetryPolicy
+from tests.support.clock import FakeClock, no_sleep
+from tests.support.live import (
+    ANSWERED,
+    HANG_TIMEOUT,
+    HOME,
+    SIZE,
+    START,
+    TOKEN,
+    WEB,
+    MovingClock,
+    Warped,
+    live_app,
+    make_fake,
+    record_notifications,
+    wait_until,
+)
+from tests.ui_support import plain
 from tunneltop.changes.events import ChangeEvent, EventKind
 from tunneltop.cli import main
 from tunneltop.demo.cfapi import FakeCloudflare, Fault
 from tunneltop.demo.server import LoopbackServer
-from tunneltop.demo.simulator import DEMO_ACCOUNT_ID, DEMO_TUNNELS, SimulatedAccount
+from tunneltop.demo.simulator import SimulatedAccount
 from tunneltop.model.snapshot import TunnelState
 from tunneltop.poll.engine import GONE
 from tunneltop.poll.target import Target
 from tunneltop.ui.app import TunneltopApp
 from tunneltop.ui.detail import DetailPane
-
-START = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-TOKEN = "cfut_FaultSuiteSecret-Q7v2LmZ8xWp3"
-SIZE = (130, 40)
-WEB = DEMO_TUNNELS["web-prod"]
-HOME = DEMO_TUNNELS["home-lab"]
-# Short enough that a hang costs a fraction of a second, long enough for a loaded 2-core machine on loopback.
-HANG_TIMEOUT = 0.25
-
-
-class MovingClock:
-    """A wall clock that starts at START and moves with real time (the account-wide view paces itself by it)."""
-
-    def __init__(self) -> None:
-        self._began = time.monotonic()
-
-    def __call__(self) -> datetime:
-        return START + timedelta(seconds=time.monotonic() - self._began)
-
-
-class Monotonic:
-    """The monotonic clock shared by the app's countdown and the client's Retry-After gate; moved by hand."""
-
-    def __init__(self) -> None:
-        self.now = 5000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Warped:
-    """A monotonic clock that runs ``factor`` times faster than real time: the request budget's minute passes in
-    a few seconds, so a long run of faults at the default budget does not wait a real second for every token."""
-
-    def __init__(self, factor: float = 10.0) -> None:
-        self._began = time.monotonic()
-        self._factor = factor
-
-    def __call__(self) -> float:
-        return 5000.0 + (time.monotonic() - self._began) * self._factor
-
-
-async def no_sleep(seconds: float) -> None:
-    return None
-
-
-def make_fake(**options: object) -> FakeCloudflare:
-    sim = SimulatedAccount(start=START)
-    sim.freeze()
-    return FakeCloudflare(sim, tokens=[TOKEN], clock=lambda: START, **options)  # type: ignore[arg-type]
-
-
-def live_app(
-    base_url: str,
-    *,
-    interval: float = 0.05,
-    refs: list[str] | None = (WEB, HOME),
-    monotonic: Callable[[], float] | None = None,
-    timeout: float = HANG_TIMEOUT,
-    clock: Callable[[], datetime] | None = None,
-    **options: object,
-) -> TunneltopApp:
-    """The real app, its client pointed at a real HTTP server, with short timeouts and no back-off sleeps.
-
-    By default it watches web-prod and home-lab by id (the monitor view: tree, table, detail); ``refs=None`` watches
-    the whole account. ``monotonic`` replaces the clock of the app's countdown and the client's Retry-After gate."""
-    mono = monotonic or time.monotonic
-    target = Target(
-        base_url, Credentials.token(TOKEN, source="test"), DEMO_ACCOUNT_ID, list(refs or ()), transport=None
-    )
-    return TunneltopApp(
-        target,
-        interval=interval,
-        clock=clock or FakeClock(START),
-        monotonic=mono,
-        client_options={
-            "timeout": httpx.Timeout(timeout),
-            "request_deadline": timeout * 2,
-            "retry": RetryPolicy(retries=1),
-            "sleep": no_sleep,
-            "clock": mono,
-        },
-        **options,  # type: ignore[arg-type]
-    )
-
-
-async def wait_until(pilot: Pilot, predicate: Callable[[], object], limit: float = 8.0, what: str = "") -> None:
-    """Let the app run (real time, small steps) until ``predicate()`` holds."""
-    deadline = time.monotonic() + limit
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {limit}s waiting for {what or predicate}")
-        await pilot.pause(0.02)
-    await pilot.pause()
-
-
-@pytest.fixture
-def quick_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Pilot waits, after every key, for the whole process to look idle (at least 40 ms, often much more while it
-    renders): hundreds of keys took a minute. Here each key is only yielded for; keys still arrive in order."""
-
-    async def settle(*args: object, **kwargs: object) -> None:
-        await asyncio.sleep(0.002)
-
-    monkeypatch.setattr(textual.app, "wait_for_idle", settle)
-    monkeypatch.setattr(textual.pilot, "wait_for_idle", settle)
-
-
-def record_notifications(app: TunneltopApp) -> list[tuple[str, str, object]]:
-    """Every notification the app raises, as (title, message, markup flag)."""
-    seen: list[tuple[str, str, object]] = []
-    original = app.notify
-
-    def notify(message: str, **kwargs: object) -> None:
-        seen.append((str(kwargs.get("title", "")), message, kwargs.get("markup", True)))
-        original(message, **kwargs)  # type: ignore[arg-type]
-
-    app.notify = notify  # type: ignore[method-assign]
-    return seen
 
 
 def log_oldest_first(app: TunneltopApp) -> list[ChangeEvent]:
@@ -190,20 +80,20 @@ def fake() -> FakeCloudflare:
 
 
 async def start_with_history(
-    pilot: Pilot, app: TunneltopApp, fake: FakeCloudflare, mono: Monotonic | None = None
+    pilot: Pilot, app: TunneltopApp, fake: FakeCloudflare, mono: FakeClock | None = None
 ) -> list[ChangeEvent]:
     """Two good polls with a change between them (a connection closes), so the session has a history to keep.
     ``mono``: the app's hand-moved monotonic clock, moved on so that the tunnels are due again (and the budget
     has tokens for them)."""
-    await wait_until(pilot, lambda: app.poll_count >= 1, what="the first poll")
+    await wait_until(pilot, lambda: app.poll_count >= 1)  # the first poll
     clients = fake.sim.clients(WEB)
     clients[0]["conns"].pop()
     fake.sim.set_clients(WEB, clients)
     if mono is not None:
         mono.now += 10
     await wait_until(
-        pilot, lambda: any(e.kind is EventKind.CONN_CLOSED for e in app.session.log), what="the closed connection"
-    )
+        pilot, lambda: any(e.kind is EventKind.CONN_CLOSED for e in app.session.log)
+    )  # the closed connection
     assert app.last_error is None and not app.header.stale
     return log_oldest_first(app)
 
@@ -217,13 +107,13 @@ async def assert_fault_handled(
 ) -> tuple[set[str], object]:
     """The fault is showing: clear message, last good data kept and marked STALE, nothing crashed."""
     rows = set(app.table.rows_by_key)
-    await wait_until(pilot, lambda: app.last_error is not None, what="the failure to show")
+    await wait_until(pilot, lambda: app.last_error is not None)  # the failure to show
     # Changed on purpose: a poll that met the fault in one tunnel's fetch only (the budget's cycle had not reached
     # the others) succeeded, with that tunnel's last connections kept and marked stale; from the first failed poll
     # on, the screen keeps the last good snapshot.
     snapshot = app.snapshot
     failures = app.failures
-    await wait_until(pilot, lambda: app.failures >= failures + 1, what="another failed poll")  # it keeps trying
+    await wait_until(pilot, lambda: app.failures >= failures + 1)  # it keeps trying
     assert app.is_running
     message = app.status.message
     assert app.status.error
@@ -252,16 +142,14 @@ async def assert_recovered(
     """The server is well again: the app notices by itself, clears STALE and keeps its history (a streak of at
     least ``failed_polls`` failed polls)."""
     polls = app.poll_count
-    await wait_until(pilot, lambda: app.poll_count > polls, what="automatic recovery")
+    await wait_until(pilot, lambda: app.poll_count > polls)  # automatic recovery
     assert app.last_error is None and not app.status.error
     assert "last good data" not in app.status.message  # "recovered: …", then "updated …" on the next poll
     assert not app.header.stale and "STALE" not in str(app.header.render())
     assert_last_data_kept(app)
     assert set(app.table.rows_by_key) == rows
     # The tunnels the recovering poll did not re-read stay marked stale until the next polls read them.
-    await wait_until(
-        pilot, lambda: all(t.error is None for t in app.snapshot.tunnels), what="every tunnel to be read again"
-    )
+    await wait_until(pilot, lambda: all(t.error is None for t in app.snapshot.tunnels))  # every tunnel read again
     assert set(app.table.rows_by_key) == rows
     log = log_oldest_first(app)
     assert log[: len(history)] == history, "the history from before the fault is intact"
@@ -274,20 +162,6 @@ async def assert_recovered(
 
 # -- faults the server answers with ------------------------------------------------------------------------------
 
-ANSWERED = {
-    "500-json": (Fault.error(500), "HTTP 500"),
-    "502-json": (Fault.error(502), "HTTP 502"),
-    "503-json": (Fault.error(503), "HTTP 503"),
-    "504-json": (Fault.error(504), "HTTP 504"),
-    "500-html": (Fault.html_page(500), "HTTP 500 with an HTML error page"),
-    "502-html": (Fault.html_page(502), "HTTP 502 with an HTML error page"),
-    "503-html": (Fault.html_page(503), "HTTP 503 with an HTML error page"),
-    "504-html": (Fault.html_page(504), "HTTP 504 with an HTML error page"),
-    "truncated-json": (Fault.raw('{"success": true, "errors": [], "result": [{"id": "1edea7e3-'), "not valid JSON"),
-    "success-false-200": (Fault.unsuccessful(), "Cloudflare refused the request (HTTP 200)"),
-    "corrupt-gzip": (Fault(headers={"Content-Encoding": "gzip"}), "could not be decoded"),
-    "hang": (Fault.hang(30.0), "did not answer in time"),
-}
 
 
 async def test_live_app_survives_and_recovers_from_each_fault_in_turn(
@@ -346,7 +220,7 @@ async def test_token_revoked_mid_session_then_restored(fake: FakeCloudflare, ser
 async def test_rate_limit_sends_nothing_until_retry_after_and_counts_down(
     fake: FakeCloudflare, server: LoopbackServer
 ) -> None:
-    mono = Monotonic()
+    mono = FakeClock(5000.0)  # the app's countdown and the client's Retry-After gate, moved by hand
     app = live_app(server.base_url, monotonic=mono)
     notes = record_notifications(app)
     async with app.run_test(size=SIZE) as pilot:
@@ -358,7 +232,7 @@ async def test_rate_limit_sends_nothing_until_retry_after_and_counts_down(
         fake.inject(Fault.rate_limited(300))
         mono.now += 10  # what is on screen is due again, and the budget has tokens for it
         app.paused = False
-        await wait_until(pilot, lambda: app.last_error is not None, what="the 429")
+        await wait_until(pilot, lambda: app.last_error is not None)  # the 429
         sent = len(fake.requests)
         # The 429 stopped the poll: besides it, only what was already on its way (at most a poll's worth, two
         # requests per named tunnel); from here on nothing is sent (below).
@@ -405,7 +279,7 @@ async def test_tunnel_deleted_mid_session(fake: FakeCloudflare, server: Loopback
         home_rows = {k for k, r in app.table.rows_by_key.items() if r.tunnel.id == HOME}
         assert home_rows
         fake.sim.delete_tunnel(HOME)
-        await wait_until(pilot, lambda: state_of(app, HOME).error == GONE, what="the deletion")
+        await wait_until(pilot, lambda: state_of(app, HOME).error == GONE)  # the deletion
         assert app.is_running and app.last_error is None and not app.status.error  # the poll did not fail
         state = state_of(app, HOME)
         assert state.connectors is None and state.health.value == "unknown", "gone: no connections, not fine"
@@ -434,12 +308,10 @@ async def test_tunnel_deleted_mid_session_read_by_id() -> None:
         app = live_app(server.base_url, refs=[tid])
         notes = record_notifications(app)
         async with app.run_test(size=SIZE) as pilot:
-            await wait_until(pilot, lambda: app.table.row_count > 0, what="the first poll with connections")
+            await wait_until(pilot, lambda: app.table.row_count > 0)  # the first poll with connections
             rows = set(app.table.rows_by_key)
             fake.sim.delete_tunnel(tid)
-            await wait_until(
-                pilot, lambda: state_of(app, tid).tunnel.deleted_at is not None, what="the deletion to be read"
-            )
+            await wait_until(pilot, lambda: state_of(app, tid).tunnel.deleted_at is not None)  # the deletion to be read
             assert app.is_running and app.last_error is None
             assert any("uuid" in dict(r.query) for r in fake.requests), "read by id"
             changed = next(e for e in app.session.log if e.kind is EventKind.TUNNEL_CHANGED and e.tunnel_id == tid)
@@ -454,12 +326,10 @@ async def test_tunnel_deleted_from_the_account_wide_view(fake: FakeCloudflare, s
     # A budget of Cloudflare's whole quota, so that the list is read again within a tenth of a second.
     app = live_app(server.base_url, refs=None, clock=MovingClock(), budget_per_minute=1200)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: app.snapshot is not None, what="the first poll")
+        await wait_until(pilot, lambda: app.snapshot is not None)  # the first poll
         assert HOME in {t.tunnel.id for t in app.snapshot.tunnels}
         fake.sim.delete_tunnel(HOME)
-        await wait_until(
-            pilot, lambda: HOME not in {t.tunnel.id for t in app.snapshot.tunnels}, what="the tunnel to go"
-        )
+        await wait_until(pilot, lambda: HOME not in {t.tunnel.id for t in app.snapshot.tunnels})  # the tunnel to go
         assert app.is_running and app.last_error is None
         removed = [e for e in app.session.log if e.kind is EventKind.TUNNEL_REMOVED]
         assert [e.tunnel_id for e in removed] == [HOME]
@@ -473,7 +343,7 @@ async def test_tunnel_watched_by_id_deleted_mid_session(fake: FakeCloudflare, se
         await wait_until(pilot, lambda: app.poll_count >= 1)
         fake.inject(Fault.error(404, 7003, "Could not route"), path_contains=f"{HOME}/connections", times=10**6)
         polls = app.poll_count
-        await wait_until(pilot, lambda: app.poll_count > polls + 1, what="polls with the 404")
+        await wait_until(pilot, lambda: app.poll_count > polls + 1)  # polls with the 404
         assert app.is_running and app.last_error is None  # the other tunnel is still fine
         state = next(t for t in app.snapshot.tunnels if t.tunnel.id == HOME)
         assert state.error == GONE and "deleted, or no longer visible" in state.error
@@ -484,8 +354,7 @@ async def test_tunnel_watched_by_id_deleted_mid_session(fake: FakeCloudflare, se
         await wait_until(
             pilot,
             lambda: any(e.kind is EventKind.TUNNEL_FETCH_RECOVERED for e in app.session.log),
-            what="the fetch to recover",
-        )
+        )  # the fetch to recover
 
 
 def _drifted_clients(fake: FakeCloudflare) -> list[object]:
@@ -518,8 +387,7 @@ async def test_schema_drift_per_record_spoils_only_that_record(fake: FakeCloudfl
         await wait_until(
             pilot,
             lambda: any(t.tunnel.id == HOME and t.problems for t in (app.snapshot.tunnels if app.snapshot else ())),
-            what="the drifted poll",
-        )
+        )  # the drifted poll
         assert app.is_running and app.last_error is None and not app.status.error
         assert "odd record(s) skipped or shown as unknown" in app.status.message
         state = next(t for t in app.snapshot.tunnels if t.tunnel.id == HOME)
@@ -551,14 +419,14 @@ async def test_tunnel_list_drift_and_duplicate_tunnels(fake: FakeCloudflare, ser
     # A budget of Cloudflare's whole quota, so that the list is read again within a tenth of a second.
     app = live_app(server.base_url, refs=None, clock=MovingClock(), budget_per_minute=1200)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: app.snapshot is not None, what="the first poll")
+        await wait_until(pilot, lambda: app.snapshot is not None)  # the first poll
         before = sorted(t.tunnel.id for t in app.snapshot.tunnels)
         listing = [t for t in fake.sim.list_tunnels() if t["deleted_at"] is None]
         web = next(t for t in listing if t["id"] == WEB)
         odd = [*listing, dict(web, name="web-prod-copy"), {"name": "no-id"}, dict(web, id=None), dict(web, id=17)]
         next(t for t in odd if t["id"] == HOME)["status"] = {"not": "a string"}
         fake.sim.iter_tunnels = lambda: iter(odd)  # type: ignore[method-assign]
-        await wait_until(pilot, lambda: app.snapshot.problems, what="the drifted list")
+        await wait_until(pilot, lambda: app.snapshot.problems)  # the drifted list
         assert app.is_running and app.last_error is None
         snapshot = app.snapshot
         ids = [t.tunnel.id for t in snapshot.tunnels]
@@ -584,8 +452,7 @@ async def test_duplicate_connector_and_connection_ids(fake: FakeCloudflare, serv
         await wait_until(
             pilot,
             lambda: any(t.problems for t in app.snapshot.tunnels if t.tunnel.id == WEB),
-            what="the poll with duplicates",
-        )
+        )  # the poll with duplicates
         assert app.is_running and app.last_error is None
         problems = [p.message for t in app.snapshot.tunnels for p in t.problems]
         assert sorted(problems) == [
