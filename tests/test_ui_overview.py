@@ -6,16 +6,13 @@ a fake monotonic clock the tests move by hand, and the tests wait for the app to
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from textual.app import App, ComposeResult
 from textual.pilot import Pilot
 from textual.widgets import Static
 
-import tunneltop.ui.app
 from tests.conftest import FakeClock
 from tests.ui_support import FIXED_NOW, plain
 from tunneltop.api import RequestGate
@@ -26,54 +23,14 @@ from tunneltop.model.health import HEALTH_ORDER, Health
 from tunneltop.poll.engine import PollEngine
 from tunneltop.poll.target import Target
 from tunneltop.ui.app import TunneltopApp
-from tunneltop.ui.messages import PollFailed, PollWaiting, SnapshotReady
 from tunneltop.ui.overview_table import OverviewTable
 from tunneltop.views.overview import TunnelSummary
 
 SIZE = (140, 36)
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-HANG = 60.0  # only a hang's guard: every wait below ends on the app's own message, long before this
-
-
-class ObservedApp(TunneltopApp):
-    """The app, counting the poll outcomes it has applied (a snapshot, a failure, or a wait for the budget)."""
-
-    CSS_PATH = str(Path(tunneltop.ui.app.__file__).with_name(TunneltopApp.CSS_PATH))  # relative to the app's module
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.applied = 0
-        self._outcome = asyncio.Event()
-
-    def _applied(self) -> None:
-        self.applied += 1
-        self._outcome.set()
-
-    # Each runs the app's own handler (prevent_default: not a second time) and then counts.
-    def on_snapshot_ready(self, message: SnapshotReady) -> None:
-        message.prevent_default()
-        super().on_snapshot_ready(message)
-        self._applied()
-
-    def on_poll_failed(self, message: PollFailed) -> None:
-        message.prevent_default()
-        super().on_poll_failed(message)
-        self._applied()
-
-    def on_poll_waiting(self, message: PollWaiting) -> None:
-        message.prevent_default()
-        super().on_poll_waiting(message)
-        self._applied()
-
-    async def outcome(self) -> None:
-        """Until the app has applied one more poll outcome."""
-        self._outcome.clear()
-        await asyncio.wait_for(self._outcome.wait(), HANG)
-
-
 def overview_app(
     *, tunnels: int | None = None, budget_spent: bool = False
-) -> tuple[ObservedApp, FakeCloudflare, FakeClock]:
+) -> tuple[TunneltopApp, FakeCloudflare, FakeClock]:
     """The app on the frozen demo account with no tunnel named (the overview), its budget on a fake clock.
     ``budget_spent``: the requests of the last minute (another tool's, say) used the whole budget at the start."""
     sim = SimulatedAccount(seed=7, start=FIXED_NOW, tunnels=tunnels, connectors_per_tunnel=1)
@@ -84,7 +41,7 @@ def overview_app(
     gate = RequestGate(target.budget_per_minute, clock=ticks)
     if budget_spent:
         gate.budget.record(ticks.now, gate.limit_per_minute)
-    app = ObservedApp(
+    app = TunneltopApp(
         target,
         clock=lambda: FIXED_NOW,
         monotonic=ticks,
@@ -94,18 +51,17 @@ def overview_app(
     return app, fake, ticks
 
 
-async def until(pilot: Pilot, app: ObservedApp, done: Callable[[], bool], polls: int = 3) -> None:
-    """Until ``done()``, waiting for at most ``polls`` more poll outcomes."""
-    for _ in range(polls):
-        if done():
-            break
-        await app.outcome()
+async def until(pilot: Pilot, app: TunneltopApp, done: Callable[[], bool], polls: int = 3) -> None:
+    """Until ``done()``, waiting for at most ``polls`` more poll outcomes the app applies (a snapshot, a failure,
+    or a wait for the budget): each wait ends on the app's own signal, never on a deadline."""
+    last = app.polling.applied + polls
+    await app.polling.wait_until(lambda: done() or app.polling.applied >= last)
     await pilot.pause()
     assert done(), f"not after {polls} polls (polls={app.poll_count}, failures={app.failures})"
 
 
-async def first_poll(pilot: Pilot, app: ObservedApp) -> None:
-    await until(pilot, app, lambda: app.applied >= 1)
+async def first_poll(pilot: Pilot, app: TunneltopApp) -> None:
+    await until(pilot, app, lambda: app.polling.applied >= 1)
 
 
 def overview(app) -> OverviewTable:
@@ -179,18 +135,18 @@ async def test_the_overview_keeps_its_own_rows_and_forgets_a_tunnel_that_went() 
     other, _, _ = overview_app()
     async with app.run_test(size=SIZE) as pilot:
         await first_poll(pilot, app)
-        assert set(app._overview_rows._counted) == set(fake.sim.tunnel_ids())
-        assert other._overview_rows is not app._overview_rows and other._overview_rows._counted == {}
+        assert set(app.overview_rows._counted) == set(fake.sim.tunnel_ids())
+        assert other.overview_rows is not app.overview_rows and other.overview_rows._counted == {}
         assert app._figures.of(app.snapshot) is app.snapshot.figures
         gone = DEMO_TUNNELS["home-lab"]
-        assert gone in app._overview_rows._counted
+        assert gone in app.overview_rows._counted
         fake.sim.delete_tunnel(gone)
-        ticks.advance(app.engine.effective_interval)  # the list is due again, and the budget has room for it
+        ticks.advance(60)  # the list is due again, and a whole minute's budget has room for it and blast radius reads
         await pilot.press("r")
         await until(pilot, app, lambda: gone not in {s.tunnel.id for s in app.snapshot.tunnels})
         assert gone not in overview(app).summaries
-        assert gone not in app._overview_rows._counted
-        assert set(app._overview_rows._counted) == set(fake.sim.tunnel_ids())
+        assert gone not in app.overview_rows._counted
+        assert set(app.overview_rows._counted) == set(fake.sim.tunnel_ids())
 
 
 async def test_empty_account_says_so() -> None:
@@ -221,7 +177,7 @@ async def test_429_in_the_overview_holds_requests_and_counts_down() -> None:
         # And a poll while the block runs (as the timer starts it) sends nothing.
         ticks.advance(10)
         failures = app.failures
-        app.poll_worker()
+        app.polling.start_poll()
         await until(pilot, app, lambda: app.failures > failures)
         assert len(fake.requests) == sent, "nothing is sent while Retry-After runs"
         header = str(app.header.render())

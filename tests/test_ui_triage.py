@@ -234,8 +234,8 @@ async def test_a_poll_where_nothing_changed_only_moves_the_clock_on() -> None:
         age_before = app.table.get_cell(key, "opened").plain
         logged = list(app.session.log)  # the first poll's: the baseline, and the findings it raised
         renders: list[int] = []
-        real = app._render_views
-        app._render_views = lambda: (renders.append(1), real())[1]  # type: ignore[method-assign]
+        real = app.render_views
+        app.render_views = lambda: (renders.append(1), real())[1]  # type: ignore[method-assign]
         await _poll(pilot, app, clock, seconds=120)
         assert app.snapshot is not first and app.snapshot.tunnels is first.tunnels, "the same tunnels, handed back"
         assert renders == [], "no view was rebuilt"

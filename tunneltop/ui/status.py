@@ -30,6 +30,7 @@ class HeaderBar(Widget):
     interval = reactive(5.0)
     budget = reactive("")
     demo = reactive(False)
+    source_badge = reactive("")  # a source other than the API: "attached to http://…", "REPLAY …"
     paused = reactive(False)
     stale = reactive(False)
     waiting = reactive(True)
@@ -44,6 +45,8 @@ class HeaderBar(Widget):
         text.append(" tunneltop ", style="bold reverse")
         if self.demo:
             text.append(" DEMO ", style="bold black on bright_cyan")
+        if self.source_badge:
+            text.append(f" {clean(self.source_badge, 60)} ", style="bold black on bright_magenta")
         if self.paused:
             text.append(" PAUSED ", style="bold black on yellow")
         if self.stale:

@@ -1,0 +1,117 @@
+"""The filter box (``/``) and, under it, the line naming the active filter (and saying when it matches nothing)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widget import Widget
+from textual.widgets import Input, Static
+
+from tunneltop.sanitize import clean
+from tunneltop.views.filters import Filter, FilterError
+
+if TYPE_CHECKING:
+    from tunneltop.ui.app import TunneltopApp
+
+PLACEHOLDER = "filter: words, colo:DFW,LAX, state:pending, !inverts — enter applies, esc clears"
+
+
+class FilterBar(Vertical):
+    """Sets the app's ``filter`` as the user types (a valid one), and gives the keys back when it closes."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._before: Widget | None = None  # what had the keys when the box opened
+        self._line: tuple[str, str | None] | None = None  # what the active filter's line says
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="filter-row"):
+            yield Input(placeholder=PLACEHOLDER, id="filter-input")
+            yield Static("", id="filter-error", markup=False)
+        yield Static("", id="active-filter", markup=False)
+
+    @property
+    def live(self) -> TunneltopApp:
+        return cast("TunneltopApp", self.app)
+
+    @property
+    def box(self) -> Input:
+        return self.query_one("#filter-input", Input)
+
+    @property
+    def is_open(self) -> bool:
+        return self.query_one("#filter-row").has_class("visible")
+
+    def open(self) -> None:
+        self.query_one("#filter-row").set_class(True, "visible")
+        box = self.box
+        box.value = self.live.filter.text
+        if self.live.focused is not box:
+            self._before = self.live.focused
+        box.focus()
+
+    def close(self) -> None:
+        self.query_one("#filter-row").set_class(False, "visible")
+        self.query_one("#filter-error", Static).update("")
+        live = self.live
+        if live.focused not in live.view_widgets():  # the box had the keys (an esc in the view leaves them)
+            live.focus_view(self._before)
+        self._before = None
+
+    def clear(self) -> None:
+        self.live.filter = Filter()
+        self.box.value = ""
+        self.close()
+
+    def set_quietly(self, flt: Filter) -> None:
+        """Set the filter and show its text in the box without parsing it again (see the colo picker)."""
+        self.live.filter = flt
+        box = self.box
+        with box.prevent(Input.Changed):
+            box.value = flt.text
+
+    def _parse(self, text: str) -> Filter | None:
+        error = self.query_one("#filter-error", Static)
+        try:
+            parsed = Filter.parse(text)
+        except FilterError as exc:
+            error.update(Text(f"✖ {exc}", style="bold red"))
+            return None
+        error.update("")
+        return parsed
+
+    @on(Input.Changed, "#filter-input")
+    def _changed(self, event: Input.Changed) -> None:
+        parsed = self._parse(event.value)
+        if parsed is not None:
+            self.live.filter = parsed
+
+    @on(Input.Submitted, "#filter-input")
+    def _submitted(self, event: Input.Submitted) -> None:
+        parsed = self._parse(event.value)
+        if parsed is None:
+            return  # keep the box open with its error showing
+        self.live.filter = parsed
+        self.close()
+
+    def show_line(self, flt: Filter, matching: int | None = None, what: str = "connection") -> None:
+        """The active filter, named, on its own line; when it matches nothing in the view (``matching`` is 0), the
+        line says so: a blank table alone looks like a broken view."""
+        label = self.query_one("#active-filter", Static)
+        if flt.active:
+            line = (flt.text, what if matching == 0 else None)
+            if line != self._line:
+                self._line = line
+                name = f"filter: {clean(flt.text, 200)}"
+                if matching == 0:
+                    nothing = (f"   — no {what} matches", "bold yellow")
+                    label.update(Text.assemble(name, nothing, "   (esc clears)", style="bold"))
+                else:
+                    label.update(Text(f"{name}   (esc clears)", style="bold"))
+        else:
+            self._line = None
+        label.set_class(flt.active, "visible")

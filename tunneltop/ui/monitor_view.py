@@ -1,0 +1,250 @@
+"""The tunnel monitor: the tree of tunnels, connectors and connections, the colo strip, the connections table and
+the detail pane, with one selection between the tree and the table."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widget import Widget
+from textual.widgets import DataTable, Static, Tree
+
+from tunneltop.sanitize import clean
+from tunneltop.ui.client_tree import ClientTree, NodeRef
+from tunneltop.ui.conn_table import COLUMNS, ConnectionsTable
+from tunneltop.ui.detail import DetailPane, connection_detail, connector_detail, tunnel_detail
+from tunneltop.views.rows import ConnRow
+from tunneltop.views.session import sparkline
+
+if TYPE_CHECKING:
+    from tunneltop.ui.app import TunneltopApp
+
+
+class MonitorView(Horizontal):
+    """What the app's snapshot, filter, scope and drilled-into tunnel select, drawn; the scope follows the tree."""
+
+    def __init__(self, *, show_tunnel: bool, account_wide: bool, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._show_tunnel = show_tunnel
+        self._account_wide = account_wide
+
+    def compose(self) -> ComposeResult:
+        yield ClientTree(id="tree")
+        with Vertical(id="right"):
+            yield Static("", id="colo-strip", markup=False)
+            yield ConnectionsTable(show_tunnel=self._show_tunnel, id="table")
+            if self._account_wide:
+                # Drilled into one tunnel, a Tunnel column would say the same name on every row; a table's
+                # columns are fixed when it is made, so that view has its own (see show_table).
+                drilled = ConnectionsTable(show_tunnel=False, id="drilled-table")
+                drilled.display = False
+                yield drilled
+            yield DetailPane(id="detail")
+
+    @property
+    def live(self) -> TunneltopApp:
+        return cast("TunneltopApp", self.app)
+
+    @property
+    def table(self) -> ConnectionsTable:
+        """The connections table of this view: drilled into one tunnel, the one without a Tunnel column."""
+        drilled = self.live.drilled is not None and self._account_wide
+        return self.query_one("#drilled-table" if drilled else "#table", ConnectionsTable)
+
+    @property
+    def client_tree(self) -> ClientTree:
+        return self.query_one(ClientTree)
+
+    @property
+    def detail(self) -> DetailPane:
+        return self.query_one(DetailPane)
+
+    def show_table(self) -> None:
+        """Show the connections table of this view (see ``table``); the sort goes along, and the drilled table
+        forgets the tunnel it showed when left."""
+        if not self._account_wide:
+            return
+        shown = self.table
+        left = self.query_one("#table" if shown.id == "drilled-table" else "#drilled-table", ConnectionsTable)
+        if shown.display and not left.display:
+            return
+        sort = (left.sort_column, left.sort_reverse)
+        if left.sort_column in shown.columns_shown and (shown.sort_column, shown.sort_reverse) != sort:
+            shown.set_sort(*sort)
+        shown.display, left.display = True, False
+        if left.id == "drilled-table":
+            left.show([], self.live.clock())
+
+    # -- drawing ------------------------------------------------------------------------------------------------
+
+    def render_rows(self) -> None:
+        live = self.live
+        snapshot = live.snapshot
+        now = live.clock()
+        flt = live.filter
+        # Reactives read once, not per row: at 10,000 rows the per-row reads cost more than the table update.
+        active = flt.active
+        rows = live.rows
+        filtered = [r for r in rows if flt.matches(r)] if active else rows
+        narrowed = live.drilled is not None or live.scope is not None
+        in_scope = live.in_scope
+        self.table.show([r for r in filtered if in_scope(r)] if narrowed else filtered, now, live.session.marks)
+        drilled = live.tunnel_state(live.drilled) if live.drilled is not None else None
+        unread = snapshot is None or (drilled is not None and drilled.connectors is None)  # no rows to match yet
+        live.filter_bar.show_line(flt, None if unread else self.table.row_count, "connection")
+        visible = {r.key for r in filtered} if active else None
+        tunnels = snapshot.tunnels if snapshot is not None else ()
+        if live.drilled is not None:
+            tunnels = tuple(t for t in tunnels if t.tunnel.id == live.drilled)
+        tree = self.client_tree
+        tree.show(tree.parts_for(tunnels, visible, include_empty=not active), expand_connectors=len(tunnels) <= 2)
+        self.show_detail()
+
+    def render_colos(self) -> None:
+        live = self.live
+        strip = self.query_one("#colo-strip", Static)
+        if live.snapshot is None:
+            return
+        counts = live.session.colo_counts(live.snapshot)
+        if live.drilled is not None:  # drilled into one tunnel from the overview: its colos, not the account's
+            state = live.tunnel_state(live.drilled)
+            counts = live.session.tunnel_colo_counts(state) if state is not None else []
+        text = Text(no_wrap=True, overflow="ellipsis")
+        for index, count in enumerate(counts):
+            if not (count.active or count.pending or count.delta):
+                continue
+            text.append("  " if index else "")
+            text.append(clean(count.colo, 8), style="bold")
+            text.append(f" {count.active}")
+            if count.pending:
+                text.append(f" ⟳{count.pending}", style="yellow")
+            if count.delta:
+                text.append(f" {count.delta:+d}", style="green" if count.delta > 0 else "red")
+        if text != strip.content:  # only when the counts changed; its height is fixed: no layout needed
+            strip.update(text, layout=False)
+
+    def show_detail(self, ref: NodeRef | None = None) -> None:
+        """The detail pane describes what is highlighted where the focus is (or was, while the pane is read)."""
+        live = self.live
+        pane = self.detail
+        now = live.clock()
+        tree = self.client_tree
+        focused = pane.describes(live.focused)  # while the pane is read: what the user came from
+        if ref is None and focused is tree:
+            node = tree.cursor_node
+            ref = node.data if node is not None else None
+        if ref is None:
+            table = self.table
+            key = table.cursor_key
+            row = table.rows_by_key.get(key) if key else None
+            if row is not None:
+                pane.show(connection_detail(row.tunnel, row.connector, row.conn, now))
+                return
+            ref = live.scope
+        state = live.tunnel_state(ref.tunnel_id) if ref is not None else None
+        if ref is None or state is None:
+            pane.show(None)
+            return
+        connector = next((c for c in state.connectors or () if c.id == ref.connector_id), None)
+        if ref.kind == "tunnel" or connector is None:
+            pane.show(tunnel_detail(state, now, sparkline(live.session.trend(state.tunnel.id), 40)))
+        elif ref.kind == "conn":
+            conn = next((c for c in connector.conns if c.id == ref.conn_id), None)
+            pane.show(connection_detail(state.tunnel, connector, conn, now) if conn else None)
+        else:
+            pane.show(connector_detail(state.tunnel, connector, now))
+
+    # -- one selection ------------------------------------------------------------------------------------------
+
+    # The tree and the table each follow the other's cursor, but only the one the user moves (where the focus is,
+    # or was before the detail pane) leads; the other's own highlight messages are then ignored, so the two never
+    # chase each other.
+
+    def _focus_source(self) -> Widget | None:
+        """The widget whose highlight the detail pane describes: the focused one, or while the pane itself is read,
+        the one the user came from."""
+        return self.detail.describes(self.live.focused)
+
+    def table_follows(self, ref: NodeRef) -> None:
+        """The table's cursor onto what the tree highlights: a connection's row, or for a tunnel or connector one of
+        its rows (the first shown, unless the cursor is on one already). A row the table does not show (filtered,
+        another scope) leaves the cursor where it is."""
+        table = self.table
+        if ref.kind == "conn":
+            table.select_key(ref.node_id)
+            return
+
+        def under(row: ConnRow) -> bool:
+            return row.tunnel.id == ref.tunnel_id and (ref.connector_id is None or row.connector.id == ref.connector_id)
+
+        key = table.cursor_key
+        current = table.rows_by_key.get(key) if key is not None else None
+        if current is not None and under(current):
+            return
+        rows = [table.get_row_index(k) for k, row in table.rows_by_key.items() if under(row)]
+        if rows:
+            table.move_cursor(row=min(rows))
+
+    def tree_follows(self, row: ConnRow, *, expand: bool = False) -> None:
+        """The tree's cursor onto the row's connection. Following a highlight expands nothing: under a collapsed
+        connector (or tunnel) the cursor goes to the nearest node the tree shows; choosing a row (``expand``) opens
+        the way to it."""
+        tree = self.client_tree
+        if expand:
+            tree.select_ref(row.key)
+            return
+        target: str | None = None
+        for node_id in (row.tunnel.id, f"{row.tunnel.id}/{row.connector.id}", row.key):
+            node = tree.node_for(node_id)
+            if node is None:
+                break
+            target = node_id
+            if not node.is_expanded:
+                break
+        cursor = tree.cursor_node
+        if target is not None and (cursor is None or cursor.data is None or cursor.data.node_id != target):
+            tree.select_ref(target)  # its parents are expanded already: only the cursor moves
+
+    @on(Tree.NodeHighlighted)
+    def _node_highlighted(self, event: Tree.NodeHighlighted[NodeRef]) -> None:
+        ref = event.node.data
+        if ref is None or self._focus_source() is not self.client_tree:
+            return
+        self.table_follows(ref)
+        self.show_detail(ref)
+
+    @on(Tree.NodeSelected)
+    def _node_selected(self, event: Tree.NodeSelected[NodeRef]) -> None:
+        ref = event.node.data
+        if ref is None:
+            return
+        self.live.scope = NodeRef("connector", ref.tunnel_id, ref.connector_id) if ref.kind == "conn" else ref
+        self.table_follows(ref)
+        self.show_detail(ref)
+
+    @on(DataTable.RowHighlighted, "#table, #drilled-table")
+    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        table = self.table
+        if self._focus_source() is not table:
+            return
+        row = table.rows_by_key.get(event.row_key.value or "")
+        if row is not None:
+            self.tree_follows(row)
+        self.show_detail()
+
+    @on(DataTable.HeaderSelected, "#table, #drilled-table")
+    def _header_selected(self, event: DataTable.HeaderSelected) -> None:
+        self.live.sort_clicked(self.table, event.column_key.value or "", COLUMNS)
+
+    @on(DataTable.RowSelected, "#table, #drilled-table")
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        table = self.table
+        row = table.rows_by_key.get(event.row_key.value or "")
+        if row is None:
+            return
+        self.live.scope = NodeRef("connector", row.tunnel.id, row.connector.id)
+        table.select_key(row.key)
+        self.tree_follows(row, expand=True)
