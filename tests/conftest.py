@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import textual.app
@@ -28,6 +29,17 @@ def _no_cloudflare_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest
             monkeypatch.delenv(name)
     for name in ("XDG_RUNTIME_DIR", "XDG_STATE_HOME", "XDG_CONFIG_HOME"):
         monkeypatch.setenv(name, str(tmp_path_factory.mktemp(name.lower())))
+
+
+@pytest.fixture(autouse=True)
+def config_file(_no_cloudflare_env: None) -> Path:
+    """Each test's own config file. It leaves the old_release check out: the stand-in's cloudflared versions are
+    fixed strings while tunneltop judges a release's age against today's date, so a test's verdict would otherwise
+    change as the calendar moves on. Tests of that check write their own file, or give the rules a date."""
+    path = Path(os.environ["XDG_CONFIG_HOME"]) / "tunneltop" / "config.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('[expect]\nignore = ["old_release"]\n', encoding="utf-8")
+    return path
 
 
 @pytest.fixture

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import pytest
@@ -30,17 +28,6 @@ HOSTILE = "pwn\x1b[2J\x1b]0;title\x07\u202eevil\u2066x"
 @pytest.fixture
 def fake() -> FakeCloudflare:
     return FakeCloudflare(SimulatedAccount(start=START), tokens=[TOKEN], key_pairs=[(EMAIL, KEY)], clock=lambda: START)
-
-
-@pytest.fixture(autouse=True)
-def config_file() -> Path:
-    """The config file every run here reads (in the test's own config directory). The stand-in's cloudflared
-    versions are fixed strings while --once judges a release's age against today's date, so old_release is left
-    out here; the tests of findings through --once say what they expect."""
-    path = Path(os.environ["XDG_CONFIG_HOME"]) / "tunneltop" / "config.toml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text('[expect]\nignore = ["old_release"]\n', encoding="utf-8")
-    return path
 
 
 class Wire:
