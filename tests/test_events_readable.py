@@ -240,6 +240,19 @@ def test_a_field_missing_from_every_connector_is_one_notice() -> None:
     assert kinds(changes(one(shells(True)), one(shells(False)))) == ["schema_drift"]
 
 
+def test_a_field_missing_from_every_tunnel_of_the_list_is_one_notice() -> None:
+    def account(drop: bool) -> Snapshot:
+        made = [tunnel(f"t-{n}", n, conns_active_at=T0) for n in ("web", "api", "db")]
+        if drop:
+            made = [Tunnel.model_validate(t.model_dump(exclude={"conns_active_at"})) for t in made]
+        return snap(*(state(t, (connector(),)) for t in made))
+
+    events = changes(account(False), account(True))
+    assert kinds(events) == ["schema_drift"], "not a tunnel_changed per tunnel"
+    assert events[0].describe().startswith("schema drift: field conns_active_at missing from every tunnel (3 tunnels);")
+    assert kinds(changes(account(True), account(False))) == ["schema_drift"]
+
+
 # -- Go's zero time ------------------------------------------------------------------------------------------------
 
 

@@ -1,5 +1,5 @@
 """Events made of other events, so that one happening reads as one line: a failover (``colo_moved``) and schema
-drift (``schema_drift``). Each keeps the per-connection events it stands for as its ``parts``, which its JSON
+drift (``schema_drift``). Each keeps the per-record events it stands for as its ``parts``, which its JSON
 carries and replay applies; the parts are never log lines of their own.
 
 Pairing rule of a failover: within one connector, in one poll. A colo's closes and opens pair up first (a
@@ -9,12 +9,13 @@ event ("4 connections moved 2xDFW, 2xLAX→3xORD, 1xSEA"); closes or opens beyon
 own (a loss, or a new connection). Connections closing on one connector while others open on another are two
 hosts doing two things and are not paired.
 
-Drift rule: the unit is one answer of the connections endpoint, a tunnel's connectors and their connections. A
-field missing from every connection (or every connector) of that answer, which the last answer had, is drift, not
-a change: the records whose only change is that field (now missing) become the parts of one ``schema_drift``
-notice for the whole poll (per direction and kind of record), and so does a field now sent on every record that
-none had (its return, or a field Cloudflare added), except for a connection that turns out pending, which is news.
-Missing means absent from the JSON, not ``null``: a null is a value the API chose to send.
+Drift rule: the unit is one answer: the connections endpoint's for a tunnel (its connectors and their connections),
+or the tunnel list. A field missing from every connection (or every connector, or every tunnel) of that answer,
+which the last answer had, is drift, not a change: the records whose only change is that field (now missing)
+become the parts of one ``schema_drift`` notice for the whole poll (per direction and kind of record), and so does
+a field now sent on every record that none had (its return, or a field Cloudflare added), except for a connection
+that turns out pending, which is news. Missing means absent from the JSON, not ``null``: a null is a value the API
+chose to send.
 """
 
 from __future__ import annotations
@@ -104,11 +105,15 @@ class _Grouper:
             return by_id[now, tunnel_id].get(connector_id or "")
 
         def lacking(now: bool, records: str, tunnel_id: str, name: str, lack: bool) -> bool:
-            found = _records((new if now else old).get(tunnel_id), records)
+            states = new if now else old
+            if records == "tunnels":  # one answer: the tunnel list
+                found: list[BaseModel] = [s.tunnel for s in states.values()]
+            else:
+                found = _records(states.get(tunnel_id), records)
             return bool(found) and all((name not in _present(r)) is lack for r in found)
 
         def holds(direction: str, records: str, tunnel_id: str, name: str) -> bool:
-            key = (direction, records, tunnel_id, name)
+            key = (direction, records, "" if records == "tunnels" else tunnel_id, name)
             if key not in verdicts:
                 if direction == _MISSING:
                     verdicts[key] = lacking(True, records, tunnel_id, name, True)
@@ -124,6 +129,8 @@ class _Grouper:
                 continue
             if e.kind in _RECORD_CHANGES:
                 records, was, now = "connections", e.before, e.after
+            elif e.kind is EventKind.TUNNEL_CHANGED:
+                records, was, now = "tunnels", e.before, e.after
             elif e.kind in _CONNECTOR_CHANGES:
                 records = "connectors"
                 was, now = connector(False, e.tunnel_id, e.connector_id), connector(True, e.tunnel_id, e.connector_id)

@@ -186,7 +186,7 @@ def _schema_drift(e: ChangeEvent) -> str:
     plural = "s" if len(what["fields"]) != 1 else ""
     count = what["count"]
     scope = f"{count} {records if count != 1 else records[:-1]}" + (
-        f" in {len(tunnels)} tunnels" if len(tunnels) > 1 else ""
+        f" in {len(tunnels)} tunnels" if len(tunnels) > 1 and records != "tunnels" else ""
     )
     if what["state"] == "missing":
         return (
