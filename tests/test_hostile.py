@@ -20,17 +20,8 @@ from rich.text import Text
 from textual.pilot import Pilot
 from textual.widgets import OptionList
 
-from tests.test_faults import (
-    HOME,
-    SIZE,
-    TOKEN,
-    MovingClock,
-    live_app,
-    make_fake,
-    record_notifications,
-    wait_until,
-)
-from tests.test_terminal import drain, kill, read_until, spawn, wait_exit
+from tests.support.live import HOME, SIZE, TOKEN, MovingClock, live_app, make_fake, record_notifications, wait_until
+from tests.support.terminal import drain, kill, read_to_close, read_until, spawn, wait_exit
 from tunneltop.changes.events import EventKind
 from tunneltop.cli import main
 from tunneltop.demo.cfapi import FakeCloudflare, Fault
@@ -148,7 +139,7 @@ async def _change_everything(pilot: Pilot, app, fake: FakeCloudflare) -> None:
     clients[0][hostile("EXTRAKEY")] = hostile("EXTRAVALUE2")
     clients[0]["conns"][0]["colo_name"] = hostile("COLO1B")  # type: ignore[index]
     fake.sim.set_clients(HOSTILE_TUNNEL, clients)
-    await wait_until(pilot, lambda: any(e.kind is EventKind.CONN_CHANGED for e in app.session.log), what="events")
+    await wait_until(pilot, lambda: any(e.kind is EventKind.CONN_CHANGED for e in app.session.log))  # events
 
 
 async def test_every_view_renders_hostile_data_literally_and_harmlessly(
@@ -158,22 +149,21 @@ async def test_every_view_renders_hostile_data_literally_and_harmlessly(
     app.target.account_id = None  # the account (and its hostile name) comes from /accounts
     notes = record_notifications(app)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: app.poll_count >= 1, what="the first poll")
+        await wait_until(pilot, lambda: app.poll_count >= 1)  # the first poll
         await _change_everything(pilot, app, fake)
         # An API error message, then a per-tunnel error message (kept for the rest of the test), both hostile.
         fake.inject(Fault.error(500, 10001, hostile("APIERR")), times=10**6)
-        await wait_until(pilot, lambda: app.last_error is not None, what="the API error")
+        await wait_until(pilot, lambda: app.last_error is not None)  # the API error
         assert "APIERR[bold]b[/][@click=app.quit]" in app.status.message  # literal, markup and all
         fake.clear_faults()
-        await wait_until(pilot, lambda: app.last_error is None, what="recovery")
+        await wait_until(pilot, lambda: app.last_error is None)  # recovery
         fake.inject(Fault.error(400, 9999, hostile("TUNNELERR")), path_contains=f"{HOME}/connections", times=10**6)
         # This very error: home-lab may still carry APIERR from before the recovery until its connections are
         # fetched again (the budget paces the fetches; the recovery may come from another request of the cycle).
         await wait_until(
             pilot,
             lambda: any("TUNNELERR" in (t.error or "") for t in app.snapshot.tunnels if t.tunnel.id == HOME),
-            what="the tunnel error",
-        )
+        )  # the tunnel error
         assert app.is_running
         app.interval = 60  # no more polls: a busy app makes every simulated key press wait for it
 
@@ -287,8 +277,7 @@ async def test_the_account_overview_renders_hostile_data_and_sorts_on_every_colu
         await wait_until(
             pilot,
             lambda: HOSTILE_TUNNEL in overview.summaries and overview.summaries[HOSTILE_TUNNEL].connectors,
-            what="the hostile tunnel's connections",
-        )
+        )  # the hostile tunnel's connections
         texts = [overview.get_cell_at((r, c)).plain for r in range(overview.row_count) for c in range(8)]
         assert any(t.startswith("TUNNEL[bold]b[/][@click=app.quit]") for t in texts)
         for text in texts:
@@ -331,7 +320,7 @@ async def test_colo_picker_survives_colos_that_look_alike_or_like_filters(
     fake.sim.set_clients(HOME, clients)
     app = live_app(server.base_url, refs=[HOME], interval=60)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: app.poll_count >= 1, what="the first poll")
+        await wait_until(pilot, lambda: app.poll_count >= 1)  # the first poll
         listed = sorted(PICKER_COLOS)
         for chosen in ("x\x07", "ABCDEFGHIJKLMNOP-2", "DFW state:bogus", "DFW x"):
             index = listed.index(chosen)
@@ -414,10 +403,7 @@ async def test_jsonl_stream_is_ascii_and_exact(fake: FakeCloudflare, server: Loo
 
     # The most --budget allows (120 a minute, Cloudflare's share with it): the one named tunnel's list entry and
     # connections are read about once a second, whatever the 50 ms interval asks for.
-    await asyncio.wait_for(
-        asyncio.gather(watch_stream(target, 0.05, out, stop=stop, budget_per_minute=120), change_then_stop()),
-        timeout=10,
-    )
+    await asyncio.gather(watch_stream(target, 0.05, out, stop=stop, budget_per_minute=120), change_then_stop())
     text = out.getvalue()
     assert text.isascii()
     documents = [json.loads(line) for line in text.splitlines()]
@@ -463,17 +449,17 @@ def test_terminal_bytes_hold_no_injected_sequence(fake: FakeCloudflare, server: 
         fake.clear_faults()
         # The next poll fails (a 400 is not retried, so it shows at once): the status line and a notification.
         fake.inject(Fault.error(400, 9999, hostile("APIERR")), times=10**6)
-        screen += read_until(master, b"APIERR", limit=8.0)
+        screen += read_until(master, b"APIERR")
         for key in (b"e", b"\t", b"j", b"j", b"\r", b"c", b"\x1b"):  # event log, tree, a connector, colo picker
             os.write(master, key)
             screen += drain(master, 0.15)
         os.write(master, b"q")
-        screen += drain(master, 2.0)  # until it exits and the terminal closes
-        took, code, _ = wait_exit(pid, 5.0)
+        screen += read_to_close(master)  # until it exits and the terminal closes
+        _, code, _ = wait_exit(pid)
     finally:
         kill(pid)
         os.close(master)
-    assert (took is not None, code) == (True, 0), screen[-2000:]
+    assert code == 0, screen[-2000:]
     # The hostile text did reach the screen, as text: markup literal, control characters replaced.
     replaced = "\N{REPLACEMENT CHARACTER}".encode()
     assert b"TUNNEL[bold]b[/][@click=app.quit]" in screen
