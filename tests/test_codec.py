@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import FakeClock
+from tests.support.clock import FakeClock
 from tunneltop.api.client import CloudflareClient
 from tunneltop.api.gate import RequestGate
 from tunneltop.demo.cfapi import FakeCloudflare
