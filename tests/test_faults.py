@@ -10,7 +10,6 @@ every event seen before the fault is still in the log, followed by one ``poll_fa
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -515,10 +514,6 @@ def test_once_with_100k_connections_in_one_response(
 def once_env(server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> LoopbackServer:
     monkeypatch.setenv("CLOUDFLARE_BASE_URL", server.base_url)
     monkeypatch.setenv("CLOUDFLARE_API_TOKEN", TOKEN)
-    # The stand-in's cloudflared versions are fixed strings, judged against today's date: old_release left out.
-    config = Path(os.environ["XDG_CONFIG_HOME"]) / "tunneltop" / "config.toml"
-    config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text('[expect]\nignore = ["old_release"]\n', encoding="utf-8")
     original = Target.client
 
     def client(self: Target, **options: object):
