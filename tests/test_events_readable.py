@@ -262,6 +262,8 @@ def test_go_zero_time_is_unknown() -> None:
     assert record.opened_at is None and record.api_dict()["opened_at"] is None
     assert Connector.model_validate({"id": "k", "run_at": zero}).run_at is None
     assert Connection.model_validate({"id": "c", "opened_at": "0001-01-01T00:00:00"}).opened_at is None
+    # Not "deleted 2,025 years ago": a zero deleted_at is a tunnel that is not deleted.
+    assert Tunnel.model_validate({"id": "t", "deleted_at": zero, "conns_active_at": zero}).deleted_at is None
     text = _plain(connection_detail(tunnel(), connector(), record, T1))
     assert re.search(r"opened\s+-\s*\n", text) and "ago" not in text and "1-01-01" not in text
 
