@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_serve import BEARER, START, TOKEN, WEB, polled, serving
+from tests.support.serve import BEARER, START, TOKEN, WEB, polled, serving
 from tunneltop.api.auth import Credentials
 from tunneltop.api.errors import AuthError, NetworkError
 from tunneltop.changes.events import EventKind

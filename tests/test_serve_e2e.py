@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.test_serve import BEARER, START, TOKEN, serving
+from tests.support.serve import BEARER, START, TOKEN, serving
 from tunneltop.demo.cfapi import FakeCloudflare
 from tunneltop.demo.server import LoopbackServer
 from tunneltop.demo.simulator import DEMO_ACCOUNT_ID, SimulatedAccount
