@@ -181,7 +181,9 @@ async def test_pause_stops_requests_and_resume_polls_again() -> None:
         await app.workers.wait_for_complete()  # a poll the 1 s timer started before p still ends
         polls = app.poll_count + app.failures
         sent = len(fake.requests)
-        await pilot.pause(1.5)
+        assert app.polling.next_poll_at is None, "no poll is armed while paused"
+        app._tick()  # nor does the once-a-second tick start one
+        await pilot.pause()
         assert len(fake.requests) == sent, "no request may be sent while paused"
         await pilot.press("p")
         await wait_for_poll(pilot, app, count=polls + 1)
@@ -379,7 +381,8 @@ async def test_polls_and_ticks_while_a_modal_is_open_do_not_crash() -> None:
         await wait_for_poll(pilot, app)
         await pilot.press("question_mark")
         await wait_for_poll(pilot, app, count=2)
-        await pilot.pause(1.1)  # a header tick too
+        app._tick()  # a header tick too
+        await pilot.pause()
         await pilot.press("escape", "c")
         await wait_for_poll(pilot, app, count=3)
         assert isinstance(app.screen, ColoPicker) and app.is_running
@@ -395,11 +398,8 @@ async def test_several_accounts_open_a_picker_and_the_choice_is_polled() -> None
         {"id": fake.sim.account_id, "name": "Demo"},
     ]
     async with app.run_test(size=SIZE) as pilot:
-        for _ in range(100):
-            if isinstance(app.screen, AccountPicker):
-                break
-            await pilot.pause(0.02)
-        assert isinstance(app.screen, AccountPicker)
+        await app.polling.wait_until(lambda: isinstance(app.screen, AccountPicker))
+        await pilot.pause()
         assert app.snapshot is None and app.poll_count == 0
         await pilot.press("down", "enter")
         await wait_for_poll(pilot, app)

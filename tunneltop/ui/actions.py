@@ -66,6 +66,7 @@ class Actions:
         self.status.error = False
         self.status.message = f"{len(message.accounts)} accounts visible: choose one (a)"
         self.action_choose_account()
+        self.polling.outcome_applied()  # not re-armed: the account chosen starts the next poll
 
     def action_choose_account(self) -> None:
         if not self._accounts or not self.polling.replaceable:

@@ -186,7 +186,7 @@ class PollDriver:
             self.stopped_for = text
 
     def outcome_applied(self) -> None:
-        """The app has applied an outcome (and re-armed): wakes whoever waits in ``wait_until``."""
+        """The app has applied an outcome (and armed the next poll, if any): wakes whoever waits in ``wait_until``."""
         self.applied += 1
         self._applied.set()
 
