@@ -10,9 +10,10 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
-from tests.test_changes import CONNECTOR_ID, T0, T1, changes, connector, kinds, one, snap, state, tunnel
-from tests.test_events_readable import fake  # noqa: F401  (the simulated account, frozen)
-from tests.test_stream import ScriptedOut, demo_target, pending_web, run
+import pytest
+
+from tests.support.snapshots import CONNECTOR_ID, T0, T1, changes, connector, kinds, one, snap, state, tunnel
+from tests.support.stream import ScriptedOut, demo_target, frozen_fake, pending_web, run
 from tunneltop.changes.events import EventKind, Severity, diff
 from tunneltop.demo.cfapi import FakeCloudflare
 from tunneltop.export import export_view
@@ -23,6 +24,12 @@ from tunneltop.model.snapshot import Snapshot, TunnelState
 DRIFT = Finding("config_drift", Grade.CRITICAL, "config version 2, remote 9", "restart cloudflared", CONNECTOR_ID)
 FEW = Finding("min_active_per_connector", Grade.WARNING, "3 of 4 connections active", "check port 7844", CONNECTOR_ID)
 COLOS = Finding("one_colo", Grade.WARNING, "all 4 connections in DFW", "check the network path")
+
+
+@pytest.fixture
+def fake() -> FakeCloudflare:
+    """The demo account, frozen; the tunnel list carries its deprecated copy of each tunnel's connections."""
+    return frozen_fake(embed_connections=True)
 
 
 def found(*findings: Finding, at: object = T0, connectors: tuple[object, ...] | None = None) -> Snapshot:
@@ -104,7 +111,7 @@ def test_findings_reach_the_events_csv(tmp_path: Path) -> None:
     assert "config version 2, remote 9" in row["message"] and "restart cloudflared" in row["message"]
 
 
-async def test_watch_raises_each_finding_once(fake: FakeCloudflare) -> None:  # noqa: F811
+async def test_watch_raises_each_finding_once(fake: FakeCloudflare) -> None:
     """Through the real --watch loop over the simulated account (its cloudflared releases are old): the findings
     come once after the baseline, and a poll later only what changed."""
     stop = asyncio.Event()

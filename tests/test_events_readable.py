@@ -15,11 +15,10 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from tests.test_changes import CONNECTOR_ID, T0, T1, changes, conn, connector, kinds, one, snap, state, tunnel
-from tests.test_stream import QUOTA, START, WEB, ScriptedOut, demo_target, run
+from tests.support.snapshots import CONNECTOR_ID, T0, T1, changes, conn, connector, kinds, one, snap, state, tunnel
+from tests.support.stream import WEB, ScriptedOut, demo_target, frozen_fake, run
 from tunneltop.changes.events import EventKind, Severity, diff, flatten, human
 from tunneltop.demo.cfapi import FakeCloudflare
-from tunneltop.demo.simulator import SimulatedAccount
 from tunneltop.export import export_view
 from tunneltop.model.records import Connection, Connector, Tunnel
 from tunneltop.model.snapshot import Snapshot
@@ -31,9 +30,7 @@ from tunneltop.views.session import Session
 @pytest.fixture
 def fake() -> FakeCloudflare:
     # The tunnel list carries its deprecated copy of each tunnel's connections, as Cloudflare's does.
-    sim = SimulatedAccount(start=START, embed_connections=True)
-    sim.freeze()
-    return FakeCloudflare(sim, require_auth=False, clock=lambda: START, rate_limit=QUOTA)
+    return frozen_fake(embed_connections=True)
 
 
 # -- a failover is one event -----------------------------------------------------------------------------------
