@@ -4,7 +4,11 @@
 - ``budget``: the request-budget rig (the stand-in behind a ``Doorman`` on the fake clock, ``drive``, ``watch``,
   ``max_in_window``);
 - ``live``: the real live app against a loopback server (the fault suite's rig) and ``wait_until``;
-- ``terminal``: a real process on a pseudo-terminal, and waits on its screen, its terminal and its exit.
+- ``terminal``: a real process on a pseudo-terminal, and waits on its screen, its terminal and its exit;
+- ``snapshots``: hand-built snapshots, and the change engine's diff checked on the way;
+- ``stream``: the headless change stream on the frozen demo account, with changes scripted between polls;
+- ``serve``: ``tunneltop serve`` on a free loopback port over the stand-in.
 
-Fixtures (a clean environment, ``clock``, ``server``, ``quick_keys``) are in ``tests/conftest.py``.
+Fixtures (a clean environment, ``clock``, ``server``, ``quick_keys``) are in ``tests/conftest.py``. The UI tests'
+own set-up is ``tests/ui_support.py`` for now.
 """
