@@ -104,7 +104,7 @@ class PollDriver:
     def start_poll(self) -> None:
         self._timer = None
         self.next_poll_at = None
-        self._app.run_worker(self._poll(), name="poll", group="poll", exclusive=True, exit_on_error=False)
+        self._app.run_worker(self._poll, name="poll", group="poll", exclusive=True, exit_on_error=False)
 
     async def _poll(self) -> None:
         try:
