@@ -39,7 +39,6 @@ def tunneltop(*argv: str, env: dict[str, str] | None = None) -> subprocess.Compl
         env={**base, **(env or {})},
         capture_output=True,
         text=True,
-        timeout=30,
         stdin=subprocess.DEVNULL,
     )
 

@@ -36,7 +36,7 @@ def fake() -> FakeCloudflare:
 
 def test_serves_real_http_on_loopback(server: LoopbackServer, fake: FakeCloudflare) -> None:
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/client/v4", server.base_url)
-    with httpx.Client(base_url=server.base_url, headers=AUTH, timeout=5) as client:
+    with httpx.Client(base_url=server.base_url, headers=AUTH, timeout=None) as client:
         response = client.get(TUNNELS, params={"is_deleted": "false", "per_page": "2", "page": "2"})
         assert response.status_code == 200
         assert response.headers["content-type"] == "application/json"
@@ -52,7 +52,7 @@ def test_serves_real_http_on_loopback(server: LoopbackServer, fake: FakeCloudfla
 
 
 def test_non_get_over_http_is_405_and_logged(server: LoopbackServer, fake: FakeCloudflare) -> None:
-    with httpx.Client(base_url=server.base_url, headers=AUTH, timeout=5) as client:
+    with httpx.Client(base_url=server.base_url, headers=AUTH, timeout=None) as client:
         assert client.delete(f"{TUNNELS}/{WEB}/connections").status_code == 405
         assert client.post(TUNNELS, json={"name": "x"}).status_code == 405
         head = client.head(TUNNELS)
@@ -65,7 +65,7 @@ def test_faults_travel_over_http(server: LoopbackServer, fake: FakeCloudflare) -
     fake.inject(Fault.html_page(504))
     fake.inject(Fault.raw('{"success": tr'))
     fake.inject(Fault.rate_limited(300))
-    with httpx.Client(base_url=server.base_url, headers=AUTH, timeout=5) as client:
+    with httpx.Client(base_url=server.base_url, headers=AUTH, timeout=None) as client:
         html = client.get("/accounts")
         assert html.status_code == 504 and html.headers["content-type"] == "text/html"
         assert b"504 Gateway Time-out" in html.content
@@ -87,7 +87,7 @@ def test_a_hang_times_the_client_out_and_stop_stays_fast(fake: FakeCloudflare) -
 def test_a_short_delay_is_honoured(server: LoopbackServer, fake: FakeCloudflare) -> None:
     fake.inject(Fault.hang(0.15))
     began = time.monotonic()
-    response = httpx.get(server.base_url + "/accounts", headers=AUTH, timeout=5)
+    response = httpx.get(server.base_url + "/accounts", headers=AUTH, timeout=None)
     assert response.status_code == 200 and time.monotonic() - began >= 0.15
 
 
@@ -103,7 +103,7 @@ def test_port_is_released_after_stop(fake: FakeCloudflare) -> None:
 
 
 async def test_async_client_against_the_server(server: LoopbackServer) -> None:
-    async with httpx.AsyncClient(base_url=server.base_url, headers=AUTH, timeout=5) as client:
+    async with httpx.AsyncClient(base_url=server.base_url, headers=AUTH, timeout=None) as client:
         response = await client.get("/user/tokens/verify")
         assert response.json()["result"]["status"] == "active"
 
@@ -146,8 +146,8 @@ def test_module_with_a_token_file(tmp_path: Path) -> None:
         assert TOKEN not in text
         assert f'CLOUDFLARE_API_TOKEN="$(cat {token_file})"' in text
         base = match[1]
-        assert httpx.get(base + "/accounts", headers=AUTH, timeout=5).status_code == 200
-        assert httpx.get(base + "/accounts", timeout=5).status_code == 400
+        assert httpx.get(base + "/accounts", headers=AUTH, timeout=None).status_code == 200
+        assert httpx.get(base + "/accounts", timeout=None).status_code == 400
     finally:
         out = stop_module(process)
     assert "stopped" in out and TOKEN not in out
@@ -161,7 +161,7 @@ def test_module_with_the_token_from_the_environment() -> None:
         assert "CLOUDFLARE_BASE_URL=http://127.0.0.1:" in text and TOKEN not in text
         base = re.search(r"(http://127\.0\.0\.1:\d+/client/v4)", text)
         assert base
-        assert httpx.get(base[1] + "/accounts", headers=AUTH, timeout=5).status_code == 200
+        assert httpx.get(base[1] + "/accounts", headers=AUTH, timeout=None).status_code == 200
     finally:
         out = stop_module(process, signal.SIGTERM)
     assert "stopped" in out
@@ -240,12 +240,12 @@ def test_module_with_a_scenario_a_local_cloudflared_and_a_request_log(tmp_path: 
         assert base and ready, text
         account = f"{base[1]}/accounts/{DEMO_ACCOUNT_ID}"
         web = f"{account}/cfd_tunnel/{DEMO_TUNNELS['web-prod']}"
-        version = httpx.get(f"{web}/configurations", timeout=5).json()["result"]["version"]
-        clients = httpx.get(f"{web}/connections", timeout=5).json()["result"]
+        version = httpx.get(f"{web}/configurations", timeout=None).json()["result"]["version"]
+        clients = httpx.get(f"{web}/connections", timeout=None).json()["result"]
         assert sorted(c["config_version"] for c in clients) == [version - 1, version], "one connector behind"
-        here = httpx.get(ready[1], timeout=5)
+        here = httpx.get(ready[1], timeout=None)
         assert here.status_code == 200 and here.json()["connectorId"] == clients[0]["id"]
-        routes = httpx.get(f"{account}/teamnet/routes", params={"tunnel_id": DEMO_TUNNELS["web-prod"]}, timeout=5)
+        routes = httpx.get(f"{account}/teamnet/routes", params={"tunnel_id": DEMO_TUNNELS["web-prod"]}, timeout=None)
         assert routes.json()["result_info"]["count"] >= 2
     finally:
         stop_module(process)
