@@ -235,6 +235,9 @@ async def test_the_stream_and_once_send_only_get(fake: FakeCloudflare, server: L
     assert len(fake.requests) > streamed
     assert fake.non_get_requests == []
     assert {r.method for r in fake.requests} == {"GET"}
+    # The blast radius reads were among them, GET too: a tunnel's configuration and its private routes.
+    read = {r.path.rsplit("/", 2)[-1] for r in fake.requests}
+    assert {"configurations", "routes"} <= read
 
 
 def test_the_code_has_no_verb_but_get() -> None:
