@@ -77,6 +77,26 @@ def test_more_closed_than_opened_moves_as_many_as_opened() -> None:
     assert events[0].describe().endswith("1 connection moved DFW→ORD (connector 9f8e7d6c)")
 
 
+def test_connections_dropped_pending_in_one_colo_and_opened_in_another_moved() -> None:
+    """How a failover looks in the API: the edge lists the dropped connections as pending for minutes."""
+    before = [conn("a1", "FRA"), conn("a2", "FRA"), conn("b1", "AMS")]
+    after = [conn("a1", "FRA", pending=True), conn("a2", "FRA", pending=True), conn("b1", "AMS"), conn("n1", "LHR")]
+    events = changes(one((connector(conns=before),)), one((connector(conns=after),)))
+    assert kinds(events) == ["colo_moved", "conn_pending", "tunnel_health"]
+    assert events[0].describe() == (
+        "web-prod: 1 connection moved FRA→LHR, the old one held pending by the edge (connector 9f8e7d6c)"
+    )
+    assert [p.kind.value for p in events[0].parts] == ["conn_pending", "conn_opened"]
+    # Minutes later the edge lets the held ones go: that is not another move.
+    later = [conn("b1", "AMS"), conn("n1", "LHR"), conn("n2", "ORD")]
+    assert kinds(changes(one((connector(conns=after),)), one((connector(conns=later),)))) == [
+        "conn_closed",
+        "conn_closed",
+        "conn_opened",
+        "tunnel_health",
+    ]
+
+
 def test_closes_on_one_connector_and_opens_on_another_are_not_a_move() -> None:
     old = one((connector(conns=[conn("a1", "DFW")]), connector("k2", conns=[conn("b1", "LAX")])))
     new = one((connector(conns=[]), connector("k2", conns=[conn("b1", "LAX"), conn("b2", "ORD")])))

@@ -19,11 +19,11 @@ Rules:
   opened, closed or changed connection.
 - Every connection event carries both full records, its kind chosen by the ``state`` transition: to pending is
   ``conn_pending``, pending to active is ``conn_recovered``, anything else ``conn_changed``.
-- A failover is one ``colo_moved`` (connections closed in colos that lost some and opened in colos that gained
-  some, on one connector in one poll), and schema drift one ``schema_drift`` notice per poll and direction (a
-  field missing from every connection of a tunnel's answer, or newly sent on every one): see
-  ``tunneltop.changes.grouping``. Each carries the per-connection events it stands for in ``parts`` (in its JSON
-  too); they are not events of their own, and replay applies them. Consumers acting per connection read
+- A failover is one ``colo_moved`` (connections closed or gone pending in colos that lost some and opened in colos
+  that gained some, on one connector in one poll), and schema drift one ``schema_drift`` notice per poll,
+  direction and kind of record (a field missing from every record of one answer, or newly sent on every one): see
+  ``tunneltop.changes.grouping``. Each carries the per-record events it stands for in ``parts`` (in its JSON too);
+  they are not events of their own, and replay applies them. Consumers acting per connection read
   ``flatten(events)``.
 - Findings (``TunnelState.findings``) are keyed by tunnel, check and connector: one that appears is
   ``finding_raised`` (warning, or error for a critical finding; the finding in ``after``), one that goes is

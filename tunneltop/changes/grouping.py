@@ -2,12 +2,14 @@
 drift (``schema_drift``). Each keeps the per-record events it stands for as its ``parts``, which its JSON
 carries and replay applies; the parts are never log lines of their own.
 
-Pairing rule of a failover: within one connector, in one poll. A colo's closes and opens pair up first (a
-reconnect in place is not a move); what is left, connections closed in colos that lost some and opened in colos
-that gained some, moved: as many as the smaller side, taken in the diff's order. Several colos at once make one
-event ("4 connections moved 2xDFW, 2xLAX→3xORD, 1xSEA"); closes or opens beyond the pairs stay events of their
-own (a loss, or a new connection). Connections closing on one connector while others open on another are two
-hosts doing two things and are not paired.
+Pairing rule of a failover: within one connector, in one poll. A connection leaves its colo when it closes or
+goes pending (the edge lists a dropped connection as pending for minutes, so a real failover shows its old
+connections pending, the simulator's instant one closed); one already pending that closes left earlier. A colo's
+leavers and opens pair up first (a reconnect in place is not a move); what is left, connections that left colos
+that lost some and opened in colos that gained some, moved: as many as the smaller side, in the diff's order.
+Several colos at once make one event ("4 connections moved 2xDFW, 2xLAX→3xORD, 1xSEA"); leavers or opens beyond
+the pairs stay events of their own (a loss, or a new connection). Connections leaving on one connector while
+others open on another are two hosts doing two things and are not paired.
 
 Drift rule: the unit is one answer: the connections endpoint's for a tunnel (its connectors and their connections),
 or the tunnel list. A field missing from every connection (or every connector, or every tunnel) of that answer,
@@ -43,6 +45,9 @@ _CONNECTOR_FIELD = {
 }
 _CONNECTOR_CHANGES = frozenset({*_CONNECTOR_FIELD, EventKind.CONNECTOR_CHANGED})
 _MISSING, _SENT = "missing", "sent"
+# A connection leaving its colo: closed, or dropped and held by the edge as pending a reconnect (the API lists a
+# dropped connection as pending for minutes, so a real failover shows its old connections pending, not closed).
+_DROPS = frozenset({EventKind.CONN_CLOSED, EventKind.CONN_PENDING})
 
 
 def _present(record: BaseModel) -> set[str]:
@@ -165,7 +170,7 @@ class _Grouper:
         for i, e in enumerate(self.events):
             if i in self.taken:
                 continue
-            if e.kind is EventKind.CONN_CLOSED and e.before.colo_name:
+            if e.kind in _DROPS and e.before.colo_name and e.before.is_pending_reconnect is not True:
                 buckets.setdefault((e.tunnel_id, e.connector_id), ([], []))[0].append(i)
             elif e.kind is EventKind.CONN_OPENED and e.after.colo_name:
                 buckets.setdefault((e.tunnel_id, e.connector_id), ([], []))[1].append(i)
@@ -198,7 +203,7 @@ def _pick(indexes: list[int], quota: Counter[str], count: int, colo: Callable[[i
 
 def _move_event(parts: list[ChangeEvent]) -> ChangeEvent:
     first = parts[0]
-    closed = Counter(p.before.colo_name for p in parts if p.kind is EventKind.CONN_CLOSED)
+    closed = Counter(p.before.colo_name for p in parts if p.kind in _DROPS)
     opened = Counter(p.after.colo_name for p in parts if p.kind is EventKind.CONN_OPENED)
     return ChangeEvent(
         first.at,

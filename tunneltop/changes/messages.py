@@ -162,11 +162,16 @@ def _tunnel_changed(e: ChangeEvent) -> str:
 
 
 def _colo_moved(e: ChangeEvent) -> str:
-    closed = Counter(p.before.colo_name for p in e.parts if p.kind is EventKind.CONN_CLOSED)
+    left = Counter(p.before.colo_name for p in e.parts if p.kind is not EventKind.CONN_OPENED)
     opened = Counter(p.after.colo_name for p in e.parts if p.kind is EventKind.CONN_OPENED)
-    count = sum(closed.values())
-    where = f"{colo_counts(closed.items())}→{colo_counts(opened.items())}"
-    return f"{count} connection{'s' if count != 1 else ''} moved {where} ({_connector(e)})"
+    count = sum(left.values())
+    held = sum(1 for p in e.parts if p.kind is EventKind.CONN_PENDING)
+    where = f"{colo_counts(left.items())}→{colo_counts(opened.items())}"
+    text = f"{count} connection{'s' if count != 1 else ''} moved {where}"
+    if held:
+        old = ("the old one" if count == 1 else "the old ones") if held == count else f"{held} of the old ones"
+        text += f", {old} held pending by the edge"
+    return f"{text} ({_connector(e)})"
 
 
 def _finding(e: ChangeEvent) -> str:
