@@ -175,7 +175,7 @@ async def test_poll_every_tunnel(api, client):
     assert by_name["db"].pending_count == 1
     assert [p.where for p in by_name["db"].problems] == ["connector #2"]
     assert by_name["new"].health is Health.INACTIVE
-    assert snapshot.health is Health.INACTIVE
+    assert snapshot.health is Health.DEGRADED  # the worst: a never-run tunnel is neutral, below an incident
     # The never-run tunnel costs no connections request.
     assert sorted(api.paths) == sorted(["cfd_tunnel", f"cfd_tunnel/{WEB}/connections", f"cfd_tunnel/{DB}/connections"])
 
