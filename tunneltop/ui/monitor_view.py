@@ -141,7 +141,7 @@ class MonitorView(Horizontal):
             key = table.cursor_key
             row = table.rows_by_key.get(key) if key else None
             if row is not None:
-                pane.show(connection_detail(row.tunnel, row.connector, row.conn, now))
+                pane.show(connection_detail(row.tunnel, row.connector, row.conn, now, gone_at=row.gone_at))
                 return
             ref = live.scope
         state = live.tunnel_state(ref.tunnel_id) if ref is not None else None

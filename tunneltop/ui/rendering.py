@@ -90,6 +90,8 @@ class Drawing:
     def event_matches(self, event: ChangeEvent) -> bool:
         if not self.filter.active:
             return True
+        if event.parts:  # a failover or drift: shown when any connection it stands for matches
+            return any(self.event_matches(part) for part in event.parts)
         conn = event.after if isinstance(event.after, Connection) else event.before
         if not isinstance(conn, Connection):
             return False
