@@ -13,6 +13,7 @@ import io
 import json
 import random
 import sqlite3
+import stat
 import zlib
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -267,6 +268,7 @@ def test_a_second_writer_is_refused_with_the_first_ones_pid(tmp_path: Path) -> N
     with Recorder(path) as again:  # and once the first one is gone, the file is free
         assert again.failure is None
     assert lock_path(path).exists()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600  # the account's names and addresses: the owner's only
 
 
 def test_a_file_from_a_newer_tunneltop_or_not_a_recording_is_refused(tmp_path: Path) -> None:

@@ -156,12 +156,23 @@ class Recorder:
     def open(self) -> Recorder:
         self._lock()
         try:
+            self._create_private()
             self._conn = connect(self.path)
             self._prepare(self._conn)
         except BaseException:
             self.close()
             raise
         return self
+
+    def _create_private(self) -> None:
+        """A new recording readable by its owner only (SQLite gives its -wal and -shm files the same mode): it holds
+        the account's tunnel names, hosts and addresses, if never a secret."""
+        try:
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            return
+        except OSError as exc:
+            raise RecordingError(f"cannot record to {self.path}: {exc.strerror or exc}") from None
 
     def _lock(self) -> None:
         where = lock_path(self.path)
