@@ -216,6 +216,11 @@ def test_health_improving_to_a_bad_state_is_not_ok() -> None:
     assert (events[-1].after, events[-1].severity) == (Health.DEGRADED, Severity.WARNING)
 
 
+def test_a_tunnel_going_idle_is_neutral() -> None:
+    events = changes(one((connector(),)), snap(state(tunnel(status="inactive"), ())))
+    assert events[-1].after is Health.INACTIVE and events[-1].severity is Severity.INFO
+
+
 def test_health_event_comes_after_the_changes_that_caused_it() -> None:
     events = changes(one((connector(),)), one((connector(conns=[]),)))
     assert kinds(events) == ["conn_closed", "tunnel_health"]
