@@ -19,6 +19,7 @@ from tests.support.budget import Stand
 from tests.support.clock import FakeClock
 from tunneltop import cli
 from tunneltop.demo.cfapi import Fault
+from tunneltop.model.codec import snapshot_from_json
 from tunneltop.poll.engine import PollOutcome
 from tunneltop.poll.source import LiveSource, badge
 from tunneltop.profiles import load_profile
@@ -256,3 +257,43 @@ async def test_a_recorded_source_records_every_poll_of_the_source_it_wraps(tmp_p
         assert [recording.snapshot(i).to_json() for i in range(len(recording))] == seen
     with Recorder(path):  # closed with the source: the file is free again
         pass
+
+
+# -- the command line --------------------------------------------------------------------------------------------
+
+
+def test_record_flags_are_checked_and_a_busy_file_is_refused_before_any_poll(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "rec.db"
+    with pytest.raises(SystemExit) as usage:
+        cli.main(["--demo", "--once", "--record", str(path)])
+    assert usage.value.code in (EXIT_USAGE, EXIT_UNKNOWN)  # --once's usage errors are UNKNOWN (a plugin's)
+    assert "--record records --watch" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["--demo", "--watch", "--record-keep", "7d"])
+    assert "go with --record FILE" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["--demo", "--watch", "--record", str(path), "--record-max", "10KB"])
+    assert "at least 1MB" in capsys.readouterr().err
+    with Recorder(path):
+        assert cli.main(["--demo", "--watch", "--record", str(path)]) == EXIT_UNKNOWN
+    said = capsys.readouterr()
+    assert f"is being recorded by another tunneltop (pid {os.getpid()})" in said.err and said.out == ""
+
+
+@pytest.mark.slow
+def test_watch_record_from_the_command_line_then_replay_it(tmp_path: Path) -> None:
+    """The real command, polling the demo account every second, stopped with SIGTERM; then replayed."""
+    path = tmp_path / "rec.db"
+    command = [sys.executable, "-m", "tunneltop", "--demo", "--watch", "-n", "1", "--record", str(path)]
+    watcher = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    assert watcher.stdout is not None
+    assert json.loads(watcher.stdout.readline())["kind"] == "baseline"  # the first poll is recorded before it
+    watcher.send_signal(signal.SIGTERM)
+    assert watcher.wait() == 0
+    replay = [sys.executable, "-m", "tunneltop", "replay", str(path)]
+    shown = subprocess.run([*replay, "--at", "-0s", "-o", "json"], capture_output=True, text=True, check=False)
+    document = json.loads(shown.stdout)
+    assert document["demo"] is True and document["tunnels"]
+    assert shown.returncode == exit_status(snapshot_from_json(document))
