@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.serve import BEARER, START, TOKEN, WEB, polled, serving
+from tunneltop.cli import main as cli_main
 from tunneltop.demo.cfapi import FakeCloudflare, Fault
 from tunneltop.demo.server import LoopbackServer
 from tunneltop.demo.simulator import DEMO_ACCOUNT_ID, SimulatedAccount
@@ -332,3 +334,21 @@ async def test_a_client_that_reads_nothing_is_dropped_and_holds_no_more_than_a_b
         async with http.stream("GET", "/api/v1/events") as response:  # the server still serves the others
             assert (await Events(response).next())["event"] == "hello"
         writer.close()
+
+
+def test_serve_refuses_what_is_not_its_own_and_an_unusable_token_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for flags in (["--once"], ["--watch"], ["-o", "json"], ["--attach", "http://127.0.0.1:9"]):
+        with pytest.raises(SystemExit) as stopped:
+            cli_main(["serve", "--demo", *flags])
+        assert stopped.value.code == 64
+        assert "serve runs until stopped" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.write_text("\n", encoding="utf-8")
+    assert cli_main(["serve", "--demo", "--auth-token-file", str(empty)]) == 64
+    assert cli_main(["serve", "--demo", "--auth-token-file", str(tmp_path / "missing")]) == 64
+    err = capsys.readouterr().err
+    assert "--auth-token-file" in err and "is empty" in err and "FileNotFoundError" in err
+    help_text = build_serve_parser().format_help()
+    assert "--listen" in help_text and "[--once]" not in help_text and "--attach URL" not in help_text
