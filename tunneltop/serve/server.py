@@ -1,7 +1,8 @@
 """The HTTP side of ``tunneltop serve``: ``/metrics``, ``/healthz``, ``/api/v1/snapshot``, ``/api/v1/events``.
 
-Why aiohttp: it is an asyncio server, so it runs on the very event loop the poll engine runs on (one loop, no
-threads sharing the snapshot, no lock), it streams a response as it is written (server-sent events with
+Why aiohttp: it is an asyncio server, so it runs on the very event loop the poll engine runs on (one loop: the
+poller's state is read where it is written; only the rendering of an immutable snapshot, megabytes at 10,000
+connections, goes to a worker thread), it streams a response as it is written (server-sent events with
 back-pressure: a write waits while a slow client's socket buffer is full, so no client can make the server buffer
 without bound), it stops cleanly (graceful shutdown with a deadline), and it is a mature, widely deployed
 dependency. ``prometheus_client``'s own HTTP server is a thread per request beside the loop and cannot stream;
