@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
+import aiohttp
 
 from tunneltop.api.errors import ApiError, AuthError, InvalidResponseError, NetworkError, ServerError, UsageError
 from tunneltop.api.gate import BudgetStatus
@@ -35,8 +35,9 @@ from tunneltop.poll.engine import FAILED_REPEAT, PollOutcome
 from tunneltop.poll.planner import DEFAULT_INTERVAL
 from tunneltop.sanitize import clean
 
-# The server sends a keep-alive comment every 15 s: a stream silent for this long is a server gone half-open.
-STREAM_READ_TIMEOUT = 45.0
+SNAPSHOT_TIMEOUT = aiohttp.ClientTimeout(total=30.0, connect=5.0)
+# The server sends a keep-alive comment every 15 s: a stream silent for 45 s is a server gone half-open.
+STREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=5.0, sock_read=45.0)
 RECONNECT_FIRST = 0.5
 RECONNECT_MAX = 5.0
 
@@ -58,6 +59,16 @@ class _Streak:
     message: str
     reported_at: datetime
     polls: int = 1
+
+
+async def lines_of(chunks: AsyncIterator[bytes]) -> AsyncIterator[str]:
+    """The lines of a byte stream, whatever their length (an event can be long: a tunnel's every connector)."""
+    pending = b""
+    async for chunk in chunks:
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            yield line.removesuffix(b"\r").decode("utf-8", "replace")
 
 
 async def server_sent_events(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str | None, str, str]]:
@@ -87,10 +98,10 @@ class _NoSnapshotYet(Exception):
     """The server has not finished its first poll: nothing is wrong, the data is on its way."""
 
 
-def _health_of(response: httpx.Response) -> dict[str, Any]:
+def _health_of(body: bytes) -> dict[str, Any]:
     """The server's own health from a 503 answer's body (empty when it is not the JSON serve sends)."""
     try:
-        document = json.loads(response.content)
+        document = json.loads(body)
     except ValueError:
         return {}
     health = document.get("health") if isinstance(document, dict) else None
@@ -106,7 +117,6 @@ class AttachSource:
         *,
         interval: float = DEFAULT_INTERVAL,
         token: str | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
         now: Callable[[], datetime] = utc_now,
     ) -> None:
         self.url = url.rstrip("/")
@@ -116,14 +126,8 @@ class AttachSource:
         self._interval = interval
         self._effective: float | None = None
         self._now = now
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.AsyncClient(
-            base_url=self.url,
-            headers=headers,
-            transport=transport,
-            timeout=httpx.Timeout(30.0, connect=5.0),
-            trust_env=False,
-        )
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._session: aiohttp.ClientSession | None = None  # made in the event loop, at the first poll
         self._news = asyncio.Event()
         self._server_poll: dict[str, Any] | None = None  # the last "poll" event: how the server's polls go
         self._last_id: str | None = None
@@ -199,29 +203,37 @@ class AttachSource:
             self._follower.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._follower
-        await self._http.aclose()
+        if self._session is not None:
+            await self._session.close()
 
     # -- reading the server ---------------------------------------------------------------------------------------
+
+    def _http(self) -> aiohttp.ClientSession:
+        # aiohttp's client: its get() streams (the event stream), and it never reads proxies from the environment.
+        if self._session is None:
+            self._session = aiohttp.ClientSession(headers=self._headers, timeout=SNAPSHOT_TIMEOUT)
+        return self._session
 
     async def _read_snapshot(self) -> Snapshot:
         where = display_url(self.url)
         try:
-            response = await self._http.get("/api/v1/snapshot")
-        except httpx.HTTPError as exc:
+            async with self._http().get(f"{self.url}/api/v1/snapshot") as response:
+                status, body = response.status, await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
             reason = self._link_error or type(exc).__name__
             raise NetworkError(f"{where} cannot be reached: {clean(reason, 200)}") from None
-        if response.status_code == 401:
+        if status == 401:
             raise AuthError(f"{where} asks for a bearer token (the one in its --auth-token-file)")
-        if response.status_code == 503:
-            health = _health_of(response)
+        if status == 503:
+            health = _health_of(body)
             if health.get("status") == "starting":
                 raise _NoSnapshotYet(f"waiting for the first poll of {where}")
             reason = clean(health.get("last_error") or "no poll has succeeded yet", 500)
             raise ServerError(f"{where} has no snapshot: its polls fail: {reason}", status=503)
-        if response.status_code != 200:
-            raise ServerError(f"{where} answered HTTP {response.status_code}", status=response.status_code)
+        if status != 200:
+            raise ServerError(f"{where} answered HTTP {status}", status=status)
         try:
-            return snapshot_from_json(json.loads(response.content))
+            return snapshot_from_json(json.loads(body))
         except (ValueError, CodecError) as exc:
             raise InvalidResponseError(f"{where} sent no snapshot document: {clean(exc, 200)}") from None
 
@@ -237,15 +249,16 @@ class AttachSource:
             if self._last_id is not None:
                 headers["Last-Event-ID"] = self._last_id
             try:
-                timeout = httpx.Timeout(STREAM_READ_TIMEOUT, connect=5.0)
-                async with self._http.stream("GET", "/api/v1/events", headers=headers, timeout=timeout) as response:
-                    if response.status_code != 200:
-                        self._link_error = f"its event stream answered HTTP {response.status_code}"
+                url = f"{self.url}/api/v1/events"
+                async with self._http().get(url, headers=headers, timeout=STREAM_TIMEOUT) as response:
+                    if response.status != 200:
+                        self._link_error = f"its event stream answered HTTP {response.status}"
                     else:
                         self.connected, self._link_error, backoff = True, None, RECONNECT_FIRST
-                        async for event_id, name, data in server_sent_events(response.aiter_lines()):
+                        lines = lines_of(response.content.iter_any())
+                        async for event_id, name, data in server_sent_events(lines):
                             self._take(event_id, name, data)
-            except httpx.HTTPError as exc:
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 self._link_error = f"{type(exc).__name__} on its event stream"
             self.connected = False
             self._news.set()
