@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from tunneltop.model.codec import snapshot_from_json
 from tunneltop.model.health import Health
 from tunneltop.poll.target import Target
 from tunneltop.report import exit_status
-from tunneltop.serve.attach import AttachSource, display_url
+from tunneltop.serve.attach import AttachSource, display_url, lines_of, server_sent_events
 from tunneltop.serve.command import Serving
 
 
@@ -188,3 +189,16 @@ async def test_an_attached_live_view_follows_a_change(server: LoopbackServer, fa
                 await wait_for_poll(pilot, app, count=app.poll_count + app.failures + 1)
             assert app.table.row_count < before  # web-prod's connections are gone from the screen
             assert app.failures == 0
+
+
+async def test_the_event_stream_is_read_in_chunks_of_any_size() -> None:
+    big = "x" * 200_000  # longer than any line buffer: one event of a tunnel with many connectors
+
+    async def chunks() -> AsyncIterator[bytes]:
+        text = f": keep-alive\r\n\r\nid: e-1\r\nevent: poll\r\ndata: {big}\r\n\r\n".encode()
+        text += b"id: e-2\ndata: a\ndata: b\n\n"
+        for at in range(0, len(text), 7_001):
+            yield text[at : at + 7_001]
+
+    events = [event async for event in server_sent_events(lines_of(chunks()))]
+    assert events == [("e-1", "poll", big), ("e-2", "message", "a\nb")]
