@@ -183,14 +183,16 @@ class Recording:
         cursor = self._cursor
         if cursor is not None and cursor.segment == row.segment and cursor.poll <= row.id:
             changed = self._conn.execute(
-                "SELECT tunnel_id, blob FROM tunnel_states WHERE poll > ? AND poll <= ? ORDER BY poll",
+                "SELECT k.id, s.blob FROM tunnel_states s JOIN tunnel_keys k ON k.key = s.tunnel"
+                " WHERE s.poll > ? AND s.poll <= ? ORDER BY s.poll",
                 (cursor.poll, row.id),
             )
             cursor.blobs.update(changed.fetchall())
             cursor.poll = row.id
             return cursor.blobs
         latest = self._conn.execute(
-            "SELECT tunnel_id, blob, MAX(poll) FROM tunnel_states WHERE poll >= ? AND poll <= ? GROUP BY tunnel_id",
+            "SELECT k.id, s.blob, MAX(s.poll) FROM tunnel_states s JOIN tunnel_keys k ON k.key = s.tunnel"
+            " WHERE s.poll >= ? AND s.poll <= ? GROUP BY s.tunnel",
             (row.segment, row.id),
         )
         self._cursor = _Cursor(row.segment, row.id, {tunnel_id: blob for tunnel_id, blob, _ in latest})

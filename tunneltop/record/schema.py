@@ -23,8 +23,9 @@ Tables:
   dictionary (kept in ``meta`` too, so a later tunneltop reads files written with this one); NULL when there were
   none. ``severities``: which severities those events have, one bit each (``SEVERITY_BITS``), so "the next
   warning" is a search of this table alone.
-- ``tunnel_states(poll, tunnel_id, blob)``: a tunnel's document (``TunnelState.to_json``) as of that poll, written
-  only when it changed (see ``tunneltop.record.store``). Primary key (poll, tunnel_id).
+- ``tunnel_states(poll, tunnel, blob)``: a tunnel's document (``TunnelState.to_json``) as of that poll, written
+  only when it changed (see ``tunneltop.record.store``). Primary key (poll, tunnel). ``tunnel`` is the tunnel's
+  key in ``tunnel_keys(key, id)``, its id written once for the whole file rather than on every row.
 - ``blobs(id, segment, codec, base, data)``: the stored JSON. ``codec`` 0: UTF-8 JSON as is; 1: zlib; 2: zlib
   with the decoded blob ``base`` (an earlier version of the same tunnel, same segment) as its preset dictionary, so
   a tunnel whose one connection of forty changed costs about that connection. Chains are at most
@@ -89,11 +90,12 @@ DDL = (
         events BLOB
     )""",
     "CREATE INDEX polls_t ON polls (t)",
+    "CREATE TABLE tunnel_keys (key INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE)",
     """CREATE TABLE tunnel_states (
         poll INTEGER NOT NULL,
-        tunnel_id TEXT NOT NULL,
+        tunnel INTEGER NOT NULL,
         blob INTEGER NOT NULL,
-        PRIMARY KEY (poll, tunnel_id)
+        PRIMARY KEY (poll, tunnel)
     ) WITHOUT ROWID""",
 )
 

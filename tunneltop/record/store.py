@@ -150,6 +150,7 @@ class Recorder:
         self._lock_fd: int | None = None
         self._segment: _Segment | None = None
         self._force_full = False
+        self._keys: dict[str, int] = {}
 
     # -- open and close ------------------------------------------------------------------------------------------
 
@@ -218,6 +219,7 @@ class Recorder:
             if self.demo:
                 conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('demo', '1')")
             conn.execute("COMMIT")
+            self._keys = dict(conn.execute("SELECT id, key FROM tunnel_keys"))
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
@@ -374,11 +376,19 @@ class Recorder:
                 blob = self._blob(conn, segment, data, base)
                 depth = base.depth + 1 if base is not None else 0
                 segment.tunnels[state.tunnel.id] = _Kept(state, digest, data, blob, depth)
-                rows.append((poll, state.tunnel.id, blob))
-            conn.executemany("INSERT OR REPLACE INTO tunnel_states (poll, tunnel_id, blob) VALUES (?, ?, ?)", rows)
+                rows.append((poll, self._key(conn, state.tunnel.id), blob))
+            conn.executemany("INSERT OR REPLACE INTO tunnel_states (poll, tunnel, blob) VALUES (?, ?, ?)", rows)
             segment.last_tuple = snapshot.tunnels
         assert segment.head_blob is not None and segment.order_blob is not None
         return segment.head_blob, segment.order_blob
+
+    def _key(self, conn: sqlite3.Connection, tunnel_id: str) -> int:
+        """The tunnel's key in ``tunnel_keys``, added the first time it is seen."""
+        key = self._keys.get(tunnel_id)
+        if key is None:
+            cursor = conn.execute("INSERT INTO tunnel_keys (id) VALUES (?)", (tunnel_id,))
+            key = self._keys[tunnel_id] = int(cursor.lastrowid or 0)
+        return key
 
     # -- retention -----------------------------------------------------------------------------------------------
 
