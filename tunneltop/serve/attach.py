@@ -63,12 +63,15 @@ class _Streak:
 
 async def lines_of(chunks: AsyncIterator[bytes]) -> AsyncIterator[str]:
     """The lines of a byte stream, whatever their length (an event can be long: a tunnel's every connector)."""
-    pending = b""
+    parts: list[bytes] = []  # the line so far, joined once its end comes (a long line is not copied per chunk)
     async for chunk in chunks:
-        pending += chunk
-        *complete, pending = pending.split(b"\n")
-        for line in complete:
+        if b"\n" not in chunk:
+            parts.append(chunk)
+            continue
+        first, *complete, rest = chunk.split(b"\n")
+        for line in (b"".join([*parts, first]), *complete):
             yield line.removesuffix(b"\r").decode("utf-8", "replace")
+        parts = [rest]
 
 
 async def server_sent_events(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str | None, str, str]]:
