@@ -81,7 +81,7 @@ class _Grouper:
         self.slots: dict[int, ChangeEvent] = {}  # the index of a group's first part -> the group
         self.taken: set[int] = set()
 
-    def put(self, indexes: list[int], make: Callable[[list[ChangeEvent]], ChangeEvent]) -> None:
+    def group(self, indexes: list[int], make: Callable[[list[ChangeEvent]], ChangeEvent]) -> None:
         indexes.sort()
         self.slots[indexes[0]] = make([self.events[i] for i in indexes])
         self.taken.update(indexes)
@@ -161,7 +161,7 @@ class _Grouper:
                 tunnels[e.tunnel_id] = None
         for (direction, records), (indexes, names, tunnels) in found.items():
             make = partial(_drift_event, direction=direction, records=records, fields=names, tunnels=list(tunnels))
-            self.put(indexes, make)
+            self.group(indexes, make)
 
     # -- failover -------------------------------------------------------------------------------------------------
 
@@ -188,7 +188,7 @@ class _Grouper:
             if moved:
                 picked = _pick(closes, lost, moved, lambda i: self.events[i].before.colo_name)
                 picked += _pick(opens, gained, moved, lambda i: self.events[i].after.colo_name)
-                self.put(picked, _move_event)
+                self.group(picked, _move_event)
 
 
 def _pick(indexes: list[int], quota: Counter[str], count: int, colo: Callable[[int], str]) -> list[int]:
