@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from rich.text import Text
 from textual.widgets import Input, OptionList, Static
 
@@ -406,3 +407,13 @@ async def test_several_accounts_open_a_picker_and_the_choice_is_polled() -> None
         assert app.snapshot.account_id == fake.sim.account_id
         assert app.table.row_count > 0
         assert app.header.account == "Demo"
+
+
+async def test_a_wait_for_a_poll_ends_when_the_app_does() -> None:
+    """The tests' waits have no deadline of their own: one on an app that has ended raises, it does not hang."""
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app)
+        app.exit()
+        with pytest.raises(RuntimeError, match="not running"):
+            await wait_for_poll(pilot, app, count=99)

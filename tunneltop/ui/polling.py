@@ -8,6 +8,7 @@ source is any ``poll.source.LiveSource``: by default the one poll engine on the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -191,12 +192,15 @@ class PollDriver:
         self._applied.set()
 
     async def wait_until(self, done: Callable[[], bool]) -> None:
-        """Until ``done()`` holds, checked after each outcome the app applies (a replay steps, a test waits)."""
+        """Until ``done()`` holds, checked after each outcome the app applies (a replay steps, a test waits). Not a
+        deadline: it waits as long as the app runs, and raises once the app has ended (or crashed) without it."""
         while not done():
-            if self._closed:
-                raise RuntimeError("the live view ended before the condition held")
+            if self._closed or not self._app.is_running:
+                raise RuntimeError("the live view is not running: the condition can no longer come true")
             self._applied.clear()
-            await self._applied.wait()
+            # Woken by the next outcome; at least once a second, to notice an app that ended without one.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._applied.wait(), 1.0)
 
     def budget_text(self, interval: float) -> str:
         """'API used/budget per min', and the stretched interval when the budget cannot keep the one asked."""
