@@ -15,6 +15,7 @@ from tunneltop.changes.events import ChangeEvent, EventKind, diff, flatten, with
 from tunneltop.model.health import HEALTH_ORDER, Health
 from tunneltop.model.records import Connection, Connector, Tunnel
 from tunneltop.model.snapshot import Snapshot, TunnelState
+from tunneltop.poll.engine import GONE
 from tunneltop.views.history import DEFAULT_MAXLEN, EventLog
 from tunneltop.views.rows import ConnRow, row_key
 
@@ -161,8 +162,9 @@ class Session:
 
     @staticmethod
     def _visible(state: TunnelState | None) -> bool:
-        """A connection is gone only if we can see its tunnel's connectors; a failed fetch proves nothing."""
-        return state is None or state.connectors is not None
+        """A connection is gone only if we can see its tunnel's connectors, or that the tunnel itself is gone
+        (whether a connection fetch or the tunnel list saw it first); a failed fetch proves nothing."""
+        return state is None or state.connectors is not None or state.error == GONE
 
     @staticmethod
     def _connector_keys(snapshot: Snapshot, tunnel_id: str, connector_id: str) -> list[str]:
