@@ -77,14 +77,19 @@ def test_once_table_against_the_loopback_server(server, fake):
     assert re.search(r"^fetched \S+  \(API \d+/60 per min\)$", out.splitlines()[1]), out.splitlines()[1]
     sent = fake.requests[before:]
     # The accounts, one page of the tunnel list (names are matched against it: no ?name= look-up, no GET
-    # cfd_tunnel/{id}), and each named tunnel's connections.
+    # cfd_tunnel/{id}), each named tunnel's connections, then what rides on each: its private routes, and the
+    # remote configuration of web-prod (home-lab is locally managed: the API holds no configuration for it).
     tunnels = f"/accounts/{DEMO_ACCOUNT_ID}/cfd_tunnel"
+    routes = f"/accounts/{DEMO_ACCOUNT_ID}/teamnet/routes"
     assert sorted(r.path.split("/client/v4", 1)[1] for r in sent) == sorted(
         [
             "/accounts",
             tunnels,
             f"{tunnels}/{DEMO_TUNNELS['web-prod']}/connections",
             f"{tunnels}/{DEMO_TUNNELS['home-lab']}/connections",
+            f"{tunnels}/{DEMO_TUNNELS['web-prod']}/configurations",
+            routes,
+            routes,
         ]
     )
     assert all("name" not in dict(r.query) for r in sent)

@@ -270,15 +270,23 @@ class PollEngine:
         watched = len(self._watched) if self._resolved and self._watched is not None else len(self.refs)
         return self._list_cost() + watched
 
-    def _size_list_share(self) -> None:
+    def _size_list_share(self, reach_due: int | None = None) -> None:
         # Named tunnels: the list costs its share of one cycle (list + each tunnel's connections), so that list
         # and connections refresh together at the stretched interval. All tunnels: the planner's default share.
         # A whole cycle may go out at once (up to a minute's budget), so that a poll shows every named tunnel.
         if self.named and (self._watched or not self._resolved):
             cost = self._list_cost()
             self.planner.list_share = cost / self._cycle_requests()
-            # One cycle at most: more would only run cycles ahead of the pace and then stall for the minute.
-            self.planner.min_burst = min(self.gate.limit_per_minute, self._cycle_requests())
+            # One cycle at most: more would only run cycles ahead of the pace and then stall for the minute. But a
+            # front end that asked for a larger start-up burst (--once: its one poll) may also read the blast radius
+            # due (``reach_due`` requests) in the same go; once read, it is one cycle again.
+            floor: float = self._cycle_requests()
+            if reach_due is None:  # before the first read of the list: each named tunnel's first read, at most
+                first = self.reach is not None and self._list_at is None
+                reach_due = 2 * len(self._watched or self.refs) if first else 0
+            if reach_due and self._min_burst > floor:
+                floor = min(self._min_burst, floor + reach_due)
+            self.planner.min_burst = min(self.gate.limit_per_minute, floor)
         else:
             self.planner.list_share = LIST_SHARE
             self.planner.min_burst = min(self.gate.limit_per_minute, self._min_burst)
@@ -380,6 +388,9 @@ class PollEngine:
                 f"holding back to stay within tunneltop's request budget: the tunnel list in {wait:.0f} s",
                 retry_after=wait,
             )
+        if self.named and self.reach is not None:
+            reach = self.reach
+            self._size_list_share(sum(reach.cost(self._by_id[tid]) for tid in self._reach_due(reach)))
         plan = self._plan(reserve=self._reach_reserve())
         if not listed and not plan.requests and self.gate.blocked_for() > 0:
             wait = self.gate.blocked_for()
