@@ -348,3 +348,21 @@ async def test_a_bare_engine_reads_no_reach() -> None:
     outcome = await bare.poll()
     assert outcome.snapshot is not None and all(t.reach is None for t in outcome.snapshot.tunnels)
     assert rig.reads() == [] and rig.route_reads(WEB) == 0
+
+
+async def test_once_on_named_tunnels_reads_each_ones_reach_in_its_one_poll() -> None:
+    # --once asks for a minute's budget; named tunnels otherwise burst one cycle (list + connections) at most.
+    rig = Rig(budget=60, refs=("web-prod", "home-lab", "api-staging"), min_burst=60)
+    outcome = await rig.engine.poll()
+    assert outcome.snapshot is not None
+    assert all(t.reach is not None and t.reach.error is None for t in outcome.snapshot.tunnels)
+    rig.now += 5
+    await rig.engine.poll()
+    assert rig.engine.planner.min_burst == 4, "then one cycle again: the list and three tunnels' connections"
+
+
+async def test_a_live_named_view_bursts_one_cycle_once_reach_is_read() -> None:
+    rig = Rig(budget=60, refs=("web-prod", "home-lab"), min_burst=16)
+    await rig.run(10)
+    assert reach_of(rig, WEB) is not None and reach_of(rig, HOME) is not None
+    assert rig.engine.planner.min_burst == 3
