@@ -47,7 +47,7 @@ class PollDriver:
         self.failures = 0
         self.last_good_at: datetime | None = None
         self.last_error: str | None = None
-        self.applied = 0  # outcomes the app has applied (snapshots, failures, waits for the budget)
+        self.applied = 0  # outcomes the app has applied (snapshots, failures, waits for the budget, account lists)
         self._applied = asyncio.Event()
         self._closed = False
 
