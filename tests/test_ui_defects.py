@@ -28,11 +28,10 @@ def layout(app: TunneltopApp) -> dict[str, Size]:
 
 
 async def settle(pilot: Pilot, app: TunneltopApp, size: tuple[int, int]) -> None:
-    """Until the main screen has been laid out at ``size`` (the app resizes on a timer after the event)."""
-    for _ in range(100):
+    """Until the main screen has been laid out at ``size`` (the app resizes on a timer after the event): a condition,
+    not a count of turns a loaded machine may need more of (pytest's timeout guards a hang)."""
+    while not (app.main_screen.size == Size(*size) and app.main_screen.query_one("#monitor").size.width == size[0]):
         await pilot.pause()
-        if app.main_screen.size == Size(*size) and app.main_screen.query_one("#monitor").size.width == size[0]:
-            break
     await pilot.pause()
 
 
