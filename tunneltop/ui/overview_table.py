@@ -6,9 +6,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from tunneltop.model.findings import Severity
 from tunneltop.model.health import format_age
 from tunneltop.sanitize import clean
-from tunneltop.ui.text import HEALTH_GLYPH, HEALTH_STYLE, mono_style
+from tunneltop.ui.text import findings_mark, mono_style, verdict_glyph
 from tunneltop.ui.virtual_table import Cell, VirtualTable
 from tunneltop.views.filters import Filter
 from tunneltop.views.overview import TunnelSummary, summary_sort_key
@@ -17,6 +18,7 @@ from tunneltop.views.rows import EPOCH, version_sort_key
 OVERVIEW_COLUMNS: dict[str, str] = {
     "health": "Health",
     "name": "Tunnel",
+    "findings": "Findings",
     "connectors": "Conn.",
     "active": "Active",
     "pending": "Pending",
@@ -26,9 +28,13 @@ OVERVIEW_COLUMNS: dict[str, str] = {
     "age": "Data age",
 }
 
+_SEVERITY_ORDER: dict[Severity | None, int] = {Severity.CRITICAL: 0, Severity.WARNING: 1}
+
 OVERVIEW_SORT: dict[str, Callable[[TunnelSummary], Any]] = {
     "health": summary_sort_key,
     "name": lambda s: ((s.name or "").casefold(), s.id),
+    # Critical first, then warnings, then none; more findings first within each.
+    "findings": lambda s: (_SEVERITY_ORDER.get(s.severity, 2), -len(s.findings)),
     "connectors": lambda s: s.connectors if s.connectors is not None else -1,
     "active": lambda s: s.active if s.active is not None else -1,
     "pending": lambda s: s.pending if s.pending is not None else -1,
@@ -72,10 +78,12 @@ def _count(value: int | None) -> str:
 
 
 def _cells(s: TunnelSummary) -> tuple[Cell, ...]:
-    style = HEALTH_STYLE[s.health]
+    glyph, style = verdict_glyph(s.health, s.findings)
+    mark = findings_mark(s.findings)
     return (
-        (f"{HEALTH_GLYPH[s.health]} {s.health.value}", style),
+        (f"{glyph} {s.health.value}", style),
         (clean(s.label, 48), "bold"),
+        mark if s.findings else ("-", "dim"),
         (_count(s.connectors), ""),
         (_count(s.active), ""),
         (_count(s.pending), "bold yellow" if s.pending else "dim"),

@@ -67,6 +67,7 @@ class Drawing:
         if figures is not None:
             counts = figures.counts
             header.tunnel_counts = tuple((h, counts[h]) for h in sorted(counts, key=HEALTH_ORDER.__getitem__))
+        header.finding_counts = (figures.critical, figures.warnings) if figures is not None else (0, 0)
         header.pending = figures.pending if figures is not None else 0
         header.last_good = self.last_good_at
         header.now = self.clock()

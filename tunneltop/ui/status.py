@@ -9,9 +9,10 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from tunneltop.model.findings import Severity
 from tunneltop.model.health import Health, format_age
 from tunneltop.sanitize import clean
-from tunneltop.ui.text import HEALTH_GLYPH, HEALTH_STYLE, MONO_STYLE, mono_style, restyle
+from tunneltop.ui.text import FINDING_GLYPH, FINDING_STYLE, HEALTH_GLYPH, HEALTH_STYLE, MONO_STYLE, mono_style, restyle
 
 
 class HeaderBar(Widget):
@@ -23,6 +24,7 @@ class HeaderBar(Widget):
     watching = reactive("")
     health: reactive[Health | None] = reactive(None)
     tunnel_counts: reactive[tuple[tuple[Health, int], ...]] = reactive(())
+    finding_counts: reactive[tuple[int, int]] = reactive((0, 0))  # tunnels with a critical finding, with warnings
     pending = reactive(0)
     last_good: reactive[datetime | None] = reactive(None)
     now: reactive[datetime | None] = reactive(None)
@@ -61,6 +63,9 @@ class HeaderBar(Widget):
                 text.append(" " if index else "")
                 text.append(f"{HEALTH_GLYPH[health]}{count}", style=HEALTH_STYLE[health])
             text.append(")")
+        for severity, count in zip((Severity.CRITICAL, Severity.WARNING), self.finding_counts, strict=True):
+            if count:
+                text.append(f" · {FINDING_GLYPH[severity]}{count} {severity.value}", style=FINDING_STYLE[severity])
         if self.pending:
             text.append(f" · {self.pending} pending", style="bold yellow")
         if self.last_good is not None and self.now is not None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from tunneltop.model.health import Health
+from tunneltop.model.findings import Finding, Severity
+from tunneltop.model.health import HEALTH_ORDER, Health
+from tunneltop.model.rules import CHECK_TITLES
 from tunneltop.sanitize import clean
 
 HEALTH_STYLE: dict[Health, str] = {
@@ -34,6 +36,8 @@ MONO_STYLE: dict[str, str] = {
     "magenta": "bold underline",
     "bright_black": "dim",
 }
+FINDING_GLYPH: dict[Severity, str] = {Severity.CRITICAL: "✖", Severity.WARNING: "⚠"}
+FINDING_STYLE: dict[Severity, str] = {Severity.CRITICAL: "bold red", Severity.WARNING: "yellow"}
 STATE_LABEL: dict[str, tuple[str, str]] = {
     "active": ("● active", "green"),
     "pending": ("⟳ PENDING", "bold yellow"),
@@ -64,6 +68,35 @@ def restyle(text: Text, styles: dict[str, str]) -> Text:
 
 def health_text(health: Health) -> Text:
     return Text(f"{HEALTH_GLYPH[health]} {health.value}", style=HEALTH_STYLE[health])
+
+
+def findings_mark(findings: tuple[Finding, ...], *, title: bool = True) -> tuple[str, str]:
+    """``⚠ 2 config drift``: how many findings and the worst one's check (rules put critical ones first), styled by
+    its severity; ``("", "")`` with none. ``title=False``: the glyph and count only (``⚠2``), for a tree label."""
+    if not findings:
+        return ("", "")
+    worst = _worst(findings)
+    if not title:
+        return (f"{FINDING_GLYPH[worst.severity]}{len(findings)}", FINDING_STYLE[worst.severity])
+    name = CHECK_TITLES.get(worst.check) or clean(worst.check, 32)
+    return (f"{FINDING_GLYPH[worst.severity]} {len(findings)} {name}", FINDING_STYLE[worst.severity])
+
+
+def _worst(findings: tuple[Finding, ...]) -> Finding:
+    # Rules put critical findings first; a source that reorders them (a recording, another tunneltop) costs a scan.
+    first = findings[0]
+    if first.severity is Severity.CRITICAL:
+        return first
+    return next((f for f in findings if f.severity is Severity.CRITICAL), first)
+
+
+def verdict_glyph(health: Health, findings: tuple[Finding, ...]) -> tuple[str, str]:
+    """A tunnel's health glyph and style, its findings included: a critical finding ranks a tunnel with the degraded
+    ones (model.health.rank), so a better health shows degraded's glyph, in the critical finding's red."""
+    critical = bool(findings) and _worst(findings).severity is Severity.CRITICAL
+    if critical and HEALTH_ORDER[health] > HEALTH_ORDER[Health.DEGRADED]:
+        return (HEALTH_GLYPH[Health.DEGRADED], FINDING_STYLE[Severity.CRITICAL])
+    return (HEALTH_GLYPH[health], HEALTH_STYLE[health])
 
 
 def short_id(value: str | None, length: int = 8) -> str:

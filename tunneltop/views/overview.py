@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from tunneltop.model.findings import Finding
-from tunneltop.model.health import Health, edge_summary, rank
+from tunneltop.model.findings import Finding, Severity
+from tunneltop.model.health import Health, edge_summary, rank, worst_severity
 from tunneltop.model.records import Connector
 from tunneltop.model.snapshot import Snapshot, TunnelState
 from tunneltop.poll.engine import REFUSED
@@ -47,6 +47,11 @@ class TunnelSummary:
     def rank(self) -> int:
         """Where it sorts, worst first: unknown, down, degraded or a critical finding, warnings, healthy, inactive."""
         return rank(self.health, self.findings)
+
+    @property
+    def severity(self) -> Severity | None:
+        """The worst finding's severity (None: no finding)."""
+        return worst_severity(self.findings)
 
     @property
     def last_change(self) -> datetime | None:
