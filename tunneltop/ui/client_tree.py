@@ -22,7 +22,7 @@ from tunneltop.model.records import Connection, Connector
 from tunneltop.model.snapshot import TunnelState, same_objects
 from tunneltop.sanitize import clean
 from tunneltop.ui.line_style import PassStyle
-from tunneltop.ui.text import HEALTH_GLYPH, HEALTH_STYLE, STATE_LABEL, short_id
+from tunneltop.ui.text import HEALTH_GLYPH, HEALTH_STYLE, STATE_LABEL, findings_mark, short_id, verdict_glyph
 from tunneltop.ui.textual_internals import count_node_update, store_node_label, tree_node_class
 
 
@@ -51,24 +51,31 @@ class TreeItem:
 
 def _tunnel_label(state: TunnelState) -> tuple[tuple[str, str], ...]:
     health = state.health
+    glyph, style = verdict_glyph(health, state.findings)
+    found, found_style = findings_mark(state.findings, title=False)
     counts = f" {state.active_count}↑" + (f" {state.pending_count}⟳" if state.pending_count else "")
     # Connections kept from an earlier read while a refresh fails: say so, the details say since when and why. A
     # tunnel watched by name that was deleted says that rather than only "down".
     stale = state.error is not None and state.connectors is not None
     mark = " DELETED" if state.tunnel.deleted_at is not None else " STALE" if stale else ""
     return (
-        (HEALTH_GLYPH[health] + " ", HEALTH_STYLE[health]),
+        (glyph + " ", style),
         (clean(state.tunnel.name or state.tunnel.id, 40), "bold"),
         (counts, "yellow" if state.pending_count else "dim"),
+        (" " + found if found else "", found_style),
         (mark, "bold red"),
     )
 
 
-def _connector_label(connector: Connector, shown: list[Connection]) -> tuple[tuple[str, str], ...]:
+def _connector_label(
+    connector: Connector, shown: list[Connection], this_host: bool = False
+) -> tuple[tuple[str, str], ...]:
     health = connector_health(connector)
     return (
         (HEALTH_GLYPH[health] + " ", HEALTH_STYLE[health]),
         (short_id(connector.id), ""),
+        # cloudflared's /ready on this host named this connector: the one an operator here can restart.
+        (" this host" if this_host else "", "bold cyan"),
         (f" {clean(connector.version, 16)} {clean(connector.arch, 16)}", "dim"),
         (f" ({len(shown)}) {clean(edge_summary(shown), 40)}", ""),
     )
@@ -93,7 +100,7 @@ _EXPAND_MAX = 2_000
 def _same_state(a: TunnelState, b: TunnelState) -> bool:
     if a is b:
         return True
-    if a.error != b.error or not (a.tunnel is b.tunnel or a.tunnel == b.tunnel):
+    if a.error != b.error or a.findings != b.findings or not (a.tunnel is b.tunnel or a.tunnel == b.tunnel):
         return False
     if a.connectors is None or b.connectors is None:
         return a.connectors is b.connectors
@@ -112,13 +119,21 @@ class TreeParts:
         # tunnel id -> (state, include_empty, items, {connector id: (connector, its items, its connections in order)})
         self._items: dict[str, tuple[TunnelState, bool, list[TreeItem], _Entries]] = {}
         self._last_call: tuple[Iterable[TunnelState], bool, list[list[TreeItem]]] | None = None
+        self._this_host: str | None = None
 
     def parts(
-        self, states: Iterable[TunnelState], visible: set[str] | None, include_empty: bool = True
+        self,
+        states: Iterable[TunnelState],
+        visible: set[str] | None,
+        include_empty: bool = True,
+        this_host: str | None = None,
     ) -> list[list[TreeItem]]:
         """The tree's wanted content in display order, one part per tunnel: the tunnel's item, then its connectors'
         and connections'. ``visible`` limits connections to those row keys. Without it, a tunnel whose records are
-        unchanged gets back the very same part (the same list object), which show() skips unread."""
+        unchanged gets back the very same part (the same list object), which show() skips unread. ``this_host``:
+        the id of the connector running on this host (cloudflared's /ready), labelled so."""
+        if this_host != self._this_host:  # another connector's label says "this host": nothing kept holds
+            self._items, self._last_call, self._this_host = {}, None, this_host
         last_call = self._last_call
         if (
             visible is None
@@ -136,13 +151,15 @@ class TreeParts:
             if visible is not None:
                 # A filtered part is made afresh, but from the same connection items as the unfiltered one: while
                 # a filter is typed or cleared, show() then adds or removes only the connections that left or came.
-                parts.append(_state_items(state, visible, include_empty, hit[3] if hit is not None else None))
+                parts.append(
+                    _state_items(state, visible, include_empty, hit[3] if hit is not None else None, None, this_host)
+                )
                 continue
             if hit is not None and hit[1] == include_empty and _same_state(hit[0], state):
                 part, entries = hit[2], hit[3]
             else:
                 entries = {}
-                part = _state_items(state, None, include_empty, hit[3] if hit is not None else {}, entries)
+                part = _state_items(state, None, include_empty, hit[3] if hit is not None else {}, entries, this_host)
             memo[state.tunnel.id] = (state, include_empty, part, entries)
             parts.append(part)
         if visible is None:
@@ -152,10 +169,10 @@ class TreeParts:
 
 
 def tree_parts(
-    states: Iterable[TunnelState], visible: set[str] | None, include_empty: bool = True
+    states: Iterable[TunnelState], visible: set[str] | None, include_empty: bool = True, this_host: str | None = None
 ) -> list[list[TreeItem]]:
     """What TreeParts.parts gives, worked out afresh: for one-shot callers (a live tree keeps a TreeParts)."""
-    return TreeParts().parts(states, visible, include_empty)
+    return TreeParts().parts(states, visible, include_empty, this_host)
 
 
 def _state_items(
@@ -164,6 +181,7 @@ def _state_items(
     include_empty: bool,
     previous: _Entries | None = None,
     entries: _Entries | None = None,
+    this_host: str | None = None,
 ) -> list[TreeItem]:
     items: list[TreeItem] = []
     t = state.tunnel
@@ -183,7 +201,7 @@ def _state_items(
         else:
             before = {c.id: (c, item) for c, item in zip(hit[2], hit[1][1:], strict=True)} if hit else {}
             cref = NodeRef("connector", t.id, connector.id)
-            part = [TreeItem(cref, tref.node_id, _connector_label(connector, shown))]
+            part = [TreeItem(cref, tref.node_id, _connector_label(connector, shown, connector.id == this_host))]
             conns = sorted(shown, key=lambda c: (c.colo_name or "", c.id))
             for conn in conns:
                 seen = before.get(conn.id)
@@ -343,11 +361,15 @@ class ClientTree(PassStyle, Tree[NodeRef]):
             self._materialize(event.node.data.node_id)
 
     def parts_for(
-        self, states: Iterable[TunnelState], visible: set[str] | None, include_empty: bool = True
+        self,
+        states: Iterable[TunnelState],
+        visible: set[str] | None,
+        include_empty: bool = True,
+        this_host: str | None = None,
     ) -> list[list[TreeItem]]:
         """The parts to show() for ``states`` (see TreeParts.parts): an unchanged tunnel gets back the very part it
         got from the last call, which show() skips unread."""
-        return self._parts_memo.parts(states, visible, include_empty)
+        return self._parts_memo.parts(states, visible, include_empty, this_host)
 
     def show(self, parts: Sequence[Sequence[TreeItem]], expand_connectors: bool = False) -> None:
         """Make the tree hold exactly the items of ``parts`` (see parts_for), in their order, touching only what

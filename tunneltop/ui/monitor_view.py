@@ -100,7 +100,9 @@ class MonitorView(Horizontal):
         if live.drilled is not None:
             tunnels = tuple(t for t in tunnels if t.tunnel.id == live.drilled)
         tree = self.client_tree
-        tree.show(tree.parts_for(tunnels, visible, include_empty=not active), expand_connectors=len(tunnels) <= 2)
+        local = snapshot.local if snapshot is not None else None
+        parts = tree.parts_for(tunnels, visible, include_empty=not active, this_host=local and local.connector_id)
+        tree.show(parts, expand_connectors=len(tunnels) <= 2)
         self.show_detail()
 
     def render_colos(self) -> None:
