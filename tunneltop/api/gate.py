@@ -15,6 +15,7 @@ A request the gate refuses is not queued: the caller gets ``OverBudgetError`` (o
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -67,7 +68,11 @@ class BudgetStatus:
 
 
 class RequestGate:
-    """One request budget for every request of this process, and through ``ledger`` of this machine."""
+    """One request budget for every request of this process, and through ``ledger`` of this machine.
+
+    Thread-safe: the live view's engine sends from its own thread (``poll/threaded.py``) while the screen reads the
+    figures, so every question and every send holds one lock (the budget's lists are not safe to share otherwise).
+    """
 
     def __init__(
         self,
@@ -83,6 +88,7 @@ class RequestGate:
         self._wall = wall if wall is not None else (time.time if ledger is not None else clock)
         self.ledger: Ledger = ledger if ledger is not None else LocalLedger(clock=self._wall)
         self.ledger.register()
+        self._lock = threading.RLock()
         self.sent = 0  # requests this gate let through (tests and figures read it)
         self.refused = 0
 
@@ -99,7 +105,8 @@ class RequestGate:
 
     @burst.setter
     def burst(self, value: float) -> None:
-        self.budget.burst = value
+        with self._lock:
+            self.budget.burst = value
 
     def now(self) -> float:
         return self._clock()
@@ -120,34 +127,38 @@ class RequestGate:
 
     def blocked_for(self, now: float | None = None) -> float:
         """Seconds until a 429 (this process's or another's) or an exhausted Cloudflare window has passed."""
-        at = self._clock() if now is None else now
-        return max(self.budget.blocked_for(at), self._shared_block(self._shared()))
+        with self._lock:
+            at = self._clock() if now is None else now
+            return max(self.budget.blocked_for(at), self._shared_block(self._shared()))
 
     def available(self, now: float | None = None) -> int:
         """Requests that may go out now: this process's limits, and the minute shared with other processes."""
-        at = self._clock() if now is None else now
-        view = self._shared()
-        if self._shared_block(view) > 0:
-            return 0
-        own = self.limit_per_minute - self.budget.sent_within(COUNTED, at)  # as ``acquire`` will count them
-        return max(0, min(self.budget.available(at), own, self.limit_per_minute - self._shared_used(view)))
+        with self._lock:
+            at = self._clock() if now is None else now
+            view = self._shared()
+            if self._shared_block(view) > 0:
+                return 0
+            own = self.limit_per_minute - self.budget.sent_within(COUNTED, at)  # as ``acquire`` will count them
+            return max(0, min(self.budget.available(at), own, self.limit_per_minute - self._shared_used(view)))
 
     def wait_time(self, now: float | None = None) -> float:
         """Seconds until one request may go out (0 when one may now)."""
-        at = self._clock() if now is None else now
-        view = self._shared()
-        return max(
-            self.budget.wait_time(at),
-            self._shared_block(view),
-            self.budget.wait_for_room(COUNTED, at),
-            room_wait(sorted(view.sent), self.limit_per_minute, WINDOW, self._wall()),
-        )
+        with self._lock:
+            at = self._clock() if now is None else now
+            view = self._shared()
+            return max(
+                self.budget.wait_time(at),
+                self._shared_block(view),
+                self.budget.wait_for_room(COUNTED, at),
+                room_wait(sorted(view.sent), self.limit_per_minute, WINDOW, self._wall()),
+            )
 
     def status(self, deferred: int = 0) -> BudgetStatus:
-        view = self._shared()
-        at = self._clock()
-        used = max(self._shared_used(view), self.budget.used_per_minute(at))
-        blocked = max(self.budget.blocked_for(at), self._shared_block(view))
+        with self._lock:
+            view = self._shared()
+            at = self._clock()
+            used = max(self._shared_used(view), self.budget.used_per_minute(at))
+            blocked = max(self.budget.blocked_for(at), self._shared_block(view))
         return BudgetStatus(used, self.limit_per_minute, blocked, max(1, view.processes), deferred)
 
     # -- the gate ---------------------------------------------------------------------------------------------
@@ -155,6 +166,10 @@ class RequestGate:
     def acquire(self, path: str) -> float:
         """Take one token for a request to ``path``, or raise: nothing is sent without one. Returns the ticket to
         hand back to ``answered``."""
+        with self._lock:
+            return self._acquire(path)
+
+    def _acquire(self, path: str) -> float:
         now = self._clock()
         blocked = self.blocked_for(now)
         if blocked > 0:
@@ -184,18 +199,20 @@ class RequestGate:
 
     def answered(self, ticket: float) -> None:
         """The request whose token was taken at ``ticket`` has its answer (or failed): count it from now."""
-        self.budget.resend(ticket, self._clock())
+        with self._lock:
+            self.budget.resend(ticket, self._clock())
 
     def observe(self, ratelimit: RateLimit | None, retry_after: float | None = None) -> None:
         """An answer came: take in Cloudflare's count, and after a 429 block every process for Retry-After."""
-        now = self._clock()
-        if ratelimit is not None:
-            self.budget.observe_ratelimit(ratelimit, now)
-            if ratelimit.remaining is not None and ratelimit.remaining <= 0 and ratelimit.reset:
-                self.ledger.block_until(self._wall() + ratelimit.reset)
-        if retry_after is not None:
-            self.budget.block(retry_after, now)
-            self.ledger.block_until(self._wall() + retry_after)
+        with self._lock:
+            now = self._clock()
+            if ratelimit is not None:
+                self.budget.observe_ratelimit(ratelimit, now)
+                if ratelimit.remaining is not None and ratelimit.remaining <= 0 and ratelimit.reset:
+                    self.ledger.block_until(self._wall() + ratelimit.reset)
+            if retry_after is not None:
+                self.budget.block(retry_after, now)
+                self.ledger.block_until(self._wall() + retry_after)
 
     def close(self) -> None:
         self.ledger.close()
