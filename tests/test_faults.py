@@ -82,17 +82,20 @@ async def start_with_history(
     pilot: Pilot, app: TunneltopApp, fake: FakeCloudflare, mono: FakeClock | None = None
 ) -> list[ChangeEvent]:
     """Two good polls with a change between them (a connection closes), so the session has a history to keep.
-    ``mono``: the app's hand-moved monotonic clock, moved on so that the tunnels are due again (and the budget
-    has tokens for them)."""
+    ``mono``: the app's hand-moved monotonic clock, moved on a second at a time until a poll has read the change
+    (the budget paces the fetches: a cycle may read the tunnels' configurations and routes before their
+    connections)."""
     await wait_until(pilot, lambda: app.poll_count >= 1)  # the first poll
     clients = fake.sim.clients(WEB)
     clients[0]["conns"].pop()
     fake.sim.set_clients(WEB, clients)
-    if mono is not None:
-        mono.now += 10
-    await wait_until(
-        pilot, lambda: any(e.kind is EventKind.CONN_CLOSED for e in app.session.log)
-    )  # the closed connection
+
+    def closed() -> bool:
+        if mono is not None:
+            mono.advance(1.0)
+        return any(e.kind is EventKind.CONN_CLOSED for e in app.session.log)
+
+    await wait_until(pilot, closed)  # the closed connection
     assert app.last_error is None and not app.header.stale
     return log_oldest_first(app)
 
