@@ -213,7 +213,7 @@ async def test_demo_transport_hang_becomes_a_read_timeout(fake: FakeCloudflare) 
         began = time.monotonic()
         with pytest.raises(httpx.ReadTimeout):
             await client.get("/accounts", headers=AUTH)
-        assert time.monotonic() - began < 1.0
+        assert time.monotonic() - began < 30, "it waited for the hang (60 s), not the read timeout"
         fake.inject(Fault.hang(0.05))
         assert (await client.get("/accounts", headers=AUTH)).status_code == 200
 
