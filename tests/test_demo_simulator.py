@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -203,10 +202,8 @@ def test_timestamps_never_run_ahead_of_the_clock() -> None:
 
 def test_catch_up_is_capped() -> None:
     sim = SimulatedAccount(start=START, tunnels=200)
-    began = time.thread_time()  # CPU time: a loaded machine does not inflate it
     sim.advance(START + timedelta(hours=10))
-    assert sim.tick_count == MAX_CATCHUP_TICKS
-    assert time.thread_time() - began < 0.5
+    assert sim.tick_count == MAX_CATCHUP_TICKS  # the cap itself, which is what keeps a catch-up cheap
     sim.advance(START + timedelta(hours=10, seconds=8))
     assert sim.tick_count == MAX_CATCHUP_TICKS + 2
 
@@ -339,10 +336,9 @@ def test_embedded_connections_option() -> None:
 # ---------------------------------------------------------------- scale
 
 
-def test_scale_scenario_sizes_and_speed() -> None:
-    began = time.thread_time()  # CPU time: a loaded machine does not inflate it
+def test_scale_scenario_sizes() -> None:
+    # How fast it is built is benchmarks' business (python -m benchmarks.bench), never a timed assertion here.
     sim = SimulatedAccount(start=START, tunnels=2500, connectors_per_tunnel=1)
-    assert time.thread_time() - began < 1.0
     assert len(sim.tunnel_ids()) == 2500
     assert 9000 <= sim.connection_count() <= 10000
     statuses = Counter(t["status"] for t in sim.iter_tunnels())
