@@ -286,7 +286,7 @@ async def test_key_mashing_sends_no_more_than_the_budget() -> None:
     )
     async with app.run_test() as pilot:
         await _until(pilot, lambda: app.poll_count >= 1)  # the first poll
-        engine = app.engine
+        engine = app.engine.engine  # the PollEngine the live view runs on its own thread
         assert engine is not None and engine.gate.now() == T0
         refreshed = 0
         for _ in range(60):

@@ -20,8 +20,8 @@ from tunneltop.demo.cfapi import FakeCloudflare, Fault
 from tunneltop.demo.simulator import DEMO_ACCOUNT_ID, DEMO_TUNNELS, SimulatedAccount
 from tunneltop.demo.transport import DEMO_BASE_URL, DemoTransport
 from tunneltop.model.health import HEALTH_ORDER, Health
-from tunneltop.poll.engine import PollEngine
 from tunneltop.poll.target import Target
+from tunneltop.poll.threaded import ThreadedSource
 from tunneltop.ui.app import TunneltopApp
 from tunneltop.ui.overview_table import OverviewTable
 from tunneltop.views.overview import TunnelSummary
@@ -72,7 +72,7 @@ async def test_overview_is_home_and_lists_worst_health_first() -> None:
     app, fake, _ = overview_app()
     async with app.run_test(size=SIZE) as pilot:
         await first_poll(pilot, app)
-        assert app.view == "overview" and isinstance(app.engine, PollEngine) and not app.engine.named
+        assert app.view == "overview" and isinstance(app.engine, ThreadedSource) and not app.engine.named
         table = overview(app)
         assert app.focused is table
         assert set(table.order) == set(fake.sim.tunnel_ids())
@@ -220,7 +220,7 @@ async def test_overview_of_a_thousand_tunnels() -> None:
         notice = plain(app.query_one("#overview-notice").content)
         assert "connection details for" in notice
         # The tunnels on screen are the ones the planner fetches first.
-        assert set(app.engine.in_view) <= set(table.order[: 3 * SIZE[1]])
+        assert set(app.engine.engine.in_view) <= set(table.order[: 3 * SIZE[1]])
         await pilot.press("G")
         last = table.order[-1]
         assert table.cursor_key == last

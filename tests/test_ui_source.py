@@ -13,6 +13,7 @@ from tunneltop.changes.events import poll_failed
 from tunneltop.poll.engine import PollEngine, PollOutcome
 from tunneltop.poll.source import badge
 from tunneltop.poll.target import Target
+from tunneltop.poll.threaded import ThreadedSource
 from tunneltop.ui.app import TunneltopApp
 
 SIZE = (130, 40)
@@ -98,7 +99,7 @@ async def test_without_a_source_the_app_polls_the_api_with_no_badge() -> None:
     app, fake = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await wait_for_poll(pilot, app)
-        assert isinstance(app.engine, PollEngine) and badge(app.engine) is None
+        assert isinstance(app.engine, ThreadedSource) and badge(app.engine) is None
         assert "API" in str(app.header.render()) and "REPLAY" not in str(app.header.render())
     assert fake.requests
 

@@ -1,7 +1,8 @@
 """What the live view needs from a source of (snapshot, events): the one poll engine on the Cloudflare API, a
 ``tunneltop serve`` server it is attached to, or a recording it replays. The live view (``ui/polling.py``) only
-calls what ``LiveSource`` names, so any of them can feed it; ``PollEngine`` is the default and satisfies it as is
-(``api_source`` below is where mypy checks that).
+calls what ``LiveSource`` names, so any of them can feed it. ``PollEngine`` satisfies it as is (``--watch`` and
+serve run it plainly); the live view's default wraps it in a ``ThreadedSource`` (``api_source`` below is where
+mypy checks that).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from tunneltop.api.gate import BudgetStatus
 from tunneltop.model.expect import Expectations
 from tunneltop.poll.engine import STARTUP_BURST, PollEngine, PollOutcome
 from tunneltop.poll.local import LocalReadyProbe
+from tunneltop.poll.threaded import ThreadedSource
 
 
 class LiveSource(Protocol):
@@ -107,16 +109,21 @@ def api_source(
     local: LocalReadyProbe | None = None,
 ) -> LiveSource:
     """The live view's default source: the one poll engine on the Cloudflare API, with a start-up burst so that a
-    small account's first screen comes in one go (then the budget paces requests)."""
-    return PollEngine(
-        client,
-        account_id,
-        refs,
-        interval=interval,
-        min_burst=STARTUP_BURST,
-        now=now,
-        account_name=account_name,
-        expectations=expectations,
-        reach=True,
-        local=local,
+    small account's first screen comes in one go (then the budget paces requests). It runs on a thread of its own
+    (``poll/threaded.py``): decoding and diffing a large account's poll never stalls the screen. Closing the
+    source closes ``client`` there (the view's own ``aclose`` of it afterwards does nothing)."""
+    return ThreadedSource(
+        lambda: PollEngine(
+            client,
+            account_id,
+            refs,
+            interval=interval,
+            min_burst=STARTUP_BURST,
+            now=now,
+            account_name=account_name,
+            expectations=expectations,
+            reach=True,
+            local=local,
+        ),
+        on_close=client.aclose,
     )
