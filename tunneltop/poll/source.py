@@ -17,7 +17,7 @@ from tunneltop.api.gate import BudgetStatus
 from tunneltop.model.expect import Expectations
 from tunneltop.poll.engine import STARTUP_BURST, PollEngine, PollOutcome
 from tunneltop.poll.local import LocalReadyProbe
-from tunneltop.poll.threaded import ThreadedSource
+from tunneltop.poll.threaded import EngineThread, ThreadedSource
 
 
 class LiveSource(Protocol):
@@ -107,11 +107,13 @@ def api_source(
     account_name: str | None = None,
     expectations: Expectations | None = None,
     local: LocalReadyProbe | None = None,
+    thread: EngineThread | None = None,
 ) -> LiveSource:
     """The live view's default source: the one poll engine on the Cloudflare API, with a start-up burst so that a
     small account's first screen comes in one go (then the budget paces requests). It runs on a thread of its own
-    (``poll/threaded.py``): decoding and diffing a large account's poll never stalls the screen. Closing the
-    source closes ``client`` there (the view's own ``aclose`` of it afterwards does nothing)."""
+    (``poll/threaded.py``): decoding and diffing a large account's poll never stalls the screen. Every source
+    made on one ``client`` must be given the same ``thread`` (its connections belong to that thread's loop).
+    Closing the source closes ``client`` there (the view's own ``aclose`` of it afterwards does nothing)."""
     return ThreadedSource(
         lambda: PollEngine(
             client,
@@ -126,4 +128,5 @@ def api_source(
             local=local,
         ),
         on_close=client.aclose,
+        thread=thread,
     )

@@ -83,7 +83,9 @@ class ThreadedSource:
     """A ``LiveSource`` (``poll/source.py``) whose ``PollEngine`` lives on an ``EngineThread``.
 
     ``factory`` makes the engine, on the engine's thread; ``on_close`` runs there when the source is closed (the
-    client's ``aclose``: its connections belong to that loop)."""
+    client's ``aclose``: its connections belong to that loop). ``thread``: one shared with the sources before
+    this one on the same client (a keep-alive connection opened on one loop cannot be used on another); by default
+    the source has its own, ended when the source is closed or dropped."""
 
     def __init__(
         self,
@@ -92,6 +94,7 @@ class ThreadedSource:
         on_close: Callable[[], Awaitable[None]] | None = None,
         thread: EngineThread | None = None,
     ) -> None:
+        own = thread is None
         self.thread = thread if thread is not None else EngineThread()
         self._on_close = on_close
         self._closed = False
@@ -105,8 +108,8 @@ class ThreadedSource:
         except BaseException:
             self.thread.stop()
             raise
-        # A source dropped without being closed (the view's account switch makes a new one) ends its thread.
-        weakref.finalize(self, self.thread.stop)
+        if own:  # a source dropped without being closed ends its thread
+            weakref.finalize(self, self.thread.stop)
 
     # -- one poll -------------------------------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from tunneltop.model.snapshot import FiguresMemo, Snapshot
 from tunneltop.poll.account import utc_now
 from tunneltop.poll.source import LiveSource, api_source
 from tunneltop.poll.target import Target
+from tunneltop.poll.threaded import EngineThread
 from tunneltop.sanitize import clean
 from tunneltop.ui.actions import Actions
 from tunneltop.ui.client_tree import ClientTree, NodeRef
@@ -100,6 +101,7 @@ class TunneltopApp(Navigation, Actions, Drawing, App[int]):
         self._client_options = client_options or {}
         self.set_reactive(TunneltopApp.interval, interval)
         self.client: CloudflareClient | None = None
+        self._engine_thread: EngineThread | None = None  # the API engine's, one for the client (made on first use)
         self.polling = PollDriver(self, source, self._api_source, monotonic)
         if source is not None:
             source.interval = interval
@@ -123,6 +125,8 @@ class TunneltopApp(Navigation, Actions, Drawing, App[int]):
         if self.client is None:
             self.client = self.target.client(**self._client_options)
         name = dict(self._accounts).get(self.target.account_id or "")  # chosen in the picker: named there
+        if self._engine_thread is None:
+            self._engine_thread = EngineThread()
         return api_source(
             self.client,
             self.target.account_id,
@@ -132,6 +136,7 @@ class TunneltopApp(Navigation, Actions, Drawing, App[int]):
             account_name=name,
             expectations=self.target.expectations,
             local=self.target.local,
+            thread=self._engine_thread,
         )
 
     # -- layout -------------------------------------------------------------------------------------------------
