@@ -15,10 +15,14 @@ import pytest
 
 from tests.support.budget import DEMO_NAMES, T0, Stand
 from tests.support.clock import FakeClock
-from tests.ui_support import make_app, wait_for_poll
+from tests.ui_support import FIXED_NOW, make_app, wait_for_poll
 from tunneltop.api.client import CloudflareClient
+from tunneltop.demo.cfapi import FakeCloudflare
+from tunneltop.demo.server import LoopbackServer
+from tunneltop.demo.simulator import SimulatedAccount
 from tunneltop.demo.transport import DEMO_BASE_URL
 from tunneltop.poll.engine import PollEngine
+from tunneltop.poll.target import Target
 from tunneltop.poll.threaded import ThreadedSource
 
 
@@ -175,3 +179,25 @@ async def test_the_live_view_polls_the_api_on_the_engines_thread_and_ends_it_on_
         assert isinstance(source, ThreadedSource) and source.thread.alive
         assert app.table.row_count > 0
     assert fake.requests and not source.thread.alive
+
+
+async def test_an_account_chosen_in_the_picker_is_polled_on_the_same_connections_thread() -> None:
+    """Over a real loopback connection: the /accounts read leaves a keep-alive connection on the engine's loop, and
+    the source made for the account chosen must use it there (on a loop of its own, its first poll failed)."""
+    from tunneltop.ui.app import TunneltopApp
+    from tunneltop.ui.screens import AccountPicker
+
+    sim = SimulatedAccount(seed=7, start=FIXED_NOW, connectors_per_tunnel=1)
+    sim.freeze()
+    fake = FakeCloudflare(sim, require_auth=False, clock=lambda: FIXED_NOW)
+    other = {"id": "0123456789abcdef0123456789abcdef", "name": "Other"}
+    fake.accounts = [other, {"id": sim.account_id, "name": "Demo"}]
+    with LoopbackServer(fake) as server:
+        app = TunneltopApp(Target(server.base_url, None, None, []), start_view="monitor")
+        async with app.run_test() as pilot:
+            await app.polling.wait_until(lambda: isinstance(app.screen, AccountPicker))
+            await pilot.pause()
+            await pilot.press("down", "enter")
+            await wait_for_poll(pilot, app)
+            assert app.failures == 0 and app.last_error is None
+            assert app.snapshot is not None and app.snapshot.account_id == sim.account_id
