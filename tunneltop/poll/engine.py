@@ -278,13 +278,13 @@ class PollEngine:
             cost = self._list_cost()
             self.planner.list_share = cost / self._cycle_requests()
             # One cycle at most: more would only run cycles ahead of the pace and then stall for the minute. But a
-            # front end that asked for a larger start-up burst (--once: its one poll) may also read the blast radius
-            # due (``reach_due`` requests) in the same go; once read, it is one cycle again.
+            # front end that asked for the whole minute at once (--once: its one poll) may also read the blast
+            # radius due (``reach_due`` requests) in the same go; a live view reads it with what cycles leave.
             floor: float = self._cycle_requests()
             if reach_due is None:  # before the first read of the list: each named tunnel's first read, at most
                 first = self.reach is not None and self._list_at is None
                 reach_due = 2 * len(self._watched or self.refs) if first else 0
-            if reach_due and self._min_burst > floor:
+            if reach_due and self._min_burst >= self.gate.limit_per_minute:
                 floor = min(self._min_burst, floor + reach_due)
             self.planner.min_burst = min(self.gate.limit_per_minute, floor)
         else:
