@@ -361,7 +361,7 @@ async def test_once_on_named_tunnels_reads_each_ones_reach_in_its_one_poll() -> 
     assert rig.engine.planner.min_burst == 4, "then one cycle again: the list and three tunnels' connections"
 
 
-async def test_a_live_named_view_bursts_one_cycle_once_reach_is_read() -> None:
+async def test_a_live_named_view_bursts_one_cycle_and_reads_reach_with_what_cycles_leave() -> None:
     rig = Rig(budget=60, refs=("web-prod", "home-lab"), min_burst=16)
     await rig.run(10)
     assert reach_of(rig, WEB) is not None and reach_of(rig, HOME) is not None
