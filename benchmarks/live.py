@@ -16,6 +16,11 @@ long):
 - an unchanged poll (``r``);
 - a failover: 8% of the connections close and as many open at another colo (new ids), then ``r``;
 - ``/NRT`` typed (the filter applies as typed) and ``esc`` (the filter cleared), with a poll running meanwhile.
+
+``--engine plain`` runs the poll engine on the app's own event loop (as before issue 16), ``threaded`` (the
+default, what the app does) on a thread of its own (``poll/threaded.py``). ``floor_ms``: what a bare client spends
+on one poll's data in the same process just before, the tunnel's connections read through the same transport and
+decoded by ``json.loads`` (median of three): stalls over it (``*_stall_x``) compare across loads and machines.
 """
 
 from __future__ import annotations
@@ -124,6 +129,20 @@ class LagMonitor:
             self._task.cancel()
 
 
+async def floor_ms(transport: DemoTransport, account_id: str, tunnel_id: str) -> float:
+    """One poll's data for a bare client: the tunnel's connections, read and decoded (ms, median of three)."""
+    import httpx
+
+    path = f"/accounts/{account_id}/cfd_tunnel/{tunnel_id}/connections"
+    spent = []
+    async with httpx.AsyncClient(transport=transport, base_url=DEMO_BASE_URL) as http:
+        for _ in range(3):
+            started = time.perf_counter()
+            json.loads((await http.get(path.lstrip("/"))).content)
+            spent.append((time.perf_counter() - started) * 1000)
+    return sorted(spent)[1]
+
+
 def _rss_mb() -> float:
     with contextlib.suppress(OSError):
         for line in Path("/proc/self/status").read_text().splitlines():
@@ -142,7 +161,8 @@ async def _until(pilot: Any, condition: Callable[[], bool], limit: float = 600.0
     await pilot.pause()
 
 
-async def run(connections: int, shape: str = "huge") -> dict[str, Any]:
+async def run(connections: int, shape: str = "huge", engine: str = "threaded") -> dict[str, Any]:
+    from tunneltop.poll.engine import STARTUP_BURST, PollEngine
     from tunneltop.poll.target import Target
     from tunneltop.ui.app import TunneltopApp
 
@@ -159,8 +179,19 @@ async def run(connections: int, shape: str = "huge") -> dict[str, Any]:
     sim.freeze()
     fake = FakeCloudflare(sim, require_auth=False, rate_limit=10**9)
     target = Target(DEMO_BASE_URL, None, DEMO_ACCOUNT_ID, refs, transport=DemoTransport(fake))
-    app = TunneltopApp(target, interval=3600.0, start_view="monitor")
-    figures: dict[str, Any] = {"shape": shape, "connections": sim.connection_count(), "tunnels": len(refs)}
+    floor = await floor_ms(DemoTransport(fake), DEMO_ACCOUNT_ID, tunnel_id)
+    fake.requests.clear()
+    plain = None
+    if engine == "plain":  # what api_source made before issue 16, given to the app as its source
+        plain = PollEngine(target.client(), DEMO_ACCOUNT_ID, refs, interval=3600.0, min_burst=STARTUP_BURST, reach=True)
+    app = TunneltopApp(target, source=plain, interval=3600.0, start_view="monitor")
+    figures: dict[str, Any] = {
+        "shape": shape,
+        "engine": engine,
+        "connections": sim.connection_count(),
+        "tunnels": len(refs),
+        "floor_ms": floor,
+    }
     lag = LagMonitor()
 
     async def timed(name: str, action: Callable[[], Awaitable[None]], done: Callable[[], bool]) -> None:
@@ -206,6 +237,10 @@ async def run(connections: int, shape: str = "huge") -> dict[str, Any]:
         await timed("filter_cleared", clear_during_poll, back)
         figures["rss_mb"] = _rss_mb()
         lag.stop()
+    if plain is not None:
+        await plain.client.aclose()
+    for name in [key for key in figures if key.endswith("_stall_ms")]:
+        figures[name.removesuffix("_ms") + "_x"] = round(figures[name] / floor, 1)
     return figures
 
 
@@ -213,11 +248,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.live", description=__doc__.split("\n\n")[0])
     parser.add_argument("--connections", type=int, default=10_000)
     parser.add_argument("--shape", choices=("huge", "many"), default="huge")
+    parser.add_argument("--engine", choices=("threaded", "plain"), default="threaded")
     args = parser.parse_args(argv)
     from tunneltop.ui.lifecycle import tune_gc
 
     tune_gc()  # as run_app() does for the real app
-    print(json.dumps(asyncio.run(run(args.connections, args.shape))))
+    print(json.dumps(asyncio.run(run(args.connections, args.shape, args.engine))))
     return 0
 
 
