@@ -192,7 +192,7 @@ async def _watch(rig: Rig, recorder: Recorder, polls: int, monkeypatch: pytest.M
             stop.set()
         return stop.is_set()
 
-    monkeypatch.setattr(stream_module, "_sleep_unless_stopped", sleep_on_the_fake_clock)
+    monkeypatch.setattr(stream_module, "sleep_unless_stopped", sleep_on_the_fake_clock)
     target = _RigTarget(DEMO_BASE_URL, rig.credentials, rig.sim.account_id, demo=rig.credentials is None)
     target.rig = rig
     out, err = io.StringIO(), io.StringIO()

@@ -30,9 +30,8 @@ import signal
 import sys
 import traceback
 from collections import Counter
-from collections.abc import Awaitable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO
 
 from tunneltop.api.errors import ApiError, UsageError
 from tunneltop.api.gate import BudgetStatus
@@ -40,6 +39,7 @@ from tunneltop.changes.events import rfc3339
 from tunneltop.model.snapshot import Snapshot
 from tunneltop.poll.account import AccountChoiceNeeded
 from tunneltop.poll.engine import STARTUP_BURST, PollEngine, PollOutcome
+from tunneltop.poll.pacing import Stopped, sleep_unless_stopped, unless_stopped
 from tunneltop.poll.target import Target
 from tunneltop.report import EXIT_OK, EXIT_UNKNOWN, EXIT_USAGE
 from tunneltop.sanitize import clean
@@ -51,43 +51,8 @@ if TYPE_CHECKING:
 # failed poll and the next poll waits for it to end.
 STREAM_MAX_RATE_LIMIT_WAIT = 30.0
 
-T = TypeVar("T")
-
-
-class _Stopped(Exception):
-    """``stop`` was set while waiting."""
-
-
 class _ReaderGone(Exception):
     """Whoever read our output closed it (``| head``): nobody is listening any more."""
-
-
-async def _unless_stopped(work: Awaitable[T], stop: asyncio.Event) -> T:
-    """Await ``work``, but give up on it (cancelled) as soon as ``stop`` is set."""
-    task = asyncio.ensure_future(work)
-    stopper = asyncio.ensure_future(stop.wait())
-    try:
-        done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    except BaseException:
-        task.cancel()
-        raise
-    finally:
-        stopper.cancel()
-    if task in done:
-        return task.result()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
-    raise _Stopped
-
-
-async def _sleep_unless_stopped(seconds: float, stop: asyncio.Event) -> bool:
-    """Sleep; True when ``stop`` was set meanwhile."""
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=max(0.0, seconds))
-    except TimeoutError:
-        return False
-    return True
 
 
 def baseline(
@@ -178,8 +143,8 @@ class _Stream:
             )
             while not stop.is_set():
                 try:
-                    outcome = await _unless_stopped(engine.poll(), stop)
-                except _Stopped:
+                    outcome = await unless_stopped(engine.poll(), stop)
+                except Stopped:
                     break
                 await self.record(outcome)
                 if outcome.error is not None and outcome.permanent:
@@ -197,7 +162,7 @@ class _Stream:
                 # The next poll when the interval is up and a request may go: the planner and the budget pace the
                 # fetches (a tunnel is refreshed every ``effective_interval`` when all do not fit in one interval).
                 wait = max(engine.next_poll_delay(), outcome.retry_after or 0.0)
-                if await _sleep_unless_stopped(wait, stop):
+                if await sleep_unless_stopped(wait, stop):
                     break
         return EXIT_OK
 

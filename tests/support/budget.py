@@ -242,7 +242,7 @@ async def watch(
             stop.set()
         return stop.is_set()
 
-    monkeypatch.setattr(stream_module, "_sleep_unless_stopped", sleep_on_the_fake_clock)
+    monkeypatch.setattr(stream_module, "sleep_unless_stopped", sleep_on_the_fake_clock)
     out = io.StringIO()
     assert await watch_stream(rig_target(stand, refs, budget=budget), interval, out, stop=asyncio.Event()) == 0
     return [json.loads(line) for line in out.getvalue().splitlines()], slept

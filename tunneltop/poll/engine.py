@@ -19,10 +19,9 @@ What a poll reads:
 Named tunnels are resolved once, against the first full read of the list: a name that matches nothing is a usage
 error (with the near names), reported once and never polled again.
 
-The failure-streak rule (one, for every front end): the first failed poll of a streak gives a ``poll_failed``
-event; while polls keep failing, another comes when the kind of failure changes and at least every
-``FAILED_REPEAT`` seconds, so a reader can tell "still failing" from "nothing happened"; the first poll that
-succeeds gives ``poll_recovered`` with the streak's length. Holding back for the budget is not a failure.
+Failed polls give the failure-streak events by the one rule (``poll/streak.py``: ``poll_failed`` when a streak
+starts, when its kind changes and every ``FAILED_REPEAT`` seconds; ``poll_recovered`` when it ends). Holding back
+for the budget is not a failure.
 """
 
 from __future__ import annotations
@@ -47,7 +46,7 @@ from tunneltop.api.errors import (
     UsageError,
 )
 from tunneltop.api.gate import BudgetStatus
-from tunneltop.changes.events import ChangeEvent, diff, poll_failed, poll_recovered, without_first_sight
+from tunneltop.changes.events import ChangeEvent, diff, without_first_sight
 from tunneltop.model.expect import Expectations
 from tunneltop.model.parse import RecordCache, RecordProblem
 from tunneltop.model.reach import LocalReady
@@ -58,6 +57,7 @@ from tunneltop.poll.account import AccountChoiceNeeded, resolve_account, utc_now
 from tunneltop.poll.local import LocalReadyProbe
 from tunneltop.poll.planner import DEFAULT_INTERVAL, LIST_SHARE, Plan, Planner, list_pages
 from tunneltop.poll.reach import ReachTracker
+from tunneltop.poll.streak import FailureStreak
 
 # Error text of a connection fetch the credentials were refused: a sign the token's permissions are narrow.
 REFUSED = "refused: "
@@ -65,8 +65,6 @@ GONE = "tunnel not found: deleted, or no longer visible to these credentials"
 # A tunnel whose connections could not be refreshed keeps showing the last ones read, marked stale, for this
 # long; after it they are unknown (a passing 5xx should not blank a tunnel, a lasting one should not look fine).
 STALE_LIMIT = timedelta(minutes=5)
-# While polls keep failing, a poll_failed event at least this often (seconds).
-FAILED_REPEAT = 60.0
 # Connections of several tunnels are fetched at once, but politely: the rate limit is shared with the user.
 FETCH_CONCURRENCY = 4
 # Requests a long-running front end's first poll may send at once (a small account's first screen in one go);
@@ -138,17 +136,6 @@ class _Fetched:
 def _signature(tunnel: Tunnel) -> tuple[object, ...]:
     """What in a list entry says the connections have changed since they were fetched."""
     return (tunnel.status, tunnel.conns_active_at, tunnel.conns_inactive_at)
-
-
-@dataclass
-class _Streak:
-    """A run of failed polls."""
-
-    since: datetime
-    kind: type[BaseException]
-    message: str
-    polls: int = 1
-    reported_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -225,7 +212,7 @@ class PollEngine:
         self._last_tunnels: tuple[TunnelState, ...] = ()
         self._records: dict[str, RecordCache] = {}
         self._tunnel_records: dict[str, tuple[dict[str, Any], Tunnel]] = {}
-        self._streak: _Streak | None = None
+        self._streak = FailureStreak()
         # The findings (model/rules.py), with what they keep across polls: since when connections are pending.
         self.rules = FindingRules(expectations)
         self._polled_at = now()
@@ -335,37 +322,17 @@ class PollEngine:
         return PollOutcome(snapshot, self._succeeded(snapshot))
 
     def _failed(self, exc: BaseException) -> list[ChangeEvent]:
-        now = self._now()
-        message = exc.message if isinstance(exc, ApiError) else str(exc)
-        streak = self._streak
-        if streak is None:
-            self._streak = _Streak(now, type(exc), message, reported_at=now)
-            return [poll_failed(now, message)]
-        streak.polls += 1
-        news = streak.kind is not type(exc)
-        due = streak.reported_at is None or (now - streak.reported_at).total_seconds() >= FAILED_REPEAT
-        streak.kind, streak.message = type(exc), message
-        if news or due:
-            streak.reported_at = now
-            return [poll_failed(now, message, failed_polls=streak.polls - 1, since=streak.since)]
-        return []
+        return self._streak.failed(self._now(), exc)
 
     def _succeeded(self, snapshot: Snapshot) -> list[ChangeEvent]:
-        events: list[ChangeEvent] = []
-        if self._streak is not None:
-            streak, self._streak = self._streak, None
-            events.append(
-                poll_recovered(
-                    snapshot.fetched_at, last_error=streak.message, failed_polls=streak.polls, since=streak.since
-                )
-            )
+        events = self._streak.succeeded(snapshot.fetched_at)
         events.extend(without_first_sight(diff(self.previous, snapshot)))
         self.previous = snapshot
         return events
 
     @property
     def failing(self) -> bool:
-        return self._streak is not None
+        return self._streak.failing
 
     async def _poll(self) -> Snapshot:
         if self.account is None:
@@ -401,14 +368,14 @@ class PollEngine:
         failed, self._local_ready = await asyncio.gather(
             self._fetch_connections(plan.connections, listed=listed), self._read_local()
         )
-        if failed is None and self._streak is not None and self.gate.sent == sent:
+        if failed is None and self._streak.failing and self.gate.sent == sent:
             # While polls are failing, a poll that sent nothing (no token yet) read nothing: no recovery, a wait.
             wait = self.next_poll_in()
             raise HoldingBack(
                 f"holding back to stay within tunneltop's request budget: the next request in {wait:.0f} s",
                 retry_after=wait,
             )
-        if self.reach is not None and failed is None and self._streak is None and not plan.saving:
+        if self.reach is not None and failed is None and not self._streak.failing and not plan.saving:
             # After the connections, with what they left (and never what the list is saving up for). Not while polls
             # fail: a poll that read only this would pass for a recovery.
             due = [self._by_id[tid] for tid in self._reach_due(self.reach)]
@@ -486,7 +453,7 @@ class PollEngine:
 
     def _reach_reserve(self) -> int:
         """Requests kept back from this poll's connections for a blast radius read (see poll/reach.py)."""
-        if self.reach is None or self._streak is not None:
+        if self.reach is None or self._streak.failing:
             return 0
         first = next(iter(self._reach_due(self.reach)), None)
         now = self.gate.now()
@@ -563,12 +530,12 @@ class PollEngine:
             # token for some is no success): a failed poll, so the screen keeps the last good data marked stale
             # instead of each tunnel going unknown.
             return transient[0]
-        streak = self._streak
-        if streak is not None and not listed and not self._fresh:
+        kind = self._streak.kind
+        if kind is not None and not listed and not self._fresh:
             # While polls are failing, a poll that read nothing shows no recovery: the failure goes on when a fetch
             # it sent failed the passing way, or was refused while the streak is the credentials being refused (a
             # refusal alone is otherwise one tunnel's: narrow permissions).
-            failures = transient + (refused if issubclass(streak.kind, AuthError) else [])
+            failures = transient + (refused if issubclass(kind, AuthError) else [])
             if failures:
                 return failures[0]
         return None

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -27,12 +26,13 @@ import aiohttp
 
 from tunneltop.api.errors import ApiError, AuthError, InvalidResponseError, NetworkError, ServerError, UsageError
 from tunneltop.api.gate import BudgetStatus
-from tunneltop.changes.events import ChangeEvent, diff, poll_failed, poll_recovered, without_first_sight
+from tunneltop.changes.events import ChangeEvent, diff, without_first_sight
 from tunneltop.model.codec import CodecError, snapshot_from_json
 from tunneltop.model.snapshot import Snapshot
 from tunneltop.poll.account import utc_now
-from tunneltop.poll.engine import FAILED_REPEAT, PollOutcome
+from tunneltop.poll.engine import PollOutcome
 from tunneltop.poll.planner import DEFAULT_INTERVAL
+from tunneltop.poll.streak import FailureStreak
 from tunneltop.sanitize import clean
 
 SNAPSHOT_TIMEOUT = aiohttp.ClientTimeout(total=30.0, connect=5.0)
@@ -50,15 +50,6 @@ def display_url(url: str) -> str:
     if parts.port is not None:
         netloc += f":{parts.port}"
     return clean(urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", "")), 200)
-
-
-@dataclass
-class _Streak:
-    since: datetime
-    kind: type[BaseException]
-    message: str
-    reported_at: datetime
-    polls: int = 1
 
 
 async def lines_of(chunks: AsyncIterator[bytes]) -> AsyncIterator[str]:
@@ -136,7 +127,7 @@ class AttachSource:
         self._last_id: str | None = None
         self._link_error: str | None = None
         self._follower: asyncio.Task[None] | None = None
-        self._streak: _Streak | None = None
+        self._streak = FailureStreak()  # the engine's rule (poll/streak.py)
 
     # -- LiveSource -----------------------------------------------------------------------------------------------
 
@@ -283,32 +274,13 @@ class AttachSource:
         elif name in ("hello", "reset"):
             self._news.set()  # a (re)started stream: read the snapshot now
 
-    # -- the failure-streak rule, as the engine's (poll.engine) ----------------------------------------------------
+    # -- each poll's events ----------------------------------------------------------------------------------------
 
     def _failed(self, exc: ApiError) -> list[ChangeEvent]:
-        now = self._now()
-        streak = self._streak
-        if streak is None:
-            self._streak = _Streak(now, type(exc), exc.message, reported_at=now)
-            return [poll_failed(now, exc.message)]
-        streak.polls += 1
-        news = streak.kind is not type(exc)
-        due = (now - streak.reported_at).total_seconds() >= FAILED_REPEAT
-        streak.kind, streak.message = type(exc), exc.message
-        if news or due:
-            streak.reported_at = now
-            return [poll_failed(now, exc.message, failed_polls=streak.polls - 1, since=streak.since)]
-        return []
+        return self._streak.failed(self._now(), exc)
 
     def _succeeded(self, snapshot: Snapshot) -> list[ChangeEvent]:
-        events: list[ChangeEvent] = []
-        if self._streak is not None:
-            streak, self._streak = self._streak, None
-            events.append(
-                poll_recovered(
-                    snapshot.fetched_at, last_error=streak.message, failed_polls=streak.polls, since=streak.since
-                )
-            )
+        events = self._streak.succeeded(snapshot.fetched_at)
         if self.previous is not None and snapshot.fetched_at == self.previous.fetched_at:
             return events  # the same poll's snapshot read again
         events.extend(without_first_sight(diff(self.previous, snapshot)))

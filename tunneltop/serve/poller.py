@@ -27,13 +27,11 @@ from tunneltop.changes.events import EventKind, rfc3339
 from tunneltop.model.snapshot import Snapshot
 from tunneltop.poll.account import AccountChoiceNeeded, utc_now
 from tunneltop.poll.engine import STARTUP_BURST, PollEngine, PollOutcome
+from tunneltop.poll.pacing import Stopped, sleep_unless_stopped, unless_stopped
 from tunneltop.poll.target import Target
 from tunneltop.report import EXIT_OK, EXIT_UNKNOWN, EXIT_USAGE, render_json
 from tunneltop.sanitize import clean
 from tunneltop.serve.feed import EventFeed
-
-# stream.py's waits: a poll given up as soon as the server stops, and a sleep that ends with it.
-from tunneltop.stream import _sleep_unless_stopped, _Stopped, _unless_stopped
 
 # A 429 block up to this long is sat out inside the poll, as --watch does.
 SERVE_MAX_RATE_LIMIT_WAIT = 30.0
@@ -143,8 +141,8 @@ class Poller:
             while not stop.is_set():
                 started = self._clock()
                 try:
-                    outcome = await _unless_stopped(engine.poll(), stop)
-                except _Stopped:
+                    outcome = await unless_stopped(engine.poll(), stop)
+                except Stopped:
                     break
                 except Exception as exc:  # a bug in one poll: said, and the server goes on
                     self._crashed(exc, self._clock() - started)
@@ -154,7 +152,7 @@ class Poller:
                     if status is not None:
                         return status
                     wait = max(engine.next_poll_delay(), outcome.retry_after or 0.0)
-                if await _sleep_unless_stopped(wait, stop):
+                if await sleep_unless_stopped(wait, stop):
                     break
         return EXIT_OK
 
