@@ -42,7 +42,7 @@ def test_a_record_with_a_problem_is_never_cached_and_reported_every_poll() -> No
         connectors, problems = parse_connectors(copy.deepcopy(odd), cache)
         assert len(problems) == 1 and "opened_at" in str(problems[0])
         assert connectors[1].conns[0].opened_at is None
-    assert "k2" not in cache.connectors and "c" not in cache.conns
+    assert "k2" not in cache.connectors and "c" not in cache.loose
 
 
 def test_the_tunnel_list_reuses_unchanged_tunnels() -> None:

@@ -71,19 +71,34 @@ def validate_record(model: type[M], raw: Any, where: str) -> tuple[M | None, lis
 
 
 class RecordCache:
-    """One tunnel's clean connectors and connections from the previous poll, each with the raw JSON it came from.
+    """One tunnel's clean connectors from the previous poll, each with the raw JSON it came from.
 
     An unchanged raw record gets the very same (frozen) model back without being validated again: re-reading an
     unchanged poll costs a dict comparison per connector, and later stages (change engine, table) can tell
-    "unchanged" by identity. A record that had any problem is never kept, so its problems are reported again on
-    every poll; only the current poll's records are kept.
+    "unchanged" by identity. In a changed connector, each unchanged connection is reused the same way (looked up in
+    the connector's previous entry, whose raw ``conns`` line up with its model's). A record that had any problem is
+    never kept, so its problems are reported again on every poll; only the current poll's records are kept.
     """
 
-    __slots__ = ("connectors", "conns")
+    __slots__ = ("connectors", "loose")
 
     def __init__(self) -> None:
         self.connectors: dict[str, tuple[dict[str, Any], Connector]] = {}
-        self.conns: dict[str, tuple[dict[str, Any], Connection]] = {}
+        # The clean connections of connectors not kept (an odd sibling or field): id -> (raw, model), so that they
+        # stay the same objects while the odd one is reported again.
+        self.loose: dict[str, tuple[dict[str, Any], Connection]] = {}
+
+
+def _previous_conns(cache: RecordCache | None, item: Any) -> dict[str, tuple[dict[str, Any], Connection]] | None:
+    """The connections of ``item``'s connector as last cached (or, if it was not, the loose ones): id -> (raw,
+    model)."""
+    if cache is None:
+        return None
+    key = item.get(_IDENTITY) if isinstance(item, dict) else None
+    hit = cache.connectors.get(key) if isinstance(key, str) else None
+    if hit is None:
+        return cache.loose or None
+    return {conn.id: (raw, conn) for raw, conn in zip(hit[0].get("conns") or (), hit[1].conns, strict=True)}
 
 
 def _cached(entries: dict[str, tuple[dict[str, Any], M]], item: Any) -> M | None:
@@ -152,7 +167,8 @@ def _parse_connectors(raw: Any, cache: RecordCache | None) -> tuple[list[Connect
     # Each item: a connector reused whole from the cache, or (where, item, its connections' slots) to validate.
     entries: list[Connector | tuple[str, Any, list[Any]]] = []
     conn_raw: list[Any] = []  # every connection to validate, of every new connector
-    conn_where: list[str] = []
+    conn_owner: list[str] = []  # each one's connector and place in it, for a problem's "where" (made if one is)
+    conn_place: list[int] = []
     for index, item in enumerate(raw):
         reused = _cached(cache.connectors, item) if cache is not None else None
         if reused is not None:
@@ -164,28 +180,32 @@ def _parse_connectors(raw: Any, cache: RecordCache | None) -> tuple[list[Connect
         conns = item.get("conns") if isinstance(item, dict) else None
         slots: list[Any] = []
         if isinstance(conns, list):
+            known = _previous_conns(cache, item)
             for n, conn in enumerate(conns):
-                hit = _cached(cache.conns, conn) if cache is not None else None
+                hit = _cached(known, conn) if known is not None else None
                 if hit is None:
                     slots.append(len(conn_raw))  # an int: its place in conn_raw
                     conn_raw.append(conn)
-                    conn_where.append(f"{where} connection #{n + 1}")
+                    conn_owner.append(where)
+                    conn_place.append(n)
                 else:
-                    slots.append(hit)
+                    slots.append((known[hit.id][0], hit))  # type: ignore[index]  # the cached copy and its model
         entries.append((where, item, slots))
-    checked = _validate_list(Connection, conn_raw, conn_where.__getitem__)
+    checked = _validate_list(Connection, conn_raw, lambda i: f"{conn_owner[i]} connection #{conn_place[i] + 1}")
     connectors: list[Connector] = []
     problems: list[RecordProblem] = []
     shells: list[Any] = []
-    owned: list[tuple[str, Any, list[Connection], list[RecordProblem]]] = []
+    owned: list[tuple[str, Any, tuple[bool, list[Any]], list[Connection], list[RecordProblem]]] = []
     for entry in entries:
         if isinstance(entry, Connector):
             continue
         where, item, slots = entry
-        conns_of, found = _connections(where, item, slots, checked, conn_raw, cache, kept)
-        shell = {k: v for k, v in item.items() if k != "conns"} if isinstance(item, dict) else item
-        shells.append({**shell, "conns": conns_of} if isinstance(shell, dict) else shell)
-        owned.append((where, item, conns_of, found))
+        conns_of, sources, found = _connections(where, item, slots, checked, conn_raw)
+        shells.append({**item, "conns": conns_of} if isinstance(item, dict) else item)
+        # Where a connection came from the cache (or a repeat was skipped), the connector is kept holding the
+        # cached copies, not today's equal ones; otherwise its own list is just that.
+        own = len(conns_of) == len(slots) and all(isinstance(slot, int) for slot in slots)
+        owned.append((where, item, (own, sources), conns_of, found))
     built = iter(_validate_list(Connector, shells, lambda i: owned[i][0]))
     owned_iter = iter(owned)
     seen: set[str] = set()
@@ -199,10 +219,8 @@ def _parse_connectors(raw: Any, cache: RecordCache | None) -> tuple[list[Connect
             connectors.append(entry)
             # The entry as cached, not today's equal copy: the model holds the strings of the JSON it came from.
             kept.connectors[entry.id] = cache.connectors[entry.id]  # type: ignore[union-attr]
-            for conn in entry.conns:
-                kept.conns[conn.id] = cache.conns[conn.id]  # type: ignore[union-attr]
             continue
-        where, item, conns_of, conn_problems = next(owned_iter)
+        where, item, (own, sources), conns_of, conn_problems = next(owned_iter)
         connector, found = next(built)
         problems.extend(found)
         if connector is None:
@@ -214,31 +232,30 @@ def _parse_connectors(raw: Any, cache: RecordCache | None) -> tuple[list[Connect
         problems.extend(conn_problems)
         connectors.append(connector)
         if not found and not conn_problems:
-            if isinstance(item.get("conns"), list):  # hold its connections as cached, not today's equal copies
-                item = {**item, "conns": [kept.conns[c.id][0] for c in conns_of]}
+            if not own:
+                item = {**item, "conns": sources}
             kept.connectors[connector.id] = (item, connector)
+        else:  # the connector is not kept: its clean connections are, loose
+            kept.loose.update((c.id, (raw, c)) for c, raw in zip(conns_of, sources, strict=True) if raw is not None)
     if cache is not None:
-        cache.connectors, cache.conns = kept.connectors, kept.conns
+        cache.connectors, cache.loose = kept.connectors, kept.loose
     return connectors, problems
 
 
 def _connections(
-    owner: str,
-    item: Any,
-    slots: list[Any],
-    checked: list[tuple[Connection | None, list[RecordProblem]]],
+    owner: str, item: Any, slots: list[Any], checked: list[tuple[Connection | None, list[RecordProblem]]],
     conn_raw: list[Any],
-    cache: RecordCache | None,
-    kept: RecordCache,
-) -> tuple[list[Connection], list[RecordProblem]]:
-    """One connector's connections from their slots (a model reused from the cache, or an index into ``checked``);
-    a repeated id keeps its first copy."""
+) -> tuple[list[Connection], list[Any], list[RecordProblem]]:
+    """One connector's connections from their slots (an index into ``checked``, or (cached raw, model) reused), the
+    raw record each came from (None for one with a problem), and their problems; a repeated id keeps its first
+    copy."""
     raw = item.get("conns") if isinstance(item, dict) else None
     if raw is None:
-        return [], []
+        return [], [], []
     if not isinstance(raw, list):
-        return [], [RecordProblem(owner, f"'conns' is {type(raw).__name__}, not a list")]
+        return [], [], [RecordProblem(owner, f"'conns' is {type(raw).__name__}, not a list")]
     conns: list[Connection] = []
+    sources: list[Any] = []
     problems: list[RecordProblem] = []
     seen: set[str] = set()
     for index, slot in enumerate(slots):
@@ -249,8 +266,7 @@ def _connections(
             if conn is None:
                 continue
         else:
-            conn, found = slot, []
-            source = cache.conns[conn.id][0]  # type: ignore[union-attr]  # as for connectors: the cached copy
+            (source, conn), found = slot, []
         if conn.id in seen:
             problems.append(
                 RecordProblem(f"{owner} connection #{index + 1}", "duplicate connection id; later copy skipped")
@@ -258,9 +274,8 @@ def _connections(
             continue
         seen.add(conn.id)
         conns.append(conn)
-        if not found:
-            kept.conns[conn.id] = (source, conn)
-    return conns, problems
+        sources.append(None if found else source)
+    return conns, sources, problems
 
 
 def parse_many(
