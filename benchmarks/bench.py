@@ -492,7 +492,11 @@ def _own_terminal() -> None:  # runs in the child before exec: the pty becomes i
 
 
 def live_run(
-    server: LoopbackServer, idle_seconds: float = 0.0, timeout: float = 120.0, tunnels: Sequence[str] = ()
+    server: LoopbackServer,
+    idle_seconds: float = 0.0,
+    timeout: float = 120.0,
+    tunnels: Sequence[str] = (),
+    interval: float | None = 600.0,
 ) -> LiveRun:
     """The real ``tunneltop`` in a pseudo-terminal: seconds from spawn until a data row reaches the terminal;
     with ``idle_seconds``, then the CPU it uses while idle between polls (the interval is far longer). With
@@ -520,7 +524,7 @@ def live_run(
 
     started = time.perf_counter()
     child = subprocess.Popen(
-        [*_tunneltop_command(), "--interval", "600", *tunnels],
+        [*_tunneltop_command(), *(["--interval", f"{interval:g}"] if interval else []), *tunnels],
         stdin=slave,
         stdout=slave,
         stderr=slave,
@@ -552,6 +556,68 @@ def live_run(
             child.wait()
         os.close(master)
         reader.join(timeout=2)
+
+
+# -- as a user feels it: one huge tunnel, many small ones, --once against its floor ---------------------------
+
+
+def _live_in_subprocess(connections: int, shape: str) -> dict[str, Any]:
+    command = [sys.executable, "-m", "benchmarks.live", "--connections", str(connections), "--shape", shape]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"live benchmark of {connections} ({shape}) failed:\n{done.stderr[-2000:]}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def felt(sizes: Sequence[int], idle_seconds: float, say: Callable[..., None]) -> dict[str, Any]:
+    """The figures of benchmarks.live and benchmarks.once per size, and the idle CPU of the real app at its default
+    interval (polls falling in the window) with the first size in one tunnel."""
+    from benchmarks import once
+
+    found: dict[str, Any] = {"live": [], "once": []}
+    for size in sizes:
+        say(f"  the live view as felt, {size:,} connections in one tunnel…", flush=True)
+        found["live"].append(_live_in_subprocess(size, "huge"))
+        say(f"  --once -o json against its httpx + json floor, {size:,} connections…", flush=True)
+        found["once"].append(once.run(size, rounds=3 if size <= 10_000 else 2))
+    say(f"  the live view as felt, {sizes[0]:,} connections in small tunnels…", flush=True)
+    found["live"].append(_live_in_subprocess(sizes[0], "many"))
+    if idle_seconds:
+        say(f"  idle CPU at the default interval, {sizes[0]:,} connections in one tunnel…", flush=True)
+        with once.huge_server(sizes[0]) as server:
+            run = live_run(server, idle_seconds=idle_seconds, timeout=600, tunnels=[once.HUGE_NAME], interval=None)
+        found["idle"] = {"connections": sizes[0], "seconds": idle_seconds, "cpu_percent": run.idle_cpu_percent,
+                         "first_paint_s": run.first_paint_s, "rss_mb": run.rss_mb}
+    return found
+
+
+def print_felt(found: dict[str, Any]) -> None:
+    print()
+    print("as a user feels it (wall seconds from the key or poll to the frame; longest event-loop stall meanwhile):")
+    for live in found["live"]:
+        where = "one tunnel" if live["shape"] == "huge" else f"{live['tunnels']:,} tunnels"
+        print(f"  {live['connections']:,} connections in {where}:")
+        for name, label in (
+            ("first_row", "first data row (app start)"),
+            ("unchanged_poll", "unchanged poll (r)"),
+            ("failover", f"failover, {live['failover_moved']:,} new ids (r)"),
+            ("filter_typed", "/NRT typed"),
+            ("filter_cleared", "esc clears it, a poll meanwhile"),
+        ):
+            print(f"    {label:38} {live[name + '_s']:8.2f} s   longest stall {live[name + '_stall_ms']:8,.0f} ms")
+        print(f"    RSS {live['rss_mb']:.0f} MB; marked stale by its own first poll: {live['stale_after_first']}")
+    for once in found["once"]:
+        cpu, rss = once["cpu_s"], once["peak_rss_mb"]
+        print(
+            f"  --once -o json, {once['connections']:,} connections: CPU {cpu['tunneltop']:.2f} s vs floor "
+            f"{cpu['floor']:.2f} s = {once['cpu_ratio']:.2f}x; peak RSS {rss['tunneltop']:.0f} vs {rss['floor']:.0f} MB"
+        )
+    idle = found.get("idle")
+    if idle:
+        print(
+            f"  idle CPU at the default interval, {idle['connections']:,} connections in one tunnel, "
+            f"{idle['seconds']:g} s: {idle['cpu_percent']:.2f}% of one core"
+        )
 
 
 # -- the command ----------------------------------------------------------------------------------------------
@@ -603,6 +669,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-naive", action="store_true", help="skip the naive DataTable baseline")
     parser.add_argument("--no-processes", action="store_true", help="skip first paint, --once and idle CPU")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON document")
+    parser.add_argument(
+        "--felt-sizes", default="10000,100000",
+        help="connections in one tunnel for the figures as a user feels them (benchmarks.live, benchmarks.once)",
+    )
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -645,6 +715,8 @@ def main(argv: list[str] | None = None) -> int:
         report["first_paint_10000_s"] = big.first_paint_s
         report["app_rss_10000_mb"] = big.rss_mb
         report["app_peak_rss_10000_mb"] = big.peak_rss_mb
+    if not args.no_processes and args.felt_sizes:
+        report["felt"] = felt([int(s) for s in args.felt_sizes.split(",") if s], args.idle_seconds, say)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -675,6 +747,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"idle app between polls (1,000 connections), {args.idle_seconds:g} s: "
                 f"{report['idle_cpu_percent']:.2f}% of one core"
             )
+    if report.get("felt"):
+        print_felt(report["felt"])
     return 0
 
 

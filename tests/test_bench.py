@@ -68,3 +68,21 @@ def test_live_run_sees_the_first_data_row_in_a_pseudo_terminal() -> None:
         run = bench.live_run(server, idle_seconds=0.5, timeout=60)
     assert 0 < run.first_paint_s < 60
     assert run.rss_mb > 0 and run.idle_cpu_percent is not None
+
+
+async def test_the_live_view_is_driven_through_every_workload_step() -> None:
+    from benchmarks import live
+
+    figures = await live.run(200, "huge")
+    assert figures["connections"] == 200 and figures["tunnels"] == 1
+    assert figures["failover_moved"] == 16
+    for step in ("first_row", "unchanged_poll", "failover", "filter_typed", "filter_cleared"):
+        assert figures[f"{step}_s"] > 0 and figures[f"{step}_stall_ms"] >= 0, step
+
+
+def test_once_and_its_floor_make_the_same_requests_and_both_write_json() -> None:
+    from benchmarks import once
+
+    figures = once.run(100, rounds=1)
+    assert figures["requests"] >= 2 and figures["cpu_ratio"] > 0
+    assert figures["output_bytes"]["floor"] > 0 and figures["output_bytes"]["tunneltop"] > 0
