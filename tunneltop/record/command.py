@@ -150,4 +150,5 @@ def _live(recording: Recording) -> int:
     from tunneltop.ui.app import run_app
 
     source = ReplaySource(recording)
-    return run_app(source.target(), source=source, interval=source.interval)
+    # The view's clock is the recording's: ages, change marks and ghost rows as they were then.
+    return run_app(source.target(), source=source, interval=source.interval, clock=source.now)

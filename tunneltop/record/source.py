@@ -25,7 +25,7 @@ from tunneltop.changes.events import ChangeEvent, diff, poll_failed, poll_recove
 from tunneltop.model.codec import parse_time
 from tunneltop.model.snapshot import Snapshot
 from tunneltop.poll.engine import PollOutcome
-from tunneltop.poll.source import Closable, LiveSource
+from tunneltop.poll.source import Closable, LiveSource, badge
 from tunneltop.poll.target import Target
 from tunneltop.record.reader import Recording
 from tunneltop.record.schema import RecordingError
@@ -53,9 +53,18 @@ class ReplaySource:
 
     @property
     def label(self) -> str:
-        index = self.position if self.position is not None else self._move or 0
+        """The header's badge: the recording's time and position, e.g. "REPLAY 2026-12-01T03:12:00Z poll 12 of
+        720 paused"."""
+        index = self._here()
         state = "" if self.playing and not self.at_end else " paused"
-        return f"REPLAY {self.recording.polls[index].at}{state}"
+        return f"REPLAY {self.recording.polls[index].at} poll {index + 1} of {len(self.recording)}{state}"
+
+    def now(self) -> datetime:
+        """The recording's time where it is (the live view's clock in a replay: ages, marks and ghosts then)."""
+        return self.recording.polls[self._here()].when
+
+    def _here(self) -> int:
+        return self.position if self.position is not None else self._move or 0
 
     def target(self) -> Target:
         """What the view shows as the account: the recording's, with no credentials and nowhere to send."""
@@ -104,11 +113,14 @@ class ReplaySource:
 
     # -- moving --------------------------------------------------------------------------------------------------
 
+    def _heading(self) -> int:
+        """Where the next poll goes: a move asked for and not shown yet counts (two quick steps are two)."""
+        return self._move if self._move is not None else self.position if self.position is not None else 0
+
     def step(self, polls: int) -> None:
         """``polls`` recorded polls forward (negative: back), stopping at either end; pauses playing."""
         self.playing = False
-        here = self.position if self.position is not None else 0
-        self._move = max(0, min(here + polls, len(self.recording) - 1))
+        self._move = max(0, min(self._heading() + polls, len(self.recording) - 1))
 
     def jump_to(self, moment: datetime) -> None:
         """To the last poll at or before ``moment`` (RecordingError outside the recording); pauses playing."""
@@ -117,8 +129,7 @@ class ReplaySource:
 
     def jump_to_event(self, severities: Collection[str], *, forward: bool = True) -> bool:
         """To the next (previous) poll with an event of one of these severities; False when there is none."""
-        here = self.position if self.position is not None else 0
-        found = self.recording.event_poll(here, severities, forward=forward)
+        found = self.recording.event_poll(self._heading(), severities, forward=forward)
         if found is None:
             return False
         self._move = found
@@ -195,6 +206,13 @@ class RecordedSource:
         self.inner = inner
         self.recorder = recorder
         self.failure: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The inner source's badge (none for the API) and that this run records, or that its recording stopped."""
+        recording = f"REC {self.recorder.path.name}" if self.failure is None else "REC stopped"
+        inner = badge(self.inner)
+        return f"{inner} · {recording}" if inner else recording
 
     async def poll(self) -> PollOutcome:
         outcome = await self.inner.poll()

@@ -1,5 +1,6 @@
 """The live view's commands that act rather than move: refresh, pause, the interval, the event log, the account,
-export and screenshot, help and the command palette (the keys are in ``ui/commands.py``).
+export and screenshot, a replay's steps and jumps, help and the command palette (the keys are in
+``ui/commands.py``).
 
 A mixin of ``TunneltopApp``: Textual looks actions up on the app."""
 
@@ -11,10 +12,13 @@ from textual.app import SystemCommand
 from textual.screen import Screen
 
 from tunneltop.export import export_view
-from tunneltop.ui.commands import COMMANDS, help_rows, shown_keys
+from tunneltop.record.command import parse_time
+from tunneltop.record.schema import RecordingError
+from tunneltop.record.source import ReplaySource
+from tunneltop.ui.commands import COMMANDS, JUMP_SEVERITIES, help_rows, shown, shown_keys
 from tunneltop.ui.event_log import EventLogView
 from tunneltop.ui.messages import AccountsToChoose
-from tunneltop.ui.screens import AccountPicker, HelpScreen
+from tunneltop.ui.screens import AccountPicker, HelpScreen, TimePrompt
 from tunneltop.views.session import Session
 
 INTERVAL_STEPS = (1.0, 2.0, 3.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0)
@@ -31,7 +35,16 @@ class Actions:
         self.status.message = "refreshing…" if wait <= 0 else later
 
     def action_pause(self) -> None:
-        self.paused = not self.paused
+        replay = self.replay
+        if replay is None:
+            self.paused = not self.paused
+            return
+        # A replay sends nothing: p plays or pauses the recording (polling goes on, showing where it is).
+        if replay.playing and not replay.at_end:
+            replay.pause()
+        else:
+            replay.play()
+        self._replay_moved("playing" if replay.playing else "paused")
 
     def _step_interval(self, direction: int) -> None:
         steps = INTERVAL_STEPS
@@ -116,6 +129,80 @@ class Actions:
             return
         self.notify(f"screenshot written to {path}", title="Screenshot", markup=False)
 
+    # -- a replay (tunneltop replay FILE) --------------------------------------------------------------------------
+
+    @property
+    def replay(self) -> ReplaySource | None:
+        """The recording shown, when this view replays one."""
+        source = self.polling.source
+        return source if isinstance(source, ReplaySource) else None
+
+    def _replaying(self) -> ReplaySource | None:
+        """The recording, or None after saying that the key is for a replay."""
+        replay = self.replay
+        if replay is None:
+            self.notify("that key moves through a recording: open one with tunneltop replay FILE", markup=False)
+        return replay
+
+    def _replay_moved(self, what: str) -> None:
+        """Show where the replay went at once: the next poll has nothing to wait for."""
+        self.polling.refresh()
+        self.status.message = f"replay: {what}"
+
+    def _replay_step(self, polls: int) -> None:
+        replay = self._replaying()
+        if replay is not None:
+            replay.step(polls)
+            self._replay_moved("one poll forward" if polls > 0 else "one poll back")
+
+    def action_replay_back(self) -> None:
+        self._replay_step(-1)
+
+    def action_replay_forward(self) -> None:
+        self._replay_step(+1)
+
+    def _replay_event(self, forward: bool) -> None:
+        replay = self._replaying()
+        if replay is None:
+            return
+        name, severities = JUMP_SEVERITIES[self.jump_severity]
+        if replay.jump_to_event(severities, forward=forward):
+            self._replay_moved(f"{'next' if forward else 'previous'} poll with an event ({name})")
+        else:
+            where = "after" if forward else "before"
+            self.notify(f"no event ({name}) {where} this poll; E chooses another severity", markup=False)
+
+    def action_replay_prev_event(self) -> None:
+        self._replay_event(False)
+
+    def action_replay_next_event(self) -> None:
+        self._replay_event(True)
+
+    def action_replay_severity(self) -> None:
+        if self._replaying() is None:
+            return
+        self.jump_severity = (self.jump_severity + 1) % len(JUMP_SEVERITIES)
+        self.status.message = f"replay: {{ }} jump to events: {JUMP_SEVERITIES[self.jump_severity][0]}"
+
+    def action_replay_time(self) -> None:
+        replay = self._replaying()
+        if replay is None:
+            return
+        recording = replay.recording
+        covers = f"the recording covers {recording.polls[0].at} to {recording.polls[-1].at}"
+
+        def chosen(text: str | None) -> None:
+            if not text or not text.strip():
+                return
+            try:
+                replay.jump_to(parse_time(text, recording))
+            except RecordingError as exc:  # not a time, or one the recording does not cover: said, nothing moves
+                self.notify(str(exc), title="Jump to a time", severity="error", markup=False)
+                return
+            self._replay_moved(f"jumped to {text.strip()}")
+
+        self.push_screen(TimePrompt(covers), chosen)
+
     # -- help and the palette -----------------------------------------------------------------------------------
 
     def keys_for(self) -> dict[str, str]:
@@ -123,7 +210,7 @@ class Actions:
         return {c.id: self._user_keymap.get(c.id, c.keys) for c in COMMANDS}
 
     def help_rows(self) -> list[tuple[str, str]]:
-        return help_rows(self.keys_for())
+        return help_rows(self.keys_for(), replaying=self.replay is not None)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.help_rows()))
@@ -131,8 +218,10 @@ class Actions:
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)  # type: ignore[misc]
         keys = self.keys_for()
+        replaying = self.replay is not None
         for command in COMMANDS:
-            if command.palette:
+            if command.palette and shown(command, replaying):
                 action = getattr(self, f"action_{command.action}")
-                yield SystemCommand(command.palette, f"{command.help} ({shown_keys(keys[command.id])})", action)
+                help_text = command.help_for(replaying)
+                yield SystemCommand(command.palette, f"{help_text} ({shown_keys(keys[command.id])})", action)
         yield SystemCommand("Clear filter", "Show every connection (esc)", self.clear_filter)

@@ -30,6 +30,8 @@ from tunneltop.poll.account import utc_now
 from tunneltop.poll.source import LiveSource, api_source
 from tunneltop.poll.target import Target
 from tunneltop.poll.threaded import EngineThread
+from tunneltop.record.source import RecordedSource
+from tunneltop.record.store import Recorder
 from tunneltop.sanitize import clean
 from tunneltop.ui.actions import Actions
 from tunneltop.ui.client_tree import ClientTree, NodeRef
@@ -86,9 +88,11 @@ class TunneltopApp(Navigation, Actions, Drawing, App[int]):
         budget_per_minute: int | None = None,
         start_view: str | None = None,
         keymap: dict[str, str] | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         """``source``: where the data comes from (a serve server, a recording; see ``poll.source``); by default the
-        one poll engine on the Cloudflare API, made from ``target`` on first use."""
+        one poll engine on the Cloudflare API, made from ``target`` on first use. ``recorder``: an open recording
+        (``--record``) that the API's polls are also written to."""
         super().__init__()
         if budget_per_minute is not None:
             target = replace(target, budget_per_minute=budget_per_minute)
@@ -99,6 +103,8 @@ class TunneltopApp(Navigation, Actions, Drawing, App[int]):
         self._user_keymap = dict(keymap or {})  # not _keymap: that name is Textual's own
         report_crashes_with(self, crash_report)  # without local variables: a client frame holds the token
         self._client_options = client_options or {}
+        self._recorder = recorder
+        self.jump_severity = 0  # a replay's { }: which of commands.JUMP_SEVERITIES they jump to
         self.set_reactive(TunneltopApp.interval, interval)
         self.client: CloudflareClient | None = None
         self._engine_thread: EngineThread | None = None  # the API engine's, one for the client (made on first use)
@@ -127,7 +133,7 @@ class TunneltopApp(Navigation, Actions, Drawing, App[int]):
         name = dict(self._accounts).get(self.target.account_id or "")  # chosen in the picker: named there
         if self._engine_thread is None:
             self._engine_thread = EngineThread()
-        return api_source(
+        engine = api_source(
             self.client,
             self.target.account_id,
             self.target.refs,
@@ -138,6 +144,7 @@ class TunneltopApp(Navigation, Actions, Drawing, App[int]):
             local=self.target.local,
             thread=self._engine_thread,
         )
+        return engine if self._recorder is None else RecordedSource(engine, self._recorder)
 
     # -- layout -------------------------------------------------------------------------------------------------
 
@@ -323,6 +330,10 @@ class TunneltopApp(Navigation, Actions, Drawing, App[int]):
         """An outcome is applied: the next poll is armed, the header follows, and waiters learn of it."""
         self.polling.rearm(self.paused, self.interval)
         self._update_header()
+        stopped = self.polling.recording_stopped()
+        if stopped is not None:
+            text = f"{clean(stopped, 400)}; the view goes on without recording"
+            self.notify(text, title="Recording stopped", severity="error", markup=False, timeout=15)
         self.polling.outcome_applied()
 
     def on_unknown_tunnels(self, message: UnknownTunnels) -> None:
@@ -395,11 +406,16 @@ def run_app(
     bell: bool = False,
     export_dir: Path | None = None,
     keymap: dict[str, str] | None = None,
+    recorder: Recorder | None = None,
+    clock: Callable[[], datetime] = utc_now,
 ) -> int:
-    """The live view until the user quits; ``source`` as in ``TunneltopApp`` (default: the API)."""
+    """The live view until the user quits; ``source`` and ``recorder`` as in ``TunneltopApp`` (default: the API);
+    ``clock``: what "now" is (a replay's: the recording's time)."""
     app = TunneltopApp(
         target,
         source=source,
+        recorder=recorder,
+        clock=clock,
         interval=interval,
         watch_terminal=True,
         ghost_seconds=ghost_seconds,

@@ -20,6 +20,11 @@ class Command:
     help: str  # one line for the help screen
     palette: str = ""  # the command palette's title ("" when not offered there)
     priority: bool = False
+    replay: bool = False  # only over a recording (tunneltop replay FILE): listed then, refused with a word otherwise
+    replay_help: str = ""  # what it does instead in a replay
+
+    def help_for(self, replaying: bool) -> str:
+        return self.replay_help if replaying and self.replay_help else self.help
 
 
 COMMANDS: tuple[Command, ...] = (
@@ -35,7 +40,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("reverse_sort", "S", "reverse_sort", "", "reverse the sort", "Reverse sort"),
     Command("refresh", "r", "refresh", "Refresh", "refresh now (what is on screen first, within the budget)",
             "Refresh now"),
-    Command("pause", "p", "pause", "Pause", "pause / resume polling (no requests while paused)", "Pause / resume"),
+    Command("pause", "p", "pause", "Pause", "pause / resume polling (no requests while paused)", "Pause / resume",
+            replay_help="play / pause the recording"),
     Command("slower", "plus,equals_sign", "slower", "", "poll less often", "Poll less often"),
     Command("faster", "minus", "faster", "", "poll more often", "Poll more often"),
     Command("events", "e", "toggle_events", "Events", "show / hide the event log (enter on an event selects it)",
@@ -46,6 +52,30 @@ COMMANDS: tuple[Command, ...] = (
             "Overview / all connections"),
     Command("export", "x", "export", "Export", "export the view and the event log (JSON + CSV)", "Export"),
     Command("screenshot", "w", "screenshot_svg", "", "write a screenshot (SVG)", "Screenshot"),
+    Command("replay_back", "left_square_bracket", "replay_back", "", "replay: one recorded poll back (pauses)",
+            "Replay: step back", replay=True),
+    Command("replay_forward", "right_square_bracket", "replay_forward", "",
+            "replay: one recorded poll forward (pauses), with the events it gave", "Replay: step forward",
+            replay=True),
+    Command("replay_prev_event", "left_curly_bracket", "replay_prev_event", "",
+            "replay: back to the last poll with an event of the chosen severity (see E)", "Replay: previous event",
+            replay=True),
+    Command("replay_next_event", "right_curly_bracket", "replay_next_event", "",
+            "replay: on to the next poll with an event of the chosen severity (see E)", "Replay: next event",
+            replay=True),
+    Command("replay_severity", "E", "replay_severity", "",
+            "replay: which events { } jump to: warning and worse (default), errors only, any event",
+            "Replay: event severity to jump to", replay=True),
+    Command("replay_time", "t", "replay_time", "",
+            "replay: jump to a time (2026-12-01T03:12:00Z, or -15m from the end)", "Replay: jump to a time",
+            replay=True),
+)
+
+# What { } jump to in a replay, in the order E cycles through them: the events' severities (changes/events.py).
+JUMP_SEVERITIES: tuple[tuple[str, frozenset[str]], ...] = (
+    ("warning and worse", frozenset({"warning", "error"})),
+    ("errors only", frozenset({"error"})),
+    ("any event", frozenset({"info", "ok", "warning", "error"})),
 )
 
 # Keys the widgets own (not remappable here), listed in the help after the commands.
@@ -99,14 +129,30 @@ def keymap(table: Mapping[str, object]) -> dict[str, str]:
 
 def shown_keys(keys: str) -> str:
     """Textual key names as a person reads them (question_mark → ?, slash → /)."""
-    names = {"question_mark": "?", "slash": "/", "escape": "esc", "plus": "+", "equals_sign": "=", "minus": "-"}
+    names = {
+        "question_mark": "?",
+        "slash": "/",
+        "escape": "esc",
+        "plus": "+",
+        "equals_sign": "=",
+        "minus": "-",
+        "left_square_bracket": "[",
+        "right_square_bracket": "]",
+        "left_curly_bracket": "{",
+        "right_curly_bracket": "}",
+    }
     return " / ".join(names.get(k, k) for k in keys.split(","))
 
 
-def help_rows(keys_for: Mapping[str, str]) -> list[tuple[str, str]]:
-    """Every key with what it does: the commands with the user's keys (``keys_for``: id → keys), then the widgets'
-    own keys, then the glyphs."""
-    rows = [(shown_keys(keys_for.get(c.id, c.keys)), c.help) for c in COMMANDS]
+def shown(command: Command, replaying: bool) -> bool:
+    """Whether the help and the palette offer ``command`` now: the replay's keys only in a replay."""
+    return replaying or not command.replay
+
+
+def help_rows(keys_for: Mapping[str, str], *, replaying: bool = False) -> list[tuple[str, str]]:
+    """Every key with what it does: the commands with the user's keys (``keys_for``: id → keys; the replay's only
+    when ``replaying``), then the widgets' own keys, then the glyphs."""
+    rows = [(shown_keys(keys_for.get(c.id, c.keys)), c.help_for(replaying)) for c in COMMANDS if shown(c, replaying)]
     rows += list(WIDGET_KEYS)
     rows += [(glyph, meaning) for glyph, meaning in GLYPHS]
     return rows

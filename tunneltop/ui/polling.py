@@ -17,6 +17,7 @@ from tunneltop.api.errors import ApiError, UsageError
 from tunneltop.poll.account import AccountChoiceNeeded
 from tunneltop.poll.engine import PollOutcome
 from tunneltop.poll.source import Closable, LiveSource, badge
+from tunneltop.record.source import RecordedSource
 from tunneltop.ui.messages import AccountsToChoose, PollFailed, PollWaiting, SnapshotReady, UnknownTunnels
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ class PollDriver:
         self.applied = 0  # outcomes the app has applied (snapshots, failures, waits for the budget, account lists)
         self._applied = asyncio.Event()
         self._closed = False
+        self._said_recording = False
 
     # -- the source ---------------------------------------------------------------------------------------------
 
@@ -73,6 +75,15 @@ class PollDriver:
     @property
     def badge(self) -> str | None:
         return badge(self.source) if self.source is not None else None
+
+    def recording_stopped(self) -> str | None:
+        """Why ``--record``'s recording stopped (a full disk...), the first time it is asked after it did; the view
+        goes on without it."""
+        source = self.source
+        if self._said_recording or not isinstance(source, RecordedSource) or source.failure is None:
+            return None
+        self._said_recording = True
+        return source.failure
 
     async def aclose(self) -> None:
         self._closed = True

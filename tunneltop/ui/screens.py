@@ -1,4 +1,4 @@
-"""Modal screens: the help screen and the colo picker."""
+"""Modal screens: the help screen, the colo and account pickers, and the replay's time prompt."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import OptionList, Static
+from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from tunneltop.sanitize import clean
@@ -96,6 +96,33 @@ class AccountPicker(ModalScreen[str | None]):
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(event.option.id)
+
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)
+
+
+class TimePrompt(ModalScreen[str | None]):
+    """A replay's jump to a time: the text typed (RFC 3339, or -15m from the end), or None when closed."""
+
+    # Its own CSS, beside it: the modal boxes of tunneltop.tcss have the same look.
+    DEFAULT_CSS = """
+    TimePrompt { align: center middle; }
+    #time-box { width: 64; height: auto; border: round $accent; padding: 0 1; background: $panel; }
+    """
+    BINDINGS = [Binding("escape", "dismiss_none", "Close")]
+
+    def __init__(self, covers: str) -> None:
+        super().__init__()
+        self._covers = covers
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="time-box"):
+            yield Static(Text("Jump to a time (enter) — esc closes", style="bold"))
+            yield Input(placeholder="2026-12-01T03:12:00Z, or -15m from the end", id="time-input")
+            yield Static(Text(self._covers, style="dim"))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value)
 
     def action_dismiss_none(self) -> None:
         self.dismiss(None)
