@@ -58,6 +58,7 @@ def test_live_view_gets_its_options(monkeypatch: pytest.MonkeyPatch, tmp_path) -
         "budget_per_minute": 60,
         "demo": True,
         "keymap": {},
+        "recorder": None,
     }
 
 

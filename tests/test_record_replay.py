@@ -269,7 +269,7 @@ def test_record_flags_are_checked_and_a_busy_file_is_refused_before_any_poll(
     with pytest.raises(SystemExit) as usage:
         cli.main(["--demo", "--once", "--record", str(path)])
     assert usage.value.code in (EXIT_USAGE, EXIT_UNKNOWN)  # --once's usage errors are UNKNOWN (a plugin's)
-    assert "--record records --watch" in capsys.readouterr().err
+    assert "--once polls once: nothing to keep" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["--demo", "--watch", "--record-keep", "7d"])
     assert "go with --record FILE" in capsys.readouterr().err

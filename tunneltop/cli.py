@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from tunneltop import __version__
 from tunneltop.api.errors import ApiError, UsageError
@@ -30,6 +30,9 @@ from tunneltop.profiles import (
 )
 from tunneltop.report import EXIT_UNKNOWN, EXIT_USAGE, exit_status, failure_line, render_json, render_table
 from tunneltop.sanitize import clean
+
+if TYPE_CHECKING:
+    from tunneltop.record.store import Recorder
 
 MIN_INTERVAL = 1.0
 # Headless runs may sit out a short 429; a live screen shows a countdown instead of blocking.
@@ -214,7 +217,8 @@ def build_parser() -> _Parser:
         "--record",
         type=Path,
         metavar="FILE",
-        help="with --watch: record every poll to this SQLite file, to look back at with 'tunneltop replay FILE'",
+        help="the live view, --watch and serve: record every poll to this SQLite file, to look back at with "
+        "'tunneltop replay FILE'",
     )
     parser.add_argument(
         "--record-keep", type=_age, metavar="AGE", help="drop what is older than this as it records, e.g. 7d"
@@ -285,8 +289,8 @@ def build_target(args: argparse.Namespace) -> Target:
         tunnels=args.tunnels,
     )
     args.interval, args.budget = settings.interval, settings.budget_per_minute
-    if args.record is None and (args.watch or args.output == "jsonl"):
-        args.record = profile.record  # the profile's recording is --watch's (--once polls once: nothing to keep)
+    if args.record is None and not (args.once or args.output in ("table", "json")):
+        args.record = profile.record  # the live view's and --watch's (--once polls once: nothing to keep)
     return Target(
         settings.base_url,
         settings.credentials,
@@ -368,19 +372,27 @@ def _watch(target: Target, args: argparse.Namespace) -> int:
 
     if args.record is None:
         return run_watch(target, args.interval)
-    from tunneltop.record.schema import RecordingError
-    from tunneltop.record.store import Recorder
-
-    recorder = Recorder(args.record, keep=args.record_keep, max_bytes=args.record_max, demo=target.demo)
-    try:
-        recorder.open()
-    except RecordingError as exc:
-        _err(str(exc))
+    recorder = _open_recorder(args, target)
+    if recorder is None:
         return EXIT_UNKNOWN
     try:
         return run_watch(target, args.interval, recorder=recorder)
     finally:
         recorder.close()
+
+
+def _open_recorder(args: argparse.Namespace, target: Target) -> Recorder | None:
+    """``--record FILE`` opened for writing, before any poll; None after saying why it cannot be (another process
+    records it, a directory that is not there)."""
+    from tunneltop.record.schema import RecordingError
+    from tunneltop.record.store import Recorder
+
+    recorder = Recorder(args.record, keep=args.record_keep, max_bytes=args.record_max, demo=target.demo)
+    try:
+        return recorder.open()
+    except RecordingError as exc:
+        _err(str(exc))
+        return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -408,8 +420,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_attached(args, parser)
     if args.record is None and (args.record_keep or args.record_max):
         parser.error("--record-keep and --record-max go with --record FILE")
-    if args.record is not None and not watch:
-        parser.error("--record records --watch (-o jsonl); the live view does not record yet")
+    if args.record is not None and (args.once or args.output in ("table", "json")):
+        parser.error("--record records the live view and --watch; --once polls once: nothing to keep")
     try:
         target = build_target(args)
     except ConfigError as exc:
@@ -436,14 +448,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         _err(str(exc))
         return EXIT_UNKNOWN
 
-    return run_app(
-        target,
-        interval=args.interval,
-        ghost_seconds=args.ghost_seconds,
-        bell=args.bell,
-        export_dir=args.export_dir,
-        keymap=keys,
-    )
+    recorder = _open_recorder(args, target) if args.record is not None else None
+    if args.record is not None and recorder is None:
+        return EXIT_UNKNOWN
+    try:
+        return run_app(
+            target,
+            interval=args.interval,
+            ghost_seconds=args.ghost_seconds,
+            bell=args.bell,
+            export_dir=args.export_dir,
+            keymap=keys,
+            recorder=recorder,
+        )
+    finally:
+        if recorder is not None:
+            recorder.close()
 
 
 if __name__ == "__main__":
