@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from textual.app import App, ComposeResult
 
 from tunneltop.model.records import Connection, Connector, Tunnel
@@ -185,3 +186,48 @@ def test_a_tree_keeps_its_own_parts_and_only_for_the_tunnels_it_was_last_given()
     one, two = ClientTree(), ClientTree()
     assert one.parts_for(states, None) is one.parts_for(states, None)
     assert not any(a is b for a, b in zip(one.parts_for(states, None), two.parts_for(states, None), strict=True))
+
+
+def wide(connectors: int, skip: int = -1) -> TunnelState:
+    """One tunnel of ``connectors`` connectors (but ``skip``) with 4 connections each over two colos."""
+    built = [
+        Connector(
+            id=f"w-{c:03d}",
+            run_at=NOW - timedelta(minutes=c),
+            conns=[Connection(id=f"x-{c:03d}-{n}", colo_name=("NRT", "DFW")[(c + n) % 2]) for n in range(4)],
+        )
+        for c in range(connectors)
+        if c != skip
+    ]
+    return TunnelState(Tunnel(id="w", name="wide", status="healthy"), tuple(built))
+
+
+async def test_a_filter_typed_and_cleared_on_a_wide_tunnel_ends_as_built_anew(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Many siblings come and go at once: each new node is placed by its index among them, not by a scan.
+    monkeypatch.setattr("tunneltop.ui.client_tree._EXPAND_MAX", 10_000)
+    full, less = wide(60), wide(60, skip=7)
+    nrt = {f"w/{c.id}/{x.id}" for c in less.connectors for x in c.conns if x.colo_name == "NRT" and c.id < "w-030"}
+    async with TreeApp().run_test(size=(80, 30)) as pilot:
+        tree = pilot.app.query_one(ClientTree)
+        for states, visible in (([less], None), ([less], nrt), ([full], nrt), ([full], None)):
+            tree.show(tree.parts_for(states, visible, include_empty=visible is None), expand_connectors=True)
+            await pilot.pause()
+        updated = _shape(tree)
+    async with TreeApp().run_test(size=(80, 30)) as pilot:
+        tree = pilot.app.query_one(ClientTree)
+        tree.show(tree.parts_for([full], None), expand_connectors=True)
+        await pilot.pause()
+        assert updated == _shape(tree)
+    assert len(updated) == 1 + 60 + 240
+
+
+async def test_the_connectors_of_a_very_large_tunnel_start_collapsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("tunneltop.ui.client_tree._EXPAND_MAX", 100)
+    async with TreeApp().run_test(size=(80, 30)) as pilot:
+        tree = pilot.app.query_one(ClientTree)
+        tree.show(tree.parts_for([wide(30)], None), expand_connectors=True)
+        await pilot.pause()
+        assert conn_nodes(tree) == set(), "150 items: more than the limit, so no connection nodes until opened"
+        tree.show(tree.parts_for([state(0)], None), expand_connectors=True)
+        await pilot.pause()
+        assert len(conn_nodes(tree)) == 8
