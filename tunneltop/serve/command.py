@@ -18,7 +18,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from aiohttp import web
 
@@ -29,11 +29,13 @@ from tunneltop.sanitize import clean
 from tunneltop.serve.poller import Poller
 from tunneltop.serve.server import ServeApp, start
 
+if TYPE_CHECKING:
+    from tunneltop.record.store import Recorder
+
 DEFAULT_LISTEN = "127.0.0.1:9877"
 # Flags of the live view and --once/--watch that mean nothing to a server: accepted, kept out of its help.
 NOT_FOR_SERVE = frozenset(
     {"once", "watch", "output", "ghost_seconds", "bell", "export_dir", "attach", "attach_token_file"}
-    | {"record", "record_keep", "record_max"}
 )
 
 EPILOG = """\
@@ -48,6 +50,7 @@ endpoints:
 examples:
   tunneltop serve                                  # every tunnel, on 127.0.0.1:9877
   tunneltop serve --listen 0.0.0.0:9877 --auth-token-file /run/secrets/tt
+  tunneltop serve --record /var/lib/tunneltop/tt.db --record-keep 7d
   curl -s localhost:9877/metrics | grep tunneltop_tunnel_health
 """
 
@@ -116,10 +119,16 @@ class Serving:
     """One ``tunneltop serve``: the poller and the HTTP server over it, on one event loop."""
 
     def __init__(
-        self, target: Target, interval: float, *, token: str | None = None, err: TextIO | None = None
+        self,
+        target: Target,
+        interval: float,
+        *,
+        token: str | None = None,
+        err: TextIO | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         self.err = err if err is not None else sys.stderr
-        self.poller = Poller(target, interval, err=self.err)
+        self.poller = Poller(target, interval, err=self.err, recorder=recorder)
         self.app = ServeApp(self.poller, token=token)
         self.addresses: list[tuple[str, int]] = []
         self._runner: web.AppRunner | None = None
@@ -150,9 +159,11 @@ async def serve(
     stop: asyncio.Event,
     token: str | None = None,
     err: TextIO | None = None,
+    recorder: Recorder | None = None,
 ) -> int:
-    """Poll and serve until ``stop``; the exit status (0 when stopped)."""
-    serving = Serving(target, interval, token=token, err=err)
+    """Poll and serve until ``stop``; the exit status (0 when stopped). With an open ``recorder`` (``--record``),
+    every poll is recorded too."""
+    serving = Serving(target, interval, token=token, err=err, recorder=recorder)
     try:
         await serving.start(host, port)
     except OSError as exc:
@@ -172,14 +183,16 @@ def exposure_warning(host: str, token: str | None) -> str | None:
     )
 
 
-def run_serve(target: Target, interval: float, host: str, port: int, token: str | None) -> int:
+def run_serve(
+    target: Target, interval: float, host: str, port: int, token: str | None, recorder: Recorder | None = None
+) -> int:
     async def main() -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, stop.set)
-        return await serve(target, interval, host, port, stop=stop, token=token)
+        return await serve(target, interval, host, port, stop=stop, token=token, recorder=recorder)
 
     try:
         return asyncio.run(main())
@@ -192,9 +205,10 @@ def main(argv: Sequence[str]) -> int:
 
     parser = build_serve_parser()
     args = parser.parse_args(argv)
-    if args.once or args.watch or args.output or args.attach or getattr(args, "record", None):
-        parser.error("serve runs until stopped: --once, --watch, --output, --attach and --record are for the plain "
-                     "command")
+    if args.once or args.watch or args.output or args.attach:
+        parser.error("serve runs until stopped: --once, --watch, --output and --attach are for the plain command")
+    if args.record is None and (args.record_keep or args.record_max):
+        parser.error("--record-keep and --record-max go with --record FILE")
     host, port = args.listen
     try:
         token = read_token(args.auth_token_file) if args.auth_token_file is not None else None
@@ -212,4 +226,18 @@ def main(argv: Sequence[str]) -> int:
     target.share_budget()
     for notice in target.notices:
         print(f"tunneltop serve: {clean(notice, 2000)}", file=sys.stderr)
-    return run_serve(target, args.interval, host, port, token)
+    if args.record is None:
+        return run_serve(target, args.interval, host, port, token)
+    from tunneltop.record.schema import RecordingError
+    from tunneltop.record.store import Recorder
+
+    recorder = Recorder(args.record, keep=args.record_keep, max_bytes=args.record_max, demo=target.demo)
+    try:
+        recorder.open()  # before listening: a file another process records is refused with its pid
+    except RecordingError as exc:
+        print(f"tunneltop serve: {clean(str(exc), 2000)}", file=sys.stderr)
+        return EXIT_UNKNOWN
+    try:
+        return run_serve(target, args.interval, host, port, token, recorder)
+    finally:
+        recorder.close()

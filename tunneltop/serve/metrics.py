@@ -210,6 +210,15 @@ class ServeCollector(Collector):
             "tunneltop_healthy", "1 while the poller is healthy (as /healthz says): its last success is recent.",
             value=1.0 if healthy else 0.0,
         )
+        if poller.recording is not None:  # serve --record
+            yield GaugeMetricFamily(
+                "tunneltop_recording",
+                "1 while --record records every poll; 0 once the recording stopped (see stderr).",
+                value=1.0 if poller.recording else 0.0,
+            )
+            yield CounterMetricFamily(
+                "tunneltop_recorded_polls", "Polls written to the --record file.", value=float(poller.recorded)
+            )
 
     def _api_families(self) -> Iterator[Metric]:
         poller = self.poller

@@ -18,7 +18,7 @@ import traceback
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from tunneltop.api.client import CloudflareClient
 from tunneltop.api.errors import ApiError, AuthError, UsageError
@@ -32,6 +32,9 @@ from tunneltop.poll.target import Target
 from tunneltop.report import EXIT_OK, EXIT_UNKNOWN, EXIT_USAGE, render_json
 from tunneltop.sanitize import clean
 from tunneltop.serve.feed import EventFeed
+
+if TYPE_CHECKING:
+    from tunneltop.record.store import Recorder
 
 # A 429 block up to this long is sat out inside the poll, as --watch does.
 SERVE_MAX_RATE_LIMIT_WAIT = 30.0
@@ -61,6 +64,7 @@ class Poller:
         err: TextIO,
         feed: EventFeed | None = None,
         clock: Callable[[], float] = time.monotonic,
+        recorder: Recorder | None = None,
     ) -> None:
         self.target = target
         self.interval = interval
@@ -82,6 +86,10 @@ class Poller:
         self._clock = clock
         self._last_success_at: float | None = None
         self._json: tuple[Snapshot, str] | None = None
+        # --record: each poll into an open recording, off the loop; None once it stopped (said once, and counted).
+        self.recorder = recorder
+        self.recording: bool | None = None if recorder is None else True
+        self.recorded = 0
 
     # -- what the HTTP side reads ---------------------------------------------------------------------------------
 
@@ -148,6 +156,7 @@ class Poller:
                     self._crashed(exc, self._clock() - started)
                     wait = engine.next_poll_delay()
                 else:
+                    await self._record(outcome)
                     status = self._take(engine, outcome, self._clock() - started)
                     if status is not None:
                         return status
@@ -155,6 +164,19 @@ class Poller:
                 if await sleep_unless_stopped(wait, stop):
                     break
         return EXIT_OK
+
+    async def _record(self, outcome: PollOutcome) -> None:
+        """``--record``: the poll into the recording, off the event loop (a large account's full snapshot takes a
+        while). A recording that fails (a full disk) is said once on stderr and by ``tunneltop_recording``; the
+        server goes on without it."""
+        recorder = self.recorder
+        if recorder is None:
+            return
+        if await asyncio.to_thread(recorder.write_outcome, outcome):
+            self.recorded = recorder.polls_written
+            return
+        self.recorder, self.recording = None, False
+        self._say(f"{recorder.failure}; serving goes on without recording")
 
     def _take(self, engine: PollEngine, outcome: PollOutcome, duration: float) -> int | None:
         """Keep one poll's outcome and publish it; an exit status when the server cannot go on."""
