@@ -238,7 +238,8 @@ def build_parser() -> _Parser:
     parser.add_argument(
         "--attach",
         metavar="URL",
-        help="read a 'tunneltop serve' server instead of the Cloudflare API: the live view or --once, no credentials",
+        help="read a 'tunneltop serve' server instead of the Cloudflare API: the live view, --once or --watch, "
+        "no credentials",
     )
     parser.add_argument(
         "--attach-token-file", metavar="PATH", type=Path, help="the serve server's bearer token (its --auth-token-file)"

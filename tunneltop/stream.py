@@ -12,7 +12,8 @@ For piping into alerting. Every line is a JSON object with a ``kind``:
   ``tunneltop.poll.engine``): ``poll_failed`` when polls start failing, when the kind of error changes, and at
   least once a minute while they keep failing.
 
-Polls run one at a time through the one ``PollEngine``: a poll, then a sleep until the next one (the interval,
+Polls run one at a time through the one ``PollEngine`` (or, with ``--attach URL``, any ``LiveSource``: a serve
+server's, whose own events these lines then are): a poll, then a sleep until the next one (the interval,
 stretched to what the request budget allows, at least ``Retry-After`` after a 429). A passing error never ends
 the stream; an error no retry can fix (credentials, permission, a tunnel name that matches nothing, several
 accounts) ends it with exit status 3 (64 for a bad name) and the reason on stderr. ``stop`` ends it at once, even
@@ -40,6 +41,7 @@ from tunneltop.model.snapshot import Snapshot
 from tunneltop.poll.account import AccountChoiceNeeded
 from tunneltop.poll.engine import STARTUP_BURST, PollEngine, PollOutcome
 from tunneltop.poll.pacing import Stopped, sleep_unless_stopped, unless_stopped
+from tunneltop.poll.source import Closable, LiveSource
 from tunneltop.poll.target import Target
 from tunneltop.report import EXIT_OK, EXIT_UNKNOWN, EXIT_USAGE
 from tunneltop.sanitize import clean
@@ -108,11 +110,11 @@ class _Stream:
         except BrokenPipeError:
             raise _ReaderGone from None
 
-    def documents(self, engine: PollEngine, outcome: PollOutcome) -> list[dict[str, Any]]:
+    def documents(self, source: LiveSource, outcome: PollOutcome) -> list[dict[str, Any]]:
         documents = [e.to_json() for e in outcome.events]
         if outcome.snapshot is not None and not self.started:
             self.started = True
-            head = baseline(outcome.snapshot, interval=self.interval, demo=self.target.demo, budget=engine.status)
+            head = baseline(outcome.snapshot, interval=self.interval, demo=self.target.demo, budget=source.status)
             # The baseline comes first, after any poll_recovered of failures before it.
             at = 1 if documents and documents[0].get("kind") == "poll_recovered" else 0
             documents.insert(at, head)
@@ -129,7 +131,14 @@ class _Stream:
         print(f"tunneltop: {clean(message, 2000)}", file=self.err)
         return EXIT_USAGE if isinstance(error, UsageError) else EXIT_UNKNOWN
 
-    async def run(self, stop: asyncio.Event, max_rate_limit_wait: float) -> int:
+    async def run(self, stop: asyncio.Event, max_rate_limit_wait: float, source: LiveSource | None = None) -> int:
+        """Poll ``source`` (by default the one poll engine on the Cloudflare API) until ``stop``."""
+        if source is not None:
+            try:
+                return await self.follow(source, stop)
+            finally:
+                if isinstance(source, Closable):
+                    await source.aclose()
         async with self.target.client(max_rate_limit_wait=max_rate_limit_wait) as client:
             engine = PollEngine(
                 client,
@@ -141,29 +150,33 @@ class _Stream:
                 reach=True,
                 local=self.target.local,
             )
-            while not stop.is_set():
-                try:
-                    outcome = await unless_stopped(engine.poll(), stop)
-                except Stopped:
-                    break
-                await self.record(outcome)
-                if outcome.error is not None and outcome.permanent:
-                    with contextlib.suppress(_ReaderGone):
-                        self.write([e.to_json() for e in outcome.events])
-                    return self.fatal(outcome.error)
-                if engine.usage_errors:
-                    return self.fatal(engine.usage_errors[0])
-                if outcome.error is not None and not isinstance(outcome.error, ApiError):
-                    traceback.print_exception(outcome.error, file=self.err)
-                try:
-                    self.write(self.documents(engine, outcome))
-                except _ReaderGone:
-                    return EXIT_OK
-                # The next poll when the interval is up and a request may go: the planner and the budget pace the
-                # fetches (a tunnel is refreshed every ``effective_interval`` when all do not fit in one interval).
-                wait = max(engine.next_poll_delay(), outcome.retry_after or 0.0)
-                if await sleep_unless_stopped(wait, stop):
-                    break
+            return await self.follow(engine, stop)
+
+    async def follow(self, source: LiveSource, stop: asyncio.Event) -> int:
+        while not stop.is_set():
+            try:
+                outcome = await unless_stopped(source.poll(), stop)
+            except Stopped:
+                break
+            await self.record(outcome)
+            if outcome.error is not None and outcome.permanent:
+                with contextlib.suppress(_ReaderGone):
+                    self.write([e.to_json() for e in outcome.events])
+                return self.fatal(outcome.error)
+            if source.usage_errors:
+                return self.fatal(source.usage_errors[0])
+            if outcome.error is not None and not isinstance(outcome.error, ApiError):
+                traceback.print_exception(outcome.error, file=self.err)
+            try:
+                self.write(self.documents(source, outcome))
+            except _ReaderGone:
+                return EXIT_OK
+            # The next poll when the interval is up and a request may go: the planner and the budget pace the
+            # fetches (a tunnel is refreshed every ``effective_interval`` when all do not fit in one interval). An
+            # attached source waits in its poll for the server's next one.
+            wait = max(source.next_poll_delay(), outcome.retry_after or 0.0)
+            if await sleep_unless_stopped(wait, stop):
+                break
         return EXIT_OK
 
 
@@ -177,9 +190,11 @@ async def watch_stream(
     err: TextIO | None = None,
     budget_per_minute: int | None = None,
     recorder: Recorder | None = None,
+    source: LiveSource | None = None,
 ) -> int:
     """Poll ``target`` every ``interval`` seconds and write a JSON line per change to ``out`` until ``stop``; with
-    an open ``recorder`` (``--record``), every poll into it too.
+    an open ``recorder`` (``--record``), every poll into it too. ``source``: where the polls come from instead of
+    the Cloudflare API through ``target`` (``--attach URL``: a serve server's; closed when the stream ends).
 
     Returns 0 when stopped (or when the reader closed ``out``); 3 on an error no retry can fix (bad credentials,
     a missing permission, several accounts and none named: the reason goes to ``err``, default stderr); 64 for a
@@ -188,10 +203,16 @@ async def watch_stream(
     if budget_per_minute is not None:
         target = replace(target, budget_per_minute=budget_per_minute)
     stream = _Stream(target, interval, out, err if err is not None else sys.stderr, recorder)
-    return await stream.run(stop, max_rate_limit_wait)
+    return await stream.run(stop, max_rate_limit_wait, source)
 
 
-def run_watch(target: Target, interval: float, out: TextIO | None = None, recorder: Recorder | None = None) -> int:
+def run_watch(
+    target: Target,
+    interval: float,
+    out: TextIO | None = None,
+    recorder: Recorder | None = None,
+    source: LiveSource | None = None,
+) -> int:
     """Run the stream to stdout until SIGINT or SIGTERM; either ends it cleanly with exit status 0."""
     stream = out if out is not None else sys.stdout
 
@@ -206,7 +227,7 @@ def run_watch(target: Target, interval: float, out: TextIO | None = None, record
                 continue  # no loop signal handlers here (Windows, or not the main thread)
             installed.append(sig)
         try:
-            return await watch_stream(target, interval, stream, stop=stop, recorder=recorder)
+            return await watch_stream(target, interval, stream, stop=stop, recorder=recorder, source=source)
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)

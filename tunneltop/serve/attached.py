@@ -1,7 +1,8 @@
 """``tunneltop --attach URL``: the plain command's front ends fed by a ``tunneltop serve`` server (``attach.py``)
-instead of the Cloudflare API: ``--once`` prints the server's latest snapshot as ``--once`` does, and the live view
-shows it with a badge saying where the data comes from. No Cloudflare credential is read or needed.
-``--watch`` is not attached: the server's ``/api/v1/events`` is that stream already.
+instead of the Cloudflare API: ``--once`` prints the server's latest snapshot as ``--once`` does, ``--watch`` prints
+the changes as ``--watch`` does (the same JSON Lines, worked out from the server's snapshots as the server's own
+events are), and the live view shows it with a badge saying where the data comes from. ``--record FILE`` records
+what the live view or ``--watch`` reads. No Cloudflare credential is read or needed.
 """
 
 from __future__ import annotations
@@ -10,19 +11,25 @@ import argparse
 import asyncio
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tunneltop.api.errors import ApiError
 from tunneltop.config import ConfigError
 from tunneltop.poll.account import utc_now
 from tunneltop.poll.planner import DEFAULT_INTERVAL
+from tunneltop.poll.source import LiveSource
 from tunneltop.poll.target import Target
 from tunneltop.report import EXIT_UNKNOWN, exit_status, render_json, render_table
 from tunneltop.sanitize import clean
 from tunneltop.serve.attach import AttachSource
 from tunneltop.serve.command import read_token
 
-NOT_ATTACHED = ("watch", "record", "demo", "account", "token_file", "budget")
+if TYPE_CHECKING:
+    from tunneltop.record.store import Recorder
+
+NOT_ATTACHED = ("demo", "account", "token_file", "budget")
 
 
 def _err(message: str) -> None:
@@ -52,12 +59,14 @@ async def once_attached(source: AttachSource, output: str) -> int:
 def run_attached(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Run what the command line asks for against the server at ``args.attach``."""
     given = [name for name in NOT_ATTACHED if getattr(args, name, None)]
-    if given or args.output == "jsonl" or args.tunnels:
-        what = ", ".join(f"--{n.replace('_', '-')}" for n in given) or ("tunnel names" if args.tunnels else "-o jsonl")
-        parser.error(
-            f"--attach reads what the serve server watches, as it polls it: {what} go to the server "
-            "(its change stream is URL/api/v1/events)"
-        )
+    if given or args.tunnels:
+        what = ", ".join(f"--{n.replace('_', '-')}" for n in given) or "tunnel names"
+        parser.error(f"--attach reads what the serve server watches, as it polls it: {what} go to the server")
+    watch = args.watch or args.output == "jsonl"
+    if args.record is not None and args.once:
+        parser.error("--record records the live view and --watch; --once polls once: nothing to keep")
+    if args.record is None and (args.record_keep or args.record_max):
+        parser.error("--record-keep and --record-max go with --record FILE")
     token: str | None = None
     if args.attach_token_file is not None:
         try:
@@ -66,11 +75,40 @@ def run_attached(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
             _err(str(exc))
             return EXIT_UNKNOWN
     source = AttachSource(args.attach, interval=args.interval or DEFAULT_INTERVAL, token=token)
-    if args.once or args.output:
+    if (args.once or args.output) and not watch:
         try:
             return asyncio.run(once_attached(source, args.output or "table"))
         except KeyboardInterrupt:
             return 130
+    recorder = _open_recorder(args.record, args.record_keep, args.record_max) if args.record is not None else None
+    if args.record is not None and recorder is None:
+        return EXIT_UNKNOWN
+    try:
+        return _follow(args, source, watch, recorder)
+    finally:
+        if recorder is not None:
+            recorder.close()
+
+
+def _open_recorder(path: Path, keep: timedelta | None, max_bytes: int | None) -> Recorder | None:
+    """``--record FILE`` opened before the first read (None after saying why it cannot be)."""
+    from tunneltop.record.schema import RecordingError
+    from tunneltop.record.store import Recorder
+
+    recorder = Recorder(path, keep=keep, max_bytes=max_bytes)
+    try:
+        return recorder.open()
+    except RecordingError as exc:
+        _err(str(exc))
+        return None
+
+
+def _follow(args: argparse.Namespace, source: AttachSource, watch: bool, recorder: Recorder | None) -> int:
+    """``--watch`` or the live view over ``source``, recording to ``recorder`` when given."""
+    if watch:
+        from tunneltop.stream import run_watch
+
+        return run_watch(Target(source.url, None), source.interval, recorder=recorder, source=source)
     from tunneltop.profiles import load_keys
     from tunneltop.ui.app import run_app
     from tunneltop.ui.commands import KeymapError, keymap
@@ -80,9 +118,14 @@ def run_attached(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     except (ConfigError, KeymapError) as exc:
         _err(str(exc))
         return EXIT_UNKNOWN
+    live: LiveSource = source
+    if recorder is not None:
+        from tunneltop.record.source import RecordedSource
+
+        live = RecordedSource(source, recorder)
     return run_app(
         Target(source.url, None),
-        source=source,
+        source=live,
         interval=source.interval,
         ghost_seconds=args.ghost_seconds,
         bell=args.bell,
