@@ -5,7 +5,8 @@
   end of the recording (``-15m``, ``-2h``, ``-1d``). When the last poll then had failed, the reason goes to stderr
   and the exit status is 3, as ``--once`` would have said.
 - ``--events [--since TIME] [--until TIME] [-o jsonl]``: the recorded change events, one JSON object a line.
-- neither: the live view over the recording (REPLAY in its header).
+- neither: the live view over the recording (REPLAY, its time and the poll in its header; ``[`` ``]`` step,
+  ``{`` ``}`` jump to events, ``t`` to a time, ``p`` plays: see ``ui/commands.py``).
 """
 
 from __future__ import annotations
@@ -45,7 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tunneltop replay",
         description="Look back at a recording made with --record FILE. Sends no request to Cloudflare.",
         epilog="TIME: 2026-12-01T03:12:00Z (no zone: UTC), or from the end of the recording: -15m, -2h, -1d\n"
-        "exit status of --at: what --once would have said then (0 ok, 1 degraded, 2 down, 3 unknown)",
+        "exit status of --at: what --once would have said then (0 ok, 1 degraded, 2 down, 3 unknown)\n\n"
+        "keys of the live view over a recording (? lists them all):\n"
+        "  [ ]  one poll back / forward        p  play / pause\n"
+        "  { }  previous / next event          E  which events: warning and worse,\n"
+        "  t    jump to a time                    errors only, any",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("file", type=Path, metavar="FILE", help="the recording")
