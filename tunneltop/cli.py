@@ -136,7 +136,7 @@ examples:
                                       # one JSON line per change, for alerting
   tunneltop --watch --record tt.db --record-keep 7d > /dev/null
   tunneltop replay tt.db --at -15m    # the --once table as it was 15 min ago
-  tunneltop replay tt.db              # the live view over it: [ ] step, t time
+  tunneltop replay tt.db              # the live view over it ([ ] steps)
   tunneltop --demo                    # a simulated account, no credentials
 
 keys in the live view (? lists them all; ctrl+p finds an action by name):
