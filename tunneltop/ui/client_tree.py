@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 
 from rich.cells import cell_len
 from rich.style import Style
@@ -17,203 +16,16 @@ from textual.binding import Binding
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from tunneltop.model.health import connector_health, edge_summary
-from tunneltop.model.records import Connection, Connector
 from tunneltop.model.snapshot import TunnelState, same_objects
-from tunneltop.sanitize import clean
 from tunneltop.ui.line_style import PassStyle
-from tunneltop.ui.text import HEALTH_GLYPH, HEALTH_STYLE, STATE_LABEL, findings_mark, short_id, verdict_glyph
 from tunneltop.ui.textual_internals import count_node_update, store_node_label, tree_node_class
+from tunneltop.ui.tree_parts import NodeRef, TreeItem, TreeParts, tree_parts
 
+__all__ = ["ClientTree", "NodeRef", "TreeItem", "TreeParts", "tree_parts"]
 
-@dataclass(frozen=True, slots=True)
-class NodeRef:
-    """What a tree node stands for. ``kind`` is ``tunnel``, ``connector`` or ``conn``."""
-
-    kind: str
-    tunnel_id: str
-    connector_id: str | None = None
-    conn_id: str | None = None
-    # A plain attribute, set once: the tree reads it for every node on every redraw.
-    node_id: str = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        parts = (self.tunnel_id, self.connector_id, self.conn_id)
-        object.__setattr__(self, "node_id", "/".join(p for p in parts if p is not None))
-
-
-@dataclass(frozen=True, slots=True)
-class TreeItem:
-    ref: NodeRef
-    parent: str | None
-    label: tuple[tuple[str, str], ...]  # (text, style) parts: compared cheaply, built into Text when changed
-
-
-def _tunnel_label(state: TunnelState) -> tuple[tuple[str, str], ...]:
-    health = state.health
-    glyph, style = verdict_glyph(health, state.findings)
-    found, found_style = findings_mark(state.findings, title=False)
-    counts = f" {state.active_count}↑" + (f" {state.pending_count}⟳" if state.pending_count else "")
-    # Connections kept from an earlier read while a refresh fails: say so, the details say since when and why. A
-    # tunnel watched by name that was deleted says that rather than only "down".
-    stale = state.error is not None and state.connectors is not None
-    mark = " DELETED" if state.tunnel.deleted_at is not None else " STALE" if stale else ""
-    return (
-        (glyph + " ", style),
-        (clean(state.tunnel.name or state.tunnel.id, 40), "bold"),
-        (counts, "yellow" if state.pending_count else "dim"),
-        (" " + found if found else "", found_style),
-        (mark, "bold red"),
-    )
-
-
-def _connector_label(
-    connector: Connector, shown: list[Connection], this_host: bool = False
-) -> tuple[tuple[str, str], ...]:
-    health = connector_health(connector)
-    return (
-        (HEALTH_GLYPH[health] + " ", HEALTH_STYLE[health]),
-        (short_id(connector.id), ""),
-        # cloudflared's /ready on this host named this connector: the one an operator here can restart.
-        (" this host" if this_host else "", "bold cyan"),
-        (f" {clean(connector.version, 16)} {clean(connector.arch, 16)}", "dim"),
-        (f" ({len(shown)}) {clean(edge_summary(shown), 40)}", ""),
-    )
-
-
-def _conn_label(conn: Connection) -> tuple[tuple[str, str], ...]:
-    text, style = STATE_LABEL[conn.state]
-    glyph = text.split(" ", 1)[0]
-    return (
-        (glyph + " ", style),
-        (clean(conn.colo_name, 8), "bold"),
-        (" " + clean(conn.origin_ip, 45), "yellow" if conn.state == "pending" else ""),
-    )
-
-
-_Entries = dict[str, tuple[Connector, list[TreeItem], list[Connection]]]
 # Connectors of a tunnel showing more connections than this start collapsed even where the app asks for them
 # open (one or two tunnels shown): their connections then get no node until opened (see ClientTree._deferred).
 _EXPAND_MAX = 2_000
-
-
-def _same_state(a: TunnelState, b: TunnelState) -> bool:
-    if a is b:
-        return True
-    if a.error != b.error or a.findings != b.findings or not (a.tunnel is b.tunnel or a.tunnel == b.tunnel):
-        return False
-    if a.connectors is None or b.connectors is None:
-        return a.connectors is b.connectors
-    return same_objects(a.connectors, b.connectors)
-
-
-class TreeParts:
-    """The wanted content of one tree, redraw after redraw (see ClientTree.parts_for).
-
-    A redraw rebuilds the tree's wanted content; a tunnel whose records are unchanged (parsing hands back the same
-    objects) gets its previous items back, so show() can skip them by identity; in a changed tunnel, so do its
-    unchanged connectors and, in a changed connector, its unchanged connections. Holds the last unfiltered call
-    only, so only the tunnels passed to it: a tunnel that went is forgotten with the next call."""
-
-    def __init__(self) -> None:
-        # tunnel id -> (state, include_empty, items, {connector id: (connector, its items, its connections in order)})
-        self._items: dict[str, tuple[TunnelState, bool, list[TreeItem], _Entries]] = {}
-        self._last_call: tuple[Iterable[TunnelState], bool, list[list[TreeItem]]] | None = None
-        self._this_host: str | None = None
-
-    def parts(
-        self,
-        states: Iterable[TunnelState],
-        visible: set[str] | None,
-        include_empty: bool = True,
-        this_host: str | None = None,
-    ) -> list[list[TreeItem]]:
-        """The tree's wanted content in display order, one part per tunnel: the tunnel's item, then its connectors'
-        and connections'. ``visible`` limits connections to those row keys. Without it, a tunnel whose records are
-        unchanged gets back the very same part (the same list object), which show() skips unread. ``this_host``:
-        the id of the connector running on this host (cloudflared's /ready), labelled so."""
-        if this_host != self._this_host:  # another connector's label says "this host": nothing kept holds
-            self._items, self._last_call, self._this_host = {}, None, this_host
-        last_call = self._last_call
-        if (
-            visible is None
-            and isinstance(states, tuple)  # immutable: the same object has the same content
-            and last_call is not None
-            and last_call[0] is states
-            and last_call[1] == include_empty
-        ):
-            return last_call[2]  # the same tunnels tuple (an unchanged poll, see TunnelSource.poll): the same parts
-        parts: list[list[TreeItem]] = []
-        last_items = self._items
-        memo: dict[str, tuple[TunnelState, bool, list[TreeItem], _Entries]] = {}
-        for state in states:
-            hit = last_items.get(state.tunnel.id)
-            if visible is not None:
-                # A filtered part is made afresh, but from the same connection items as the unfiltered one: while
-                # a filter is typed or cleared, show() then adds or removes only the connections that left or came.
-                parts.append(
-                    _state_items(state, visible, include_empty, hit[3] if hit is not None else None, None, this_host)
-                )
-                continue
-            if hit is not None and hit[1] == include_empty and _same_state(hit[0], state):
-                part, entries = hit[2], hit[3]
-            else:
-                entries = {}
-                part = _state_items(state, None, include_empty, hit[3] if hit is not None else {}, entries, this_host)
-            memo[state.tunnel.id] = (state, include_empty, part, entries)
-            parts.append(part)
-        if visible is None:
-            self._items = memo
-            self._last_call = (states, include_empty, parts)
-        return parts
-
-
-def tree_parts(
-    states: Iterable[TunnelState], visible: set[str] | None, include_empty: bool = True, this_host: str | None = None
-) -> list[list[TreeItem]]:
-    """What TreeParts.parts gives, worked out afresh: for one-shot callers (a live tree keeps a TreeParts)."""
-    return TreeParts().parts(states, visible, include_empty, this_host)
-
-
-def _state_items(
-    state: TunnelState,
-    visible: set[str] | None,
-    include_empty: bool,
-    previous: _Entries | None = None,
-    entries: _Entries | None = None,
-    this_host: str | None = None,
-) -> list[TreeItem]:
-    items: list[TreeItem] = []
-    t = state.tunnel
-    connectors: list[tuple[Connector, list[Connection]]] = []
-    for connector in state.connectors or ():
-        shown = [c for c in connector.conns if visible is None or f"{t.id}/{connector.id}/{c.id}" in visible]
-        if shown or visible is None:
-            connectors.append((connector, shown))
-    if not connectors and not include_empty:
-        return items
-    tref = NodeRef("tunnel", t.id)
-    items.append(TreeItem(tref, None, _tunnel_label(state)))
-    for connector, shown in sorted(connectors, key=lambda p: (p[0].run_at is None, p[0].run_at, p[0].id)):
-        hit = previous.get(connector.id) if previous is not None else None
-        if hit is not None and hit[0] is connector and visible is None:
-            part, conns = hit[1], hit[2]
-        else:
-            before = {c.id: (c, item) for c, item in zip(hit[2], hit[1][1:], strict=True)} if hit else {}
-            cref = NodeRef("connector", t.id, connector.id)
-            part = [TreeItem(cref, tref.node_id, _connector_label(connector, shown, connector.id == this_host))]
-            conns = sorted(shown, key=lambda c: (c.colo_name or "", c.id))
-            for conn in conns:
-                seen = before.get(conn.id)
-                if seen is not None and seen[0] is conn:
-                    part.append(seen[1])
-                else:
-                    xref = NodeRef("conn", t.id, connector.id, conn.id)
-                    part.append(TreeItem(xref, cref.node_id, _conn_label(conn)))
-        if entries is not None:
-            entries[connector.id] = (connector, part, conns)
-        items.extend(part)
-    return items
 
 
 class _Places:
