@@ -118,6 +118,9 @@ async def test_keys_step_and_jump_to_events(tmp_path: Path, monkeypatch: pytest.
         await _shown(pilot, app, seen[4])
         assert app.session.ghosts
         assert {row.gone_at for row in app.session.ghosts.values()} == {seen[4].fetched_at}
+        await pilot.press("left_square_bracket")  # back to 3: a moment before they went, so no ghosts
+        await _shown(pilot, app, seen[3])
+        assert not app.session.ghosts and not app.session.marks
 
 
 async def test_keys_jump_to_a_time_play_and_pause(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

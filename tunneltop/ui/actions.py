@@ -40,11 +40,12 @@ class Actions:
             self.paused = not self.paused
             return
         # A replay sends nothing: p plays or pauses the recording (polling goes on, showing where it is).
-        if replay.playing and not replay.at_end:
+        restart = replay.at_end  # playing from the end starts over: a jump to the first poll
+        if replay.playing and not restart:
             replay.pause()
         else:
             replay.play()
-        self._replay_moved("playing" if replay.playing else "paused")
+        self._replay_moved("playing" if replay.playing else "paused", jump=restart and replay.playing)
 
     def _step_interval(self, direction: int) -> None:
         steps = INTERVAL_STEPS
@@ -144,8 +145,13 @@ class Actions:
             self.notify("that key moves through a recording: open one with tunneltop replay FILE", markup=False)
         return replay
 
-    def _replay_moved(self, what: str) -> None:
-        """Show where the replay went at once: the next poll has nothing to wait for."""
+    def _replay_moved(self, what: str, *, jump: bool) -> None:
+        """Show where the replay went at once: the next poll has nothing to wait for. After a ``jump`` (anything but
+        one poll forward) the view starts afresh, as at a first poll: the source gives no events for it, and the
+        marks and ghost rows on screen belong to the moment left."""
+        if jump:
+            self.session.marks.clear()
+            self.session.ghosts.clear()
         self.polling.refresh()
         self.status.message = f"replay: {what}"
 
@@ -153,7 +159,7 @@ class Actions:
         replay = self._replaying()
         if replay is not None:
             replay.step(polls)
-            self._replay_moved("one poll forward" if polls > 0 else "one poll back")
+            self._replay_moved("one poll forward" if polls > 0 else "one poll back", jump=polls != 1)
 
     def action_replay_back(self) -> None:
         self._replay_step(-1)
@@ -167,7 +173,7 @@ class Actions:
             return
         name, severities = JUMP_SEVERITIES[self.jump_severity]
         if replay.jump_to_event(severities, forward=forward):
-            self._replay_moved(f"{'next' if forward else 'previous'} poll with an event ({name})")
+            self._replay_moved(f"{'next' if forward else 'previous'} poll with an event ({name})", jump=True)
         else:
             where = "after" if forward else "before"
             self.notify(f"no event ({name}) {where} this poll; E chooses another severity", markup=False)
@@ -199,7 +205,7 @@ class Actions:
             except RecordingError as exc:  # not a time, or one the recording does not cover: said, nothing moves
                 self.notify(str(exc), title="Jump to a time", severity="error", markup=False)
                 return
-            self._replay_moved(f"jumped to {text.strip()}")
+            self._replay_moved(f"jumped to {text.strip()}", jump=True)
 
         self.push_screen(TimePrompt(covers), chosen)
 
