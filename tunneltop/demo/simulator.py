@@ -38,7 +38,12 @@ HA_CONNECTIONS = 4
 PENDING_TTL = (60.0, 180.0)
 
 STATUSES = ("inactive", "degraded", "healthy", "down")
-CLOUDFLARED_VERSIONS = ("2024.8.2", "2024.10.0", "2024.12.2", "2025.1.0", "2025.4.0", "2025.8.1")
+# cloudflared's version is its release date (2025.8.1: August 2025) and tunneltop flags a release more than a year
+# old, so the simulated versions are dated from the simulator's start, not fixed strings that age with the calendar:
+# (months before the start, patch), oldest first, all within the supported year. ``OUTDATED_RELEASE`` is older on
+# purpose: one demo connector runs it, so the old-release check has something to show.
+RELEASE_AGES = ((11, 2), (9, 0), (7, 2), (6, 0), (3, 0), (1, 1))
+OUTDATED_RELEASE = (15, 2)
 BASE_FEATURES = ("ha-origin", "allow_remote_config", "serialized_headers", "support_datagram_v2",
                  "support_quic_eof", "management_logs")
 ARCHES = ("linux_amd64", "linux_arm64", "darwin_arm64", "windows_amd64")
@@ -69,6 +74,12 @@ DEMO_TUNNELS: dict[str, str] = {
 _TEAMNET = uuid.UUID("7c1e6a52-0d7e-4c8e-9b64-5a0f3e1d2c4b")
 DEFAULT_VNET = "default"
 SCENARIOS = ("drift", "lost-redundancy")
+
+
+def release(start: datetime, months_before: int, patch: int) -> str:
+    """The cloudflared version released ``months_before`` months before ``start`` (``2025.8.1``)."""
+    month = start.year * 12 + start.month - 1 - months_before
+    return f"{month // 12}.{month % 12 + 1}.{patch}"
 
 
 def teamnet_id(*parts: str) -> str:
@@ -151,6 +162,8 @@ class SimulatedAccount:
             start = start.replace(tzinfo=UTC)
         self.seed = seed
         self.start = start
+        # Upgrades walk this list; scale tunnels pick from it.
+        self.versions = tuple(release(start, months, patch) for months, patch in RELEASE_AGES)
         self.frozen = False
         # Cloudflare deprecated the tunnel object's `connections` ("will start returning an empty
         # array"); the default follows that so nothing in tunneltop comes to rely on it.
@@ -557,11 +570,11 @@ class SimulatedAccount:
         self._dirty.add(tid)
 
     def _upgrade(self, tid: str, client: dict[str, Any] | None, t: datetime) -> None:
-        if client is None or client["version"] not in CLOUDFLARED_VERSIONS:
+        if client is None or client["version"] not in self.versions:
             return
-        index = CLOUDFLARED_VERSIONS.index(client["version"])
-        if index + 1 < len(CLOUDFLARED_VERSIONS):
-            self._restart(tid, client, t, CLOUDFLARED_VERSIONS[index + 1])
+        index = self.versions.index(client["version"])
+        if index + 1 < len(self.versions):
+            self._restart(tid, client, t, self.versions[index + 1])
 
     def _failover(self, tid: str, client: dict[str, Any] | None, t: datetime) -> None:
         """A colo fails over: every connection this connector holds there moves to another colo."""
@@ -707,6 +720,7 @@ class SimulatedAccount:
 
     def _build_demo(self) -> None:
         s = self.start
+        versions = self.versions
         ids = DEMO_TUNNELS
         ingress = [
             {"hostname": "www.example.com", "service": "http://localhost:8080", "originRequest": {}},
@@ -722,7 +736,7 @@ class SimulatedAccount:
         self._add(tid, "web-prod", sim, s - timedelta(days=210), s - timedelta(days=9))
         for arch, ip, age in (("linux_amd64", "203.0.113.10", 9), ("linux_amd64", "203.0.113.11", 6)):
             self._clients[tid].append(self._new_client(
-                tid, _Plan(COLO_POOLS["us-central"], ip), "2025.1.0", arch,
+                tid, _Plan(COLO_POOLS["us-central"], ip), versions[3], arch,
                 s - timedelta(days=age, hours=3), sim.config_version, ("DFW", "LAX")))
 
         # Degraded: one connector keeps losing a connection (pending reconnects come and go).
@@ -731,10 +745,12 @@ class SimulatedAccount:
                          ingress=[{"hostname": "api-staging.example.com", "service": "http://localhost:9000",
                                    "originRequest": {"connectTimeout": 10}}, {"service": "http_status:404"}])
         self._add(tid, "api-staging", sim, s - timedelta(days=95), s - timedelta(days=3))
-        steady = self._new_client(tid, _Plan(COLO_POOLS["eu"], "198.51.100.23"), "2024.8.2", "linux_arm64",
+        # The steady one runs a release more than a year old (old_release): nobody upgraded it.
+        steady = self._new_client(tid, _Plan(COLO_POOLS["eu"], "198.51.100.23"), release(s, *OUTDATED_RELEASE),
+                                  "linux_arm64",
                                   s - timedelta(days=3, hours=1), 4, ("AMS", "FRA"))
         flapper_plan = _Plan(COLO_POOLS["eu"], "198.51.100.87", flapping=True)
-        flapper = self._new_client(tid, flapper_plan, "2024.8.2", "windows_amd64",
+        flapper = self._new_client(tid, flapper_plan, versions[0], "windows_amd64",
                                    s - timedelta(hours=5), 4, ("AMS", "FRA"))
         self._clients[tid] += [steady, flapper]
         self._drop(tid, flapper, s - timedelta(seconds=40), replace=False)
@@ -751,8 +767,8 @@ class SimulatedAccount:
             ("linux_amd64", "2001:db8:4e7a:12::2f", ("FRA", "LHR"), timedelta(hours=19)),
         ):
             self._clients[tid].append(self._new_client(
-                tid, _Plan(COLO_POOLS["eu"], ip), "2025.4.0", arch, s - age, sim.config_version, colos))
-        sim.elastic_template = {"pool": COLO_POOLS["eu"], "ip": "192.0.2.77", "version": "2025.4.0",
+                tid, _Plan(COLO_POOLS["eu"], ip), versions[4], arch, s - age, sim.config_version, colos))
+        sim.elastic_template = {"pool": COLO_POOLS["eu"], "ip": "192.0.2.77", "version": versions[4],
                                 "arch": "linux_arm64", "colos": ("AMS", "CDG")}
         sim.elastic_client = None
         self._toggle_elastic(tid, sim, s - timedelta(minutes=2))
@@ -763,7 +779,7 @@ class SimulatedAccount:
         sim = _TunnelSim("steady")
         self._add(tid, "home-lab", sim, s - timedelta(days=60), s - timedelta(days=1))
         self._clients[tid].append(self._new_client(
-            tid, _Plan(COLO_POOLS["us-west"], "198.51.100.140"), "2025.8.1", "darwin_arm64",
+            tid, _Plan(COLO_POOLS["us-west"], "198.51.100.140"), versions[5], "darwin_arm64",
             s - timedelta(days=1, hours=2), 0, ("SEA", "SJC"),
             features=(*BASE_FEATURES, "support_datagram_v3_2")))
 
@@ -815,7 +831,7 @@ class SimulatedAccount:
             sim = _TunnelSim("scale")
             self._add(tid, name, sim, created, s - timedelta(days=2))
             pool = regions[i % len(regions)]
-            version = CLOUDFLARED_VERSIONS[rng.randrange(len(CLOUDFLARED_VERSIONS))]
+            version = self.versions[rng.randrange(len(self.versions))]
             clients = self._clients[tid]
             for _ in range(per_tunnel):
                 plan = _Plan(pool, self._ipv4())

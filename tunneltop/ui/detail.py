@@ -14,10 +14,14 @@ from textual.containers import VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Static
 
-from tunneltop.model.health import edge_summary, format_age, origin_ips, pending_conns
+from tunneltop.model.findings import Finding
+from tunneltop.model.health import active_conns, edge_summary, format_age, origin_ips, pending_conns
+from tunneltop.model.reach import LocalReady, Reach
 from tunneltop.model.records import Connection, Connector, Tunnel
+from tunneltop.model.rules import CHECK_TITLES
 from tunneltop.model.snapshot import TunnelState
-from tunneltop.ui.text import MONO_STYLE, STATE_LABEL, health_text, restyle, safe
+from tunneltop.sanitize import clean
+from tunneltop.ui.text import FINDING_GLYPH, FINDING_STYLE, MONO_STYLE, STATE_LABEL, health_text, restyle, safe
 
 
 def _when(value: datetime | None, now: datetime) -> Text:
@@ -67,6 +71,56 @@ def _draw(title: Text, rows: list[tuple[str, Text]]) -> RenderableType:
     return grid
 
 
+def _finding(finding: Finding) -> Text:
+    """One finding as the pane's "why" says it: severity and check, the message with its numbers, the hint below.
+    Wrapped, not cut: the hint is the part to read."""
+    title = CHECK_TITLES.get(finding.check) or clean(finding.check, 32)
+    return Text.assemble(
+        (f"{FINDING_GLYPH[finding.severity]} {finding.severity.value}: {title}", FINDING_STYLE[finding.severity]),
+        "\n",
+        clean(finding.message, 400),
+        "\n",
+        (f"→ {clean(finding.hint, 400)}", "dim"),
+    )
+
+
+def _why(findings: tuple[Finding, ...]) -> list[tuple[str, Text]]:
+    return [("why" if index == 0 else "", _finding(f)) for index, f in enumerate(findings)]
+
+
+def _reach_rows(reach: Reach | None, now: datetime) -> list[tuple[str, Text]]:
+    """What rides on the tunnel (its blast radius): public hostnames, private routes, and how old that is."""
+    if reach is None:
+        return [("hostnames", Text("not read yet (read on first sight, then every few minutes)", style="dim"))]
+    rows: list[tuple[str, Text]] = []
+    if reach.managed == "local":
+        rows.append(("hostnames", Text("locally managed: hostnames are in the connector's config file", style="dim")))
+    elif reach.managed == "cloudflare":
+        names = "\n".join(clean(h, 200) for h in reach.hostnames[:50])
+        if len(reach.hostnames) > 50:
+            names += f"\n… and {len(reach.hostnames) - 50} more"
+        rows.append(("hostnames", Text(names) if names else Text("none in its ingress rules", style="dim")))
+        if reach.config_version is not None:
+            rows.append(("remote config", Text(f"version {reach.config_version}")))
+    else:
+        rows.append(("hostnames", Text("unknown (never read)", style="dim")))
+    routes = Text()
+    for index, route in enumerate(reach.routes[:50]):
+        routes.append("\n" if index else "")
+        routes.append(clean(route.network, 60), style="bold")
+        if route.virtual_network:
+            routes.append(f"  vnet {clean(route.virtual_network, 60)}", style="cyan")
+        if route.comment:
+            routes.append(f"  {clean(route.comment, 120)}", style="dim")
+    if len(reach.routes) > 50:
+        routes.append(f"\n… and {len(reach.routes) - 50} more")
+    rows.append(("routes", routes if routes.plain else Text("no private network routes", style="dim")))
+    rows.append(("reach read", _when(reach.fetched_at, now)))
+    if reach.error:
+        rows.append(("reach error", Text(clean(reach.error, 300), style="red")))
+    return rows
+
+
 def tunnel_detail(state: TunnelState, now: datetime, trend: str = "") -> RenderableType:
     t = state.tunnel
     conns = [c for k in state.connectors or () for c in k.conns]
@@ -93,10 +147,33 @@ def tunnel_detail(state: TunnelState, now: datetime, trend: str = "") -> Rendera
         rows.append(("connections read", _when(state.fetched_at, now)))
     for problem in state.problems[:5]:
         rows.append(("data problem", safe(str(problem), "magenta", 300)))
+    # Why first (what is wrong and what to look at), then what is at stake: both above the record's own fields.
+    rows[2:2] = _why(state.findings) + _reach_rows(state.reach, now)
     return _grid(safe(f"Tunnel {t.name or t.id}", "bold"), rows)
 
 
-def connector_detail(tunnel: Tunnel, connector: Connector, now: datetime) -> RenderableType:
+def _this_host(connector: Connector, local: LocalReady) -> Text:
+    api = len(active_conns(connector))
+    ready = local.ready_connections
+    said = "?" if ready is None else str(ready)
+    style = "" if ready == api else "bold red" if ready == 0 and api else "yellow"
+    return Text.assemble(
+        (f"cloudflared here ({clean(local.address, 60)}) says {said} ready", style),
+        f"; the API lists {api} active",
+    )
+
+
+def connector_detail(
+    tunnel: Tunnel,
+    connector: Connector,
+    now: datetime,
+    *,
+    findings: tuple[Finding, ...] = (),
+    local: LocalReady | None = None,
+) -> RenderableType:
+    """``findings``: the tunnel's findings about this connector; ``local``: cloudflared's /ready on this host, when
+    it names this connector."""
+    here = local is not None and local.connector_id == connector.id
     rows = [
         ("connector id", safe(connector.id)),
         ("tunnel", safe(tunnel.name or tunnel.id)),
@@ -110,7 +187,12 @@ def connector_detail(tunnel: Tunnel, connector: Connector, now: datetime) -> Ren
         ("pending", Text(str(len(pending_conns(connector))))),
         ("features", safe(", ".join(connector.features) or None, max_len=400)),
     ]
-    return _grid(safe(f"Connector {connector.id}", "bold"), rows)
+    mine = tuple(f for f in findings if f.connector_id == connector.id)
+    rows[1:1] = ([("this host", _this_host(connector, local))] if here and local is not None else []) + _why(mine)
+    title = safe(f"Connector {connector.id}", "bold")
+    if here:
+        title.append(" (this host)", style="bold cyan")
+    return _grid(title, rows)
 
 
 def connection_detail(

@@ -157,7 +157,8 @@ class MonitorView(Horizontal):
             conn = next((c for c in connector.conns if c.id == ref.conn_id), None)
             pane.show(connection_detail(state.tunnel, connector, conn, now) if conn else None)
         else:
-            pane.show(connector_detail(state.tunnel, connector, now))
+            local = live.snapshot.local if live.snapshot is not None else None
+            pane.show(connector_detail(state.tunnel, connector, now, findings=state.findings, local=local))
 
     # -- one selection ------------------------------------------------------------------------------------------
 
