@@ -63,7 +63,7 @@ def run_attached(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         what = ", ".join(f"--{n.replace('_', '-')}" for n in given) or "tunnel names"
         parser.error(f"--attach reads what the serve server watches, as it polls it: {what} go to the server")
     watch = args.watch or args.output == "jsonl"
-    if args.record is not None and args.once:
+    if args.record is not None and not watch and (args.once or args.output):
         parser.error("--record records the live view and --watch; --once polls once: nothing to keep")
     if args.record is None and (args.record_keep or args.record_max):
         parser.error("--record-keep and --record-max go with --record FILE")
