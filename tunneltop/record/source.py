@@ -21,7 +21,7 @@ from typing import Any
 
 from tunneltop.api.errors import ApiError, UsageError
 from tunneltop.api.gate import BudgetStatus
-from tunneltop.changes.events import ChangeEvent, diff, poll_failed, poll_recovered, without_first_sight
+from tunneltop.changes.events import ChangeEvent, diff, poll_failed, poll_recovered, rfc3339, without_first_sight
 from tunneltop.model.codec import parse_time
 from tunneltop.model.snapshot import Snapshot
 from tunneltop.poll.engine import PollOutcome
@@ -57,7 +57,8 @@ class ReplaySource:
         720 paused"."""
         index = self._here()
         state = "" if self.playing and not self.at_end else " paused"
-        return f"REPLAY {self.recording.polls[index].at} poll {index + 1} of {len(self.recording)}{state}"
+        at = rfc3339(self.recording.polls[index].when.replace(microsecond=0))  # to the second: the header is short
+        return f"REPLAY {at} poll {index + 1} of {len(self.recording)}{state}"
 
     def now(self) -> datetime:
         """The recording's time where it is (the live view's clock in a replay: ages, marks and ghosts then)."""
