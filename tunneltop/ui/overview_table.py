@@ -9,7 +9,7 @@ from typing import Any
 from tunneltop.model.findings import Severity
 from tunneltop.model.health import format_age
 from tunneltop.sanitize import clean
-from tunneltop.ui.text import findings_mark, mono_style, verdict_glyph
+from tunneltop.ui.text import HEALTH_GLYPH, HEALTH_STYLE, findings_mark, mono_style, verdict_glyph
 from tunneltop.ui.virtual_table import Cell, VirtualTable
 from tunneltop.views.filters import Filter
 from tunneltop.views.overview import TunnelSummary, summary_sort_key
@@ -77,13 +77,19 @@ def _count(value: int | None) -> str:
     return "?" if value is None else str(value)
 
 
+_NO_FINDINGS: Cell = ("-", "dim")
+
+
 def _cells(s: TunnelSummary) -> tuple[Cell, ...]:
-    glyph, style = verdict_glyph(s.health, s.findings)
-    mark = findings_mark(s.findings)
+    if s.findings:
+        glyph, style = verdict_glyph(s.health, s.findings)
+        mark = findings_mark(s.findings)
+    else:  # most rows: no more than before findings had a column
+        glyph, style, mark = HEALTH_GLYPH[s.health], HEALTH_STYLE[s.health], _NO_FINDINGS
     return (
         (f"{glyph} {s.health.value}", style),
         (clean(s.label, 48), "bold"),
-        mark if s.findings else ("-", "dim"),
+        mark,
         (_count(s.connectors), ""),
         (_count(s.active), ""),
         (_count(s.pending), "bold yellow" if s.pending else "dim"),
