@@ -1,4 +1,9 @@
-"""Command line: argument parsing and the headless path (``--once``). Textual is imported only for the live UI."""
+"""Command line: argument parsing and the headless path (``--once``). Textual is imported only for the live UI.
+
+Over ~400 lines because it is the one place where flags, the environment and the config file become a run for
+every front end (live view, ``--once``, ``--watch``, ``--attach``, ``--record``); serve and replay add their own
+flags in their packages.
+"""
 
 from __future__ import annotations
 

@@ -27,6 +27,8 @@ Which profile: ``--profile NAME``, else ``TUNNELTOP_PROFILE``, else the file's `
 missing file is then fine). Precedence for every setting: flags beat the environment, which beats the file.
 Environment names: Cloudflare's own (``CLOUDFLARE_API_TOKEN``, ``CLOUDFLARE_EMAIL`` + ``CLOUDFLARE_API_KEY``,
 ``CLOUDFLARE_ACCOUNT_ID``, ``CLOUDFLARE_BASE_URL``), plus ``TUNNELTOP_INTERVAL`` and ``TUNNELTOP_BUDGET``.
+
+One module (over ~400 lines): the config file's whole schema and its precedence rules in one place.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ Every request it sends (each page, each retry) first takes a token from its ``Re
 ``Ratelimit`` and ``Retry-After`` go back to the gate. It unwraps Cloudflare's envelope, pages through
 collections, turns every failure into a typed ``ApiError``, and retries transient failures with bounded, jittered
 exponential back-off, each retry only if the gate has a token for it.
+
+One module (over ~400 lines): it is the single door for HTTP, which tests/test_readonly.py checks by counting it.
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ the file is either valid or treated as empty. Nothing in the file can block anyo
 
 ``LocalLedger`` is the same budget for one process, in memory: the demo, and the fallback when the shared ledger
 raises ``LedgerUnavailable``.
+
+One module (over ~400 lines): the file format, the lock and the pruning are one protocol between processes;
+split, a reader could drift from the writer.
 """
 
 from __future__ import annotations

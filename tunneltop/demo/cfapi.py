@@ -9,6 +9,9 @@ for ids and paths that don't route, the `Ratelimit` headers and the 5-minute 429
 injectable faults (5xx, HTML gateway pages, truncated bodies, `success: false` with HTTP 200, hangs).
 It never keeps a credential: accepted ones are held as SHA-256 digests and the request log records
 only which auth scheme was used.
+
+One module (over ~400 lines) because it mirrors one API surface, endpoint by endpoint, with the envelope and
+errors they share; tests/test_demo_cfapi.py checks it against the spec.
 """
 
 from __future__ import annotations

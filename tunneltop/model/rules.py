@@ -18,6 +18,8 @@ Checks (ids as findings, events and ``ignore`` name them) and their severity:
 
 An inactive tunnel (created, never run) gets no finding unless it is required: it is neutral. A tunnel whose
 connections are unknown (not fetched, or failed) gets none either: nothing to judge.
+
+One module (over ~400 lines) so that every check's id, severity, message and hint are read side by side.
 """
 
 from __future__ import annotations

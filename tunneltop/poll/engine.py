@@ -22,6 +22,9 @@ error (with the near names), reported once and never polled again.
 Failed polls give the failure-streak events by the one rule (``poll/streak.py``: ``poll_failed`` when a streak
 starts, when its kind changes and every ``FAILED_REPEAT`` seconds; ``poll_recovered`` when it ends). Holding back
 for the budget is not a failure.
+
+One module (over ~400 lines) because a poll's steps share the engine's state (resolved names, the list's cache,
+the streak, the reach schedule); planning, reach, the streak and pacing already live in their own modules.
 """
 
 from __future__ import annotations

@@ -17,6 +17,8 @@ default) the fsync costs nothing anyone would notice, so the stronger promise is
 One writer per file: the recorder holds an exclusive ``flock`` on ``FILE-lock`` (with its pid in it) while open.
 The kernel drops the lock when the process dies, however it dies, so a dead writer never blocks the next one; a
 live one makes ``open`` fail with its pid.
+
+One module (over ~400 lines): the transaction per poll, retention and the writer's lock are one protocol.
 """
 
 from __future__ import annotations
