@@ -174,6 +174,8 @@ class ThreadedSource:
         if self._closed:
             return
         self._closed = True
+        if not self.thread.alive:  # a thread shared with a source closed before this one
+            return
         closing = asyncio.wrap_future(self.thread.submit(self._shutdown()))
         # Not wait_for: a wait that runs out must not cancel the shutdown, which then still closes the client.
         done, _ = await asyncio.wait({closing}, timeout=CLOSE_WAIT)
