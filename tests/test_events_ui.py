@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from textual.pilot import Pilot
 
-from tests.ui_support import FakeClock, make_app, plain, wait_for_poll
+from tests.support.ui import WallClock, make_app, plain, wait_for_poll
 from tunneltop.changes.events import EventKind
 from tunneltop.demo.simulator import DEMO_TUNNELS
 from tunneltop.ui.app import TunneltopApp
@@ -18,7 +18,7 @@ SIZE = (130, 44)
 WEB = DEMO_TUNNELS["web-prod"]
 
 
-async def _poll(pilot: Pilot[None], app: TunneltopApp, clock: FakeClock) -> None:
+async def _poll(pilot: Pilot[None], app: TunneltopApp, clock: WallClock) -> None:
     clock.now += timedelta(seconds=5)
     done = app.poll_count + app.failures
     await pilot.press("r")
@@ -26,7 +26,7 @@ async def _poll(pilot: Pilot[None], app: TunneltopApp, clock: FakeClock) -> None
 
 
 async def test_a_ghost_of_a_pending_connection_says_gone_in_the_detail_pane() -> None:
-    clock = FakeClock()
+    clock = WallClock()
     app, fake = make_app(clock=clock, ghost_seconds=60)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for_poll(pilot, app)
@@ -48,7 +48,7 @@ async def test_a_ghost_of_a_pending_connection_says_gone_in_the_detail_pane() ->
 
 
 async def test_a_failover_is_one_line_of_the_event_log_and_a_colo_filter_keeps_it() -> None:
-    clock = FakeClock()
+    clock = WallClock()
     app, fake = make_app(clock=clock)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for_poll(pilot, app)

@@ -33,7 +33,7 @@ from tests.support.live import (
     record_notifications,
     wait_until,
 )
-from tests.ui_support import plain
+from tests.support.ui import plain
 from tunneltop.changes.events import ChangeEvent, EventKind
 from tunneltop.cli import main
 from tunneltop.demo.cfapi import FakeCloudflare, Fault

@@ -116,7 +116,7 @@ def fake() -> FakeCloudflare:
 
 
 def _plain(renderable: object) -> str:
-    from tests.ui_support import plain
+    from tests.support.ui import plain
 
     return plain(renderable)  # type: ignore[arg-type]
 

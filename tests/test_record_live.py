@@ -16,7 +16,7 @@ import pytest
 
 from tests.support.live import record_notifications
 from tests.support.terminal import kill, read_to_close, read_until, spawn, wait_exit
-from tests.ui_support import make_app, wait_for_poll
+from tests.support.ui import make_app, wait_for_poll
 from tunneltop.changes.events import rfc3339
 from tunneltop.model.codec import snapshot_from_json
 from tunneltop.record.command import main as replay_main

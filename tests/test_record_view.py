@@ -10,7 +10,7 @@ import pytest
 
 from tests.support.budget import Stand
 from tests.support.clock import FakeClock
-from tests.ui_support import wait_for_poll
+from tests.support.ui import wait_for_poll
 from tunneltop.model.snapshot import Snapshot
 from tunneltop.record.reader import Recording
 from tunneltop.record.source import ReplaySource

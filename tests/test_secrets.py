@@ -19,7 +19,7 @@ from rich.console import Console
 from tests.support.clock import no_sleep
 from tests.support.live import ANSWERED, HOME, SIZE, TOKEN, WEB, live_app, make_fake, wait_until
 from tests.support.terminal import drain, kill, read_to_close, read_until, spawn, wait_exit
-from tests.ui_support import make_app
+from tests.support.ui import make_app
 from tunneltop.api.auth import Credentials
 from tunneltop.api.client import CloudflareClient, RetryPolicy
 from tunneltop.api.errors import ApiError

@@ -168,7 +168,7 @@ def test_attach_takes_no_tunnel_names_nor_credentials(capsys: pytest.CaptureFixt
 
 @pytest.mark.slow  # an app start and a few of the server's polls: about 3 s
 async def test_an_attached_live_view_follows_a_change(server: LoopbackServer, fake: FakeCloudflare) -> None:
-    from tests.ui_support import wait_for_poll
+    from tests.support.ui import wait_for_poll
     from tunneltop.ui.app import TunneltopApp
 
     async with serving(server, "web-prod", "home-lab") as (serve, _, _):

@@ -15,7 +15,7 @@ import pytest
 
 from tests.support.budget import DEMO_NAMES, T0, Stand
 from tests.support.clock import FakeClock
-from tests.ui_support import FIXED_NOW, make_app, wait_for_poll
+from tests.support.ui import FIXED_NOW, make_app, wait_for_poll
 from tunneltop.api.client import CloudflareClient
 from tunneltop.demo.cfapi import FakeCloudflare
 from tunneltop.demo.server import LoopbackServer

@@ -6,7 +6,7 @@ import pytest
 from rich.text import Text
 from textual.widgets import Input, OptionList, Static
 
-from tests.ui_support import make_app, plain, wait_for_poll
+from tests.support.ui import make_app, plain, wait_for_poll
 from tunneltop.demo.cfapi import Fault
 from tunneltop.demo.simulator import DEMO_TUNNELS
 from tunneltop.model.health import Health

@@ -10,7 +10,7 @@ from textual.pilot import Pilot
 from textual.widgets import OptionList, Static
 from textual.widgets.tree import TreeNode
 
-from tests.ui_support import FakeClock, make_app, plain, wait_for_poll
+from tests.support.ui import WallClock, make_app, plain, wait_for_poll
 from tunneltop.changes.events import EventKind
 from tunneltop.demo.simulator import DEMO_TUNNELS
 from tunneltop.ui.app import TunneltopApp
@@ -147,7 +147,7 @@ async def test_the_filter_box_gives_the_keys_back_to_the_tree_that_had_them() ->
 
 
 async def test_an_event_chosen_on_the_overview_opens_its_tunnel_at_its_row() -> None:
-    clock = FakeClock()
+    clock = WallClock()
     app, fake = make_app(start_view=None, clock=clock)
     async with app.run_test(size=(140, 40)) as pilot:
         await wait_for_poll(pilot, app)
@@ -287,7 +287,7 @@ def filter_line(app: TunneltopApp) -> str:
 
 
 async def test_drilled_in_the_colo_strip_shows_the_change_since_the_session_started() -> None:
-    clock = FakeClock()
+    clock = WallClock()
     app, fake = make_app(start_view=None, clock=clock)
     async with app.run_test(size=(140, 40)) as pilot:
         await wait_for_poll(pilot, app)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from tests.ui_support import FIXED_NOW, make_app, plain, wait_for_poll
+from tests.support.ui import FIXED_NOW, make_app, plain, wait_for_poll
 from tunneltop.demo.cfapi import FakeCloudflare
 from tunneltop.demo.local_ready import DEMO_ADDRESS, ReadyTransport, simulated
 from tunneltop.demo.simulator import DEMO_TUNNELS, OUTDATED_RELEASE, SimulatedAccount, release

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.ui_support import make_app, wait_for_poll
+from tests.support.ui import make_app, wait_for_poll
 from tunneltop.ui.commands import COMMANDS, GLYPHS, KeymapError, keymap
 from tunneltop.ui.screens import HelpScreen
 

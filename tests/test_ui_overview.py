@@ -13,8 +13,8 @@ from textual.app import App, ComposeResult
 from textual.pilot import Pilot
 from textual.widgets import Static
 
-from tests.conftest import FakeClock
-from tests.ui_support import FIXED_NOW, plain
+from tests.support.clock import FakeClock
+from tests.support.ui import FIXED_NOW, plain
 from tunneltop.api import RequestGate
 from tunneltop.demo.cfapi import FakeCloudflare, Fault
 from tunneltop.demo.simulator import DEMO_ACCOUNT_ID, DEMO_TUNNELS, SimulatedAccount

@@ -16,7 +16,7 @@ from textual.widgets import Input
 from tests.support.budget import Stand
 from tests.support.clock import FakeClock
 from tests.support.live import record_notifications
-from tests.ui_support import make_app, wait_for_poll
+from tests.support.ui import make_app, wait_for_poll
 from tunneltop.model.snapshot import Snapshot
 from tunneltop.record.reader import Recording
 from tunneltop.record.source import ReplaySource

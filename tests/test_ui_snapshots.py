@@ -5,7 +5,7 @@ Update after an intended change with: pytest tests/test_ui_snapshots.py --snapsh
 
 from __future__ import annotations
 
-from tests.ui_support import make_app, wait_for_poll
+from tests.support.ui import make_app, wait_for_poll
 from tunneltop.demo.cfapi import Fault
 
 

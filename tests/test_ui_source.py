@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from tests.ui_support import FIXED_NOW, make_app, wait_for_poll
+from tests.support.ui import FIXED_NOW, make_app, wait_for_poll
 from tunneltop.api.errors import RequestFailedError, UsageError
 from tunneltop.api.gate import BudgetStatus
 from tunneltop.changes.events import poll_failed

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from textual.widgets import Static
 
-from tests.ui_support import FakeClock, make_app, plain, wait_for_poll
+from tests.support.ui import WallClock, make_app, plain, wait_for_poll
 from tunneltop.changes.events import EventKind
 from tunneltop.demo.simulator import DEMO_TUNNELS
 from tunneltop.ui.detail import DetailPane
@@ -19,7 +19,7 @@ SIZE = (130, 44)
 WEB = DEMO_TUNNELS["web-prod"]
 
 
-async def _poll(pilot, app, clock: FakeClock, seconds: float = 5.0) -> None:
+async def _poll(pilot, app, clock: WallClock, seconds: float = 5.0) -> None:
     clock.now += timedelta(seconds=seconds)
     done = app.poll_count + app.failures
     await pilot.press("r")
@@ -27,7 +27,7 @@ async def _poll(pilot, app, clock: FakeClock, seconds: float = 5.0) -> None:
 
 
 async def test_closed_connection_stays_as_a_ghost_then_goes(tmp_path: Path) -> None:
-    clock = FakeClock()
+    clock = WallClock()
     app, fake = make_app(clock=clock, ghost_seconds=60)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for_poll(pilot, app)
@@ -46,7 +46,7 @@ async def test_closed_connection_stays_as_a_ghost_then_goes(tmp_path: Path) -> N
 
 
 async def test_new_connection_is_marked_for_a_while() -> None:
-    clock = FakeClock()
+    clock = WallClock()
     app, fake = make_app(clock=clock, mark_seconds=30)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for_poll(pilot, app)
@@ -64,7 +64,7 @@ async def test_new_connection_is_marked_for_a_while() -> None:
 
 
 async def test_changed_cells_are_marked() -> None:
-    clock = FakeClock()
+    clock = WallClock()
     app, fake = make_app(clock=clock)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for_poll(pilot, app)
@@ -79,7 +79,7 @@ async def test_changed_cells_are_marked() -> None:
 
 
 async def test_event_log_toggles_lists_newest_first_follows_filter_and_selects() -> None:
-    clock = FakeClock()
+    clock = WallClock()
     app, fake = make_app(clock=clock)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for_poll(pilot, app)
@@ -117,7 +117,7 @@ async def test_event_log_toggles_lists_newest_first_follows_filter_and_selects()
 async def test_poll_failure_and_recovery_are_logged_once_per_streak() -> None:
     from tunneltop.demo.cfapi import Fault
 
-    clock = FakeClock()
+    clock = WallClock()
     # Changed on purpose: with several tunnels named, a poll whose budget reaches only some of them marks those
     # stale (keeping their last connections) rather than failing; one tunnel named, its fetch failing is every
     # named tunnel failing: a failed poll.
@@ -139,7 +139,7 @@ async def test_poll_failure_and_recovery_are_logged_once_per_streak() -> None:
 
 
 async def test_colo_strip_shows_counts_and_change_since_start() -> None:
-    clock = FakeClock()
+    clock = WallClock()
     app, fake = make_app(clock=clock)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for_poll(pilot, app)
@@ -155,7 +155,7 @@ async def test_colo_strip_shows_counts_and_change_since_start() -> None:
 
 
 async def test_health_worsening_notifies() -> None:
-    clock = FakeClock()
+    clock = WallClock()
     app, fake = make_app(clock=clock, bell=True)
     rings: list[bool] = []
     app.bell = lambda: rings.append(True)  # type: ignore[method-assign]
@@ -171,7 +171,7 @@ async def test_health_worsening_notifies() -> None:
 
 
 async def test_tunnel_detail_shows_an_active_trend() -> None:
-    clock = FakeClock()
+    clock = WallClock()
     app, fake = make_app(clock=clock)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for_poll(pilot, app)
@@ -225,7 +225,7 @@ def test_csv_export_is_formula_safe_and_terminal_safe(tmp_path: Path) -> None:
 
 
 async def test_a_poll_where_nothing_changed_only_moves_the_clock_on() -> None:
-    clock = FakeClock()
+    clock = WallClock()
     # A frozen account: every poll answers the same. Changed on purpose: a poll reads what the budget allows, and a
     # tunnel it did not read shows when it was read (a change); at a 30 s interval r's poll reads them all again.
     app, _ = make_app(clock=clock, interval=30.0)

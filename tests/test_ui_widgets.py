@@ -21,7 +21,7 @@ from textual.pilot import Pilot
 from textual.widget import Widget
 
 import tunneltop.ui.app
-from tests.ui_support import FakeClock, make_app, plain, wait_for_poll
+from tests.support.ui import WallClock, make_app, plain, wait_for_poll
 from tunneltop.demo.cfapi import Fault
 from tunneltop.model.health import Health
 from tunneltop.model.records import Connection, Connector, Tunnel
@@ -268,7 +268,7 @@ def status_text(app: TunneltopApp) -> str:
 
 
 async def test_when_no_new_data_comes_after_a_recovery_the_status_line_says_the_data_is_stale() -> None:
-    clock = FakeClock()
+    clock = WallClock()
     # Every tunnel named, at a 30 s interval: the budget lets r's poll reach them all, and all failing fails it.
     app, fake = make_app(interval=30.0, clock=clock)
     async with app.run_test(size=(140, 36)) as pilot:
@@ -291,7 +291,7 @@ async def test_when_no_new_data_comes_after_a_recovery_the_status_line_says_the_
 
 
 async def test_paused_and_stale_the_status_line_says_both_and_later_news_follows() -> None:
-    clock = FakeClock()
+    clock = WallClock()
     app, _ = make_app(start_view=None, clock=clock)
     async with app.run_test(size=(140, 36)) as pilot:
         await wait_for_poll(pilot, app)
@@ -308,7 +308,7 @@ async def test_paused_and_stale_the_status_line_says_both_and_later_news_follows
 
 
 async def test_a_rows_data_age_counts_from_the_poll_that_read_it() -> None:
-    clock = FakeClock()
+    clock = WallClock()
     app, _ = make_app(start_view=None, clock=clock)
     async with app.run_test(size=(140, 36)) as pilot:
         await wait_for_poll(pilot, app)
@@ -323,7 +323,7 @@ async def test_a_rows_data_age_counts_from_the_poll_that_read_it() -> None:
 
 
 async def test_while_no_new_data_comes_every_rows_data_age_grows_with_the_clock() -> None:
-    clock = FakeClock()
+    clock = WallClock()
     app, fake = make_app(start_view=None, clock=clock)
     async with app.run_test(size=(140, 36)) as pilot:
         await wait_for_poll(pilot, app)

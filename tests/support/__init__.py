@@ -7,8 +7,8 @@
 - ``terminal``: a real process on a pseudo-terminal, and waits on its screen, its terminal and its exit;
 - ``snapshots``: hand-built snapshots, and the change engine's diff checked on the way;
 - ``stream``: the headless change stream on the frozen demo account, with changes scripted between polls;
-- ``serve``: ``tunneltop serve`` on a free loopback port over the stand-in.
+- ``serve``: ``tunneltop serve`` on a free loopback port over the stand-in;
+- ``ui``: the live app on the frozen simulated account (``make_app``, ``wait_for_poll``, ``WallClock``, ``plain``).
 
-Fixtures (a clean environment, ``clock``, ``server``, ``quick_keys``) are in ``tests/conftest.py``. The UI tests'
-own set-up is ``tests/ui_support.py`` for now.
+Fixtures (a clean environment, ``clock``, ``server``, ``quick_keys``) are in ``tests/conftest.py``.
 """

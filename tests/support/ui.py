@@ -22,8 +22,8 @@ from tunneltop.ui.app import TunneltopApp
 FIXED_NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 
 
-class FakeClock:
-    """A wall clock the test moves by hand."""
+class WallClock:
+    """A wall clock (a datetime) the test moves by hand; support.clock.FakeClock is the monotonic one."""
 
     def __init__(self, now: datetime = FIXED_NOW) -> None:
         self.now = now
@@ -38,7 +38,7 @@ def make_app(
     interval: float = 5.0,
     frozen: bool = True,
     seed: int = 7,
-    clock: FakeClock | None = None,
+    clock: WallClock | None = None,
     account: str | None = DEMO_ACCOUNT_ID,
     start_view: str | None = "monitor",
     tunnels: int | None = None,
