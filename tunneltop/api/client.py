@@ -11,6 +11,7 @@ One module (over ~400 lines): it is the single door for HTTP, which tests/test_r
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import random
 import time
@@ -75,6 +76,10 @@ class ApiResponse:
     result_info: Mapping[str, Any] | None
     ratelimit: RateLimit | None
     messages: tuple[CloudflareError, ...] = ()
+    # Asked for with ``get(..., hash_body=True)``: the hash of the answer's bytes (see body_digest), and whether they
+    # were those of ``unchanged_from``, in which case nothing was decoded and ``result`` is None.
+    digest: bytes | None = None
+    unchanged: bool = False
 
 
 @dataclass
@@ -105,6 +110,12 @@ def _errors_of(body: Any) -> tuple[CloudflareError, ...]:
 
 def _cf_text(errors: tuple[CloudflareError, ...]) -> str:
     return "; ".join(str(e) for e in errors[:3]) if errors else ""
+
+
+def body_digest(content: bytes) -> bytes:
+    """The hash an answer's bytes are known by: SHA-256, as a 33 MB answer (100,000 connections) hashes in about
+    20 ms (hardware-assisted; BLAKE2b took 30) against about 0.35 s to decode it, without holding the bytes."""
+    return hashlib.sha256(content).digest()
 
 
 def _looks_like_html(response: httpx.Response) -> bool:
@@ -229,18 +240,22 @@ class CloudflareClient:
         while 0 < (wait := self.blocked_for) <= self._max_wait:
             await self._sleep(wait)
 
-    async def _send_once(self, path: str, params: Mapping[str, Any] | None) -> ApiResponse:
+    async def _send_once(
+        self, path: str, params: Mapping[str, Any] | None, hash_body: bool = False, unchanged_from: bytes | None = None
+    ) -> ApiResponse:
         await self._wait_if_blocked()
         ticket = self.gate.acquire(path)  # raises, and nothing is sent, without a token
         try:
-            return await self._exchange(path, params)
+            return await self._exchange(path, params, hash_body, unchanged_from)
         except ApiError as exc:
             self.stats.errors[type(exc).__name__] += 1
             raise
         finally:
             self.gate.answered(ticket)
 
-    async def _exchange(self, path: str, params: Mapping[str, Any] | None) -> ApiResponse:
+    async def _exchange(
+        self, path: str, params: Mapping[str, Any] | None, hash_body: bool, unchanged_from: bytes | None
+    ) -> ApiResponse:
         self.stats.requests += 1
         try:
             async with asyncio.timeout(self._deadline):
@@ -260,7 +275,7 @@ class CloudflareClient:
                 f"Cloudflare's answer could not be decoded (broken Content-Encoding) ({path})", path=path
             ) from None
         try:
-            return self._parse(response, path)
+            return self._parse(response, path, hash_body, unchanged_from)
         except ApiError as exc:
             raise self._scrubbed(exc) from None
 
@@ -273,13 +288,20 @@ class CloudflareClient:
             exc.errors = tuple(CloudflareError(e.code, scrub(e.message)) for e in exc.errors)
         return exc
 
-    def _parse(self, response: httpx.Response, path: str) -> ApiResponse:
+    def _parse(
+        self, response: httpx.Response, path: str, hash_body: bool = False, unchanged_from: bytes | None = None
+    ) -> ApiResponse:
         ratelimit = parse_ratelimit(response.headers)
         if ratelimit is not None:
             self.ratelimit = ratelimit
         # Out of quota (remaining 0) holds every process back until the reset: the next request would be a 429.
         self.gate.observe(ratelimit)
         status = response.status_code
+        digest = body_digest(response.content) if hash_body and 200 <= status < 300 else None
+        if digest is not None and digest == unchanged_from:
+            # The very bytes of an answer its caller decoded before (only a success's digest is handed back), so the
+            # very same result: not decoded again.
+            return ApiResponse(result=None, result_info=None, ratelimit=ratelimit, digest=digest, unchanged=True)
         is_json = True
         try:
             body: Any = json.loads(response.content)
@@ -322,10 +344,21 @@ class CloudflareClient:
             result_info=info if isinstance(info, dict) else None,
             ratelimit=ratelimit,
             messages=_errors_of({"errors": body.get("messages")}),
+            digest=digest,
         )
 
-    async def get(self, path: str, params: Mapping[str, Any] | None = None) -> ApiResponse:
+    async def get(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        hash_body: bool = False,
+        unchanged_from: bytes | None = None,
+    ) -> ApiResponse:
         """One GET with retries: transient failures back off; a 429 waits only if allowed to wait that long.
+
+        ``hash_body``: a successful answer carries its body's digest; and when that is ``unchanged_from`` (the digest
+        of an answer decoded before), it is not decoded: ``unchanged`` is set and ``result`` is None.
 
         Each retry takes its own token from the gate; with none left the request fails: with the transient failure
         the retry was for (the request did fail, and that is what its caller must hear), else ``OverBudgetError``."""
@@ -333,7 +366,7 @@ class CloudflareClient:
         failed: ApiError | None = None
         while True:
             try:
-                return await self._send_once(path, params)
+                return await self._send_once(path, params, hash_body, unchanged_from)
             except OverBudgetError:
                 if failed is not None:
                     raise failed from None  # no token to retry: not "budget spent", but the 5xx/timeout it was
@@ -418,9 +451,19 @@ class CloudflareClient:
     async def list_connectors(
         self, account_id: str, tunnel_id: str, cache: RecordCache | None = None
     ) -> tuple[list[Connector], list[RecordProblem]]:
-        """``cache``: that tunnel's records from the last poll, reused where the API sent them unchanged."""
-        response = await self.get(f"accounts/{account_id}/cfd_tunnel/{tunnel_id}/connections")
-        return parse_connectors(response.result, cache)
+        """``cache``: that tunnel's records from the last poll, reused where the API sent them unchanged; an answer
+        whose bytes are those of the last one is not decoded at all: its connectors are the same objects again."""
+        path = f"accounts/{account_id}/cfd_tunnel/{tunnel_id}/connections"
+        if cache is None:
+            return parse_connectors((await self.get(path)).result)
+        last = cache.last
+        response = await self.get(path, hash_body=True, unchanged_from=last[0] if last is not None else None)
+        if response.unchanged and last is not None:
+            _, connectors, problems = last
+        else:
+            connectors, problems = parse_connectors(response.result, cache)
+            cache.last = (response.digest, connectors, problems) if response.digest is not None else None
+        return list(connectors), list(problems)
 
     async def get_connector(self, account_id: str, tunnel_id: str, connector_id: str) -> Connector:
         response = await self.get(f"accounts/{account_id}/cfd_tunnel/{tunnel_id}/connectors/{connector_id}")

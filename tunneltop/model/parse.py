@@ -78,11 +78,15 @@ class RecordCache:
     "unchanged" by identity. In a changed connector, each unchanged connection is reused the same way (looked up in
     the connector's previous entry, whose raw ``conns`` line up with its model's). A record that had any problem is
     never kept, so its problems are reported again on every poll; only the current poll's records are kept.
+
+    ``last``: the digest of the last answer's bytes and what was parsed from them (the client's to set), so that an
+    answer of the very same bytes is not even decoded: the same connectors and the same problems again.
     """
 
-    __slots__ = ("connectors", "loose")
+    __slots__ = ("connectors", "last", "loose")
 
     def __init__(self) -> None:
+        self.last: tuple[bytes, list[Connector], list[RecordProblem]] | None = None
         self.connectors: dict[str, tuple[dict[str, Any], Connector]] = {}
         # The clean connections of connectors not kept (an odd sibling or field): id -> (raw, model), so that they
         # stay the same objects while the odd one is reported again.
