@@ -97,6 +97,8 @@ GLYPHS: tuple[tuple[str, str], ...] = (
     ("⟳", "pending reconnect: the edge holds the connection for a reconnect; not active"),
     ("✚", "new since the last polls (marked for a while)"),
     ("↑", "active connections (in the tree: 8↑)"),
+    ("⚠2", "two warning findings (Findings column, tree, header; the detail pane says why)"),
+    ("✖1", "one critical finding"),
 )
 
 
