@@ -39,9 +39,9 @@ from tunneltop.api.gate import BudgetStatus
 from tunneltop.changes.events import rfc3339
 from tunneltop.model.snapshot import Snapshot
 from tunneltop.poll.account import AccountChoiceNeeded
-from tunneltop.poll.engine import STARTUP_BURST, PollEngine, PollOutcome
+from tunneltop.poll.engine import PollOutcome
 from tunneltop.poll.pacing import Stopped, sleep_unless_stopped, unless_stopped
-from tunneltop.poll.source import Closable, LiveSource
+from tunneltop.poll.source import Closable, LiveSource, headless_engine
 from tunneltop.poll.target import Target
 from tunneltop.report import EXIT_OK, EXIT_UNKNOWN, EXIT_USAGE
 from tunneltop.sanitize import clean
@@ -140,16 +140,7 @@ class _Stream:
                 if isinstance(source, Closable):
                     await source.aclose()
         async with self.target.client(max_rate_limit_wait=max_rate_limit_wait) as client:
-            engine = PollEngine(
-                client,
-                self.target.account_id,
-                self.target.refs,
-                interval=self.interval,
-                min_burst=STARTUP_BURST,
-                expectations=self.target.expectations,
-                reach=True,
-                local=self.target.local,
-            )
+            engine = headless_engine(client, self.target, interval=self.interval)
             return await self.follow(engine, stop)
 
     async def follow(self, source: LiveSource, stop: asyncio.Event) -> int:

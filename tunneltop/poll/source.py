@@ -17,6 +17,7 @@ from tunneltop.api.gate import BudgetStatus
 from tunneltop.model.expect import Expectations
 from tunneltop.poll.engine import STARTUP_BURST, PollEngine, PollOutcome
 from tunneltop.poll.local import LocalReadyProbe
+from tunneltop.poll.target import Target
 from tunneltop.poll.threaded import EngineThread, ThreadedSource
 
 
@@ -95,6 +96,22 @@ class Closable(Protocol):
 def badge(source: object) -> str | None:
     """The header's badge for ``source``: its label, or None for the API (the header says "API" in its budget)."""
     return source.label if isinstance(source, Labelled) else None
+
+
+def headless_engine(client: CloudflareClient, target: Target, *, interval: float) -> PollEngine:
+    """The one poll engine as the headless front ends (``--watch``, serve) run it on their target: the start-up
+    burst, the config file's expectations, the tunnels' reach (config drift is told by the remote version) and
+    cloudflared's /ready on this host, as the live view's ``api_source`` reads them."""
+    return PollEngine(
+        client,
+        target.account_id,
+        target.refs,
+        interval=interval,
+        min_burst=STARTUP_BURST,
+        expectations=target.expectations,
+        reach=True,
+        local=target.local,
+    )
 
 
 def api_source(

@@ -26,8 +26,9 @@ from tunneltop.api.gate import BudgetStatus
 from tunneltop.changes.events import EventKind, rfc3339
 from tunneltop.model.snapshot import Snapshot
 from tunneltop.poll.account import AccountChoiceNeeded, utc_now
-from tunneltop.poll.engine import STARTUP_BURST, PollEngine, PollOutcome
+from tunneltop.poll.engine import PollEngine, PollOutcome
 from tunneltop.poll.pacing import Stopped, sleep_unless_stopped, unless_stopped
+from tunneltop.poll.source import headless_engine
 from tunneltop.poll.target import Target
 from tunneltop.report import EXIT_OK, EXIT_UNKNOWN, EXIT_USAGE, render_json
 from tunneltop.sanitize import clean
@@ -134,17 +135,7 @@ class Poller:
         """Poll until ``stop``; the exit status (0 when stopped)."""
         async with self.target.client(max_rate_limit_wait=SERVE_MAX_RATE_LIMIT_WAIT) as client:
             self.client = client
-            engine = PollEngine(
-                client,
-                self.target.account_id,
-                self.target.refs,
-                interval=self.interval,
-                min_burst=STARTUP_BURST,
-                expectations=self.target.expectations,
-                # The tunnels' reach: the remote configuration's version is what config drift is told by.
-                reach=True,
-                local=self.target.local,  # cloudflared's /ready on this host, as the live view reads it
-            )
+            engine = headless_engine(client, self.target, interval=self.interval)
             self.engine = engine
             while not stop.is_set():
                 started = self._clock()
