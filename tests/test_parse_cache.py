@@ -85,3 +85,19 @@ def test_a_repeated_connector_is_reported_whether_or_not_its_first_copy_was_cach
         connectors, problems = parse_connectors(copy.deepcopy(twice), cache)
         assert [c.id for c in connectors] == ["k1", "k2"]
         assert [p.message for p in problems] == ["duplicate connector id; later copy skipped"]
+
+
+def test_a_first_answer_validated_in_one_call_is_what_record_by_record_makes_and_is_cached() -> None:
+    raw = [{"id": f"k{n}", "version": "2025.1.0", "conns": [conn(f"c{n}-{i}") for i in range(4)]} for n in range(5)]
+    cache = RecordCache()  # nothing cached: the whole answer in one pydantic call
+    whole, problems = parse_connectors(copy.deepcopy(raw), cache)
+    seeded = RecordCache()  # something cached (an unrelated connection): record by record
+    seeded.loose = {"zz": (conn("zz"), parse_connectors([{"id": "kz", "conns": [conn("zz")]}])[0][0].conns[0])}
+    by_record, problems_by_record = parse_connectors(copy.deepcopy(raw), seeded)
+    assert problems == problems_by_record == [] and whole == by_record
+    assert [c.api_dict() for c in whole] == [c.api_dict() for c in by_record]
+    again, _ = parse_connectors(copy.deepcopy(raw), cache)
+    assert all(a is b for a, b in zip(whole, again, strict=True)), "and cached like it"
+    raw[2]["conns"][1]["colo_name"] = "AMS"
+    changed, _ = parse_connectors(copy.deepcopy(raw), cache)
+    assert changed[2] is not whole[2] and changed[2].conns[0] is whole[2].conns[0]
