@@ -403,17 +403,9 @@ def _watch(target: Target, args: argparse.Namespace) -> int:
 
 
 def _open_recorder(args: argparse.Namespace, target: Target) -> Recorder | None:
-    """``--record FILE`` opened for writing, before any poll; None after saying why it cannot be (another process
-    records it, a directory that is not there)."""
-    from tunneltop.record.schema import RecordingError
-    from tunneltop.record.store import Recorder
+    from tunneltop.record.store import open_recorder
 
-    recorder = Recorder(args.record, keep=args.record_keep, max_bytes=args.record_max, demo=target.demo)
-    try:
-        return recorder.open()
-    except RecordingError as exc:
-        _err(str(exc))
-        return None
+    return open_recorder(args.record, keep=args.record_keep, max_bytes=args.record_max, demo=target.demo, say=_err)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -442,3 +442,20 @@ class Recorder:
         conn.execute("COMMIT")
         conn.execute("PRAGMA incremental_vacuum")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def open_recorder(
+    path: Path,
+    *,
+    keep: timedelta | None,
+    max_bytes: int | None,
+    demo: bool = False,
+    say: Callable[[str], None],
+) -> Recorder | None:
+    """``--record FILE`` opened before the first poll, as every front end opens it: the recorder, or None after
+    ``say`` told why it cannot be (another process records that file, with its pid; a directory not there)."""
+    try:
+        return Recorder(path, keep=keep, max_bytes=max_bytes, demo=demo).open()
+    except RecordingError as exc:
+        say(str(exc))
+        return None

@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import os
 import sys
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -80,7 +79,11 @@ def run_attached(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
             return asyncio.run(once_attached(source, args.output or "table"))
         except KeyboardInterrupt:
             return 130
-    recorder = _open_recorder(args.record, args.record_keep, args.record_max) if args.record is not None else None
+    recorder = None
+    if args.record is not None:
+        from tunneltop.record.store import open_recorder
+
+        recorder = open_recorder(args.record, keep=args.record_keep, max_bytes=args.record_max, say=_err)
     if args.record is not None and recorder is None:
         return EXIT_UNKNOWN
     try:
@@ -88,19 +91,6 @@ def run_attached(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     finally:
         if recorder is not None:
             recorder.close()
-
-
-def _open_recorder(path: Path, keep: timedelta | None, max_bytes: int | None) -> Recorder | None:
-    """``--record FILE`` opened before the first read (None after saying why it cannot be)."""
-    from tunneltop.record.schema import RecordingError
-    from tunneltop.record.store import Recorder
-
-    recorder = Recorder(path, keep=keep, max_bytes=max_bytes)
-    try:
-        return recorder.open()
-    except RecordingError as exc:
-        _err(str(exc))
-        return None
 
 
 def _follow(args: argparse.Namespace, source: AttachSource, watch: bool, recorder: Recorder | None) -> int:

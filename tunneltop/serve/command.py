@@ -228,14 +228,17 @@ def main(argv: Sequence[str]) -> int:
         print(f"tunneltop serve: {clean(notice, 2000)}", file=sys.stderr)
     if args.record is None:
         return run_serve(target, args.interval, host, port, token)
-    from tunneltop.record.schema import RecordingError
-    from tunneltop.record.store import Recorder
+    from tunneltop.record.store import open_recorder
 
-    recorder = Recorder(args.record, keep=args.record_keep, max_bytes=args.record_max, demo=target.demo)
-    try:
-        recorder.open()  # before listening: a file another process records is refused with its pid
-    except RecordingError as exc:
-        print(f"tunneltop serve: {clean(str(exc), 2000)}", file=sys.stderr)
+    # Before listening: a file another process records is refused with its pid.
+    recorder = open_recorder(
+        args.record,
+        keep=args.record_keep,
+        max_bytes=args.record_max,
+        demo=target.demo,
+        say=lambda message: print(f"tunneltop serve: {clean(message, 2000)}", file=sys.stderr),
+    )
+    if recorder is None:
         return EXIT_UNKNOWN
     try:
         return run_serve(target, args.interval, host, port, token, recorder)
