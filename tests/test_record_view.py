@@ -8,37 +8,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.budget import Stand
-from tests.support.clock import FakeClock
+from tests.support.record import record_polls
 from tests.support.ui import wait_for_poll
-from tunneltop.model.snapshot import Snapshot
 from tunneltop.record.reader import Recording
 from tunneltop.record.source import ReplaySource
-from tunneltop.record.store import Recorder
 from tunneltop.ui.app import TunneltopApp
-
-
-async def _recording(path: Path, polls: int) -> list[Snapshot]:
-    clock = FakeClock()
-    stand = Stand(clock, seed=3)
-    engine = stand.engine(budget=240)
-    seen = []
-    with Recorder(path, now=clock.wall) as recorder:
-        for _ in range(polls):
-            outcome = await engine.poll()
-            recorder.write_outcome(outcome)
-            if outcome.snapshot is not None:
-                seen.append(outcome.snapshot)
-            clock.advance(5.0)
-    await engine.client.aclose()
-    return seen
 
 
 async def test_the_live_view_plays_a_recording_steps_back_and_jumps(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "rec.db"
-    seen = await _recording(path, 12)
+    seen = await record_polls(path, 12)
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the replay view made an HTTP client")

@@ -13,34 +13,15 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from tests.support.budget import Stand
-from tests.support.clock import FakeClock
 from tests.support.live import record_notifications
+from tests.support.record import record_polls
 from tests.support.ui import make_app, wait_for_poll
 from tunneltop.model.snapshot import Snapshot
 from tunneltop.record.reader import Recording
 from tunneltop.record.source import ReplaySource
-from tunneltop.record.store import Recorder
 from tunneltop.ui.app import TunneltopApp
 from tunneltop.ui.commands import COMMANDS
 from tunneltop.ui.screens import TimePrompt
-
-
-async def _recording(path: Path, polls: int) -> list[Snapshot]:
-    """``polls`` polls of the stand-in (seed 3: warnings at polls 0, 4 and 5, an info event at 1), recorded."""
-    clock = FakeClock()
-    stand = Stand(clock, seed=3)
-    engine = stand.engine(budget=240)
-    seen = []
-    with Recorder(path, now=clock.wall) as recorder:
-        for _ in range(polls):
-            outcome = await engine.poll()
-            recorder.write_outcome(outcome)
-            assert outcome.snapshot is not None
-            seen.append(outcome.snapshot)
-            clock.advance(5.0)
-    await engine.client.aclose()
-    return seen
 
 
 async def _shown(pilot: Pilot, app: TunneltopApp, snapshot: Snapshot) -> None:
@@ -73,7 +54,7 @@ def no_http(monkeypatch: pytest.MonkeyPatch) -> None:
 async def _replay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[list[Snapshot], ReplaySource]:
     """A 12-poll recording, paused at its start; from here on no HTTP client may be made."""
     path = tmp_path / "rec.db"
-    seen = await _recording(path, 12)
+    seen = await record_polls(path, 12)
     no_http(monkeypatch)
     return seen, ReplaySource(Recording(path), playing=False)
 
@@ -179,7 +160,7 @@ async def test_the_replay_keys_are_listed_in_a_replay_only_and_refused_elsewhere
         assert not isinstance(app.screen, TimePrompt)
 
     path = tmp_path / "rec.db"
-    await _recording(path, 2)
+    await record_polls(path, 2)
     source = ReplaySource(Recording(path), playing=False)
     replay = TunneltopApp(source.target(), source=source, interval=1.0, keymap={"replay_forward": "n"})
     async with replay.run_test(size=(140, 40)) as pilot:

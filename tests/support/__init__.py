@@ -8,7 +8,8 @@
 - ``snapshots``: hand-built snapshots, and the change engine's diff checked on the way;
 - ``stream``: the headless change stream on the frozen demo account, with changes scripted between polls;
 - ``serve``: ``tunneltop serve`` on a free loopback port over the stand-in;
-- ``ui``: the live app on the frozen simulated account (``make_app``, ``wait_for_poll``, ``WallClock``, ``plain``).
+- ``ui``: the live app on the frozen simulated account (``make_app``, ``wait_for_poll``, ``WallClock``, ``plain``);
+- ``record``: a recording of the stand-in made by the real engine and Recorder (``record_polls``).
 
 Fixtures (a clean environment, ``clock``, ``server``, ``quick_keys``) are in ``tests/conftest.py``.
 """
