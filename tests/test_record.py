@@ -25,11 +25,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.support.clock import FakeClock
+from tests.support.record import poll_and_record
 from tunneltop import stream as stream_module
 from tunneltop.api.auth import Credentials
 from tunneltop.api.client import CloudflareClient, RetryPolicy
 from tunneltop.api.gate import RequestGate
-from tunneltop.demo.cfapi import FakeCloudflare, Fault
+from tunneltop.demo.cfapi import FakeCloudflare
 from tunneltop.demo.simulator import SimulatedAccount
 from tunneltop.demo.transport import DEMO_BASE_URL, DemoTransport
 from tunneltop.poll.engine import PollEngine, PollOutcome
@@ -73,18 +74,9 @@ class Rig:
         self, recorder: Recorder, polls: int, *, every: Sequence[float] = (5.0,), fail_at: frozenset[int] = frozenset()
     ) -> list[PollOutcome]:
         """``polls`` polls, ``every`` seconds apart (cycling); the polls in ``fail_at`` find Cloudflare failing."""
-        outcomes = []
         async with self.client() as client:
             engine = PollEngine(client, self.sim.account_id, interval=5.0, min_burst=240, now=self.clock.wall)
-            for n in range(polls):
-                self.cf.clear_faults()
-                if n in fail_at:
-                    self.cf.inject(Fault.error(503), times=1000)
-                outcome = await engine.poll()
-                recorder.write_outcome(outcome)
-                outcomes.append(outcome)
-                self.clock.advance(max(every[n % len(every)], engine.next_poll_delay()))
-        return outcomes
+            return await poll_and_record(engine, recorder, self.cf, self.clock, polls, every=every, fail_at=fail_at)
 
 
 def assert_replays_exactly(path: Path, outcomes: list[PollOutcome]) -> None:

@@ -17,9 +17,9 @@ import pytest
 
 from tests.support.budget import Stand
 from tests.support.clock import FakeClock
+from tests.support.record import poll_and_record
 from tunneltop import cli
 from tunneltop.changes.events import rfc3339
-from tunneltop.demo.cfapi import Fault
 from tunneltop.model.codec import snapshot_from_json
 from tunneltop.poll.engine import PollOutcome
 from tunneltop.poll.source import LiveSource, badge
@@ -36,16 +36,8 @@ async def record(path: Path, polls: int = 30, *, fail_at: frozenset[int] = froze
     clock = FakeClock()
     stand = Stand(clock, seed=11)
     engine = stand.engine(budget=240)
-    outcomes = []
     with Recorder(path, full_every_polls=8, now=clock.wall) as recorder:
-        for n in range(polls):
-            stand.cf.clear_faults()
-            if n in fail_at:
-                stand.cf.inject(Fault.error(503), times=1000)
-            outcome = await engine.poll()
-            recorder.write_outcome(outcome)
-            outcomes.append(outcome)
-            clock.advance(max(5.0, engine.next_poll_delay()))
+        outcomes = await poll_and_record(engine, recorder, stand.cf, clock, polls, fail_at=fail_at)
     await engine.client.aclose()
     return [o for o in outcomes if o.snapshot is not None or o.error is not None]
 
