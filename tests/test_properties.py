@@ -24,7 +24,7 @@ from tunneltop.model.records import Account, Connection, Connector, TokenStatus,
 from tunneltop.model.snapshot import Snapshot, TunnelState
 from tunneltop.report import exit_status, render_json, render_table
 from tunneltop.sanitize import clean
-from tunneltop.views.filters import Filter
+from tunneltop.views.filters import Filter, RowSelector
 from tunneltop.views.rows import SORT_KEYS, ip_sort_key, rows_of, sort_rows, version_sort_key
 from tunneltop.views.session import Session
 
@@ -218,13 +218,18 @@ def test_rows_sort_and_filter_any_snapshot(snapshot: Snapshot, column: str, reve
     rows = rows_of(snapshot)
     ordered = sort_rows(rows, column, reverse)
     assert sorted(r.key for r in ordered) == sorted(r.key for r in rows)
-    for text in (words, f"colo:{words}" if words.strip() else "colo:DFW", "state:pending", "!state:active"):
+    selector = RowSelector()  # one for every filter, as the live view keeps it while a filter is typed
+    texts = (words, f"!{words} state:active", f"colo:{words}" if words.strip() else "colo:DFW", "state:pending",
+             "!state:active", words)
+    for text in texts:
         try:
             flt = Filter.parse(text)
         except ValueError:
             continue
         kept = [r for r in rows if flt.matches(r)]
         assert len(kept) <= len(rows)
+        # The live view's selector, its haystacks kept from the filter before, picks exactly the same rows.
+        assert selector.select(flt, rows) == kept
 
 
 # -- the change engine -------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from tunneltop.sanitize import clean
 from tunneltop.ui.client_tree import ClientTree, NodeRef
 from tunneltop.ui.conn_table import COLUMNS, ConnectionsTable
 from tunneltop.ui.detail import DetailPane, connection_detail, connector_detail, tunnel_detail
+from tunneltop.views.filters import RowSelector
 from tunneltop.views.rows import ConnRow
 from tunneltop.views.session import sparkline
 
@@ -30,6 +31,7 @@ class MonitorView(Horizontal):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._show_tunnel = show_tunnel
         self._account_wide = account_wide
+        self._selector = RowSelector()
 
     def compose(self) -> ComposeResult:
         yield ClientTree(id="tree")
@@ -88,7 +90,7 @@ class MonitorView(Horizontal):
         # Reactives read once, not per row: at 10,000 rows the per-row reads cost more than the table update.
         active = flt.active
         rows = live.rows
-        filtered = [r for r in rows if flt.matches(r)] if active else rows
+        filtered = self._selector.select(flt, rows) if active else rows
         narrowed = live.drilled is not None or live.scope is not None
         in_scope = live.in_scope
         self.table.show([r for r in filtered if in_scope(r)] if narrowed else filtered, now, live.session.marks)

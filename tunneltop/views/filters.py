@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from tunneltop.views.rows import ConnRow
@@ -93,7 +93,8 @@ class Filter:
             raise FilterError("'!' inverts a filter: write what to leave out after it, e.g. !colo:DFW")
         return cls(raw, tuple(words), frozenset(colos), frozenset(states), tuple(fields), inverted)
 
-    def _matches(self, row: ConnRow) -> bool:
+    def _matches_fields(self, row: ConnRow) -> bool:
+        """Everything but the free words."""
         if self.colos and (row.conn.colo_name or "").upper() not in self.colos:
             return False
         if self.states and row.state not in self.states:
@@ -102,6 +103,11 @@ class Filter:
             got = (_FIELDS[key](row) or "").casefold()
             if not any(v in got for v in values):
                 return False
+        return True
+
+    def _matches(self, row: ConnRow) -> bool:
+        if not self._matches_fields(row):
+            return False
         if self.words:
             hay = _haystack(row)
             return all(any(w in h for h in hay) for w in self.words)
@@ -111,3 +117,46 @@ class Filter:
         if not self.active:
             return True
         return self._matches(row) != self.inverted
+
+
+# Joins a row's haystack into one string. str.split() treats it as whitespace, so no parsed word holds it: a word is
+# in the joined text exactly when it is in one of the parts.
+_JOIN = "\x1f"
+
+
+class RowSelector:
+    """``filter.matches`` over a list of rows, for a live view that filters the same rows poll after poll.
+
+    Free words are matched against each row's haystack, made once per row object and kept while the row is
+    (records are reused while unchanged): at 100,000 rows, typing a word re-filtered every row from its fields
+    for each key. The haystacks are kept only while words are being matched, and only for the rows of the last
+    call."""
+
+    def __init__(self) -> None:
+        self._texts: dict[str, tuple[ConnRow, str]] = {}
+
+    def select(self, flt: Filter, rows: Sequence[ConnRow]) -> list[ConnRow]:
+        if not flt.active:
+            self._texts = {}
+            return list(rows)
+        if not flt.words:
+            self._texts = {}
+            return [r for r in rows if flt.matches(r)]
+        seen = self._texts
+        texts: dict[str, tuple[ConnRow, str]] = {}
+        chosen = []
+        words, inverted = flt.words, flt.inverted
+        plain = not (flt.colos or flt.states or flt.fields)
+        for row in rows:
+            hit = seen.get(row.key)
+            if hit is None or hit[0] is not row:
+                hit = (row, _JOIN.join(_haystack(row)))
+            texts[row.key] = hit
+            text = hit[1]
+            found = all(w in text for w in words)
+            if found and not plain:
+                found = flt._matches_fields(row)
+            if found != inverted:
+                chosen.append(row)
+        self._texts = texts
+        return chosen
