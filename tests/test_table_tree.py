@@ -231,3 +231,30 @@ async def test_the_connectors_of_a_very_large_tunnel_start_collapsed(monkeypatch
         tree.show(tree.parts_for([state(0)], None), expand_connectors=True)
         await pilot.pause()
         assert len(conn_nodes(tree)) == 8
+
+
+def test_a_tunnel_of_more_connectors_than_the_tree_shows_keeps_the_ones_that_matter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The tree keeps a few connectors of a huge tunnel: this host's, those not healthy, then the newest.
+    monkeypatch.setattr("tunneltop.ui.tree_parts.CONNECTORS_SHOWN_MAX", 5)
+    connectors = [
+        Connector(
+            id=f"w-{c:03d}",
+            run_at=NOW - timedelta(minutes=c),
+            # w-017, an old connector, has a connection pending reconnect
+            conns=[Connection(id=f"x-{c:03d}-{n}", is_pending_reconnect=c == 17 and n == 0) for n in range(4)],
+        )
+        for c in range(20)
+    ]
+    huge = TunnelState(Tunnel(id="w", name="wide", status="healthy"), tuple(connectors))
+    [part] = tree_parts([huge], None, this_host="w-019")
+    shown = [item.ref.connector_id for item in part if item.ref.kind == "connector"]
+    # In the tree's own order (oldest run first): this host's, the sick one, then the three newest.
+    assert shown == ["w-019", "w-017", "w-002", "w-001", "w-000"]
+    label = "".join(text for text, _ in part[0].label)
+    assert "+15 more connectors" in label
+    # A filter brings any connector into the tree: its connections are the ones that match.
+    [part] = tree_parts([huge], {"w/w-010/x-010-1"}, include_empty=False)
+    assert [item.ref.node_id for item in part] == ["w", "w/w-010", "w/w-010/x-010-1"]
+    assert "more connectors" not in "".join(text for text, _ in part[0].label)

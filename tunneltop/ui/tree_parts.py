@@ -5,14 +5,20 @@ TreeParts, which hands back an unchanged tunnel's very part so the tree skips it
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from tunneltop.model.health import connector_health, edge_summary
+from tunneltop.model.health import Health, connector_health, edge_summary
 from tunneltop.model.records import Connection, Connector
 from tunneltop.model.snapshot import TunnelState, same_objects
 from tunneltop.sanitize import clean
 from tunneltop.ui.text import HEALTH_GLYPH, HEALTH_STYLE, STATE_LABEL, findings_mark, short_id, verdict_glyph
+
+# A tunnel shows at most this many connectors in the tree. A tree of 25,000 connectors cannot be read, and Textual's
+# Tree lays out every node on each change (about a second at that size); the table lists every connection, and the
+# filter (/) brings any connector into the tree. Which ones are shown: see _worth_showing.
+CONNECTORS_SHOWN_MAX = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +44,21 @@ class TreeItem:
     label: tuple[tuple[str, str], ...]  # (text, style) parts: compared cheaply, built into Text when changed
 
 
-def _tunnel_label(state: TunnelState) -> tuple[tuple[str, str], ...]:
+def _worth_showing(
+    connectors: list[tuple[Connector, list[Connection]]], this_host: str | None
+) -> list[tuple[Connector, list[Connection]]]:
+    """The CONNECTORS_SHOWN_MAX connectors an operator most needs to see: this host's, then those not healthy, then
+    the newest (a reconnect or restart makes a connector new); ties by id, so the choice is stable."""
+
+    def need(pair: tuple[Connector, list[Connection]]) -> tuple[bool, bool, float, str]:
+        connector = pair[0]
+        run_at = connector.run_at.timestamp() if connector.run_at is not None else float("-inf")
+        return (connector.id != this_host, connector_health(connector) is Health.HEALTHY, -run_at, connector.id)
+
+    return heapq.nsmallest(CONNECTORS_SHOWN_MAX, connectors, key=need)
+
+
+def _tunnel_label(state: TunnelState, hidden: int = 0) -> tuple[tuple[str, str], ...]:
     health = state.health
     glyph, style = verdict_glyph(health, state.findings)
     found, found_style = findings_mark(state.findings, title=False)
@@ -53,6 +73,7 @@ def _tunnel_label(state: TunnelState) -> tuple[tuple[str, str], ...]:
         (counts, "yellow" if state.pending_count else "dim"),
         (" " + found if found else "", found_style),
         (mark, "bold red"),
+        (f" (+{hidden:,} more connectors: in the table, / finds them)" if hidden else "", "dim"),
     )
 
 
@@ -178,8 +199,11 @@ def _state_items(
             connectors.append((connector, shown))
     if not connectors and not include_empty:
         return items
+    hidden = max(0, len(connectors) - CONNECTORS_SHOWN_MAX)
+    if hidden:
+        connectors = _worth_showing(connectors, this_host)
     tref = NodeRef("tunnel", t.id)
-    items.append(TreeItem(tref, None, _tunnel_label(state)))
+    items.append(TreeItem(tref, None, _tunnel_label(state, hidden)))
     for connector, shown in sorted(connectors, key=lambda p: (p[0].run_at is None, p[0].run_at, p[0].id)):
         hit = previous.get(connector.id) if previous is not None else None
         if hit is not None and hit[0] is connector and visible is None:
