@@ -17,10 +17,18 @@ long):
 - a failover: 8% of the connections close and as many open at another colo (new ids), then ``r``;
 - ``/NRT`` typed (the filter applies as typed) and ``esc`` (the filter cleared), with a poll running meanwhile.
 
+``--server process`` (the default) polls the Cloudflare stand-in over real HTTP on 127.0.0.1, served by a process
+of its own (``benchmarks/standin.py``): a user's Cloudflare is not in their process, and the stand-in's encoding of
+a large answer must not hold the app's GIL. ``--server inprocess`` is the old way, the stand-in behind an in-process
+transport (its work shows up as the app's stalls, and its account in ``rss_mb``). The failover changes the
+stand-in's account, wherever it runs. ``*_requests``: how many requests the stand-in received during each step,
+counted at its side.
+
 ``--engine plain`` runs the poll engine on the app's own event loop (as before issue 16), ``threaded`` (the
-default, what the app does) on a thread of its own (``poll/threaded.py``). ``floor_ms``: what a bare client spends
-on one poll's data in the same process just before, the tunnel's connections read through the same transport and
-decoded by ``json.loads`` (median of three): stalls over it (``*_stall_x``) compare across loads and machines.
+default, what the app does) on a thread of its own (``poll/threaded.py``). ``floor_ms``: what a bare client
+(plain httpx, ``json.loads``) spends in this process just before on one poll's data, the tunnel's connections read
+from the same stand-in the same way (median of three): stalls over it (``*_stall_x``) compare across loads and
+machines.
 """
 
 from __future__ import annotations
@@ -32,73 +40,16 @@ import json
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from random import Random
 from typing import Any
 
-from tunneltop.demo.cfapi import FakeCloudflare
-from tunneltop.demo.simulator import DEMO_ACCOUNT_ID, SimulatedAccount, rfc3339
-from tunneltop.demo.transport import DEMO_BASE_URL, DemoTransport
+from benchmarks.standin import HUGE_NAME as HUGE_NAME  # benchmarks.once builds the same tunnel
+from benchmarks.standin import SERVERS, StandIn, open_standin
+from benchmarks.standin import huge_clients as huge_clients
 
 TERMINAL = (200, 50)
-PER_CONNECTOR = 4
-COLOS = (("DFW", "IAH"), ("ORD", "DFW"), ("NRT", "KIX"), ("AMS", "FRA"), ("LAX", "SJC"))
 FAILOVER_SHARE = 0.08
-HUGE_NAME = "prod-huge-00000"
-
-
-def _conn(rng: Random, client: dict[str, Any], colo: str, opened: datetime) -> dict[str, Any]:
-    conn_id = f"{rng.getrandbits(32):08x}-{rng.getrandbits(16):04x}-4000-8000-{rng.getrandbits(48):012x}"
-    return {
-        "colo_name": colo,
-        "id": conn_id,
-        "is_pending_reconnect": False,
-        "origin_ip": client["_ip"],
-        "opened_at": rfc3339(opened),
-        "client_id": client["id"],
-        "client_version": client["version"],
-        "uuid": conn_id,
-    }
-
-
-def huge_clients(connections: int, start: datetime, seed: int = 5) -> list[dict[str, Any]]:
-    """One tunnel's connectors for ``connections`` connections: 4 per connector, two colos each."""
-    rng = Random(seed)
-    clients = []
-    for index in range((connections + PER_CONNECTOR - 1) // PER_CONNECTOR):
-        client: dict[str, Any] = {
-            "id": f"{index:08x}-c0de-4000-8000-{rng.getrandbits(48):012x}",
-            "features": ["ha-origin", "serialized_headers"],
-            "version": "2025.4.0",
-            "arch": "linux_amd64",
-            "config_version": 3,
-            "run_at": rfc3339(start - timedelta(hours=2, seconds=index)),
-            "conns": [],
-            "_ip": f"10.{index // 65536 % 256}.{index // 256 % 256}.{index % 256}",
-        }
-        pair = COLOS[index % len(COLOS)]
-        for n in range(min(PER_CONNECTOR, connections - index * PER_CONNECTOR)):
-            client["conns"].append(_conn(rng, client, pair[n % 2], start - timedelta(hours=1)))
-        clients.append(client)
-    for client in clients:
-        client.pop("_ip")
-    return clients
-
-
-def failover(sim: SimulatedAccount, tunnel_id: str, share: float, now: datetime, seed: int = 9) -> int:
-    """``share`` of the tunnel's connections close and reopen at another colo with new ids (a colo failover)."""
-    rng = Random(seed)
-    clients = sim.live_clients(tunnel_id)
-    slots = [(client, i) for client in clients for i in range(len(client["conns"]))]
-    moved = rng.sample(slots, round(len(slots) * share))
-    for client, i in moved:
-        old = client["conns"][i]
-        colo = "ORD" if old["colo_name"] != "ORD" else "DFW"
-        client["_ip"] = old["origin_ip"]
-        client["conns"][i] = _conn(rng, client, colo, now)
-        client.pop("_ip")
-    return len(moved)
+FAILOVER_AFTER_S = 30.0  # the new connections' opened_at, after the account's start
 
 
 class LagMonitor:
@@ -129,16 +80,21 @@ class LagMonitor:
             self._task.cancel()
 
 
-async def floor_ms(transport: DemoTransport, account_id: str, tunnel_id: str) -> float:
-    """One poll's data for a bare client: the tunnel's connections, read and decoded (ms, median of three)."""
+async def floor_ms(standin: StandIn) -> float:
+    """One poll's data for a bare client: the tunnel's connections, read from the stand-in the way the app reads it
+    and decoded (ms, median of three)."""
     import httpx
 
-    path = f"/accounts/{account_id}/cfd_tunnel/{tunnel_id}/connections"
+    path = f"accounts/{standin.account_id}/cfd_tunnel/{standin.tunnel_id}/connections"
+    headers = standin.credentials.headers() if standin.credentials is not None else {}
     spent = []
-    async with httpx.AsyncClient(transport=transport, base_url=DEMO_BASE_URL) as http:
+    base_url = standin.base_url.rstrip("/") + "/"
+    async with httpx.AsyncClient(transport=standin.transport, base_url=base_url, headers=headers) as http:
         for _ in range(3):
             started = time.perf_counter()
-            json.loads((await http.get(path.lstrip("/"))).content)
+            answer = await http.get(path)
+            answer.raise_for_status()
+            json.loads(answer.content)
             spent.append((time.perf_counter() - started) * 1000)
     return sorted(spent)[1]
 
@@ -161,34 +117,34 @@ async def _until(pilot: Any, condition: Callable[[], bool], limit: float = 600.0
     await pilot.pause()
 
 
-async def run(connections: int, shape: str = "huge", engine: str = "threaded") -> dict[str, Any]:
+async def run(
+    connections: int, shape: str = "huge", engine: str = "threaded", server: str = "process"
+) -> dict[str, Any]:
+    standin = open_standin(server, connections, shape)
+    try:
+        return await _drive(standin, shape, engine)
+    finally:
+        standin.close()
+
+
+async def _drive(standin: StandIn, shape: str, engine: str) -> dict[str, Any]:
     from tunneltop.poll.engine import STARTUP_BURST, PollEngine
     from tunneltop.poll.target import Target
     from tunneltop.ui.app import TunneltopApp
 
-    start = datetime.now(UTC).replace(microsecond=0)
-    if shape == "huge":
-        sim = SimulatedAccount(seed=3, start=start, tunnels=0)
-        tunnel_id = sim.add_tunnel(HUGE_NAME, clients=huge_clients(connections, start))["id"]
-        refs = [HUGE_NAME]
-    else:
-        per_tunnel = 8
-        sim = SimulatedAccount(seed=3, start=start, tunnels=max(1, round(connections / per_tunnel / 0.96)))
-        tunnel_id = next(t for t in sim.tunnel_ids() if sim.live_clients(t))
-        refs = list(sim.tunnel_ids())
-    sim.freeze()
-    fake = FakeCloudflare(sim, require_auth=False, rate_limit=10**9)
-    target = Target(DEMO_BASE_URL, None, DEMO_ACCOUNT_ID, refs, transport=DemoTransport(fake))
-    floor = await floor_ms(DemoTransport(fake), DEMO_ACCOUNT_ID, tunnel_id)
-    fake.requests.clear()
+    refs = standin.refs
+    target = Target(standin.base_url, standin.credentials, standin.account_id, refs, transport=standin.transport)
+    floor = await floor_ms(standin)
     plain = None
     if engine == "plain":  # what api_source made before issue 16, given to the app as its source
-        plain = PollEngine(target.client(), DEMO_ACCOUNT_ID, refs, interval=3600.0, min_burst=STARTUP_BURST, reach=True)
+        plain = PollEngine(target.client(), standin.account_id, refs, interval=3600.0, min_burst=STARTUP_BURST,
+                           reach=True)
     app = TunneltopApp(target, source=plain, interval=3600.0, start_view="monitor")
     figures: dict[str, Any] = {
         "shape": shape,
         "engine": engine,
-        "connections": sim.connection_count(),
+        "server": standin.kind,
+        "connections": standin.connections,
         "tunnels": len(refs),
         "floor_ms": floor,
     }
@@ -196,49 +152,54 @@ async def run(connections: int, shape: str = "huge", engine: str = "threaded") -
 
     async def timed(name: str, action: Callable[[], Awaitable[None]], done: Callable[[], bool]) -> None:
         await pilot.pause()
+        before = standin.requests()  # a round trip to the stand-in: before the lag monitor's window opens
         lag.take()
         started = time.perf_counter()
         await action()
         await _until(pilot, done)
         figures[f"{name}_s"] = time.perf_counter() - started
         figures[f"{name}_stall_ms"] = lag.take()
+        figures[f"{name}_requests"] = standin.requests() - before
 
-    started = time.perf_counter()
-    async with app.run_test(size=TERMINAL, headless=True) as pilot:
-        lag.start()
-        await _until(pilot, lambda: app.table.row_count > 0)
-        figures["first_row_s"] = time.perf_counter() - started
-        figures["first_row_stall_ms"] = lag.take()
-        figures["stale_after_first"] = app.is_stale()
-        polls = app.poll_count
-
-        async def refresh() -> None:
-            nonlocal polls
+    try:
+        before = standin.requests()
+        started = time.perf_counter()
+        async with app.run_test(size=TERMINAL, headless=True) as pilot:
+            lag.start()
+            await _until(pilot, lambda: app.table.row_count > 0)
+            figures["first_row_s"] = time.perf_counter() - started
+            figures["first_row_stall_ms"] = lag.take()
+            figures["first_row_requests"] = standin.requests() - before
+            figures["stale_after_first"] = app.is_stale()
             polls = app.poll_count
-            await pilot.press("r")
 
-        await timed("unchanged_poll", refresh, lambda: app.poll_count > polls)
-        moved = failover(sim, tunnel_id, FAILOVER_SHARE, start + timedelta(seconds=30))
-        figures["failover_moved"] = moved
-        await timed("failover", refresh, lambda: app.poll_count > polls)
-        shown = app.table.row_count
+            async def refresh() -> None:
+                nonlocal polls
+                polls = app.poll_count
+                await pilot.press("r")
 
-        async def type_filter() -> None:
-            await pilot.press("slash", "N", "R", "T")
+            await timed("unchanged_poll", refresh, lambda: app.poll_count > polls)
+            figures["failover_moved"] = standin.failover(FAILOVER_SHARE, FAILOVER_AFTER_S)
+            await timed("failover", refresh, lambda: app.poll_count > polls)
+            shown = app.table.row_count
 
-        await timed("filter_typed", type_filter, lambda: app.table.row_count < shown)
-        await pilot.press("enter")
+            async def type_filter() -> None:
+                await pilot.press("slash", "N", "R", "T")
 
-        async def clear_during_poll() -> None:
-            await refresh()
-            await pilot.press("escape")
+            await timed("filter_typed", type_filter, lambda: app.table.row_count < shown)
+            await pilot.press("enter")
 
-        back = lambda: app.table.row_count == shown and app.poll_count > polls  # noqa: E731
-        await timed("filter_cleared", clear_during_poll, back)
-        figures["rss_mb"] = _rss_mb()
-        lag.stop()
-    if plain is not None:
-        await plain.client.aclose()
+            async def clear_during_poll() -> None:
+                await refresh()
+                await pilot.press("escape")
+
+            back = lambda: app.table.row_count == shown and app.poll_count > polls  # noqa: E731
+            await timed("filter_cleared", clear_during_poll, back)
+            figures["rss_mb"] = _rss_mb()
+            lag.stop()
+    finally:
+        if plain is not None:
+            await plain.client.aclose()
     for name in [key for key in figures if key.endswith("_stall_ms")]:
         figures[name.removesuffix("_ms") + "_x"] = round(figures[name] / floor, 1)
     return figures
@@ -249,11 +210,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=10_000)
     parser.add_argument("--shape", choices=("huge", "many"), default="huge")
     parser.add_argument("--engine", choices=("threaded", "plain"), default="threaded")
+    parser.add_argument(
+        "--server", choices=SERVERS, default="process",
+        help="the Cloudflare stand-in in a process of its own, polled over loopback HTTP (the default), or in the "
+        "app's process behind an in-process transport (as before)",
+    )
     args = parser.parse_args(argv)
     from tunneltop.ui.lifecycle import tune_gc
 
     tune_gc()  # as run_app() does for the real app
-    print(json.dumps(asyncio.run(run(args.connections, args.shape, args.engine))))
+    print(json.dumps(asyncio.run(run(args.connections, args.shape, args.engine, args.server))))
     return 0
 
 
