@@ -289,3 +289,52 @@ async def test_one_tunnel_hides_the_tunnel_column() -> None:
         assert "tunnel" not in table.columns_shown and "Tunnel" not in line(table, 0)
         with pytest.raises(CellDoesNotExist):
             table.get_cell(make_row(1).key, "tunnel")
+
+
+class TwoTables(App[None]):
+    def compose(self) -> ComposeResult:
+        yield ConnectionsTable(show_tunnel=True, id="shown")
+        yield ConnectionsTable(show_tunnel=True, id="planned")
+
+
+async def test_a_plan_adopted_leaves_the_table_exactly_as_show_would() -> None:
+    # A large change is worked out off the screen's thread (plan) and taken in at once (adopt): the table must
+    # then be what show() makes of the same rows, poll after poll, whichever way each poll arrived.
+    rng = random.Random(11)
+    rows = {r.key: r for r in (make_row(n, tunnel=n % 4, pending=n % 11 == 0) for n in range(150))}
+    serial = 1000
+    async with TwoTables().run_test(size=(160, 40)) as pilot:
+        shown = pilot.app.query_one("#shown", ConnectionsTable)
+        planned = pilot.app.query_one("#planned", ConnectionsTable)
+        for step in range(24):
+            for key in rng.sample(sorted(rows), 20):
+                del rows[key]
+            for _ in range(20):
+                serial += 1
+                row = make_row(serial, tunnel=rng.randrange(4), pending=rng.random() < 0.2, age=serial * 7)
+                rows[row.key] = row
+            if step % 5 == 2:
+                column, reverse = rng.choice(shown.columns_shown), rng.random() < 0.5
+                shown.set_sort(column, reverse)
+                planned.set_sort(column, reverse)
+            marks = {k: Mark("new", NOW + timedelta(seconds=30)) for k in rng.sample(sorted(rows), 5)}
+            now = NOW + timedelta(seconds=5 * step)
+            batch = list(rows.values())
+            rng.shuffle(batch)
+            shown.show(batch, now, marks)
+            if step % 3 == 0:
+                planned.show(batch, now, marks)  # some polls the plain way, to mix both
+            else:
+                assert planned.needs(batch, marks)
+                assert planned.adopt(planned.plan(batch, marks), now)
+                assert not planned.needs(batch, marks)
+            assert keys(planned) == keys(shown)
+            assert planned.rows_by_key == shown.rows_by_key
+            assert planned.cursor_row == shown.cursor_row
+            await pilot.pause()
+            assert [line(planned, y) for y in range(12)] == [line(shown, y) for y in range(12)]
+        # A plan made before the table changed (here, its sort) is refused: it would undo that change.
+        stale = planned.plan(list(rows.values())[:50])
+        planned.set_sort("colo", False)
+        assert not planned.adopt(stale, NOW)
+        assert planned.row_count == len(rows)

@@ -18,9 +18,11 @@ would share private state both ways.
 
 from __future__ import annotations
 
+import heapq
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -49,6 +51,9 @@ _PADDING = 1  # one blank cell each side of a value, as DataTable draws them
 _RESORT_AFTER = 512
 _RESORT_SHARE = 16
 _LINE_CACHE_MAX = 1024
+# A plan (see VirtualTable.plan) sorts in pieces this long, then merges them: one sort of 100,000 rows is a single
+# C call that would hold the GIL, and so the screen's thread, for about 0.1 s.
+_SORT_PIECE = 4096
 
 
 def _width(text: str) -> int:
@@ -72,6 +77,23 @@ class _Descending:
         return isinstance(other, _Descending) and self.value == other.value
 
     __hash__ = None  # type: ignore[assignment]
+
+
+@dataclass(slots=True)
+class TablePlan(Generic[R]):
+    """What a table will hold after showing ``rows``, worked out without touching it (see VirtualTable.plan)."""
+
+    base: int  # the table's generation it was worked out from: adopted only if the table is still there
+    rows: list[R]
+    ids: dict[int, R]
+    marks: dict[str, Any]
+    rows_by_key: dict[str, R]
+    sort_keys: dict[str, tuple[Any, ...]]
+    row_marks: dict[str, Any]
+    cell_sizes: dict[str, tuple[int, ...]]
+    cell_widths: dict[str, Counter[int]]
+    order: list[str]
+    ranks: list[tuple[Any, ...]]
 
 
 class VirtualTable(PassStyle, ScrollView, Generic[R], can_focus=True):
@@ -162,6 +184,7 @@ class VirtualTable(PassStyle, ScrollView, Generic[R], can_focus=True):
         self._shown_ids: dict[int, R] = {}  # those rows by id()
         self._shown_marks: dict[str, Any] = {}
         self._timed = [c for c in self.columns_shown if c in self.TIMED]
+        self._generation = 0  # bumped by every change of rows or sort: a plan made before one is not adopted
         self._recompute_widths()
 
     # -- what a subclass says about its rows --------------------------------------------------------------------
@@ -250,6 +273,7 @@ class VirtualTable(PassStyle, ScrollView, Generic[R], can_focus=True):
         self._ranks = [self._rank(k) for k in order]
 
     def set_sort(self, column: str, reverse: bool) -> None:
+        self._generation += 1
         keep = self.cursor_key
         self.sort_column, self.sort_reverse = column, reverse
         sort_key = self.SORTS[column]
@@ -270,6 +294,7 @@ class VirtualTable(PassStyle, ScrollView, Generic[R], can_focus=True):
             self._now = now
             self._refresh_changed()
             return
+        self._generation += 1
         keep = self.cursor_key
         old_rows = self.rows_by_key
         # Rows are the same objects while unchanged, so what arrived and what left is found at C speed (set
@@ -309,6 +334,74 @@ class VirtualTable(PassStyle, ScrollView, Generic[R], can_focus=True):
             self._apply(gone, list(changed), marks)
         self._follow(keep)
         self._refresh_changed()
+
+    def needs(self, rows: Sequence[R], marks: Mapping[str, Any] | None = None) -> bool:
+        """Whether showing ``rows`` would change anything but the ages."""
+        return not (same_objects(rows, self._shown) and dict(marks or {}) == self._shown_marks)
+
+    def plan(self, rows: Sequence[R], marks: Mapping[str, Any] | None = None) -> TablePlan[R]:
+        """What ``show(rows, ..., marks)`` would make of the table, worked out from scratch without changing it:
+        safe on another thread while the table is only read (drawn, its cursor moved) meanwhile. ``adopt`` then
+        takes it in O(1) on the screen's thread. For a change of most of a large table (a first poll, a filter
+        typed or cleared, a failover): at 100,000 rows this is about a second of Python the screen need not wait
+        for. A row shown before as the very same object keeps its cell widths and sort key."""
+        key_of, cells, natural = self.key_of, self.cells, self.natural_key
+        primary = self.SORTS[self.sort_column]
+        marks = dict(marks or {})
+        rows = list(rows)
+        rows_by_key = {key_of(r): r for r in rows}
+        old_rows, old_sizes, old_keys, old_marks = self.rows_by_key, self._cell_sizes, self._sort_keys, self._marks
+        sizes: dict[str, tuple[int, ...]] = {}
+        sort_keys: dict[str, tuple[Any, ...]] = {}
+        row_marks: dict[str, Any] = {}
+        for key, row in rows_by_key.items():
+            mark = marks.get(key)
+            if mark is not None:
+                row_marks[key] = mark
+            if old_rows.get(key) is row and old_marks.get(key) == mark and key in old_sizes:
+                sizes[key], sort_keys[key] = old_sizes[key], old_keys[key]
+            else:
+                sizes[key] = tuple(_width(text) for text, _ in cells(row, mark))
+                sort_keys[key] = (primary(row), natural(row))
+        widths = {c: Counter(s[i] for s in sizes.values()) for i, c in enumerate(self.columns_shown)}
+        reverse = self.sort_reverse
+
+        def rank(key: str) -> tuple[Any, ...]:
+            first, second = sort_keys[key]
+            return (_Descending(first), second) if reverse else (first, second)
+
+        ranked = [(rank(k), k) for k in rows_by_key]
+        pieces = [sorted(ranked[i : i + _SORT_PIECE]) for i in range(0, len(ranked), _SORT_PIECE)]
+        merged = list(heapq.merge(*pieces))
+        return TablePlan(
+            base=self._generation,
+            rows=rows,
+            ids=dict(zip(map(id, rows), rows, strict=True)),
+            marks=marks,
+            rows_by_key=rows_by_key,
+            sort_keys=sort_keys,
+            row_marks=row_marks,
+            cell_sizes=sizes,
+            cell_widths=widths,
+            order=[k for _, k in merged],
+            ranks=[r for r, _ in merged],
+        )
+
+    def adopt(self, plan: TablePlan[R], now: datetime) -> bool:
+        """Take a plan (see ``plan``) if the table has not changed since it was made; False if it has."""
+        if plan.base != self._generation:
+            return False
+        self._generation += 1
+        keep = self.cursor_key
+        self._shown, self._shown_ids, self._shown_marks = plan.rows, plan.ids, plan.marks
+        self.rows_by_key, self._sort_keys, self._marks = plan.rows_by_key, plan.sort_keys, plan.row_marks
+        self._cell_sizes, self._cell_widths = plan.cell_sizes, plan.cell_widths
+        self._order, self._ranks = plan.order, plan.ranks
+        self._now = now
+        self._recompute_widths()
+        self._follow(keep)
+        self._refresh_changed()
+        return True
 
     def tick(self, now: datetime) -> None:
         """Only the clock moved: redraw the lines on screen whose clock columns now read differently."""
