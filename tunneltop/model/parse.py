@@ -21,12 +21,16 @@ M = TypeVar("M", bound=BaseModel)
 
 _IDENTITY = "id"
 _MAX_REPAIRS = 20
-# One pydantic call validates a whole list (see _validate_list): at 10,000 connections, about a third less time than
-# a call per record. Made once: a TypeAdapter takes about half a millisecond to build.
+# One pydantic call validates a slice of a list (see _validate_list): at 10,000 connections, about a third less time
+# than a call per record. Made once: a TypeAdapter takes about half a millisecond to build.
 _LIST_OF: dict[type[BaseModel], TypeAdapter[Any]] = {
     model: TypeAdapter(list[model])  # type: ignore[valid-type]
     for model in (Account, Connection, Connector, Tunnel)
 }
+# A pydantic call holds the GIL throughout, and the live view's thread waits as long (the whole answer at 100,000
+# connections: 0.3 s). A list is validated a slice of about this many records at a time (a connector counting one
+# more for each of its connections): a millisecond or two each.
+_SLICE_WEIGHT = 512
 
 
 @dataclass(frozen=True)
@@ -113,27 +117,50 @@ def _cached(entries: dict[str, tuple[dict[str, Any], M]], item: Any) -> M | None
     return hit[1] if hit is not None and hit[0] == item else None
 
 
+def _slices(items: list[Any]) -> Iterator[slice]:
+    """``items`` cut into consecutive slices of about ``_SLICE_WEIGHT`` records each (see there)."""
+    start = load = 0
+    for end, item in enumerate(items, 1):
+        conns = item.get("conns") if isinstance(item, dict) else None
+        load += (1 + len(conns)) if isinstance(conns, list) else 1
+        if load >= _SLICE_WEIGHT:
+            yield slice(start, end)
+            start, load = end, 0
+    if start < len(items):
+        yield slice(start, len(items))
+
+
 def _validate_list(
     model: type[M], items: list[Any], where: Callable[[int], str]
 ) -> list[tuple[M | None, list[RecordProblem]]]:
-    """Validate ``items`` in one pydantic call; only when that fails, the records it named one by one (each with its
-    own problems, see validate_record) and the rest again in one call. ``where(i)`` names record ``i``."""
-    if not items:
-        return []
+    """Validate ``items`` in one pydantic call a slice (see _slices); only when that fails, the records it named one
+    by one (each with its own problems, see validate_record) and the rest of the slice again in one call.
+    ``where(i)`` names record ``i``. Records are validated each on its own, so the slices change nothing but the
+    calls' length."""
     adapter = _LIST_OF.get(model) or TypeAdapter(list[model])  # type: ignore[valid-type]
+    results: list[tuple[M | None, list[RecordProblem]]] = []
+    for part in _slices(items):
+        results += _validate_slice(model, adapter, items, part, where)
+    return results
+
+
+def _validate_slice(
+    model: type[M], adapter: TypeAdapter[Any], items: list[Any], part: slice, where: Callable[[int], str]
+) -> list[tuple[M | None, list[RecordProblem]]]:
+    chunk = items[part]
     try:
-        return [(record, []) for record in adapter.validate_python(items)]
+        return [(record, []) for record in adapter.validate_python(chunk)]
     except ValidationError as exc:
         bad = {e["loc"][0] for e in exc.errors(include_url=False) if e.get("loc") and isinstance(e["loc"][0], int)}
-    results: list[tuple[M | None, list[RecordProblem]]] = [(None, [])] * len(items)
-    good = [i for i in range(len(items)) if i not in bad]
+    results: list[tuple[M | None, list[RecordProblem]]] = [(None, [])] * len(chunk)
+    good = [i for i in range(len(chunk)) if i not in bad]
     try:
-        for i, record in zip(good, adapter.validate_python([items[i] for i in good]), strict=True):
+        for i, record in zip(good, adapter.validate_python([chunk[i] for i in good]), strict=True):
             results[i] = (record, [])
     except ValidationError:
         bad.update(good)  # not named by the first call's errors: one by one too
     for i in sorted(bad):
-        results[i] = validate_record(model, items[i], where(i))
+        results[i] = validate_record(model, chunk[i], where(part.start + i))
     return results
 
 
@@ -156,8 +183,9 @@ def parse_connectors(raw: Any, cache: RecordCache | None = None) -> tuple[list[C
     """Parse the ``result`` of the connections endpoint: a list of connectors, each with its ``conns``.
 
     With ``cache`` (the same one for the same tunnel, poll after poll), unchanged records are reused. The records
-    that are not are validated in bulk: every new connection of the answer in one call, then every new connector
-    (with its connections, already models) in another; with nothing cached, the whole answer in one call."""
+    that are not are validated in bulk: every new connection of the answer, then every new connector (with its
+    connections, already models); with nothing cached, the whole answer at once (each a slice per call, see
+    _slices)."""
     with _collector_paused():
         return _parse_connectors(raw, cache)
 
@@ -252,13 +280,15 @@ def _parse_connectors(raw: Any, cache: RecordCache | None) -> tuple[list[Connect
 
 
 def _whole(raw: list[Any]) -> list[Connector] | None:
-    """An answer with nothing cached to reuse (a first poll, ``--once``), connectors and their connections in one
-    pydantic call: at 100,000 connections about 0.3 s against 0.5 s record by record. None when anything in it is
-    odd (a record that fails, a repeated id, ``conns`` not a list): the record-by-record path then says what."""
+    """An answer with nothing cached to reuse (a first poll, ``--once``), connectors and their connections in a
+    pydantic call a slice (see _slices): at 100,000 connections about 0.3 s against 0.5 s record by record. None
+    when anything in it is odd (a record that fails, a repeated id, ``conns`` not a list): the record-by-record path
+    then says what."""
     if not all(isinstance(item, dict) and isinstance(item.get("conns"), list) for item in raw):
         return None
+    adapter = _LIST_OF[Connector]
     try:
-        connectors: list[Connector] = _LIST_OF[Connector].validate_python(raw)
+        connectors: list[Connector] = [c for part in _slices(raw) for c in adapter.validate_python(raw[part])]
     except ValidationError:
         return None
     repeated = len({c.id for c in connectors}) < len(connectors)
@@ -306,7 +336,7 @@ def _connections(
 def parse_many(
     model: type[M], raw: Iterable[Any] | None, what: str, cache: dict[str, tuple[dict[str, Any], M]] | None = None
 ) -> tuple[list[M], list[RecordProblem]]:
-    """Validate a flat list of records (tunnels, accounts), the new ones in one call (see _validate_list); a
+    """Validate a flat list of records (tunnels, accounts), the new ones in bulk (see _validate_list); a
     repeated id keeps its first copy.
 
     With ``cache`` (the same dict for the same list, poll after poll), an unchanged record is the very same model
