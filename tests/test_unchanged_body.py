@@ -5,7 +5,6 @@ token are spent as always, and any other byte decodes afresh."""
 from __future__ import annotations
 
 import copy
-import json
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -15,6 +14,7 @@ import pytest
 
 from tests.support.clock import FakeClock
 from tunneltop.api import client as client_module
+from tunneltop.api import jsondecode
 from tunneltop.api.client import CloudflareClient
 from tunneltop.api.gate import RequestGate
 from tunneltop.demo.cfapi import FakeCloudflare, Fault
@@ -53,7 +53,7 @@ class Stand:
 
         def loads(data: Any) -> Any:
             self.decoded += 1
-            return json.loads(data)
+            return jsondecode.loads(data)
 
         def counting(parse: Callable[..., Any]) -> Callable[..., Any]:
             def parse_counted(*args: Any) -> Any:
@@ -62,7 +62,7 @@ class Stand:
 
             return parse_counted
 
-        monkeypatch.setattr(client_module, "json", type("CountingJson", (), {"loads": staticmethod(loads)}))
+        monkeypatch.setattr(client_module, "jsondecode", type("CountingDecode", (), {"loads": staticmethod(loads)}))
         monkeypatch.setattr(client_module, "parse_connectors", counting(client_module.parse_connectors))
 
     def client(self) -> CloudflareClient:

@@ -1,0 +1,294 @@
+"""A large answer decoded in pieces (api/jsondecode.py) is exactly what json.loads makes of it, valid or not; no
+single scanner call reads much more than two windows of it; and the client, and the validation it hands the records
+to (in slices, model/parse.py), answer as they did with one call each."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.test_api_errors import CLOUDFLARE_502_PAGE, fail_with, make_client
+from tests.test_properties import raw_connector
+from tunneltop.api import InvalidResponseError, ServerError, jsondecode
+from tunneltop.model import parse
+from tunneltop.model.parse import RecordCache, parse_connectors, parse_many
+from tunneltop.model.records import Account, Tunnel
+
+# Deterministic, as the other property tests: the same examples every run.
+PROPERTY = settings(derandomize=True, database=None, deadline=None, max_examples=300)
+ACCOUNT = "699d98642c564d2e855e9661899b7252"
+TUNNEL = "f70ff985-a4ef-4643-bbbc-4a0ed4fc8415"
+
+
+# -- documents, written with whitespace anywhere json allows it ------------------------------------------------------
+
+
+class Raw(str):
+    """A token written as is: a number or string in a spelling json.dumps never uses."""
+
+
+class Pairs(list[tuple[str, Any]]):
+    """An object as written: its keys in order, repeats allowed (the last value wins, in the first one's place)."""
+
+
+WS = st.text(alphabet=" \t\n\r", max_size=3)
+TEXT = st.text(max_size=12) | st.sampled_from(['"', "\\", "[", "]", "{", "}", '"]}', "\\u0041", "\x00\x1f", "\u2028"])
+# Lone and paired surrogates, which json.dumps escapes (or, with ensure_ascii off, writes as is).
+TEXT |= st.sampled_from(["\ud800", "\udfff", "\ud83d\ude00", "x\udc00y"])
+NUMBERS = st.sampled_from(
+    ["0", "-0", "7", "-12", "1.5", "1e5", "1E+5", "2.5e-3", "-0.0e0", "123456789012345678901234567890", "1e400"]
+)
+TOKENS = NUMBERS | st.sampled_from(['"\\/"', '"\\u00E9"', '"\\ud83d\\ude00"', '"a\\"]}"', '"\\\\"', "NaN", "-Infinity"])
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | TEXT
+    | TOKENS.map(Raw)
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=6) | st.lists(st.tuples(TEXT, inner), max_size=5).map(Pairs),
+    max_leaves=40,
+)
+# Cloudflare's envelope: an object whose big values are arrays, the elements being objects with arrays of their own.
+KEYS = st.sampled_from(["result", "success", "errors", "result_info"]) | TEXT
+ENVELOPES = st.lists(st.tuples(KEYS, VALUES), max_size=5)
+DOCUMENTS = ENVELOPES.map(Pairs) | VALUES
+
+
+def render(draw: st.DrawFn, value: Any, ascii_only: bool) -> str:
+    def ws() -> str:
+        return draw(WS)
+
+    if isinstance(value, Raw):
+        return str(value)
+    if isinstance(value, Pairs):
+        members = [f"{ws()}{json.dumps(k, ensure_ascii=ascii_only)}{ws()}:{ws()}{render(draw, v, ascii_only)}{ws()}"
+                   for k, v in value]
+        return "{" + (",".join(members) or ws()) + "}"
+    if isinstance(value, list):
+        return "[" + (",".join(f"{ws()}{render(draw, v, ascii_only)}{ws()}" for v in value) or ws()) + "]"
+    return json.dumps(value, ensure_ascii=ascii_only)
+
+
+ENCODINGS = st.sampled_from(["utf-8"] * 6 + ["utf-8-sig", "utf-16", "utf-16-le", "utf-32-be"])
+
+
+@st.composite
+def bodies(draw: st.DrawFn) -> bytes:
+    text = draw(WS) + render(draw, draw(DOCUMENTS), draw(st.booleans())) + draw(WS)
+    return text.encode(draw(ENCODINGS), "surrogatepass")
+
+
+@st.composite
+def broken(draw: st.DrawFn) -> bytes:
+    """A body spoilt the way answers are: cut short, a character added or lost, garbage after it, bad bytes."""
+    body = draw(bodies())
+    at = draw(st.integers(0, len(body)))
+    how = draw(st.sampled_from(["cut", "insert", "delete", "trail"]))
+    if how == "cut":
+        return body[:at]
+    if how == "insert":
+        extra = draw(st.sampled_from([b'"', b",", b":", b"}", b"]", b"[", b"\\", b"x", b"\xff", b" "]))
+        return body[:at] + extra + body[at:]
+    if how == "delete":
+        return body[:at] + body[at + 1 :]
+    return body + draw(st.sampled_from([b"x", b" {}", b",", b"<html>", b"\xff", b"]"]))
+
+
+def outcome(decode: Callable[[bytes], Any], body: bytes) -> tuple[Any, ...]:
+    """What ``decode`` made of ``body``: the value (its repr tells 1 from 1.0 and True, and keeps key order and nan),
+    or the error with all it says."""
+    try:
+        return ("value", repr(decode(body)))
+    except json.JSONDecodeError as exc:
+        return ("JSONDecodeError", exc.msg, exc.pos, exc.lineno, exc.colno, exc.doc)
+    except ValueError as exc:  # UnicodeDecodeError, or an integer over Python's digit limit
+        return (type(exc).__name__, str(exc))
+
+
+def piecewise(window: int) -> Callable[[bytes], Any]:
+    return lambda body: jsondecode.loads(body, above=0, window=window)
+
+
+# Windows of a byte or a few put their ends everywhere: inside strings, escapes, numbers, keys, UTF-8 sequences, and
+# force the containers they cut through to be read piecewise, level after level; a large one reads the whole body
+# as one window.
+WINDOWS = st.integers(1, 64) | st.sampled_from([1 << 20])
+
+
+@PROPERTY
+@given(bodies(), WINDOWS)
+def test_a_valid_document_is_exactly_what_json_loads_makes_of_it(body: bytes, window: int) -> None:
+    expected = outcome(json.loads, body)
+    assert expected[0] == "value"
+    assert outcome(piecewise(window), body) == expected
+
+
+@PROPERTY
+@given(broken(), WINDOWS)
+def test_a_spoilt_document_fails_as_json_loads_fails(body: bytes, window: int) -> None:
+    assert outcome(piecewise(window), body) == outcome(json.loads, body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        CLOUDFLARE_502_PAGE * 2000,
+        b"",
+        b"   ",
+        b"\xff\xfe",
+        b'"a lone string"',
+        b"  12.5e3 ",
+        b" " * 300_000 + b'{"success": true}' + b"\n" * 300_000,
+        b'{"result": [' + b"1," * 200_000 + b"]}",
+        b'{"result": [' + b"{}," * 100_000 + b"{}] }}",
+        b'{"result": "' + b"x" * 300_000,
+        b'[{"a": "' + "é".encode() * 200_000 + b'"}, 1e' + b"9" * 5000 + b"]",
+    ],
+    ids=["html", "empty", "blank", "bad-bytes", "string", "number", "padded", "trailing-comma", "extra-brace",
+         "unterminated", "huge-integer"],
+)
+@pytest.mark.parametrize("window", [1, 7, jsondecode.WINDOW])
+def test_what_answers_are_made_of_when_they_go_wrong(body: bytes, window: int) -> None:
+    assert outcome(piecewise(window), body) == outcome(json.loads, body)
+
+
+def tunnel_list(connections: int) -> dict[str, Any]:
+    """The tunnel list as the API sends it: each tunnel with its (deprecated) connections, all of them in one."""
+    conns = [{"id": f"{n:08x}", "colo_name": "DFW", "is_pending_reconnect": False, "opened_at": "2026-11-28T11:00:00Z"}
+             for n in range(connections)]
+    tunnels = [{"id": TUNNEL, "name": "huge", "connections": conns}, {"id": "t2", "name": "small", "connections": []}]
+    return {"result": tunnels, "success": True, "errors": [], "messages": [], "result_info": {"count": 2}}
+
+
+@pytest.mark.parametrize("window", [4096, jsondecode.WINDOW])
+def test_no_scanner_call_reads_much_more_than_two_windows(window: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # One element of 5,000 connections (the huge tunnel) is read piecewise too, not in one call.
+    body = json.dumps(tunnel_list(5000)).encode()
+    assert len(body) > 8 * window
+    expected = json.loads(body)  # before the spy: json.loads goes through raw_decode too
+    spans: list[int] = []
+    raw_decode = json.JSONDecoder.raw_decode
+
+    def spy(self: json.JSONDecoder, s: str, idx: int = 0) -> tuple[Any, int]:
+        spans.append(len(s) - idx)  # what the call may read: the text from idx on
+        return raw_decode(self, s, idx)
+
+    monkeypatch.setattr(json.JSONDecoder, "raw_decode", spy)
+    assert jsondecode.loads(body, window=window) == expected
+    assert len(spans) > 5000 and max(spans) <= 2 * window
+
+
+def test_a_body_up_to_the_threshold_is_one_json_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    small = json.dumps(tunnel_list(10)).encode()
+    monkeypatch.setattr(jsondecode, "_Reader", lambda *_: pytest.fail("read in pieces"))
+    assert jsondecode.loads(small) == json.loads(small)
+
+
+# -- the client ------------------------------------------------------------------------------------------------------
+
+
+def connections_answer(connectors: int) -> dict[str, Any]:
+    result = [
+        {"id": f"k{n:05d}", "version": "2025.4.0", "run_at": "2026-11-28T10:00:00Z",
+         "conns": [{"id": f"c{n:05d}-{i}", "colo_name": "DFW", "origin_ip": "192.0.2.1",
+                    "opened_at": "2026-11-28T11:00:00Z", "is_pending_reconnect": False} for i in range(4)]}
+        for n in range(connectors)
+    ]
+    return {"result": result, "success": True, "errors": [], "messages": [], "result_info": {"count": connectors}}
+
+
+async def test_the_client_reads_a_large_answer_as_it_read_it_whole(clock: Any) -> None:
+    body = json.dumps(connections_answer(800), indent=1).encode()
+    assert len(body) > jsondecode.PIECEWISE_ABOVE
+    async with make_client(lambda request: httpx.Response(200, content=body), clock) as client:
+        connectors, problems = await client.list_connectors(ACCOUNT, TUNNEL)
+    assert (connectors, problems) == parse_connectors(json.loads(body)["result"])
+    assert len(connectors) == 800 and problems == []
+
+
+@pytest.mark.parametrize("spoil", [lambda b: b[:-7], lambda b: b[: len(b) // 2], lambda b: b + b"}"])
+async def test_a_large_answer_cut_short_or_with_garbage_is_not_valid_json(clock: Any, spoil: Any) -> None:
+    body = spoil(json.dumps(connections_answer(2000)).encode())
+    assert len(body) > jsondecode.PIECEWISE_ABOVE
+    error = await fail_with(clock, httpx.Response(200, headers={"Content-Type": "application/json"}, content=body))
+    assert type(error) is InvalidResponseError
+    assert error.transient and "not valid JSON" in error.message and f"{len(body)} bytes" in error.message
+
+
+async def test_a_large_html_page_is_still_an_html_page(clock: Any) -> None:
+    page = CLOUDFLARE_502_PAGE * 1000
+    assert len(page) > jsondecode.PIECEWISE_ABOVE
+    error = await fail_with(clock, httpx.Response(502, content=page))
+    assert type(error) is ServerError and "HTML" in error.message and "HTTP 502" in error.message
+
+
+# -- validation in slices --------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def slices_of(weight: int) -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(parse, "_SLICE_WEIGHT", weight)
+        yield
+
+
+def clean_connector(n: int, conns: int) -> dict[str, Any]:
+    return {"id": f"k{n}", "version": "2025.1.0", "run_at": "2026-11-28T10:00:00Z",
+            "conns": [{"id": f"c{n}-{i}", "colo_name": "DFW", "is_pending_reconnect": False} for i in range(conns)]}
+
+
+@st.composite
+def answers(draw: st.DrawFn) -> list[Any]:
+    """A connections answer: mostly clean connectors, now and then an odd one (a wrong field, a repeated id, not
+    even an object), so that both the whole answer's path and the record-by-record one meet several slices."""
+    odd = draw(st.integers(0, 4))  # 0: all clean; else about one in ``odd + 1`` is not
+    out: list[Any] = []
+    for n in range(draw(st.integers(0, 14))):
+        clean = not odd or draw(st.integers(0, odd)) > 0
+        out.append(clean_connector(n, draw(st.integers(0, 5))) if clean else draw(raw_connector()))
+    return out
+
+
+WEIGHTS = (1, 2, 3, 7)
+ONE_CALL = 10**9
+
+
+@PROPERTY
+@given(answers(), answers())
+def test_validated_in_slices_is_validated_in_one_call(first: list[Any], second: list[Any]) -> None:
+    def polls() -> tuple[Any, ...]:
+        cache = RecordCache()
+        once = parse_connectors(copy.deepcopy(first))
+        seen = parse_connectors(copy.deepcopy(first), cache)
+        again = parse_connectors(copy.deepcopy(second), cache)  # against what the first poll cached
+        return once, seen, again, [c.api_dict() for c in again[0]]
+
+    with slices_of(ONE_CALL):
+        expected = polls()
+    for weight in WEIGHTS:
+        with slices_of(weight):
+            assert polls() == expected
+
+
+@PROPERTY
+@given(st.lists(st.integers(0, 9) | st.none(), max_size=12), st.sampled_from(WEIGHTS))
+def test_a_flat_list_validated_in_slices_is_validated_in_one_call(picks: list[int | None], weight: int) -> None:
+    raw = [{"id": f"t{n}", "name": "web", "status": "healthy"} if n is not None else {"id": 5} for n in picks]
+    raw += [{"id": "tx", "created_at": "yesterday"}, ["not", "an", "object"]]
+    for model in (Tunnel, Account):
+        with slices_of(ONE_CALL):
+            expected = parse_many(model, copy.deepcopy(raw), "record")
+        with slices_of(weight):
+            assert parse_many(model, copy.deepcopy(raw), "record") == expected

@@ -1,0 +1,181 @@
+"""A large JSON answer decoded in pieces, so that the thread decoding it lets the others run between them.
+
+``json.loads`` of one tunnel's connections at 100,000 connections (33 MB) is a single C call of 0.2-0.35 s, and no
+other thread of the process runs meanwhile (it holds the GIL): the live view's event loop, which has the poll engine
+on a thread of its own for this very reason, freezes for as long. ``loads`` reads a large body's top-level object
+(or array) itself, and hands each of its values, and each element of an array value, to the json module's own C
+scanner: one call each (tens of microseconds for a connector), between which the interpreter may switch threads. A
+value longer than a window (a tunnel in the tunnel list, which carries a copy of its connections) is read the same
+way, a level down. The bytes become text a window at a time too: a 33 MB ``bytes.decode``, or joining text up, is
+a single call of 15-20 ms itself.
+
+The value is exactly the one ``json.loads`` gives, and an invalid document raises what ``json.loads`` raises (its
+``UnicodeDecodeError``, or a ``JSONDecodeError`` with the same message and position); tests/test_piecewise_decode.py
+checks both against ``json.loads``. A body up to ``PIECEWISE_ABOVE`` bytes is simply ``json.loads``'.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import json.decoder
+import re
+from collections.abc import Callable
+from typing import Any
+
+# Below this, json.loads takes a couple of milliseconds: one call is as good as any.
+PIECEWISE_ABOVE = 256 * 1024
+# Bytes made text at a time. A value is handed to json's scanner whole when it ends within the window after its
+# start; one that does not (a connector of 100,000 connections, the tunnel list's copy of them) is read piecewise
+# itself, down to _DEPTH levels. So no call reads much more than two windows' text: about a millisecond.
+WINDOW = 64 * 1024
+_DEPTH = 6
+# json's scanner reads up to 3 characters past a number before it knows where the number ends ("1e+" is 1 followed
+# by garbage, "1e+5" is 100000.0): a value ending nearer than that to the end of the text read so far is read again
+# with more text.
+_LOOKAHEAD = 3
+
+_Scan = Callable[[str, int], tuple[Any, int]]
+# json's own (private, so not in its type stubs): the C function its scanner reads a string with, and its whitespace.
+_SCANSTRING: Callable[[str, int, bool], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+
+class _Invalid(Exception):
+    """A syntax error at ``pos``, a character offset in the whole document (made a JSONDecodeError by ``loads``)."""
+
+    def __init__(self, msg: str, pos: int) -> None:
+        super().__init__(msg, pos)
+        self.msg = msg
+        self.pos = pos
+
+
+class _NotAContainer(Exception):
+    """The document is a lone string, number or constant (or not JSON at all): json.loads reads it whole."""
+
+
+def loads(content: bytes, *, above: int = PIECEWISE_ABOVE, window: int = WINDOW) -> Any:
+    """``json.loads(content)``, in pieces when ``content`` is over ``above`` bytes (see the module's docstring)."""
+    if len(content) <= above:
+        return json.loads(content)
+    try:
+        return _Reader(content, window).document()
+    except _Invalid as exc:
+        # json.loads decodes the whole body before it parses: its UnicodeDecodeError, if any, comes first.
+        text = content.decode(json.detect_encoding(content), "surrogatepass")
+        raise json.JSONDecodeError(exc.msg, text, exc.pos) from None
+    except ValueError:  # the bytes' own error (met in a window), or json's (an integer over Python's digit limit)
+        content.decode(json.detect_encoding(content), "surrogatepass")  # json.loads' UnicodeDecodeError, if any
+        raise
+    except _NotAContainer:
+        return json.loads(content)
+
+
+class _Reader:
+    """The document's text a window at a time: ``text`` holds what is being read, from the character ``base`` on."""
+
+    def __init__(self, content: bytes, window: int) -> None:
+        self._content = content
+        self._decoder = codecs.getincrementaldecoder(json.detect_encoding(content))("surrogatepass")
+        self._window = window
+        self._read = 0  # bytes decoded so far
+        self._scan: _Scan = json.JSONDecoder().raw_decode
+        self.text = ""
+        self.base = 0
+        self.eof = False
+
+    def document(self) -> Any:
+        i = self._skip(0)
+        first = self.text[i : i + 1]
+        value: Any
+        if first == "{":
+            value, i = self._object(i + 1, _DEPTH)
+        elif first == "[":
+            value, i = self._array(i + 1, _DEPTH)
+        else:
+            raise _NotAContainer
+        i = self._skip(i)
+        if i < len(self.text):
+            raise _Invalid("Extra data", self.base + i)
+        return value
+
+    def _more(self, at: int) -> int:
+        """Decode the next window, dropping the text before ``at`` (whose index becomes 0). It is at least as long as
+        the text kept, so that a long string read again and again with more text costs linear time."""
+        size = max(self._window, len(self.text) - at)
+        chunk = self._content[self._read : self._read + size]
+        self._read += len(chunk)
+        self.eof = self._read >= len(self._content)
+        self.base += at
+        self.text = self.text[at:] + self._decoder.decode(chunk, self.eof)
+        return 0
+
+    def _skip(self, i: int) -> int:
+        """The index of the first non-whitespace character from ``i`` on (len(text) only at the end)."""
+        while True:
+            i = _WHITESPACE.match(self.text, i).end()  # type: ignore[union-attr]  # it matches the empty string
+            if i < len(self.text) or self.eof:
+                return i
+            i = self._more(i)
+
+    def _piece(self, i: int, scan: _Scan, depth: int = 0) -> tuple[Any, int]:
+        """One value (or key) read by ``scan`` (json's C scanner) at ``i``. When it runs into the end of the text so
+        far (an error there may be a value cut in two), it is read again with more text; a container that is still
+        cut with a window's text after its start, piecewise itself (with ``depth`` left)."""
+        while True:
+            try:
+                value, end = scan(self.text, i)
+            except ValueError as exc:
+                if self.eof:
+                    if isinstance(exc, json.JSONDecodeError):
+                        raise _Invalid(exc.msg, self.base + exc.pos) from None
+                    raise
+            else:
+                if self.eof or end + _LOOKAHEAD <= len(self.text):
+                    return value, end
+            if depth and len(self.text) - i >= self._window:
+                if self.text[i] == "{":
+                    return self._object(i + 1, depth - 1)
+                if self.text[i] == "[":
+                    return self._array(i + 1, depth - 1)
+            i = self._more(i)
+
+    def _key(self, text: str, i: int) -> tuple[str, int]:
+        return _SCANSTRING(text, i + 1, True)
+
+    # The two containers as json's C scanner reads them (Modules/_json.c), error for error.
+
+    def _object(self, i: int, depth: int) -> tuple[dict[str, Any], int]:
+        out: dict[str, Any] = {}
+        i = self._skip(i)
+        if self.text[i : i + 1] == "}":
+            return out, i + 1
+        while True:
+            if self.text[i : i + 1] != '"':
+                raise _Invalid("Expecting property name enclosed in double quotes", self.base + i)
+            key, i = self._piece(i, self._key)
+            i = self._skip(i)
+            if self.text[i : i + 1] != ":":
+                raise _Invalid("Expecting ':' delimiter", self.base + i)
+            out[key], i = self._piece(self._skip(i + 1), self._scan, depth)
+            i = self._skip(i)
+            if self.text[i : i + 1] == "}":
+                return out, i + 1
+            if self.text[i : i + 1] != ",":
+                raise _Invalid("Expecting ',' delimiter", self.base + i)
+            i = self._skip(i + 1)
+
+    def _array(self, i: int, depth: int) -> tuple[list[Any], int]:
+        out: list[Any] = []
+        i = self._skip(i)
+        if self.text[i : i + 1] == "]":
+            return out, i + 1
+        while True:
+            value, i = self._piece(i, self._scan, depth)
+            out.append(value)
+            i = self._skip(i)
+            if self.text[i : i + 1] == "]":
+                return out, i + 1
+            if self.text[i : i + 1] != ",":
+                raise _Invalid("Expecting ',' delimiter", self.base + i)
+            i = self._skip(i + 1)
