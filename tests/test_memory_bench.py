@@ -1,0 +1,17 @@
+"""benchmarks.memory: the polls run through the real engine and session, and every holder is measured."""
+
+from __future__ import annotations
+
+from benchmarks import memory
+
+
+def test_memory_measures_every_holder_over_the_real_polls() -> None:
+    figures = memory.run(200)
+    assert figures["connections"] == 200
+    assert figures["failover_moved"] == 16 and figures["ghosts"] == 16
+    assert figures["first_poll_cpu_s"] > 0 and figures["unchanged_poll_cpu_s"] > 0
+    per_connection = figures["bytes_per_connection"]
+    assert per_connection["Connection strings"] > 100 and per_connection["RecordCache raw records"] > 100
+    assert per_connection["ConnRow objects"] > 0 and per_connection["row keys"] > 0
+    parts = sum(size for name, size in per_connection.items() if name != "total")
+    assert abs(per_connection["total"] - parts) < 1
