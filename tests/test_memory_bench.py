@@ -15,3 +15,9 @@ def test_memory_measures_every_holder_over_the_real_polls() -> None:
     assert per_connection["ConnRow objects"] > 0 and per_connection["row keys"] > 0
     parts = sum(size for name, size in per_connection.items() if name != "total")
     assert abs(per_connection["total"] - parts) < 1
+
+
+def test_memory_sees_the_connections_share_one_fields_set() -> None:
+    per_connection = memory.run(200)["bytes_per_connection"]
+    # One set for every connection, counted once: under a byte a connection (each its own: 728 bytes).
+    assert per_connection["Connection fields_set"] < 5 and per_connection["Connection extra"] < 5

@@ -53,7 +53,7 @@ from tunneltop.changes.events import ChangeEvent, diff, without_first_sight
 from tunneltop.model.expect import Expectations
 from tunneltop.model.parse import RecordCache, RecordProblem
 from tunneltop.model.reach import LocalReady
-from tunneltop.model.records import Account, Connector, Tunnel
+from tunneltop.model.records import Account, Connector, Tunnel, share_connectors
 from tunneltop.model.rules import FindingRules
 from tunneltop.model.snapshot import Snapshot, TunnelState, same_objects
 from tunneltop.poll.account import AccountChoiceNeeded, resolve_account, utc_now
@@ -215,6 +215,8 @@ class PollEngine:
         self._last_tunnels: tuple[TunnelState, ...] = ()
         self._records: dict[str, RecordCache] = {}
         self._tunnel_records: dict[str, tuple[dict[str, Any], Tunnel]] = {}
+        # The field sets this poll's new records share (model/records.py share_bookkeeping), made anew each poll.
+        self._field_sets: dict[frozenset[str], set[str]] = {}
         self._streak = FailureStreak()
         # The findings (model/rules.py), with what they keep across polls: since when connections are pending.
         self.rules = FindingRules(expectations)
@@ -338,6 +340,7 @@ class PollEngine:
         return self._streak.failing
 
     async def _poll(self) -> Snapshot:
+        self._field_sets = {}
         if self.account is None:
             self.account = await resolve_account(self.client, self._account_id)
         account = self.account
@@ -572,6 +575,8 @@ class PollEngine:
             before = previous.connectors if previous is not None else None
             if before is not None and same_objects(before, fresh):
                 fresh = before  # nothing in them changed: later stages skip them by identity
+            else:  # what validation left unshared of the new records' bookkeeping, shared across this poll's tunnels
+                share_connectors(fresh, before or (), self._field_sets)
             self._fetched[tunnel.id] = _Fetched(fresh, tuple(problems), None, at, self._now(), _signature(tunnel))
             self._attempted[tunnel.id] = at
             self._fresh.add(tunnel.id)
