@@ -58,6 +58,10 @@ def _colos_of(state: TunnelState) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return active, pending
 
 
+def _same_tunnel(kept: Tunnel, tunnel: Tunnel) -> bool:
+    return kept is tunnel or kept == tunnel
+
+
 def sparkline(values: Iterable[int], width: int = 24) -> str:
     """A one-line chart of the last ``width`` values with block characters."""
     points = list(values)[-width:]
@@ -93,9 +97,10 @@ class Session:
         # Each tunnel's active connections per colo when the session first read them: drilled into one tunnel, its
         # colo strip shows its own change (an account-wide first poll may not have read every tunnel's connectors).
         self._tunnel_baselines: dict[str, Counter[str]] = {}
-        # Rows per connector, reused while its records are unchanged (parsing keeps unchanged records identical),
-        # and the rows of the last two snapshots: a poll reads them several times (marks, ghosts, colos, table).
-        self._row_memo: dict[tuple[str, str], tuple[Tunnel, Connector, list[ConnRow]]] = {}
+        # Rows per tunnel and connector, reused while its records are unchanged (parsing keeps unchanged records
+        # identical; the rows hold their tunnel and connector), and the rows of the last two snapshots: a poll reads
+        # them several times (marks, ghosts, colos, table).
+        self._row_memo: dict[str, dict[str, list[ConnRow]]] = {}
         self._state_rows: dict[str, tuple[TunnelState, list[ConnRow]]] = {}
         self._rows_seen: list[tuple[Snapshot, list[ConnRow]]] = []
         # Colo counts: totals kept up to date from the tunnels whose state changed (unchanged ones are the same object).
@@ -201,8 +206,9 @@ class Session:
         return min(times, default=None)
 
     def rows(self, snapshot: Snapshot) -> list[ConnRow]:
-        """The snapshot's rows, followed by the ghosts of recently closed connections."""
-        return self._rows_of(snapshot) + list(self.ghosts.values())
+        """The snapshot's rows, followed by the ghosts of recently closed connections (do not mutate the list)."""
+        rows = self._rows_of(snapshot)
+        return rows + list(self.ghosts.values()) if self.ghosts else rows
 
     def _rows_of(self, snapshot: Snapshot) -> list[ConnRow]:
         """``rows_of(snapshot)``, with each unchanged connector's rows reused (do not mutate the list)."""
@@ -210,31 +216,30 @@ class Session:
             # an unchanged poll: the same tunnels tuple
             if seen_snapshot is snapshot or seen_snapshot.tunnels is snapshot.tunnels:
                 return seen_rows
-        memo: dict[tuple[str, str], tuple[Tunnel, Connector, list[ConnRow]]] = {}
+        memo: dict[str, dict[str, list[ConnRow]]] = {}
         by_state: dict[str, tuple[TunnelState, list[ConnRow]]] = {}
         rows: list[ConnRow] = []
         for state in snapshot.tunnels:
             tunnel = state.tunnel
             seen = self._state_rows.get(tunnel.id)
+            known = self._row_memo.get(tunnel.id, {})
             if seen is not None and seen[0] is state:  # the source hands back unchanged tunnels as the same object
                 by_state[tunnel.id] = seen
                 rows.extend(seen[1])
-                for connector in state.connectors or ():
-                    slot = (tunnel.id, connector.id)
-                    if slot in self._row_memo:
-                        memo[slot] = self._row_memo[slot]
+                memo[tunnel.id] = known
                 continue
             part: list[ConnRow] = []
+            mine: dict[str, list[ConnRow]] = {}
             for connector in state.connectors or ():
-                slot = (tunnel.id, connector.id)
-                hit = self._row_memo.get(slot)
-                if hit is None or hit[1] is not connector or not (hit[0] is tunnel or hit[0] == tunnel):
+                made = known.get(connector.id)
+                # A connector with no connections has no rows to tell its records by: made again, for nothing.
+                if not made or made[0].connector is not connector or not _same_tunnel(made[0].tunnel, tunnel):
                     made = [
                         ConnRow(row_key(tunnel.id, connector.id, c.id), tunnel, connector, c) for c in connector.conns
                     ]
-                    hit = (tunnel, connector, made)
-                memo[slot] = hit
-                part.extend(hit[2])
+                mine[connector.id] = made
+                part.extend(made)
+            memo[tunnel.id] = mine
             by_state[tunnel.id] = (state, part)
             rows.extend(part)
         self._row_memo = memo
