@@ -3,7 +3,11 @@ the detail pane, with one selection between the tree and the table."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, cast
 
 from rich.text import Text
 from textual import on
@@ -12,16 +16,46 @@ from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
 from textual.widgets import DataTable, Static, Tree
 
+from tunneltop.model.snapshot import TunnelState
 from tunneltop.sanitize import clean
-from tunneltop.ui.client_tree import ClientTree, NodeRef
+from tunneltop.ui.client_tree import ClientTree, NodeRef, TreeItem
 from tunneltop.ui.conn_table import COLUMNS, ConnectionsTable
 from tunneltop.ui.detail import DetailPane, connection_detail, connector_detail, tunnel_detail
-from tunneltop.views.filters import RowSelector
+from tunneltop.ui.virtual_table import TablePlan
+from tunneltop.views.filters import Filter, RowSelector, scope_test
 from tunneltop.views.rows import ConnRow
 from tunneltop.views.session import sparkline
 
 if TYPE_CHECKING:
     from tunneltop.ui.app import TunneltopApp
+
+# From this many rows on, what a redraw changes (the filter's matches, the table's new order and widths, the tree's
+# parts) is worked out on a thread of its own and taken in at once (see MonitorView.render_rows): at 100,000 rows
+# that work is seconds of Python, during which keys, the clock and the STALE badge would otherwise wait.
+OFF_THREAD_ROWS = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Wanted:
+    """What one redraw is made from, read on the screen's thread (the app's state moves on meanwhile)."""
+
+    rows: Sequence[ConnRow]
+    flt: Filter
+    in_scope: Callable[[ConnRow], bool] | None  # None: every row (no tunnel drilled into, no scope)
+    marks: dict[str, Any]
+    tunnels: tuple[TunnelState, ...]
+    this_host: str | None
+    table: ConnectionsTable
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _Drawn:
+    """What a redraw worked out (see MonitorView._work_out), ready to take in on the screen's thread."""
+
+    wanted: _Wanted
+    plan: TablePlan[ConnRow] | None  # None: the table's rows are the same as shown (only ages move)
+    parts: list[list[TreeItem]]
 
 
 class MonitorView(Horizontal):
@@ -32,6 +66,8 @@ class MonitorView(Horizontal):
         self._show_tunnel = show_tunnel
         self._account_wide = account_wide
         self._selector = RowSelector()
+        self._working = False  # a redraw is being worked out on its own thread
+        self._next: _Wanted | None = None  # the redraw asked for meanwhile (the latest one wins)
 
     def compose(self) -> ComposeResult:
         yield ClientTree(id="tree")
@@ -85,26 +121,86 @@ class MonitorView(Horizontal):
     def render_rows(self) -> None:
         live = self.live
         snapshot = live.snapshot
-        now = live.clock()
-        flt = live.filter
-        # Reactives read once, not per row: at 10,000 rows the per-row reads cost more than the table update.
-        active = flt.active
-        rows = live.rows
-        filtered = self._selector.select(flt, rows) if active else rows
         narrowed = live.drilled is not None or live.scope is not None
-        in_scope = live.in_scope
-        self.table.show([r for r in filtered if in_scope(r)] if narrowed else filtered, now, live.session.marks)
-        drilled = live.tunnel_state(live.drilled) if live.drilled is not None else None
-        unread = snapshot is None or (drilled is not None and drilled.connectors is None)  # no rows to match yet
-        live.filter_bar.show_line(flt, None if unread else self.table.row_count, "connection")
-        visible = {r.key for r in filtered} if active else None
         tunnels = snapshot.tunnels if snapshot is not None else ()
         if live.drilled is not None:
             tunnels = tuple(t for t in tunnels if t.tunnel.id == live.drilled)
-        tree = self.client_tree
         local = snapshot.local if snapshot is not None else None
-        parts = tree.parts_for(tunnels, visible, include_empty=not active, this_host=local and local.connector_id)
-        tree.show(parts, expand_connectors=len(tunnels) <= 2)
+        wanted = _Wanted(
+            rows=live.rows,
+            flt=live.filter,
+            # the scope as it is now (in_scope reads the app's current scope; a redraw on a thread must not)
+            in_scope=scope_test(live.drilled, live.scope) if narrowed else None,
+            marks=dict(live.session.marks),
+            tunnels=tunnels,
+            this_host=local.connector_id if local is not None else None,
+            table=self.table,
+            now=live.clock(),
+        )
+        if self._working:
+            self._next = wanted
+        else:
+            self._redraw(wanted)
+
+    def _redraw(self, wanted: _Wanted) -> None:
+        if len(wanted.rows) >= OFF_THREAD_ROWS:
+            self._working = True
+            self.run_worker(lambda: self._work_out(wanted), thread=True, group="monitor-redraw")
+        else:
+            self._draw_here(wanted)
+
+    @property
+    def redrawing(self) -> bool:
+        """Whether a redraw is being worked out on its own thread (the table and tree show the one before)."""
+        return self._working
+
+    def _draw_here(self, wanted: _Wanted) -> None:
+        """A redraw on the screen's thread: the table applies the rows as a diff (cheap while it is small)."""
+        flt = wanted.flt
+        filtered = self._selector.select(flt, wanted.rows) if flt.active else wanted.rows
+        in_scope = wanted.in_scope
+        wanted.table.show([r for r in filtered if in_scope(r)] if in_scope else filtered, wanted.now, wanted.marks)
+        visible = {r.key for r in filtered} if flt.active else None
+        tree = self.client_tree
+        parts = tree.parts_for(wanted.tunnels, visible, include_empty=not flt.active, this_host=wanted.this_host)
+        self._finish(wanted, parts)
+
+    def _work_out(self, wanted: _Wanted) -> None:
+        """On a worker thread: the same as _draw_here, but the table's change is a plan, taken in by _take_in.
+        Only this thread touches the selector and the tree's parts memo meanwhile (redraws wait, see _next)."""
+        flt = wanted.flt
+        filtered = self._selector.select(flt, wanted.rows) if flt.active else wanted.rows
+        in_scope = wanted.in_scope
+        rows = [r for r in filtered if in_scope(r)] if in_scope else filtered
+        table = wanted.table
+        plan = table.plan(rows, wanted.marks) if table.needs(rows, wanted.marks) else None
+        visible = {r.key for r in filtered} if flt.active else None
+        parts = self.client_tree.parts_for(
+            wanted.tunnels, visible, include_empty=not flt.active, this_host=wanted.this_host
+        )
+        with contextlib.suppress(RuntimeError):  # the app ended meanwhile
+            self.app.call_from_thread(self._take_in, _Drawn(wanted, plan, parts))
+
+    def _take_in(self, drawn: _Drawn) -> None:
+        self._working = False
+        wanted = drawn.wanted
+        if drawn.plan is None:
+            wanted.table.tick(wanted.now)
+        elif not wanted.table.adopt(drawn.plan, wanted.now):
+            self._next = self._next or wanted  # the table changed meanwhile (a sort): work it out again
+        self._finish(wanted, drawn.parts)
+        if self._next is not None:
+            following, self._next = self._next, None
+            self._redraw(following)
+
+    def _finish(self, wanted: _Wanted, parts: list[list[TreeItem]]) -> None:
+        """What follows the table and the tree on the screen's thread: the filter's line, the tree, the detail."""
+        live = self.live
+        snapshot = live.snapshot
+        drilled = live.tunnel_state(live.drilled) if live.drilled is not None else None
+        unread = snapshot is None or (drilled is not None and drilled.connectors is None)  # no rows to match yet
+        live.filter_bar.show_line(wanted.flt, None if unread else self.table.row_count, "connection")
+        self.client_tree.show(parts, expand_connectors=len(wanted.tunnels) <= 2)
         self.show_detail()
 
     def render_colos(self) -> None:

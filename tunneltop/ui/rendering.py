@@ -13,6 +13,7 @@ from tunneltop.sanitize import clean
 from tunneltop.ui.event_log import EventLogView
 from tunneltop.ui.navigation import OVERVIEW
 from tunneltop.ui.overview_view import OverviewView
+from tunneltop.views.filters import scope_test
 from tunneltop.views.rows import ConnRow
 
 
@@ -21,18 +22,9 @@ class Drawing:
 
     # -- drawing ------------------------------------------------------------------------------------------------
 
-    def in_scope(self, row: ConnRow) -> bool:
-        if self.drilled is not None and row.tunnel.id != self.drilled:
-            return False
-        scope = self.scope
-        if scope is None:
-            return True
-        if row.tunnel.id != scope.tunnel_id:
-            return False
-        return scope.connector_id is None or row.connector.id == scope.connector_id
-
     def visible_rows(self) -> list[ConnRow]:
-        return [r for r in self.rows if self.filter.matches(r) and self.in_scope(r)]
+        in_scope = scope_test(self.drilled, self.scope)
+        return [r for r in self.rows if self.filter.matches(r) and in_scope(r)]
 
     def tunnel_state(self, tunnel_id: str) -> TunnelState | None:
         if self.snapshot is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from tunneltop.views.rows import ConnRow
 
@@ -160,3 +161,28 @@ class RowSelector:
                 chosen.append(row)
         self._texts = texts
         return chosen
+
+
+class Scope(Protocol):
+    """Where the view is narrowed to: a tunnel, or one of its connectors (the tree's NodeRef is one)."""
+
+    @property
+    def tunnel_id(self) -> str: ...
+
+    @property
+    def connector_id(self) -> str | None: ...
+
+
+def scope_test(drilled: str | None, scope: Scope | None) -> Callable[[ConnRow], bool]:
+    """Whether a row is in the tunnel drilled into (if any) and in the scope (if any), as they are now."""
+
+    def in_scope(row: ConnRow) -> bool:
+        if drilled is not None and row.tunnel.id != drilled:
+            return False
+        if scope is None:
+            return True
+        if row.tunnel.id != scope.tunnel_id:
+            return False
+        return scope.connector_id is None or row.connector.id == scope.connector_id
+
+    return in_scope

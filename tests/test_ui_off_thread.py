@@ -1,0 +1,69 @@
+"""A large view's redraw is worked out on a thread of its own and taken in at once (ui/monitor_view.py): what the
+screen ends up showing must be what the screen's own thread would have drawn."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from tests.support.ui import make_app, plain, wait_for_poll
+from tunneltop.ui.app import TunneltopApp
+from tunneltop.ui.monitor_view import MonitorView
+
+SIZE = (130, 40)
+
+
+async def _settled(app: TunneltopApp) -> None:
+    # Each redraw on a thread is a worker whose result the screen takes in before it ends; another may follow.
+    while app.monitor.redrawing:
+        await app.workers.wait_for_complete()
+
+
+def _seen(app: TunneltopApp) -> tuple[object, ...]:
+    table = app.table
+    keys = [table.coordinate_to_cell_key((i, 0)).row_key.value for i in range(table.row_count)]
+    tree = [node.data.node_id for node in app.client_tree.root.children] if app.client_tree.root else []
+    labels = [str(node.label) for node in app.client_tree.root.children]
+    return (keys, tree, labels, plain(app.query_one("#active-filter")), table.cursor_row)
+
+
+async def _walk(app: TunneltopApp) -> list[tuple[object, ...]]:
+    seen = []
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app)
+        await _settled(app)
+        seen.append(_seen(app))
+        for keys in (("slash", *"colo:AMS,FRA"), ("enter",), ("slash", "ctrl+u", *"web"), ("enter",), ("escape",)):
+            await pilot.press(*keys)
+            await _settled(app)
+            await pilot.pause()
+            seen.append(_seen(app))
+        await pilot.press("down", "down", "s")  # the cursor moved, then another sort
+        await _settled(app)
+        seen.append(_seen(app))
+        await pilot.press("r")
+        await wait_for_poll(pilot, app, 2)
+        await _settled(app)
+        seen.append(_seen(app))
+    return seen
+
+
+async def test_a_redraw_worked_out_on_a_thread_shows_what_the_screen_thread_would(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    here, _ = make_app()
+    expected = await _walk(here)
+    monkeypatch.setattr("tunneltop.ui.monitor_view.OFF_THREAD_ROWS", 1)  # every redraw on the thread
+    threads = set()
+    work_out = MonitorView._work_out
+
+    def counted(view: MonitorView, wanted: object) -> None:
+        threads.add(threading.get_ident())
+        work_out(view, wanted)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(MonitorView, "_work_out", counted)
+    there, _ = make_app()
+    assert await _walk(there) == expected
+    assert threads and threading.get_ident() not in threads
+    assert len(expected[0][0]) > 0 and len(expected[1][0]) < len(expected[0][0])  # the filter narrowed the table
