@@ -14,8 +14,8 @@ of a floor in the same run: the connections answer read with plain httpx and dec
 ``holders``: bytes per connection after the unchanged poll, by what holds them. Objects are walked from the
 holders in the order listed and each is counted once, by the first holder that reaches it (strings a raw record
 shares with its model count as the model's; ``RecordCache`` counts what only it keeps). ``rss_mb`` is the whole
-process after the unchanged poll; ``heap_mb`` what the polls added: tracemalloc's figure with ``--trace``, else the
-RSS over the baseline taken before the first poll.
+process after the unchanged poll (``peak_rss_mb``: the most it was until then); ``heap_mb`` what the polls added:
+tracemalloc's figure with ``--trace``, else the RSS over the baseline taken before the first poll.
 
 ``--trace``: also tracemalloc's top lines and files (it slows every poll: no CPU figures then) and the objects the
 collector tracks, by type, that the polls added.
@@ -29,6 +29,7 @@ import contextlib
 import dataclasses
 import gc
 import json
+import resource
 import sys
 import time
 import tracemalloc
@@ -202,6 +203,7 @@ async def measure(standin: StandIn, trace: bool) -> dict[str, Any]:
         assert outcome.snapshot is not None, outcome.error
         session.on_snapshot(outcome.snapshot, datetime.now(UTC), outcome.events)
         rows = session.rows(outcome.snapshot)  # what the app keeps as app.rows
+        session.colo_counts(outcome.snapshot)  # the monitor view's colo strip, redrawn with each poll
         if not trace:
             figures[f"{name}_cpu_s"] = time.process_time() - started
         engine.refresh()  # the next poll reads the tunnel again, as the view's r does
@@ -210,6 +212,7 @@ async def measure(standin: StandIn, trace: bool) -> dict[str, Any]:
     await poll("unchanged_poll")
     gc.collect()
     figures["rss_mb"] = _rss_mb()
+    figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if trace:
         current, peak = tracemalloc.get_traced_memory()
         figures["heap_mb"] = current / 2**20
@@ -232,9 +235,11 @@ async def measure(standin: StandIn, trace: bool) -> dict[str, Any]:
     await poll("failover_poll")
     gc.collect()
     figures["rss_after_failover_mb"] = _rss_mb()
+    figures["peak_rss_after_failover_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if trace:
         figures["heap_after_failover_mb"] = tracemalloc.get_traced_memory()[0] / 2**20
     figures["ghosts"] = len(session.ghosts)
+    figures["bytes_per_connection_after_failover"] = holders(engine, session, rows, connections)
     await client.aclose()
     return figures
 
