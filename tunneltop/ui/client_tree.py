@@ -13,12 +13,13 @@ from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Span, Text, TextType
 from textual.binding import Binding
+from textual.geometry import Region, Size
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 from tunneltop.model.snapshot import TunnelState, same_objects
 from tunneltop.ui.line_style import PassStyle
-from tunneltop.ui.textual_internals import count_node_update, store_node_label, tree_node_class
+from tunneltop.ui.textual_internals import count_node_update, store_node_label, tree_node_class, update_scrollbars
 from tunneltop.ui.tree_parts import NodeRef, TreeItem, TreeParts, tree_parts
 
 __all__ = ["ClientTree", "NodeRef", "TreeItem", "TreeParts", "tree_parts"]
@@ -116,6 +117,7 @@ class ClientTree(PassStyle, Tree[NodeRef]):
         # Labels that changed but have not been needed yet: node id -> label parts. A busy poll relabels hundreds
         # of nodes, most of them off screen; building each one's Text is left until it is drawn or read.
         self._stale: dict[int, tuple[tuple[str, str], ...]] = {}
+        self._fitted = Size(0, 0)  # the virtual size its scrollbars were last fitted to (see refresh)
         super().__init__(Text("tunnels"), **kwargs)  # type: ignore[arg-type]
         self.show_root = False
         self.guide_depth = 2
@@ -129,6 +131,23 @@ class ClientTree(PassStyle, Tree[NodeRef]):
         # make Tree lay out the whole screen again. Connector node id -> {connection node id: item}.
         self._deferred: dict[str, dict[str, TreeItem]] = {}
         self._parts_memo = TreeParts()  # what parts_for remembers between redraws
+
+    def refresh(
+        self, *regions: Region, repaint: bool = True, layout: bool = False, recompose: bool = False
+    ) -> ClientTree:
+        # Tree asks for a layout of the whole screen on every node added or removed and each time its count of
+        # lines changes (about 40-60 ms at 200x50, several times for one filter key). Its size is the stylesheet's
+        # (a fixed width, the height of its row): only its scrollbars need fitting, unless one comes or goes.
+        height = self.styles.height
+        if layout and not recompose and self.is_mounted and height is not None and not height.is_auto:
+            layout = False
+            if self.virtual_size != self._fitted:
+                self._fitted = self.virtual_size
+                bars = (self.show_vertical_scrollbar, self.show_horizontal_scrollbar)
+                update_scrollbars(self, self.virtual_size)
+                layout = (self.show_vertical_scrollbar, self.show_horizontal_scrollbar) != bars
+        super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
+        return self
 
     def freshen(self, node: TreeNode[NodeRef]) -> None:
         """Build the label of ``node`` if a change of it was held back (see ``_stale``)."""

@@ -81,7 +81,8 @@ class FilterBar(Vertical):
         except FilterError as exc:
             error.update(Text(f"✖ {exc}", style="bold red"))
             return None
-        error.update("")
+        if error.content:  # an update lays out the whole screen again (its height follows it): not on every key
+            error.update("")
         return parsed
 
     @on(Input.Changed, "#filter-input")
@@ -107,11 +108,12 @@ class FilterBar(Vertical):
             if line != self._line:
                 self._line = line
                 name = f"filter: {clean(flt.text, 200)}"
+                # One line high whatever it says: no layout of the screen needed for a new text.
                 if matching == 0:
                     nothing = (f"   — no {what} matches", "bold yellow")
-                    label.update(Text.assemble(name, nothing, "   (esc clears)", style="bold"))
+                    label.update(Text.assemble(name, nothing, "   (esc clears)", style="bold"), layout=False)
                 else:
-                    label.update(Text(f"{name}   (esc clears)", style="bold"))
+                    label.update(Text(f"{name}   (esc clears)", style="bold"), layout=False)
         else:
             self._line = None
         label.set_class(flt.active, "visible")
