@@ -55,6 +55,11 @@ def _rss_mb() -> float:
     return 0.0
 
 
+def _peak_rss_mb(now_mb: float) -> float:
+    # The kernel updates the high-water mark lazily: the RSS just read may be above it.
+    return max(now_mb, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
 # -- sizes by holder --------------------------------------------------------------------------------------------
 
 
@@ -212,7 +217,7 @@ async def measure(standin: StandIn, trace: bool) -> dict[str, Any]:
     await poll("unchanged_poll")
     gc.collect()
     figures["rss_mb"] = _rss_mb()
-    figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    figures["peak_rss_mb"] = _peak_rss_mb(figures["rss_mb"])
     if trace:
         current, peak = tracemalloc.get_traced_memory()
         figures["heap_mb"] = current / 2**20
@@ -235,7 +240,7 @@ async def measure(standin: StandIn, trace: bool) -> dict[str, Any]:
     await poll("failover_poll")
     gc.collect()
     figures["rss_after_failover_mb"] = _rss_mb()
-    figures["peak_rss_after_failover_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    figures["peak_rss_after_failover_mb"] = _peak_rss_mb(figures["rss_after_failover_mb"])
     if trace:
         figures["heap_after_failover_mb"] = tracemalloc.get_traced_memory()[0] / 2**20
     figures["ghosts"] = len(session.ghosts)
