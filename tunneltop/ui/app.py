@@ -41,7 +41,7 @@ from tunneltop.ui.commands import bindings
 from tunneltop.ui.conn_table import ConnectionsTable
 from tunneltop.ui.event_log import EventLogView
 from tunneltop.ui.filter_bar import FilterBar
-from tunneltop.ui.lifecycle import TerminalWatch, crash_report, tune_gc
+from tunneltop.ui.lifecycle import HeapFreezer, TerminalWatch, crash_report, tune_gc
 from tunneltop.ui.messages import PollFailed, PollWaiting, SnapshotReady, UnknownTunnels
 from tunneltop.ui.monitor_view import MonitorView
 from tunneltop.ui.navigation import MONITOR, OVERVIEW, Navigation
@@ -116,6 +116,7 @@ class TunneltopApp(Navigation, Actions, Drawing, App[int]):
         self._notified: str | None = None  # the failure last notified, until a poll succeeds
         self.session = Session(ghost_seconds=ghost_seconds, mark_seconds=mark_seconds)
         self.overview_rows = OverviewRows()  # the overview's rows, kept per tunnel across polls
+        self._heap = HeapFreezer()  # a large heap out of the cyclic collector's sight once built (see there)
         self._figures = FiguresMemo()  # the header's counts, kept while the tunnels tuple is the same
         self._bell = bell
         self.export_dir = export_dir or Path.cwd()
@@ -295,6 +296,7 @@ class TunneltopApp(Navigation, Actions, Drawing, App[int]):
         problems = self._figures.of(message.snapshot).problems + len(message.snapshot.problems)
         note = f"; {problems} odd record(s) skipped or shown as unknown (see details)" if problems else ""
         self.status.message = ("recovered: " if recovered else "") + f"updated {self.clock():%H:%M:%S}Z{note}"
+        self._heap.after_poll(len(self.rows))
         self._applied()
 
     def on_poll_waiting(self, message: PollWaiting) -> None:
