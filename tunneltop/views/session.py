@@ -143,7 +143,7 @@ class Session:
         if not events and self.last is not None and snapshot.tunnels is self.last.tunnels:
             return  # the same tunnels as last poll (see TunnelSource.poll): no marks, and no row came or went
         until = now + self.mark_for
-        old_rows = {r.key: r for r in self._rows_of(self.last)} if self.last is not None else {}
+        old_rows = self._rows_of(self.last) if self.last is not None else []  # before this poll's (see _rows_of)
         for event in flatten(events):  # a failover's or drift's connections are marked one by one
             tid, cid = event.tunnel_id or "", event.connector_id or ""
             if event.kind is EventKind.CONN_OPENED:
@@ -158,13 +158,21 @@ class Session:
                 column = "version" if event.kind is EventKind.CONNECTOR_UPGRADED else "connector"
                 for key in self._connector_keys(snapshot, tid, cid):
                     self.marks[key] = Mark("changed", until, frozenset({column}))
-        gone_at = now
-        new_keys = {r.key for r in self._rows_of(snapshot)}
-        states = {t.tunnel.id: t for t in snapshot.tunnels}
-        for key, row in old_rows.items():
-            if key not in new_keys and self._visible(states.get(row.tunnel.id)):
-                self.ghosts[key] = replace(row, gone_at=gone_at)
-        for key in new_keys:
+        new_rows = self._rows_of(snapshot)
+        # An unchanged row is the very same object poll after poll (see _rows_of): the rows that left and came are
+        # found by identity at C speed, and only they are looked at (at 100,000 connections a failover spent 0.15 s
+        # here on the screen's thread, keying every row of both polls).
+        old_by_id = dict(zip(map(id, old_rows), old_rows, strict=True))
+        new_by_id = dict(zip(map(id, new_rows), new_rows, strict=True))
+        came = {new_by_id[i].key for i in new_by_id.keys() - old_by_id.keys()}
+        left = [row for i in old_by_id.keys() - new_by_id.keys() if (row := old_by_id[i]).key not in came]
+        if left:
+            present = {r.key for r in new_rows}  # exact even where the API lists a connection twice
+            states = {t.tunnel.id: t for t in snapshot.tunnels}
+            for row in left:
+                if row.key not in present and self._visible(states.get(row.tunnel.id)):
+                    self.ghosts[row.key] = replace(row, gone_at=now)
+        for key in came:  # a connection back before its ghost went: the ghost goes (a returning row is new)
             self.ghosts.pop(key, None)
 
     @staticmethod
