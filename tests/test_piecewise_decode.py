@@ -229,6 +229,33 @@ async def test_the_client_reads_a_large_answer_as_it_read_it_whole(clock: Any) -
     assert len(connectors) == 800 and problems == []
 
 
+async def test_released_answers_leave_the_cached_records_whole(clock: Any) -> None:
+    # The client empties each decoded answer a slice at a time once parsed (jsondecode.release), and the cache its
+    # last poll's entries: what the cache keeps must not be what is emptied.
+    first = connections_answer(800)
+    second = copy.deepcopy(first)
+    second["result"][5]["conns"][1]["colo_name"] = "AMS"
+    answers = iter([first, second, first])
+    cache = RecordCache()
+    async with make_client(lambda request: httpx.Response(200, json=next(answers)), clock) as client:
+        polls = [await client.list_connectors(ACCOUNT, TUNNEL, cache) for _ in range(3)]
+    for poll, answer in zip(polls, (first, second, first), strict=True):
+        assert poll == parse_connectors(copy.deepcopy(answer["result"]))
+    assert polls[2][0][0] is polls[0][0][0] and polls[2][0][5] is not polls[1][0][5]
+    assert [raw for raw, _ in cache.connectors.values()] == first["result"]
+
+
+def test_release_empties_a_list_and_leaves_anything_else() -> None:
+    items = [{"n": n} for n in range(1000)]
+    kept = items[10]
+    jsondecode.release(items)
+    assert items == [] and kept == {"n": 10}
+    envelope = {"result": [1, 2]}
+    jsondecode.release(envelope)
+    jsondecode.release(None)
+    assert envelope == {"result": [1, 2]}
+
+
 @pytest.mark.parametrize("spoil", [lambda b: b[:-7], lambda b: b[: len(b) // 2], lambda b: b + b"}"])
 async def test_a_large_answer_cut_short_or_with_garbage_is_not_valid_json(clock: Any, spoil: Any) -> None:
     body = spoil(json.dumps(connections_answer(2000)).encode())

@@ -441,7 +441,10 @@ class CloudflareClient:
         if uuid is not None:
             params["uuid"] = uuid
         raw = await self.get_all_pages(f"accounts/{account_id}/cfd_tunnel", params)
-        return parse_many(Tunnel, raw, "tunnel", cache)
+        try:
+            return parse_many(Tunnel, raw, "tunnel", cache)
+        finally:
+            jsondecode.release(raw)
 
     async def get_tunnel(self, account_id: str, tunnel_id: str) -> Tunnel:
         response = await self.get(f"accounts/{account_id}/cfd_tunnel/{tunnel_id}")
@@ -457,7 +460,11 @@ class CloudflareClient:
         whose bytes are those of the last one is not decoded at all: its connectors are the same objects again."""
         path = f"accounts/{account_id}/cfd_tunnel/{tunnel_id}/connections"
         if cache is None:
-            return parse_connectors((await self.get(path)).result)
+            response = await self.get(path)
+            try:
+                return parse_connectors(response.result)
+            finally:
+                jsondecode.release(response.result)  # the decoded records, freed a slice at a time
         last = cache.last
         response = await self.get(path, hash_body=True, unchanged_from=last[0] if last is not None else None)
         if response.unchanged and last is not None:
@@ -465,6 +472,7 @@ class CloudflareClient:
         else:
             connectors, problems = parse_connectors(response.result, cache)
             cache.last = (response.digest, connectors, problems) if response.digest is not None else None
+            jsondecode.release(response.result)  # those the cache did not keep (already had), a slice at a time
         return list(connectors), list(problems)
 
     async def get_connector(self, account_id: str, tunnel_id: str, connector_id: str) -> Connector:

@@ -42,6 +42,11 @@ _LOOKAHEAD = 3
 _RUN_BACK = 8192
 _BRACKETS = re.compile(r"[\[\]{}]")
 
+# Dropping the last reference to a decoded answer frees all of it in one C call too (every dict, list and string of
+# it, depth first): 80 ms at 100,000 connections, when a failover's poll drops the copies of the connectors that
+# did not change. ``release`` frees a list this many elements at a time.
+_RELEASE = 256
+
 _Scan = Callable[[str, int], tuple[Any, int]]
 # json's own (private, so not in its type stubs): the C function its scanner reads a string with, and its whitespace.
 _SCANSTRING: Callable[[str, int, bool], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
@@ -76,6 +81,14 @@ def loads(content: bytes, *, above: int = PIECEWISE_ABOVE, window: int = WINDOW)
         raise
     except _NotAContainer:
         return json.loads(content)
+
+
+def release(value: Any) -> None:
+    """Empty ``value``, if it is a list, a slice of elements at a time from its end: what no one else holds is freed
+    a slice at a time, and other threads may run in between."""
+    if isinstance(value, list):
+        while value:
+            del value[-_RELEASE:]
 
 
 class _Reader:

@@ -275,8 +275,19 @@ def _parse_connectors(raw: Any, cache: RecordCache | None) -> tuple[list[Connect
         else:  # the connector is not kept: its clean connections are, loose
             kept.loose.update((c.id, (raw, c)) for c, raw in zip(conns_of, sources, strict=True) if raw is not None)
     if cache is not None:
+        dropped = (cache.connectors, cache.loose)
         cache.connectors, cache.loose = kept.connectors, kept.loose
+        for old in dropped:
+            _empty(old)
     return connectors, problems
+
+
+def _empty(entries: dict[str, Any]) -> None:
+    """Empty a dict an entry at a time: what only it held (the last poll's records that changed: a quarter of the
+    connectors after a failover of 8% of 100,000 connections) is freed a record at a time, not in one C call of
+    20 ms during which no other thread runs."""
+    while entries:
+        entries.popitem()
 
 
 def _whole(raw: list[Any]) -> list[Connector] | None:
