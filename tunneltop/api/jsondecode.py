@@ -37,10 +37,11 @@ _LOOKAHEAD = 3
 # An array's elements are read a run at a time where they can be: every whole element in the text read so far in one
 # scanner call, so that they share their keys' strings as under json.loads (the scanner makes one copy of a key per
 # call: a call per connector held 20 MB more at 100,000 connections, kept by RecordCache). The run's end is found by
-# counting brackets back from the end of the text, at most _RUN_BACK characters back; one found wrong (a bracket in
-# a string) does not scan, and those elements are read one by one.
+# counting braces back from the end of the text, at most _RUN_BACK characters back (braces only: the API's arrays
+# are of objects); one found wrong (a brace in a string, an array of arrays) does not scan, and those elements are
+# read one by one.
 _RUN_BACK = 8192
-_BRACKETS = re.compile(r"[\[\]{}]")
+_BRACES = re.compile(r"[{}]")
 
 # Dropping the last reference to a decoded answer frees all of it in one C call too (every dict, list and string of
 # it, depth first): 80 ms at 100,000 connections, when a failover's poll drops the copies of the connectors that
@@ -215,13 +216,13 @@ class _Reader:
         scanner reads a value from its first character to its last and no further (but for a number, and the last
         one ends in '}'), and each but the last is followed by its comma in both texts."""
         text, end = self.text, len(self.text)
-        depth = text.count("{", i, end) + text.count("[", i, end) - text.count("}", i, end) - text.count("]", i, end)
+        depth = text.count("{", i, end) - text.count("}", i, end)
         stop = 0
-        for bracket in _BRACKETS.finditer(text[max(i, end - _RUN_BACK) : end][::-1]):
-            if depth == 0 and bracket.group() == "}":
-                stop = end - bracket.start()
+        for brace in _BRACES.finditer(text[max(i, end - _RUN_BACK) : end][::-1]):
+            if depth == 0 and brace.group() == "}":
+                stop = end - brace.start()
                 break
-            depth += 1 if bracket.group() in "}]" else -1
+            depth += 1 if brace.group() == "}" else -1
         if stop > i:
             try:
                 values, scanned = self._scan("[" + text[i:stop] + "]", 0)
