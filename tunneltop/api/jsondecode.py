@@ -196,6 +196,9 @@ class _Reader:
         while True:
             run = self._run(i) if self._runs else None
             if run is None:
+                if self._open(i):
+                    i = self._more(i)
+                    continue
                 value, i = self._piece(i, self._scan, depth)
                 out.append(value)
             else:
@@ -207,6 +210,18 @@ class _Reader:
             if self.text[i : i + 1] != ",":
                 raise _Invalid("Expecting ',' delimiter", self.base + i)
             i = self._skip(i + 1)
+
+    def _open(self, i: int) -> bool:
+        """Whether the element at ``i`` is an object its braces say is still open at the end of the text so far, less
+        than a window of it: then more text is read before it is scanned (a scan that fails costs as much as one that
+        does not). Braces in its strings may make it look open: it is then read with more text than it needed."""
+        text = self.text
+        return (
+            not self.eof
+            and len(text) - i < self._window
+            and text[i] == "{"
+            and text.count("{", i) > text.count("}", i)
+        )
 
     def _run(self, i: int) -> tuple[list[Any], int] | None:
         """The elements from ``i`` up to the last that ends, in '}', in the text so far, read in one call (see
