@@ -65,3 +65,28 @@ def test_the_sort_keys_the_table_keeps_share_their_texts() -> None:
     assert SORT_KEYS["colo"](rows[0]) is SORT_KEYS["colo"](rows[1]) == "dfw"
     assert SORT_KEYS["tunnel"](rows[0]) is first[0]
     assert natural_key(rows[0]) < natural_key(rows[1])
+
+
+def test_rows_prepared_ahead_are_the_rows_taken_and_marks_and_ghosts_follow_as_without() -> None:
+    # The live view makes a poll's rows on a worker thread (Session.prepare) before the session takes the poll.
+    web = Tunnel(id="t-web", name="web")
+    polls = [
+        snapshot(TunnelState(web, (connector("k1", ("a", "DFW"), ("b", "LAX")), connector("k2", ("c", "DFW"))))),
+        snapshot(TunnelState(web, (connector("k1", ("a", "DFW"), ("x", "ORD")), connector("k2", ("c", "DFW"))))),
+        snapshot(TunnelState(web, (connector("k2", ("c", "NRT")),))),
+    ]
+    ahead, plain = Session(ghost_seconds=60), Session(ghost_seconds=60)
+    for n, poll in enumerate(polls):
+        now = T0 + timedelta(seconds=5 * n)
+        ahead.prepare(poll)
+        prepared = ahead._prepared
+        assert prepared is not None and prepared[0] is poll
+        ahead.on_snapshot(poll, now)
+        plain.on_snapshot(poll, now)
+        assert ahead._rows_seen is not None and ahead._rows_seen[1] is prepared[1]  # the very rows made ahead
+        assert ahead._prepared is None  # taken, not kept
+        assert [(r.key, r.state) for r in ahead.rows(poll)] == [(r.key, r.state) for r in plain.rows(poll)]
+        assert ahead.marks == plain.marks and ahead.ghosts.keys() == plain.ghosts.keys()
+    assert set(ahead.ghosts) == {"t-web/k1/b", "t-web/k1/a", "t-web/k1/x"}
+    ahead.prepare(polls[-1])  # the same tunnels as the poll taken: nothing to make
+    assert ahead._prepared is None
