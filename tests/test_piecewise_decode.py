@@ -245,6 +245,18 @@ async def test_released_answers_leave_the_cached_records_whole(clock: Any) -> No
     assert [raw for raw, _ in cache.connectors.values()] == first["result"]
 
 
+async def test_the_tunnel_lists_copy_of_the_connections_is_neither_compared_nor_kept(clock: Any) -> None:
+    answer = tunnel_list(3000)
+    answer["result"].append({"id": 5, "connections": []})  # odd: reported as it was
+    cache: dict[str, Any] = {}
+    async with make_client(lambda request: httpx.Response(200, json=answer), clock) as client:
+        polls = [await client.list_tunnels(ACCOUNT, cache=cache) for _ in range(2)]
+    expected = parse_many(Tunnel, copy.deepcopy(answer["result"]), "tunnel")
+    assert polls[0] == polls[1] == expected and len(expected[0]) == 2 and len(expected[1]) == 1
+    assert polls[1][0][0] is polls[0][0][0], "unchanged: the same model"
+    assert all("connections" not in raw for raw, _ in cache.values())
+
+
 def test_release_empties_a_list_and_leaves_anything_else() -> None:
     items = [{"n": n} for n in range(1000)]
     kept = items[10]
