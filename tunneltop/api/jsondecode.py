@@ -3,11 +3,12 @@
 ``json.loads`` of one tunnel's connections at 100,000 connections (33 MB) is a single C call of 0.2-0.35 s, and no
 other thread of the process runs meanwhile (it holds the GIL): the live view's event loop, which has the poll engine
 on a thread of its own for this very reason, freezes for as long. ``loads`` reads a large body's top-level object
-(or array) itself, and hands each of its values, and each element of an array value, to the json module's own C
-scanner: one call each (tens of microseconds for a connector), between which the interpreter may switch threads. A
-value longer than a window (a tunnel in the tunnel list, which carries a copy of its connections) is read the same
-way, a level down. The bytes become text a window at a time too: a 33 MB ``bytes.decode``, or joining text up, is
-a single call of 15-20 ms itself.
+(or array) itself, and hands each of its values, and the elements of an array value a run at a time (those whole in
+the text read so far), to the json module's own C scanner: calls of a millisecond at most, between which the
+interpreter may switch threads. A value longer than a window (a tunnel in the tunnel list, which carries a copy of
+its connections) is read the same way, a level down. The bytes become text a window at a time too: a 33 MB
+``bytes.decode``, or joining text up, is a single call of 15-20 ms itself. ``release`` frees a decoded list in
+slices likewise.
 
 The value is exactly the one ``json.loads`` gives, and an invalid document raises what ``json.loads`` raises (its
 ``UnicodeDecodeError``, or a ``JSONDecodeError`` with the same message and position); tests/test_piecewise_decode.py
