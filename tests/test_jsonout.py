@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tunneltop.jsonout import dumps
+from tunneltop.jsonout import Encoded, dumps
 
 
 def test_the_same_value_as_json_dumps_in_ascii_with_a_connector_a_line() -> None:
@@ -22,3 +22,11 @@ def test_the_same_value_as_json_dumps_in_ascii_with_a_connector_a_line() -> None
     assert sum('"id": "k' in line for line in lines) == 2, "each connector, whole, on one line"
     assert any('"k1"' in line and '"c1"' in line for line in lines), "with its connections"
     assert lines[0] == "{" and lines[1] == '  "account_id": "a",'
+
+
+def test_encoded_text_is_put_in_as_it_is_a_line_of_its_own() -> None:
+    document = {"tunnels": [{"id": "t", "clients": [Encoded('{"id":"k1","conns":[]}'), {"id": "k2", "conns": []}]}]}
+    text = dumps(document)
+    clients = [{"id": "k1", "conns": []}, {"id": "k2", "conns": []}]
+    assert json.loads(text) == {"tunnels": [{"id": "t", "clients": clients}]}
+    assert '        {"id":"k1","conns":[]},' in text.splitlines()

@@ -11,7 +11,7 @@ import pytest
 from tunneltop.model import Connection, Connector, Snapshot, Tunnel, TunnelState, parse_connectors
 from tunneltop.model.findings import Finding, Severity
 from tunneltop.model.parse import RecordProblem
-from tunneltop.model.reach import Reach, Route
+from tunneltop.model.reach import LocalReady, Reach, Route
 from tunneltop.report import (
     EXIT_DEGRADED,
     EXIT_DOWN,
@@ -390,3 +390,27 @@ def test_json_has_the_status_findings_and_reach():
     assert web["routes"] == [{"network": "10.0.0.0/8", "virtual_network": "prod", "comment": "office"}]
     assert (db["findings"], db["managed"], db["hostnames"], db["routes"]) == ([], None, None, None)
     assert json.loads(render_json(snap()))["status"] == "ok"
+
+
+def _dumped(snapshot: Snapshot) -> object:
+    """The document's value as json.dumps writes the snapshot's own dicts (what render_json must equal)."""
+    return json.loads(json.dumps(snapshot.to_json(), ensure_ascii=True))
+
+
+def test_json_clients_written_by_pydantic_are_the_same_value_as_their_records():
+    odd = connector("k2", hostname="é\u202e\x1b", extra={"n": 10**30, "f": 1e16, "nested": [1.5, None, True]})
+    odd["conns"][0]["colo"] = "日本"
+    surrogate = connector("k3", arch="x\ud800y")  # JSON cannot carry it as text: that connector falls back
+    nan = connector("k4", extra=float("nan"), worse=[float("inf")])
+    here = LocalReady("127.0.0.1:20241", "k1", 4, 200)
+    snapshot = snap(state(clients=[connector(), odd, surrogate, nan]), local=here)
+    text = render_json(snapshot)
+    assert text.isascii()
+    document = json.loads(text)
+    expected = _dumped(snapshot)
+    assert {k: v for k, v in document.items() if k not in ("status", "not_fetched")} == expected
+    clients = document["tunnels"][0]["clients"]
+    assert clients[0]["this_host"] is True and "this_host" not in clients[1]
+    assert (clients[2]["arch"], clients[3]["extra"], clients[3]["worse"]) == ("x\ud800y", None, [None])
+    lines = text.splitlines()
+    assert all(sum(f'"{kid}"' in line for line in lines) == 1 for kid in ("k2", "k3", "k4")), "a connector a line"

@@ -6,12 +6,14 @@ container that holds no container (a list of strings, the tunnel's record), or t
 ``--once``'s document: a connector with its connections), is written on one line by the C encoder: one line per
 connector, found whole by ``grep`` of its id. The text is the same JSON value as ``json.dumps`` gives; only where
 lines break differs. ASCII only: control and bidi characters from the API arrive escaped, never raw, at whatever
-reads it.
+reads it. A value its caller has written already (``Encoded``: ``--once`` has pydantic write each connector) is
+put in as it is.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 _FLAT = json.JSONEncoder(ensure_ascii=True, separators=(", ", ": "))  # the C encoder: no indent, no state
@@ -19,15 +21,28 @@ _KEY = json.JSONEncoder(ensure_ascii=True)
 LINE_DEPTH = 4  # the document, its tunnels list, a tunnel, its clients list: a client is one line
 
 
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A value already written as JSON text on one line (ASCII only, as the rest), written as it is where it stands
+    in a document: at ``LINE_DEPTH``, a line of its own. Not a str, so that no other encoder takes it for one."""
+
+    text: str
+
+
 def _flat(value: Any) -> bool:
     if isinstance(value, dict):
-        return not any(isinstance(v, dict | list) for v in value.values())
+        return not any(isinstance(v, dict | list | Encoded) for v in value.values())
     if isinstance(value, list):
-        return not any(isinstance(v, dict | list) for v in value)
+        return not any(isinstance(v, dict | list | Encoded) for v in value)
     return True
 
 
 def _write(value: Any, depth: int, out: list[str]) -> None:
+    if isinstance(value, Encoded):
+        out.append(value.text)
+        return
     if depth >= LINE_DEPTH or _flat(value):
         out.append(_FLAT.encode(value))
         return

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
+from typing import Any
+
+from pydantic_core import PydanticSerializationError
 
 from tunneltop import jsonout
 from tunneltop.api.gate import BudgetStatus
 from tunneltop.model.health import Health, Status, edge_summary, format_age, origin_ips, pending_conns
+from tunneltop.model.records import Connector
 from tunneltop.model.rules import CHECK_TITLES
-from tunneltop.model.snapshot import Snapshot, TunnelState
+from tunneltop.model.snapshot import Snapshot, TunnelState, client_json
 from tunneltop.sanitize import clean
 
 EXIT_OK = 0
@@ -174,10 +178,26 @@ def render_table(
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _client_line(connector: Connector, this_host: str | None) -> Any:
+    """A connector's line of the document as pydantic's serializer writes it, in one call of its own (Rust), rather
+    than its record made Python dicts and those encoded again: the same JSON value, as ``api_dict`` is the same
+    serializer's output as Python objects (NaN and infinities null in both). A string JSON cannot carry (a lone
+    surrogate) fails it: then the record as ``client_json`` makes it, encoded as the rest of the document is."""
+    try:
+        text = connector.model_dump_json()
+        if not text.isascii():  # rare, and slower to ask for every time
+            text = connector.model_dump_json(ensure_ascii=True)
+    except PydanticSerializationError:
+        return client_json(connector, this_host)
+    if this_host is not None and connector.id == this_host:
+        text = text[:-1] + ',"this_host":true}'
+    return jsonout.Encoded(text)
+
+
 def render_json(
     snapshot: Snapshot, *, demo: bool = False, not_fetched: Sequence[str] = (), budget: BudgetStatus | None = None
 ) -> str:
-    document = snapshot.to_json()
+    document = snapshot.to_json(_client_line)
     # The monitoring verdict over every tunnel, as --once's exit status gives it: ok, warning, critical, unknown.
     document["status"] = snapshot.status.value
     # Tunnels whose connections this run's budget left unread ("clients": null, "error": null there).

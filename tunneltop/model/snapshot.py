@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -49,11 +49,17 @@ def _reach_json(reach: Reach) -> dict[str, Any]:
     }
 
 
-def _client_json(connector: Connector, this_host: str | None) -> dict[str, Any]:
+def client_json(connector: Connector, this_host: str | None) -> dict[str, Any]:
+    """A connector as the documents spell it: the API's record, and ``this_host`` when it runs on this host."""
     record = connector.api_dict()
     if this_host is not None and connector.id == this_host:
         record["this_host"] = True
     return record
+
+
+# How a document writes each connector (``client_json``'s arguments): a writer may hand a value of its own that
+# stands for the same JSON (report.py: the text pydantic serializes it to).
+ClientWriter = Callable[[Connector, str | None], Any]
 
 
 def _local_json(local: LocalReady) -> dict[str, Any]:
@@ -110,14 +116,15 @@ class TunnelState:
         """The monitoring verdict: health and findings together (model/health.py ``tunnel_status``)."""
         return tunnel_status(self.health, self.findings)
 
-    def to_json(self, this_host: str | None = None) -> dict[str, Any]:
-        """``this_host``: the connector id cloudflared's /ready on this host gave (its client says ``this_host``)."""
+    def to_json(self, this_host: str | None = None, client: ClientWriter = client_json) -> dict[str, Any]:
+        """``this_host``: the connector id cloudflared's /ready on this host gave (its client says ``this_host``).
+        ``client``: what each connector is written as (see ``ClientWriter``)."""
         return {
             "id": self.tunnel.id,
             "name": self.tunnel.name,
             "status": self.tunnel.status,
             "health": self.health.value,
-            "clients": None if self.connectors is None else [_client_json(c, this_host) for c in self.connectors],
+            "clients": None if self.connectors is None else [client(c, this_host) for c in self.connectors],
             "problems": [str(p) for p in self.problems],
             "error": self.error,
             # What it takes to rebuild the state from this document (model/codec.py: --attach, replay): the tunnel
@@ -173,11 +180,13 @@ class Snapshot:
         """Odd records skipped or shown as unknown, in the tunnel list and in the tunnels' connections."""
         return self.figures.problems + len(self.problems)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, client: ClientWriter = client_json) -> dict[str, Any]:
+        """``client``: what each connector is written as (see ``ClientWriter``)."""
+        this_host = self.local.connector_id if self.local else None
         return {
             "account_id": self.account_id,
             "fetched_at": self.fetched_at.isoformat().replace("+00:00", "Z"),
-            "tunnels": [t.to_json(self.local.connector_id if self.local else None) for t in self.tunnels],
+            "tunnels": [t.to_json(this_host, client) for t in self.tunnels],
             "problems": [str(p) for p in self.problems],
             "account_name": self.account_name,
             "local": None if self.local is None else _local_json(self.local),
