@@ -23,6 +23,7 @@ what any busy Python thread may make another wait) and the worker's CPU time; an
 What is left at 100,000 connections is the cyclic collector's: a collection walks every young object at once, and a
 poll makes a million (the first poll's records, walked when the collector comes back on after their validation,
 about 55 ms here; a failover's, a middle-generation collection of about 100 ms, timed with ``gc.callbacks``).
+``--freeze`` freezes the heap after each poll, as the live view's ``HeapFreezer`` does once it is large.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from tunneltop.api.client import CloudflareClient
 from tunneltop.demo.simulator import rfc3339
 from tunneltop.model import parse
 from tunneltop.model.parse import RecordCache
-from tunneltop.ui.lifecycle import tune_gc
+from tunneltop.ui.lifecycle import HeapFreezer, tune_gc
 
 ACCOUNT = "0" * 32
 TUNNEL = "f70ff985-a4ef-4643-bbbc-4a0ed4fc8415"
@@ -126,8 +127,10 @@ def lagged(work: Callable[[], Any]) -> tuple[float, float]:
     return longest * 1000, cpu[0] * 1000
 
 
-def two_polls(bodies: list[bytes], connectors: int) -> list[tuple[float, float]]:
-    """Each body read in turn through one client and one RecordCache, as the engine reads a tunnel."""
+def two_polls(bodies: list[bytes], connectors: int, freeze: bool) -> list[tuple[float, float]]:
+    """Each body read in turn through one client and one RecordCache, as the engine reads a tunnel; with ``freeze``,
+    the heap frozen after each poll as the live view's HeapFreezer would (unmeasured: gc.freeze is a list splice)."""
+    freezer = HeapFreezer(min_rows=0) if freeze else None
     answers = iter(bodies)
     client = CloudflareClient(
         None, transport=httpx.MockTransport(lambda request: httpx.Response(200, content=next(answers)))
@@ -138,8 +141,13 @@ def two_polls(bodies: list[bytes], connectors: int) -> list[tuple[float, float]]
         found, problems = asyncio.run(client.list_connectors(ACCOUNT, TUNNEL, cache))
         assert len(found) == connectors and not problems, "every connector, and no problem"
 
-    figures = [lagged(poll) for _ in bodies]
+    figures = []
+    for _ in bodies:
+        figures.append(lagged(poll))
+        if freezer is not None:
+            freezer.after_poll(connectors * 4)
     asyncio.run(client.aclose())
+    gc.unfreeze()
     return figures  # and the records freed, unmeasured
 
 
@@ -153,7 +161,7 @@ def spread(values: list[float]) -> list[float]:
     return [round(f(values), 1) for f in (min, statistics.median, max)]
 
 
-def measure(connections: int, repeat: int) -> dict[str, Any]:
+def measure(connections: int, repeat: int, freeze: bool) -> dict[str, Any]:
     clients = huge_clients(connections, START)
     bodies = [envelope(clients), envelope(failed_over(clients, FAILOVER_SHARE))]
     del clients
@@ -170,13 +178,14 @@ def measure(connections: int, repeat: int) -> dict[str, Any]:
             floors.append(cpu_ms(json.loads, bodies[0]))
             gc.collect()
             with code_before() if way == "before" else contextlib.nullcontext():
-                figures = two_polls(bodies, connectors)
+                figures = two_polls(bodies, connectors, freeze)
             for poll, (lag, cpu) in zip(POLLS, figures, strict=True):
                 lags.setdefault((way, poll), []).append(lag)
                 cpus.setdefault((way, poll), []).append(cpu)
     floor = statistics.median(floors)
     out: dict[str, Any] = {
         "connections": connections,
+        "freeze": freeze,
         "bytes": len(bodies[0]),
         "floor_ms": round(floor, 1),
         "piecewise_decode_x": round(statistics.median(pieces) / floor, 2),
@@ -197,10 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--connections", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--freeze", action="store_true", help="freeze the heap after each poll, as the live view does")
     args = parser.parse_args(argv)
     tune_gc()
     for connections in args.connections:
-        print(json.dumps(measure(connections, args.repeat)), flush=True)
+        print(json.dumps(measure(connections, args.repeat, args.freeze)), flush=True)
     return 0
 
 
