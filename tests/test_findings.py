@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -19,6 +20,7 @@ from tunneltop.model.health import Health, Status
 from tunneltop.model.reach import LocalReady, Reach
 from tunneltop.model.rules import FindingRules, release_month, tunnel_findings, with_findings
 from tunneltop.poll.engine import PollEngine
+from tunneltop.sanitize import REPLACEMENT
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 ACCOUNT = "acc"
@@ -401,3 +403,34 @@ async def test_the_stand_ins_scenarios_are_found_within_one_poll(scenario, expec
     assert web.tunnel.id == DEMO_TUNNELS["web-prod"] and web.health.value == "healthy"
     assert set(checks(web.findings)) == expected
     assert web.status is Status.WARNING
+
+
+OLD_2024 = "runs cloudflared 2024.1.0, released 2024-01 (34 months ago)"
+
+
+def test_a_fleet_worked_out_per_version_says_what_each_connector_runs_critical_first():
+    fleet = [
+        connector("old-a\x1b", version="2024.1.0", config_version=3),
+        connector("new-b", version="2026.10.0", config_version=9),
+        connector("old-c", version="2024.1.0", config_version=3),
+        connector("dev-d", version="DEV", colos=("", "", "", ""), pending=1),
+        connector("old-e", version="2025.2.7", config_version=None, colos=(None, "", "DFW", "DFW")),  # type: ignore[arg-type]
+    ]
+    expect = TunnelExpect(origin_ips=(ipaddress.ip_network("10.0.0.0/8"),), min_colos=4)
+    found = tunnel_findings(state(*fleet, reach=Reach(NOW, "cloudflare", (), (), 9)), expect, NOW)
+    assert [f.severity for f in found] == sorted((f.severity for f in found), key=lambda s: s is not Severity.CRITICAL)
+    assert [(f.check, f.connector_id) for f in found if f.severity is Severity.CRITICAL][:2] == [
+        ("origin_ips", "old-a\x1b"),
+        ("origin_ips", "new-b"),
+    ]
+    said = {(f.check, f.connector_id): f.message for f in found}
+    assert said["old_release", "old-a\x1b"] == f"connector old-a{REPLACEMENT} {OLD_2024}"
+    assert said["old_release", "old-c"] == f"connector old-c {OLD_2024}"
+    assert said["old_release", "old-e"] == "connector old-e runs cloudflared 2025.2.7, released 2025-02 (21 months ago)"
+    assert ("old_release", "new-b") not in said and ("old_release", "dev-d") not in said
+    assert said["config_drift", "old-c"] == (
+        "connector old-c runs configuration version 3, the tunnel's remote configuration is version 9"
+    )
+    assert ("config_drift", "old-e") not in said
+    # Colos the API leaves unnamed (missing or empty) count as one, "?": dev-d's pending one is not active.
+    assert said["min_colos", None] == "connections in 3 of 4 expected colos (5x?, 8xDFW, 6xLAX)"

@@ -25,12 +25,14 @@ One module (over ~400 lines) so that every check's id, severity, message and hin
 from __future__ import annotations
 
 import ipaddress
+import operator
 import re
 import socket
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
+from itertools import compress
 
 from tunneltop.model.expect import BUILT_IN, Expectations, TunnelExpect
 from tunneltop.model.findings import Finding, Severity
@@ -66,11 +68,14 @@ _RELEASE = re.compile(r"^(\d{4})\.(\d{1,2})\.\d+")
 # (tunnel id, connector id, connection id) -> when that connection was first seen pending
 PendingSince = Mapping[tuple[str, str, str], datetime]
 
-_ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1}
+_PENDING = operator.attrgetter("is_pending_reconnect")
+_COLO = operator.attrgetter("colo_name")
+_OLD_RELEASE_HINT = "Cloudflare supports cloudflared releases within one year: upgrade it"
 
 
 def short_id(value: str) -> str:
-    return clean(value[:8], 8)
+    head = value[:8]
+    return head if head.isprintable() else clean(head, 8)
 
 
 def release_month(version: str | None) -> tuple[int, int] | None:
@@ -114,20 +119,29 @@ def tunnel_findings(
         _pending(state, connectors, now, pending_since, found)
     if local is not None and expect.checks("local_ready"):
         _local(connectors, local, found)
-    found.sort(key=lambda f: _ORDER[f.severity])
+    # Critical first, each severity in the order found (a stable partition, by identity: a sort keyed on the
+    # severity hashed an enum member in Python per finding, one finding per connector on an old cloudflared).
+    critical = [f for f in found if f.severity is Severity.CRITICAL]
+    if critical and len(critical) < len(found):
+        found = critical + [f for f in found if f.severity is not Severity.CRITICAL]
     return tuple(found)
 
 
 def _known(connector: Connector) -> bool:
     """Whether every connection says whether it is active (a drifting API may leave it out: then no count)."""
-    return all(c.is_pending_reconnect is not None for c in connector.conns)
+    return None not in map(_PENDING, connector.conns)
 
 
 def _capacity(state: TunnelState, connectors: tuple[Connector, ...], expect: TunnelExpect, out: list[Finding]) -> None:
     severity = expect.severity
-    counted = [c for c in connectors if _known(c)]
+    # Each connection's is_pending_reconnect (True, False or None: StrictBool), read once per connector: ``None
+    # in``, ``False in`` and ``.count(False)`` then answer at C speed (only False equals False among the three).
+    flags = [list(map(_PENDING, c.conns)) for c in connectors]
+    known = [None not in f for f in flags]
+    counted = list(compress(connectors, known))
+    counted_flags = list(compress(flags, known))
     if expect.min_connectors is not None and expect.checks("min_connectors") and len(counted) == len(connectors):
-        running = sum(1 for c in connectors if any(conn.is_pending_reconnect is False for conn in c.conns))
+        running = sum(False in f for f in flags)
         if running < expect.min_connectors:
             out.append(
                 Finding(
@@ -140,9 +154,14 @@ def _capacity(state: TunnelState, connectors: tuple[Connector, ...], expect: Tun
                     else "no cloudflared runs it: start one on each host that should (cloudflared tunnel run NAME)",
                 )
             )
-    active = [conn for c in counted for conn in c.conns if conn.is_pending_reconnect is False]
+    active = [
+        conn for c, f in zip(counted, counted_flags, strict=True) for conn in compress(c.conns, map(operator.not_, f))
+    ]
     if active and expect.checks("min_colos"):
-        colos = Counter(conn.colo_name or "?" for conn in active)
+        colos = Counter(map(_COLO, active))
+        for unnamed in (None, ""):  # as ``colo_name or "?"``
+            if unnamed in colos:
+                colos["?"] += colos.pop(unnamed)
         if len(colos) < expect.min_colos:
             where = ", ".join(f"{n}x{clean(colo, 8)}" for colo, n in sorted(colos.items()))
             message = (
@@ -161,8 +180,8 @@ def _capacity(state: TunnelState, connectors: tuple[Connector, ...], expect: Tun
             )
     if expect.checks("min_active_per_connector"):
         least = expect.min_active_per_connector
-        for c in counted:
-            n = sum(1 for conn in c.conns if conn.is_pending_reconnect is False)
+        for c, f in zip(counted, counted_flags, strict=True):
+            n = f.count(False)
             if n < least:
                 out.append(
                     Finding(
@@ -254,14 +273,21 @@ def _versions(
         and remote.config_version is not None
         and expect.checks("config_drift")
     ):
+        latest = remote.config_version
+        drift: dict[int, str] = {}  # a connector's config version -> the message's rest (a fleet shares a few)
         for c in connectors:
-            if c.config_version is not None and c.config_version < remote.config_version:
+            applied = c.config_version
+            if applied is not None and applied < latest:
+                rest = drift.get(applied)
+                if rest is None:
+                    rest = drift[applied] = (
+                        f"runs configuration version {applied}, the tunnel's remote configuration is version {latest}"
+                    )
                 out.append(
                     Finding(
                         "config_drift",
                         Severity.WARNING,
-                        f"connector {short_id(c.id)} runs configuration version {c.config_version}, "
-                        f"the tunnel's remote configuration is version {remote.config_version}",
+                        f"connector {short_id(c.id)} {rest}",
                         "cloudflared on that host has not applied the latest configuration: check its log for "
                         "configuration update errors, or restart it",
                         c.id,
@@ -270,22 +296,39 @@ def _versions(
     if now is None or not expect.checks("old_release"):
         return
     today = now.year * 12 + now.month
+    # A cloudflared version -> the message's rest, None when it is no date or not too old: worked out once per
+    # version (a fleet runs a few), not per connector.
+    verdicts: dict[str | None, str | None] = {}
     for c in connectors:
-        released = release_month(c.version)
-        if released is None:
-            continue
-        months = today - (released[0] * 12 + released[1])
-        if months > SUPPORTED_MONTHS:
+        release = c.version
+        if release in verdicts:
+            said = verdicts[release]
+        else:
+            said = verdicts[release] = _old_release(release, today)
+        if said is not None:
             out.append(
                 Finding(
                     "old_release",
                     Severity.WARNING,
-                    f"connector {short_id(c.id)} runs cloudflared {clean(c.version, 24)}, released "
-                    f"{released[0]}-{released[1]:02d} ({months} months ago)",
-                    "Cloudflare supports cloudflared releases within one year: upgrade it",
+                    f"connector {short_id(c.id)} {said}",
+                    _OLD_RELEASE_HINT,
                     c.id,
                 )
             )
+
+
+def _old_release(version: str | None, today: int) -> str | None:
+    """What an old_release finding says of ``version`` after the connector's id; None: no finding (no date, or
+    within ``SUPPORTED_MONTHS`` of ``today``, a month count)."""
+    released = release_month(version)
+    if released is None:
+        return None
+    months = today - (released[0] * 12 + released[1])
+    if months <= SUPPORTED_MONTHS:
+        return None
+    return (
+        f"runs cloudflared {clean(version, 24)}, released {released[0]}-{released[1]:02d} ({months} months ago)"
+    )
 
 
 def _pending(
