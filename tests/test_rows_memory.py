@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from tunneltop.changes.events import diff
 from tunneltop.model.records import Connection, Connector, Tunnel
 from tunneltop.model.snapshot import Snapshot, TunnelState
 from tunneltop.views.rows import SORT_KEYS, natural_key, rows_of
@@ -76,13 +77,29 @@ def test_rows_prepared_ahead_are_the_rows_taken_and_marks_and_ghosts_follow_as_w
         snapshot(TunnelState(web, (connector("k2", ("c", "NRT")),))),
     ]
     ahead, plain = Session(ghost_seconds=60), Session(ghost_seconds=60)
+    last = None
     for n, poll in enumerate(polls):
         now = T0 + timedelta(seconds=5 * n)
-        ahead.prepare(poll)
+        events = diff(last, poll)  # what the poll engine hands over with each snapshot
+        ahead.prepare(poll, events)
         prepared = ahead._prepared
         assert prepared is not None and prepared[0] is poll
-        ahead.on_snapshot(poll, now)
-        plain.on_snapshot(poll, now)
+        assert (ahead._prepared_changes is not None) == (n > 0)  # after a first poll, its changes too
+        calls: list[object] = []
+
+        def counted(*args: object, calls: list[object] = calls, work: object = ahead._changes) -> object:
+            calls.append(args)
+            return work(*args)  # type: ignore[operator]
+
+        ahead._changes = counted  # type: ignore[method-assign,assignment]
+        ahead.on_snapshot(poll, now, events)
+        del ahead._changes
+        assert calls == [] or n == 0  # taken as prepared, not worked out again
+        plain.on_snapshot(poll, now, events)
+        assert ahead._prepared_changes is None
+        assert ahead.colo_counts(poll) == plain.colo_counts(poll)
+        assert ahead._prepared_colos is None  # taken
+        last = poll
         assert ahead._rows_seen is not None and ahead._rows_seen[1] is prepared[1]  # the very rows made ahead
         assert ahead._prepared is None  # taken, not kept
         assert [(r.key, r.state) for r in ahead.rows(poll)] == [(r.key, r.state) for r in plain.rows(poll)]

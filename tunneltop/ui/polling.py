@@ -122,8 +122,9 @@ class PollDriver:
         try:
             outcome = await self.ensure_source().poll()
             if outcome.snapshot is not None:
-                # Its rows are made on a worker thread while the screen goes on (see Session.prepare).
-                await asyncio.to_thread(self._app.session.prepare, outcome.snapshot)
+                # Its rows, marks, ghosts and colo counts are worked out on a worker thread while the screen goes on
+                # (see Session.prepare).
+                await asyncio.to_thread(self._app.session.prepare, outcome.snapshot, outcome.events)
         except Exception as exc:  # never let a poll take the app down; show it and keep the last data
             self._app.post_message(PollFailed(f"unexpected {type(exc).__name__} while polling: {exc}"))
             return

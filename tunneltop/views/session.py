@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from tunneltop.changes.events import ChangeEvent, EventKind, diff, flatten, without_first_sight
@@ -37,6 +37,8 @@ FIELD_COLUMNS = {
 # of each tunnel with the state they were made from.
 _RowMemo = dict[str, dict[str, list[ConnRow]]]
 _StateRows = dict[str, tuple[TunnelState, list[ConnRow]]]
+_Changes = tuple[list[tuple[str, str, frozenset[str]]], list[ConnRow], set[str]]  # see Session._changes
+_ColoParts = dict[str, tuple[TunnelState, tuple[str, ...], tuple[str, ...]]]  # see Session._colos
 
 
 @dataclass(frozen=True)
@@ -111,10 +113,13 @@ class Session:
         self._row_memo: _RowMemo = {}
         self._state_rows: _StateRows = {}
         self._rows_seen: tuple[Snapshot, list[ConnRow]] | None = None
-        # The rows of a snapshot made ahead (see prepare), with the memo and per-tunnel rows that go with them.
+        # Made ahead by prepare: a snapshot's rows (with the memo and per-tunnel rows that go with them), the marks,
+        # ghosts and returning keys between the last snapshot and it (for those very events), and its colo counts.
         self._prepared: tuple[Snapshot, list[ConnRow], _RowMemo, _StateRows] | None = None
+        self._prepared_changes: tuple[Snapshot, Snapshot, list[ChangeEvent], _Changes] | None = None
+        self._prepared_colos: tuple[Snapshot, _ColoParts, Counter[str], Counter[str]] | None = None
         # Colo counts: totals kept up to date from the tunnels whose state changed (unchanged ones are the same object).
-        self._colo_parts: dict[str, tuple[TunnelState, tuple[str, ...], tuple[str, ...]]] = {}
+        self._colo_parts: _ColoParts = {}
         self._colos_seen: tuple[Snapshot, Counter[str], Counter[str]] | None = None
 
     # -- feeding it ---------------------------------------------------------------------------------------------
@@ -124,11 +129,12 @@ class Session:
     ) -> list[ChangeEvent]:
         """Take a new poll and its events (the poll engine's; by default the diff from the last one), log them and
         return them."""
+        given = events  # what prepare was given, if it was
         if events is None:
             events = diff(self.last, snapshot)
         events = without_first_sight(events)
         self.log.extend(events)
-        self._mark(events, snapshot, now)
+        self._mark(events, snapshot, now, given)
         if self._baseline is None:
             self._baseline = self._colo_active(snapshot)
         if self.last is None or snapshot.tunnels is not self.last.tunnels:
@@ -147,26 +153,43 @@ class Session:
         error changes, and once a minute while it lasts)."""
         self.log.extend(events)
 
-    def _mark(self, events: list[ChangeEvent], snapshot: Snapshot, now: datetime) -> None:
+    def _mark(
+        self, events: list[ChangeEvent], snapshot: Snapshot, now: datetime, given: list[ChangeEvent] | None = None
+    ) -> None:
         if not events and self.last is not None and snapshot.tunnels is self.last.tunnels:
             return  # the same tunnels as last poll (see TunnelSource.poll): no marks, and no row came or went
+        prepared = self._prepared_changes
+        self._prepared_changes = None
+        if prepared is not None and prepared[0] is self.last and prepared[1] is snapshot and prepared[2] is given:
+            marked, ghosts, came = prepared[3]
+            self._rows_of(snapshot)  # the rows made with them take the place of the last ones
+        else:
+            old_rows = self._rows_of(self.last) if self.last is not None else []  # before this poll's (_rows_of)
+            marked, ghosts, came = self._changes(events, snapshot, old_rows, self._rows_of(snapshot))
         until = now + self.mark_for
-        old_rows = self._rows_of(self.last) if self.last is not None else []  # before this poll's (see _rows_of)
+        self.marks.update((key, Mark(kind, until, columns)) for key, kind, columns in marked)
+        self.ghosts.update((r.key, ConnRow(r.key, r.tunnel, r.connector, r.conn, gone_at=now)) for r in ghosts)
+        for key in came:  # a connection back before its ghost went: the ghost goes (a returning row is new)
+            self.ghosts.pop(key, None)
+
+    def _changes(
+        self, events: list[ChangeEvent], snapshot: Snapshot, old_rows: list[ConnRow], new_rows: list[ConnRow]
+    ) -> tuple[list[tuple[str, str, frozenset[str]]], list[ConnRow], set[str]]:
+        """What a poll marks (row key, kind, columns), the rows it leaves as ghosts, and the keys of the rows that
+        came; changes nothing (see prepare)."""
+        marked: list[tuple[str, str, frozenset[str]]] = []
         for event in flatten(events):  # a failover's or drift's connections are marked one by one
             tid, cid = event.tunnel_id or "", event.connector_id or ""
             if event.kind is EventKind.CONN_OPENED:
-                self.marks[row_key(tid, cid, event.conn_id or "")] = Mark("new", until)
+                marked.append((row_key(tid, cid, event.conn_id or ""), "new", frozenset()))
             elif event.kind in (EventKind.CONN_PENDING, EventKind.CONN_RECOVERED, EventKind.CONN_CHANGED):
                 columns = self._changed_columns(event.before, event.after)
-                self.marks[row_key(tid, cid, event.conn_id or "")] = Mark("changed", until, columns)
+                marked.append((row_key(tid, cid, event.conn_id or ""), "changed", columns))
             elif event.kind is EventKind.CONNECTOR_JOINED and isinstance(event.after, Connector):
-                for conn in event.after.conns:
-                    self.marks[row_key(tid, cid, conn.id)] = Mark("new", until)
+                marked.extend((row_key(tid, cid, conn.id), "new", frozenset()) for conn in event.after.conns)
             elif event.kind in (EventKind.CONNECTOR_UPGRADED, EventKind.CONNECTOR_RESTARTED):
                 column = "version" if event.kind is EventKind.CONNECTOR_UPGRADED else "connector"
-                for key in self._connector_keys(snapshot, tid, cid):
-                    self.marks[key] = Mark("changed", until, frozenset({column}))
-        new_rows = self._rows_of(snapshot)
+                marked.extend((key, "changed", frozenset({column})) for key in self._connector_keys(snapshot, tid, cid))
         # An unchanged row is the very same object poll after poll (see _rows_of): the rows that left and came are
         # found by identity at C speed, and only they are looked at (at 100,000 connections a failover spent 0.15 s
         # here on the screen's thread, keying every row of both polls).
@@ -174,14 +197,12 @@ class Session:
         new_by_id = dict(zip(map(id, new_rows), new_rows, strict=True))
         came = {new_by_id[i].key for i in new_by_id.keys() - old_by_id.keys()}
         left = [row for i in old_by_id.keys() - new_by_id.keys() if (row := old_by_id[i]).key not in came]
+        ghosts = []
         if left:
             present = {r.key for r in new_rows}  # exact even where the API lists a connection twice
             states = {t.tunnel.id: t for t in snapshot.tunnels}
-            for row in left:
-                if row.key not in present and self._visible(states.get(row.tunnel.id)):
-                    self.ghosts[row.key] = replace(row, gone_at=now)
-        for key in came:  # a connection back before its ghost went: the ghost goes (a returning row is new)
-            self.ghosts.pop(key, None)
+            ghosts = [r for r in left if r.key not in present and self._visible(states.get(r.tunnel.id))]
+        return marked, ghosts, came
 
     @staticmethod
     def _visible(state: TunnelState | None) -> bool:
@@ -228,15 +249,24 @@ class Session:
         rows = self._rows_of(snapshot)
         return rows + list(self.ghosts.values()) if self.ghosts else rows
 
-    def prepare(self, snapshot: Snapshot) -> None:
-        """Make the rows of a snapshot about to be taken (on_snapshot), so that taking it only installs them. Safe
-        on another thread while this session is used: it reads the row memo (replaced whole, never changed in
-        place) and sets one attribute. At 100,000 connections a first poll's rows are 0.2-0.4 s of Python that the
-        screen's thread no longer spends."""
-        last = self._rows_seen
-        if last is not None and last[0].tunnels is snapshot.tunnels:
+    def prepare(self, snapshot: Snapshot, events: list[ChangeEvent] | None = None) -> None:
+        """Work out ahead what taking a poll (on_snapshot with these events) will need: its rows, marks and ghosts,
+        and its colo counts, so that taking it only installs them. Safe on another thread while this session is
+        used: it reads what is replaced whole, never changed in place, and sets attributes. At 100,000 connections
+        that is 0.3-0.5 s of Python the screen's thread no longer spends on a first poll or a failover."""
+        last = self.last
+        seen = self._rows_seen
+        if seen is not None and seen[0].tunnels is snapshot.tunnels:
             return
-        self._prepared = (snapshot, *self._build_rows(snapshot))
+        rows, memo, by_state = self._build_rows(snapshot)
+        self._prepared = (snapshot, rows, memo, by_state)
+        if events is not None and last is not None and seen is not None and seen[0] is last:
+            changes = self._changes(without_first_sight(events), snapshot, seen[1], rows)
+            self._prepared_changes = (last, snapshot, events, changes)
+        self._prepared_colos = (snapshot, *self._count_colos(snapshot))
+        for state in snapshot.tunnels:  # cached on each state: read for every tunnel by the trends and the header
+            state.active_count  # noqa: B018
+            state.pending_count  # noqa: B018
 
     def _rows_of(self, snapshot: Snapshot) -> list[ConnRow]:
         """``rows_of(snapshot)``, with each unchanged connector's rows reused (do not mutate the list)."""
@@ -297,16 +327,28 @@ class Session:
         ]
 
     def _colos(self, snapshot: Snapshot) -> tuple[Counter[str], Counter[str]]:
-        """Active and pending connections per colo (kept for the last snapshot: every redraw shows them).
-
-        Counted again only for tunnels whose state changed (unchanged ones are the same objects): each tunnel's
-        own colos are kept as plain tuples, taken off and put back with integer arithmetic."""
+        """Active and pending connections per colo (kept for the last snapshot: every redraw shows them)."""
         if self._colos_seen is not None and self._colos_seen[0].tunnels is snapshot.tunnels:
             return self._colos_seen[1], self._colos_seen[2]
-        active: dict[str, int] = dict(self._colos_seen[1]) if self._colos_seen is not None else {}
-        pending: dict[str, int] = dict(self._colos_seen[2]) if self._colos_seen is not None else {}
+        prepared = self._prepared_colos
+        if prepared is not None and prepared[0] is snapshot:
+            parts, active, pending = prepared[1:]
+        else:
+            parts, active, pending = self._count_colos(snapshot)
+        self._prepared_colos = None
+        self._colo_parts = parts
+        self._colos_seen = (snapshot, active, pending)
+        return active, pending
+
+    def _count_colos(self, snapshot: Snapshot) -> tuple[_ColoParts, Counter[str], Counter[str]]:
+        """The counts of ``_colos``, changing nothing: counted again only for tunnels whose state changed (unchanged
+        ones are the same objects); each tunnel's own colos are kept as plain tuples, taken off and put back with
+        integer arithmetic."""
+        seen = self._colos_seen
+        active: dict[str, int] = dict(seen[1]) if seen is not None else {}
+        pending: dict[str, int] = dict(seen[2]) if seen is not None else {}
         before = self._colo_parts
-        parts: dict[str, tuple[TunnelState, tuple[str, ...], tuple[str, ...]]] = {}
+        parts: _ColoParts = {}
         for state in snapshot.tunnels:
             old = before.get(state.tunnel.id)
             if old is not None and old[0] is state:
@@ -328,13 +370,11 @@ class Session:
                 active[colo] = active.get(colo, 0) + 1
             for colo in new[2]:
                 pending[colo] = pending.get(colo, 0) + 1
-        self._colo_parts = parts
-        self._colos_seen = (
-            snapshot,
+        return (
+            parts,
             Counter({c: n for c, n in active.items() if n > 0}),
             Counter({c: n for c, n in pending.items() if n > 0}),
         )
-        return self._colos_seen[1], self._colos_seen[2]
 
     def _colo_active(self, snapshot: Snapshot) -> Counter[str]:
         return Counter(self._colos(snapshot)[0])
