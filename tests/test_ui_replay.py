@@ -129,9 +129,13 @@ async def test_keys_jump_to_a_time_play_and_pause(tmp_path: Path, monkeypatch: p
         assert len(said) == 2 and "outside the recording" in said[0] and "not a time" in said[1]
         assert source.position == 9 and app.screen is app.main_screen
 
-        await pilot.press("p")  # play: one recorded poll per interval, to the end
-        await _shown(pilot, app, seen[10])
-        assert "paused" not in app.header.source_badge
+        await pilot.press("p")  # play: one recorded poll per interval, to the end (where the badge says paused)
+        assert source.playing
+        await _shown(pilot, app, seen[11])
+        assert source.at_end
+        await pilot.press("p")  # from the end, playing starts over
+        await _shown(pilot, app, seen[0])
+        assert source.playing and "paused" not in app.header.source_badge
         await pilot.press("p")
         await pilot.pause()
         assert not source.playing and not app.paused
