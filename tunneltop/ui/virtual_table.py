@@ -54,6 +54,9 @@ _LINE_CACHE_MAX = 1024
 # A plan (see VirtualTable.plan) sorts in pieces this long, then merges them: one sort of 100,000 rows is a single
 # C call that would hold the GIL, and so the screen's thread, for about 0.1 s.
 _SORT_PIECE = 4096
+# A plan changes copies of the table's containers as show() would when at most this share of its rows changes, and
+# works the table out from scratch beyond it.
+_PLAN_FROM_SCRATCH_SHARE = 4
 
 
 def _width(text: str) -> int:
@@ -81,7 +84,8 @@ class _Descending:
 
 @dataclass(slots=True)
 class TablePlan(Generic[R]):
-    """What a table will hold after showing ``rows``, worked out without touching it (see VirtualTable.plan)."""
+    """What a table holds after showing ``rows``: worked out without touching it (see VirtualTable.plan), or, while
+    show() changes them, the table's own containers."""
 
     base: int  # the table's generation it was worked out from: adopted only if the table is still there
     rows: list[R]
@@ -93,6 +97,13 @@ class TablePlan(Generic[R]):
     cell_sizes: dict[str, tuple[int, ...]]
     cell_widths: dict[str, Counter[int]]
     order: list[str]
+
+
+def _sorted_order(sort_keys: dict[str, tuple[Any, ...]], reverse: bool) -> list[str]:
+    """The keys in display order for their (primary, natural) sort keys."""
+    order = sorted(sort_keys, key=lambda k: sort_keys[k][1])
+    order.sort(key=lambda k: sort_keys[k][0], reverse=reverse)  # stable: ties keep the natural order
+    return order
 
 
 class VirtualTable(PassStyle, ScrollView, Generic[R], can_focus=True):
@@ -266,10 +277,7 @@ class VirtualTable(PassStyle, ScrollView, Generic[R], can_focus=True):
         return (_Descending(primary), natural) if self.sort_reverse else (primary, natural)
 
     def _resort(self) -> None:
-        keys = self._sort_keys
-        order = sorted(keys, key=lambda k: keys[k][1])
-        order.sort(key=lambda k: keys[k][0], reverse=self.sort_reverse)  # stable: ties keep the natural order
-        self._order = order
+        self._order = _sorted_order(self._sort_keys, self.sort_reverse)
 
     def set_sort(self, column: str, reverse: bool) -> None:
         self._generation += 1
@@ -287,14 +295,33 @@ class VirtualTable(PassStyle, ScrollView, Generic[R], can_focus=True):
     def show(self, rows: Sequence[R], now: datetime, marks: Mapping[str, Any] | None = None) -> None:
         """Make the table show exactly ``rows``, touching only rows that changed."""
         marks = marks or {}
-        shown = self._shown
-        if same_objects(rows, shown) and marks == self._shown_marks:
+        if same_objects(rows, self._shown) and marks == self._shown_marks:
             # The very same rows (records are reused while unchanged) and marks: only the ages move on.
             self._now = now
             self._refresh_changed()
             return
         self._generation += 1
         keep = self.cursor_key
+        by_id, new_rows, gone, changed = self._diff(rows, marks)
+        self._shown, self._shown_ids, self._shown_marks = list(rows), by_id, dict(marks)
+        self.rows_by_key = new_rows
+        self._now = now
+        if gone or changed:
+            state = TablePlan(
+                self._generation, self._shown, by_id, self._shown_marks, new_rows, self._sort_keys, self._marks,
+                self._cell_sizes, self._cell_widths, self._order,
+            )
+            self._apply_to(state, gone, changed, marks, self._line_cache)  # in place: only the order may be new
+            self._order = state.order
+            self._recompute_widths()
+        self._follow(keep)
+        self._refresh_changed()
+
+    def _diff(
+        self, rows: Sequence[R], marks: Mapping[str, Any]
+    ) -> tuple[dict[int, R], dict[str, R], list[str], list[str]]:
+        """Against what the table shows: ``rows`` by id(), by key, the keys that went and those whose row or mark
+        changed. Reads the table only."""
         old_rows = self.rows_by_key
         # Rows are the same objects while unchanged, so what arrived and what left is found at C speed (set
         # operations on ids); only those are looked at one by one.
@@ -326,20 +353,15 @@ class VirtualTable(PassStyle, ScrollView, Generic[R], can_focus=True):
         for key in marks.keys() | seen_marks.keys():  # marks that came or went on rows that did not change
             if key in new_rows and marks.get(key) != seen_marks.get(key):
                 changed[key] = None
-        self._shown, self._shown_ids, self._shown_marks = list(rows), by_id, dict(marks)
-        self.rows_by_key = new_rows
-        self._now = now
-        if gone or changed:
-            self._apply(gone, list(changed), marks)
-        self._follow(keep)
-        self._refresh_changed()
+        return by_id, new_rows, gone, list(changed)
 
     def needs(self, rows: Sequence[R], marks: Mapping[str, Any] | None = None) -> bool:
         """Whether showing ``rows`` would change anything but the ages."""
         return not (same_objects(rows, self._shown) and dict(marks or {}) == self._shown_marks)
 
     def plan(self, rows: Sequence[R], marks: Mapping[str, Any] | None = None) -> TablePlan[R]:
-        """What ``show(rows, ..., marks)`` would make of the table, worked out from scratch without changing it:
+        """What ``show(rows, ..., marks)`` would make of the table, worked out without changing it (from scratch, or
+        for a change of a small part of it, on copies of its containers):
         safe on another thread while the table is only read (drawn, its cursor moved) meanwhile. ``adopt`` then
         takes it in O(1) on the screen's thread. For a change of most of a large table (a first poll, a filter
         typed or cleared, a failover): at 100,000 rows this is about a second of Python the screen need not wait
@@ -348,6 +370,16 @@ class VirtualTable(PassStyle, ScrollView, Generic[R], can_focus=True):
         primary = self.SORTS[self.sort_column]
         marks = dict(marks or {})
         rows = list(rows)
+        by_id, new_rows, gone, changed = self._diff(rows, marks)
+        if len(gone) + len(changed) <= len(self._order) // _PLAN_FROM_SCRATCH_SHARE:
+            # A change of a small part (a failover: 8% of the rows, their ghosts and marks): the table's own
+            # containers copied (a few ms each at 100,000 rows) and changed as show() changes them.
+            state = TablePlan(
+                self._generation, rows, by_id, marks, new_rows, dict(self._sort_keys), dict(self._marks),
+                dict(self._cell_sizes), {c: Counter(n) for c, n in self._cell_widths.items()}, list(self._order),
+            )
+            self._apply_to(state, gone, changed, marks, None)
+            return state
         rows_by_key = {key_of(r): r for r in rows}
         old_rows, old_sizes, old_keys, old_marks = self.rows_by_key, self._cell_sizes, self._sort_keys, self._marks
         sizes: dict[str, tuple[int, ...]] = {}
@@ -375,7 +407,7 @@ class VirtualTable(PassStyle, ScrollView, Generic[R], can_focus=True):
         return TablePlan(
             base=self._generation,
             rows=rows,
-            ids=dict(zip(map(id, rows), rows, strict=True)),
+            ids=by_id,
             marks=marks,
             rows_by_key=rows_by_key,
             sort_keys=sort_keys,
@@ -406,18 +438,32 @@ class VirtualTable(PassStyle, ScrollView, Generic[R], can_focus=True):
         self._now = now
         self._refresh_changed()
 
-    def _apply(self, gone: list[str], changed: list[str], marks: Mapping[str, Any]) -> None:
+    def _apply_to(
+        self,
+        state: TablePlan[R],
+        gone: list[str],
+        changed: list[str],
+        marks: Mapping[str, Any],
+        line_cache: dict[str, tuple[tuple[Any, ...], Strip]] | None,
+    ) -> None:
+        """Change ``state`` (the table's own containers, or copies of them: see plan) for the keys that went and
+        those whose row or mark changed, as ``state.rows_by_key`` and ``marks`` now have them."""
         columns = self.columns_shown
-        counters = self._cell_widths
-        incremental = len(gone) + len(changed) <= max(_RESORT_AFTER, len(self._order) // _RESORT_SHARE)
-        sort_keys, sizes_of, order = self._sort_keys, self._cell_sizes, self._order
-        rank_of = self._rank
+        counters = state.cell_widths
+        incremental = len(gone) + len(changed) <= max(_RESORT_AFTER, len(state.order) // _RESORT_SHARE)
+        sort_keys, sizes_of, order, row_marks = state.sort_keys, state.cell_sizes, state.order, state.row_marks
+        reverse = self.sort_reverse
+
+        def rank_of(key: str) -> tuple[Any, ...]:
+            primary, natural = sort_keys[key]
+            return (_Descending(primary), natural) if reverse else (primary, natural)
 
         def forget(key: str) -> None:
             for column, size in zip(columns, sizes_of.pop(key), strict=True):
                 counters[column][size] -= 1
-            self._marks.pop(key, None)
-            self._line_cache.pop(key, None)
+            row_marks.pop(key, None)
+            if line_cache is not None:
+                line_cache.pop(key, None)
 
         def drop_from_order(key: str) -> None:
             del order[bisect_left(order, rank_of(key), key=rank_of)]
@@ -428,13 +474,13 @@ class VirtualTable(PassStyle, ScrollView, Generic[R], can_focus=True):
             forget(key)
             del sort_keys[key]
         for key in changed:
-            row = self.rows_by_key[key]
+            row = state.rows_by_key[key]
             mark = marks.get(key)
             if key in sizes_of:
                 forget(key)
             sizes = sizes_of[key] = tuple(_width(text) for text, _ in self.cells(row, mark))
             if mark is not None:
-                self._marks[key] = mark
+                row_marks[key] = mark
             for column, size in zip(columns, sizes, strict=True):
                 counters[column][size] += 1
             sort_key = self._sort_key(row)
@@ -447,11 +493,10 @@ class VirtualTable(PassStyle, ScrollView, Generic[R], can_focus=True):
             if incremental:
                 order.insert(bisect_left(order, rank_of(key), key=rank_of), key)
         if not incremental:
-            self._resort()
+            state.order = _sorted_order(sort_keys, reverse)
         for counter in counters.values():
             for width in [w for w, n in counter.items() if n <= 0]:
                 del counter[width]
-        self._recompute_widths()
 
     def _recompute_widths(self) -> None:
         widths = {}
