@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.test_properties import JSON, PROPERTY, raw_connector
-from tunneltop.model.parse import connectors_from_json, parse_connectors
+from tunneltop.api import ApiError, CloudflareClient, RetryPolicy, jsondecode
+from tunneltop.model.parse import RecordCache, connectors_from_json, parse_connectors
 
 
 def _usual(content: bytes) -> tuple[Any, list[Any], list[Any]]:
@@ -80,3 +83,56 @@ def test_anything_odd_is_left_to_the_usual_way():
         b"<html>",
     ]
     assert [connectors_from_json(content) for content in odd] == [None] * len(odd)
+
+
+# -- the client's one-shot reads (--once) --------------------------------------------------------------------------
+
+
+def _client(content: bytes, status: int = 200, **options: Any) -> CloudflareClient:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, content=content, headers={"content-type": "application/json"})
+
+    return CloudflareClient(None, "http://api.test/client/v4", transport=httpx.MockTransport(handler), **options)
+
+
+async def _read(content: bytes, status: int = 200, **options: Any) -> tuple[list[Any], list[Any]]:
+    async with _client(content, status, **options) as client:
+        return await client.list_connectors("acc", "tun", RecordCache())
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        _answer([_connector("k1", "c1", "c2"), _connector("k2", "c3")]),
+        _answer([_connector("k1", "c1"), _connector("k1", "c2")]),
+        _answer([{**_connector("k1", "c1"), "version": 5}, {"no": "id"}]),
+        b"\xef\xbb\xbf" + _answer([_connector("k1", "c1")]),
+    ],
+    ids=["clean", "repeated", "odd records", "bom"],
+)
+async def test_a_one_shot_client_reads_what_a_polling_one_reads(content: bytes) -> None:
+    assert await _read(content, one_shot=True) == await _read(content)
+
+
+@pytest.mark.parametrize(
+    ("content", "status"),
+    [(b'{"success": false, "errors": [{"code": 10000, "message": "no"}], "result": null}', 403), (b"<html>", 502)],
+)
+async def test_a_one_shot_client_fails_as_a_polling_one_does(content: bytes, status: int) -> None:
+    failures: list[str] = []
+    for options in ({"one_shot": True}, {}):
+        with pytest.raises(ApiError) as caught:
+            await _read(content, status, retry=RetryPolicy(retries=0), **options)
+        failures.append(f"{type(caught.value).__name__}: {caught.value}")
+    assert failures[0] == failures[1]
+
+
+async def test_a_one_shot_client_reads_a_clean_answer_from_its_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    content = _answer([_connector("k1", "c1", "c2")])
+    expected = await _read(content)
+
+    def no_decode(content: bytes) -> Any:
+        raise AssertionError("decoded the usual way")
+
+    monkeypatch.setattr(jsondecode, "loads", no_decode)
+    assert await _read(content, one_shot=True) == expected

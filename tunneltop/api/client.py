@@ -42,7 +42,14 @@ from tunneltop.api.errors import (
 )
 from tunneltop.api.gate import RequestGate
 from tunneltop.api.ratelimit import RateLimit, parse_ratelimit, parse_retry_after
-from tunneltop.model.parse import RecordCache, RecordProblem, parse_connectors, parse_many, validate_record
+from tunneltop.model.parse import (
+    RecordCache,
+    RecordProblem,
+    connectors_from_json,
+    parse_connectors,
+    parse_many,
+    validate_record,
+)
 from tunneltop.model.records import DEPRECATED_TUNNEL_FIELDS, Account, Connector, TokenStatus, Tunnel
 from tunneltop.model.remote import RemoteConfig, RouteRecord, parse_configuration, parse_routes, parse_virtual_networks
 
@@ -70,6 +77,11 @@ class RetryPolicy:
         return rng.uniform(0, min(self.cap, self.base * 2**attempt))
 
 
+# Reads a successful answer's bytes whole (see CloudflareClient.get): what it made of them, or None to leave them to
+# the usual decode.
+Reader = Callable[[bytes], Any]
+
+
 @dataclass(frozen=True)
 class ApiResponse:
     result: Any
@@ -80,6 +92,9 @@ class ApiResponse:
     # were those of ``unchanged_from``, in which case nothing was decoded and ``result`` is None.
     digest: bytes | None = None
     unchanged: bool = False
+    # What the ``whole`` reader given to ``get`` made of a success's bytes (then nothing was decoded: ``result`` is
+    # None); None when it was given none or it left the answer to the usual decode.
+    whole: Any = None
 
 
 @dataclass
@@ -187,7 +202,10 @@ class CloudflareClient:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         gate: RequestGate | None = None,
+        one_shot: bool = False,
     ) -> None:
+        """``one_shot``: a client read once by a process no other thread of which waits on the GIL (``--once``):
+        a connections answer is then decoded and validated whole from its bytes (see list_connectors)."""
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         if credentials is not None:
             headers.update(credentials.headers())
@@ -211,6 +229,7 @@ class CloudflareClient:
             gate = RequestGate(clock=clock)
             gate.burst = gate.limit_per_minute
         self.gate = gate
+        self._one_shot = one_shot
         self.ratelimit: RateLimit | None = None
         self.stats = ClientStats()
 
@@ -241,12 +260,17 @@ class CloudflareClient:
             await self._sleep(wait)
 
     async def _send_once(
-        self, path: str, params: Mapping[str, Any] | None, hash_body: bool = False, unchanged_from: bytes | None = None
+        self,
+        path: str,
+        params: Mapping[str, Any] | None,
+        hash_body: bool = False,
+        unchanged_from: bytes | None = None,
+        whole: Reader | None = None,
     ) -> ApiResponse:
         await self._wait_if_blocked()
         ticket = self.gate.acquire(path)  # raises, and nothing is sent, without a token
         try:
-            return await self._exchange(path, params, hash_body, unchanged_from)
+            return await self._exchange(path, params, hash_body, unchanged_from, whole)
         except ApiError as exc:
             self.stats.errors[type(exc).__name__] += 1
             raise
@@ -254,7 +278,12 @@ class CloudflareClient:
             self.gate.answered(ticket)
 
     async def _exchange(
-        self, path: str, params: Mapping[str, Any] | None, hash_body: bool, unchanged_from: bytes | None
+        self,
+        path: str,
+        params: Mapping[str, Any] | None,
+        hash_body: bool,
+        unchanged_from: bytes | None,
+        whole: Reader | None = None,
     ) -> ApiResponse:
         self.stats.requests += 1
         try:
@@ -275,7 +304,7 @@ class CloudflareClient:
                 f"Cloudflare's answer could not be decoded (broken Content-Encoding) ({path})", path=path
             ) from None
         try:
-            return self._parse(response, path, hash_body, unchanged_from)
+            return self._parse(response, path, hash_body, unchanged_from, whole)
         except ApiError as exc:
             raise self._scrubbed(exc) from None
 
@@ -289,7 +318,12 @@ class CloudflareClient:
         return exc
 
     def _parse(
-        self, response: httpx.Response, path: str, hash_body: bool = False, unchanged_from: bytes | None = None
+        self,
+        response: httpx.Response,
+        path: str,
+        hash_body: bool = False,
+        unchanged_from: bytes | None = None,
+        whole: Reader | None = None,
     ) -> ApiResponse:
         ratelimit = parse_ratelimit(response.headers)
         if ratelimit is not None:
@@ -302,6 +336,10 @@ class CloudflareClient:
             # The very bytes of an answer its caller decoded before (only a success's digest is handed back), so the
             # very same result: not decoded again.
             return ApiResponse(result=None, result_info=None, ratelimit=ratelimit, digest=digest, unchanged=True)
+        if whole is not None and 200 <= status < 300:
+            read = whole(response.content)  # None: anything odd, which the usual way below says
+            if read is not None:
+                return ApiResponse(result=None, result_info=None, ratelimit=ratelimit, digest=digest, whole=read)
         is_json = True
         try:
             # In pieces when large (api/jsondecode.py): one json.loads of 100,000 connections holds the GIL, and so
@@ -356,11 +394,13 @@ class CloudflareClient:
         *,
         hash_body: bool = False,
         unchanged_from: bytes | None = None,
+        whole: Reader | None = None,
     ) -> ApiResponse:
         """One GET with retries: transient failures back off; a 429 waits only if allowed to wait that long.
 
         ``hash_body``: a successful answer carries its body's digest; and when that is ``unchanged_from`` (the digest
-        of an answer decoded before), it is not decoded: ``unchanged`` is set and ``result`` is None.
+        of an answer decoded before), it is not decoded: ``unchanged`` is set and ``result`` is None. ``whole``: reads
+        a successful answer's bytes itself (``whole`` is then what it made of them); None from it, the usual way.
 
         Each retry takes its own token from the gate; with none left the request fails: with the transient failure
         the retry was for (the request did fail, and that is what its caller must hear), else ``OverBudgetError``."""
@@ -368,7 +408,7 @@ class CloudflareClient:
         failed: ApiError | None = None
         while True:
             try:
-                return await self._send_once(path, params, hash_body, unchanged_from)
+                return await self._send_once(path, params, hash_body, unchanged_from, whole)
             except OverBudgetError:
                 if failed is not None:
                     raise failed from None  # no token to retry: not "budget spent", but the 5xx/timeout it was
@@ -466,6 +506,16 @@ class CloudflareClient:
         """``cache``: that tunnel's records from the last poll, reused where the API sent them unchanged; an answer
         whose bytes are those of the last one is not decoded at all: its connectors are the same objects again."""
         path = f"accounts/{account_id}/cfd_tunnel/{tunnel_id}/connections"
+        if self._one_shot:
+            # Read once (--once): no thread to let run, no next poll to keep anything for. Decoded and validated whole
+            # from the bytes, or, when anything in them is odd, the usual way, which says what.
+            response = await self.get(path, whole=connectors_from_json)
+            if response.whole is not None:
+                return list(response.whole[0]), []
+            try:
+                return parse_connectors(response.result, cache)
+            finally:
+                jsondecode.release(response.result)
         if cache is None:
             response = await self.get(path)
             try:
