@@ -260,7 +260,7 @@ class Session:
             return
         rows, memo, by_state = self._build_rows(snapshot)
         self._prepared = (snapshot, rows, memo, by_state)
-        if events is not None and last is not None and seen is not None and seen[0] is last:
+        if events is not None and last is not None and seen is not None and seen[0].tunnels is last.tunnels:
             changes = self._changes(without_first_sight(events), snapshot, seen[1], rows)
             self._prepared_changes = (last, snapshot, events, changes)
         self._prepared_colos = (snapshot, *self._count_colos(snapshot))
