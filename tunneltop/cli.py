@@ -361,7 +361,8 @@ async def run_once(target: Target, output: str) -> int:
 
 
 async def _poll_once(target: Target, output: str) -> int:
-    async with target.client(max_rate_limit_wait=ONCE_MAX_RATE_LIMIT_WAIT) as client:
+    # one_shot: no other thread to let run, nothing to keep for a next poll (see CloudflareClient).
+    async with target.client(max_rate_limit_wait=ONCE_MAX_RATE_LIMIT_WAIT, one_shot=True) as client:
         engine = PollEngine(
             client,
             target.account_id,
