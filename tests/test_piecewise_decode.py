@@ -188,7 +188,14 @@ def test_no_scanner_call_reads_much_more_than_two_windows(window: int, monkeypat
         spans.append(len(s) - idx)  # what the call may read: the text from idx on
         return raw_decode(self, s, idx)
 
+    shared = jsondecode._shared_strings
+
+    def shared_spy(text: str) -> Any:
+        spans.append(len(text))  # a run of elements: read by jiter
+        return shared(text)
+
     monkeypatch.setattr(json.JSONDecoder, "raw_decode", spy)
+    monkeypatch.setattr(jsondecode, "_shared_strings", shared_spy)
     assert jsondecode.loads(body, window=window) == expected
     assert len(spans) >= len(body) // (2 * window) and max(spans) <= 2 * window + 2
 
@@ -342,3 +349,50 @@ def test_a_flat_list_validated_in_slices_is_validated_in_one_call(picks: list[in
             expected = parse_many(model, copy.deepcopy(raw), "record")
         with slices_of(weight):
             assert parse_many(model, copy.deepcopy(raw), "record") == expected
+
+
+@st.composite
+def texts(draw: st.DrawFn) -> str:
+    """A JSON text as the runs are (written with whitespace anywhere), valid or spoilt as answers are."""
+    text = draw(WS) + render(draw, draw(DOCUMENTS), draw(st.booleans())) + draw(WS)
+    at = draw(st.integers(0, len(text)))
+    how = draw(st.sampled_from(["valid", "valid", "cut", "insert", "delete", "trail"]))
+    if how == "cut":
+        return text[:at]
+    if how == "insert":
+        extra = draw(st.sampled_from(['"', ",", ":", "}", "]", "[", "\\", "x", "\x01", " ", "-", "0"]))
+        return text[:at] + extra + text[at:]
+    if how == "delete":
+        return text[:at] + text[at + 1 :]
+    return text + (draw(st.sampled_from(["x", " {}", ",", "]", "0", "e5"])) if how == "trail" else "")
+
+
+@PROPERTY
+@given(texts())
+def test_jiter_reads_nothing_json_refuses_and_what_it_reads_as_json_does(text: str) -> None:
+    # A run of elements is read by jiter when it can (sharing equal strings), else by json's scanner: so jiter must
+    # never accept a text json refuses, nor read one differently.
+    try:
+        value = jsondecode._shared_strings(text)
+    except (ValueError, TypeError):
+        return
+    assert repr(value) == repr(json.loads(text))
+
+
+def test_equal_strings_are_shared() -> None:
+    # As the API writes a connection: its uuid is its id, its connector's id, version and address are in each.
+    answer = connections_answer(2000)
+    for connector in answer["result"]:
+        for conn in connector["conns"]:
+            conn.update(uuid=conn["id"], client_id=connector["id"], client_version=connector["version"])
+    body = json.dumps(answer).encode()
+    connectors = jsondecode.loads(body)["result"]
+    assert connectors == json.loads(body)["result"]
+    conns = [conn for connector in connectors for conn in connector["conns"]]
+    # Runs of elements are read by jiter: all but those read one by one at the array's end (the last window's,
+    # whose braces are counted with the envelope's after it) and a value whose slot in jiter's cache went to
+    # another between two of its uses.
+    assert len(conns) == 8000 and sum(conn["id"] is conn["uuid"] for conn in conns) > 0.95 * len(conns)
+    for field in ("client_id", "client_version", "colo_name", "origin_ip", "opened_at"):
+        objects = {id(conn[field]) for conn in conns}
+        assert len(objects) < len({conn[field] for conn in conns}) + 0.05 * len(conns), field
