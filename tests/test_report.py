@@ -414,3 +414,9 @@ def test_json_clients_written_by_pydantic_are_the_same_value_as_their_records():
     assert (clients[2]["arch"], clients[3]["extra"], clients[3]["worse"]) == ("x\ud800y", None, [None])
     lines = text.splitlines()
     assert all(sum(f'"{kid}"' in line for line in lines) == 1 for kid in ("k2", "k3", "k4")), "a connector a line"
+
+
+def test_json_findings_written_at_once_are_the_same_value_as_their_records():
+    odd = Finding("odd\x1b", Severity.CRITICAL, 'say "it"\u202e\n', "é\\", "k\ud800")
+    document = json.loads(render_json(snap(state(findings=(WARN, CRIT, odd)))))
+    assert document["tunnels"][0]["findings"] == [f.to_json() for f in (WARN, CRIT, odd)]

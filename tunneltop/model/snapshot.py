@@ -57,9 +57,10 @@ def client_json(connector: Connector, this_host: str | None) -> dict[str, Any]:
     return record
 
 
-# How a document writes each connector (``client_json``'s arguments): a writer may hand a value of its own that
-# stands for the same JSON (report.py: the text pydantic serializes it to).
+# How a document writes each connector (``client_json``'s arguments) and each finding (``Finding.to_json``'s): a
+# writer may hand a value of its own that stands for the same JSON (report.py: text written at once).
 ClientWriter = Callable[[Connector, str | None], Any]
+FindingWriter = Callable[[Finding], Any]
 
 
 def _local_json(local: LocalReady) -> dict[str, Any]:
@@ -116,9 +117,11 @@ class TunnelState:
         """The monitoring verdict: health and findings together (model/health.py ``tunnel_status``)."""
         return tunnel_status(self.health, self.findings)
 
-    def to_json(self, this_host: str | None = None, client: ClientWriter = client_json) -> dict[str, Any]:
+    def to_json(
+        self, this_host: str | None = None, client: ClientWriter = client_json, finding: FindingWriter = Finding.to_json
+    ) -> dict[str, Any]:
         """``this_host``: the connector id cloudflared's /ready on this host gave (its client says ``this_host``).
-        ``client``: what each connector is written as (see ``ClientWriter``)."""
+        ``client``, ``finding``: what each connector and finding is written as (see ``ClientWriter``)."""
         return {
             "id": self.tunnel.id,
             "name": self.tunnel.name,
@@ -131,7 +134,7 @@ class TunnelState:
             # record as the API sent it, and when its connections were read if before this snapshot.
             "fetched_at": _iso(self.fetched_at),
             "tunnel": self.tunnel.api_dict(),
-            "findings": [f.to_json() for f in self.findings],
+            "findings": [finding(f) for f in self.findings],
             "reach": None if self.reach is None else _reach_json(self.reach),
             # The blast radius as a reader asks for it (null while not fetched): the public hostnames (a locally
             # managed tunnel's are in a file on its host: none here) and the private network routes.
@@ -180,13 +183,13 @@ class Snapshot:
         """Odd records skipped or shown as unknown, in the tunnel list and in the tunnels' connections."""
         return self.figures.problems + len(self.problems)
 
-    def to_json(self, client: ClientWriter = client_json) -> dict[str, Any]:
-        """``client``: what each connector is written as (see ``ClientWriter``)."""
+    def to_json(self, client: ClientWriter = client_json, finding: FindingWriter = Finding.to_json) -> dict[str, Any]:
+        """``client``, ``finding``: what each connector and finding is written as (see ``ClientWriter``)."""
         this_host = self.local.connector_id if self.local else None
         return {
             "account_id": self.account_id,
             "fetched_at": self.fetched_at.isoformat().replace("+00:00", "Z"),
-            "tunnels": [t.to_json(this_host, client) for t in self.tunnels],
+            "tunnels": [t.to_json(this_host, client, finding) for t in self.tunnels],
             "problems": [str(p) for p in self.problems],
             "account_name": self.account_name,
             "local": None if self.local is None else _local_json(self.local),
