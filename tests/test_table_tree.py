@@ -254,6 +254,18 @@ def test_a_tunnel_of_more_connectors_than_the_tree_shows_keeps_the_ones_that_mat
     assert shown == ["w-019", "w-017", "w-002", "w-001", "w-000"]
     label = "".join(text for text, _ in part[0].label)
     assert "+15 more connectors" in label
+    # A tree keeps each connector's need while it is the same object: a poll that changes one works out one.
+    memo = TreeParts()
+    assert memo.parts([huge], None, this_host="w-019") == [part]
+    kept = dict(memo._needs)
+    assert len(kept) == 20
+    newer = connectors[3].model_copy(update={"run_at": NOW + timedelta(minutes=1)})  # w-003 restarted
+    again = TunnelState(huge.tunnel, (*connectors[:3], newer, *connectors[4:]))
+    [moved] = memo.parts([again], None, this_host="w-019")
+    assert [i.ref.connector_id for i in moved if i.ref.kind == "connector"] == [
+        "w-019", "w-017", "w-001", "w-000", "w-003"
+    ]
+    assert all(memo._needs[c][1] is kept[c][1] for c in kept if c != "w-003")
     # A filter brings any connector into the tree: its connections are the ones that match.
     [part] = tree_parts([huge], {"w/w-010/x-010-1"}, include_empty=False)
     assert [item.ref.node_id for item in part] == ["w", "w/w-010", "w/w-010/x-010-1"]

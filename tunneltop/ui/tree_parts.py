@@ -44,16 +44,24 @@ class TreeItem:
     label: tuple[tuple[str, str], ...]  # (text, style) parts: compared cheaply, built into Text when changed
 
 
+_Needs = dict[str, tuple[Connector, tuple[bool, float, str]]]  # connector id -> (connector, its need but this host)
+
+
 def _worth_showing(
-    connectors: list[tuple[Connector, list[Connection]]], this_host: str | None
+    connectors: list[tuple[Connector, list[Connection]]], this_host: str | None, known: _Needs, kept: _Needs
 ) -> list[tuple[Connector, list[Connection]]]:
     """The CONNECTORS_SHOWN_MAX connectors an operator most needs to see: this host's, then those not healthy, then
-    the newest (a reconnect or restart makes a connector new); ties by id, so the choice is stable."""
+    the newest (a reconnect or restart makes a connector new); ties by id, so the choice is stable. A connector's need
+    is taken from ``known`` while it is the same object (a failover changes a few of 25,000) and put in ``kept``."""
 
     def need(pair: tuple[Connector, list[Connection]]) -> tuple[bool, bool, float, str]:
         connector = pair[0]
-        run_at = connector.run_at.timestamp() if connector.run_at is not None else float("-inf")
-        return (connector.id != this_host, connector_health(connector) is Health.HEALTHY, -run_at, connector.id)
+        seen = known.get(connector.id)
+        if seen is None or seen[0] is not connector:
+            run_at = connector.run_at.timestamp() if connector.run_at is not None else float("-inf")
+            seen = (connector, (connector_health(connector) is Health.HEALTHY, -run_at, connector.id))
+        kept[connector.id] = seen
+        return (connector.id != this_host, *seen[1])
 
     return heapq.nsmallest(CONNECTORS_SHOWN_MAX, connectors, key=need)
 
@@ -127,6 +135,7 @@ class TreeParts:
         self._items: dict[str, tuple[TunnelState, bool, list[TreeItem], _Entries]] = {}
         self._last_call: tuple[Iterable[TunnelState], bool, list[list[TreeItem]]] | None = None
         self._this_host: str | None = None
+        self._needs: _Needs = {}  # see _worth_showing: of the connectors the last call looked at
 
     def parts(
         self,
@@ -152,23 +161,25 @@ class TreeParts:
             return last_call[2]  # the same tunnels tuple (an unchanged poll, see TunnelSource.poll): the same parts
         parts: list[list[TreeItem]] = []
         last_items = self._items
+        needs = (self._needs, {})  # what the last call knew, what this one keeps
         memo: dict[str, tuple[TunnelState, bool, list[TreeItem], _Entries]] = {}
         for state in states:
             hit = last_items.get(state.tunnel.id)
             if visible is not None:
                 # A filtered part is made afresh, but from the same connection items as the unfiltered one: while
                 # a filter is typed or cleared, show() then adds or removes only the connections that left or came.
-                parts.append(
-                    _state_items(state, visible, include_empty, hit[3] if hit is not None else None, None, this_host)
-                )
+                previous = hit[3] if hit is not None else None
+                parts.append(_state_items(state, visible, include_empty, previous, None, this_host, needs))
                 continue
             if hit is not None and hit[1] == include_empty and _same_state(hit[0], state):
                 part, entries = hit[2], hit[3]
             else:
                 entries = {}
-                part = _state_items(state, None, include_empty, hit[3] if hit is not None else {}, entries, this_host)
+                previous = hit[3] if hit is not None else {}
+                part = _state_items(state, None, include_empty, previous, entries, this_host, needs)
             memo[state.tunnel.id] = (state, include_empty, part, entries)
             parts.append(part)
+        self._needs = needs[1]
         if visible is None:
             self._items = memo
             self._last_call = (states, include_empty, parts)
@@ -189,6 +200,7 @@ def _state_items(
     previous: _Entries | None = None,
     entries: _Entries | None = None,
     this_host: str | None = None,
+    needs: tuple[_Needs, _Needs] | None = None,
 ) -> list[TreeItem]:
     items: list[TreeItem] = []
     t = state.tunnel
@@ -201,7 +213,7 @@ def _state_items(
         return items
     hidden = max(0, len(connectors) - CONNECTORS_SHOWN_MAX)
     if hidden:
-        connectors = _worth_showing(connectors, this_host)
+        connectors = _worth_showing(connectors, this_host, *(needs or ({}, {})))
     tref = NodeRef("tunnel", t.id)
     items.append(TreeItem(tref, None, _tunnel_label(state, hidden)))
     for connector, shown in sorted(connectors, key=lambda p: (p[0].run_at is None, p[0].run_at, p[0].id)):
