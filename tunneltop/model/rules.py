@@ -32,13 +32,13 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
-from itertools import compress
+from itertools import chain, compress
 
 from tunneltop.model.expect import BUILT_IN, Expectations, TunnelExpect
 from tunneltop.model.findings import Finding, Severity
 from tunneltop.model.health import Health
 from tunneltop.model.reach import LocalReady
-from tunneltop.model.records import Connector
+from tunneltop.model.records import Connection, Connector
 from tunneltop.model.snapshot import Snapshot, TunnelState, same_objects
 from tunneltop.sanitize import clean
 
@@ -69,6 +69,7 @@ _RELEASE = re.compile(r"^(\d{4})\.(\d{1,2})\.\d+")
 PendingSince = Mapping[tuple[str, str, str], datetime]
 
 _PENDING = operator.attrgetter("is_pending_reconnect")
+_CONNS = operator.attrgetter("conns")
 _COLO = operator.attrgetter("colo_name")
 _OLD_RELEASE_HINT = "Cloudflare supports cloudflared releases within one year: upgrade it"
 
@@ -132,16 +133,27 @@ def _known(connector: Connector) -> bool:
     return None not in map(_PENDING, connector.conns)
 
 
+def _counted(connectors: tuple[Connector, ...]) -> tuple[list[Connector], list[int], list[Connection]]:
+    """The connectors counted (each of whose connections says whether it is active), how many active connections
+    each of them has, and those connections."""
+    every = list(chain.from_iterable(map(_CONNS, connectors)))
+    flags = list(map(_PENDING, every))  # True, False or None (StrictBool): only False equals False among them
+    if True not in flags and None not in flags:  # every connection active, the usual fleet: all of them at C speed
+        return list(connectors), list(map(len, map(_CONNS, connectors))), every
+    per = [list(map(_PENDING, c.conns)) for c in connectors]
+    known = [None not in f for f in per]
+    counted, counted_flags = list(compress(connectors, known)), list(compress(per, known))
+    active = [
+        conn for c, f in zip(counted, counted_flags, strict=True) for conn in compress(c.conns, map(operator.not_, f))
+    ]
+    return counted, [f.count(False) for f in counted_flags], active
+
+
 def _capacity(state: TunnelState, connectors: tuple[Connector, ...], expect: TunnelExpect, out: list[Finding]) -> None:
     severity = expect.severity
-    # Each connection's is_pending_reconnect (True, False or None: StrictBool), read once per connector: ``None
-    # in``, ``False in`` and ``.count(False)`` then answer at C speed (only False equals False among the three).
-    flags = [list(map(_PENDING, c.conns)) for c in connectors]
-    known = [None not in f for f in flags]
-    counted = list(compress(connectors, known))
-    counted_flags = list(compress(flags, known))
+    counted, counts, active = _counted(connectors)
     if expect.min_connectors is not None and expect.checks("min_connectors") and len(counted) == len(connectors):
-        running = sum(False in f for f in flags)
+        running = len(counts) - counts.count(0)
         if running < expect.min_connectors:
             out.append(
                 Finding(
@@ -154,9 +166,6 @@ def _capacity(state: TunnelState, connectors: tuple[Connector, ...], expect: Tun
                     else "no cloudflared runs it: start one on each host that should (cloudflared tunnel run NAME)",
                 )
             )
-    active = [
-        conn for c, f in zip(counted, counted_flags, strict=True) for conn in compress(c.conns, map(operator.not_, f))
-    ]
     if active and expect.checks("min_colos"):
         colos = Counter(map(_COLO, active))
         for unnamed in (None, ""):  # as ``colo_name or "?"``
@@ -180,8 +189,7 @@ def _capacity(state: TunnelState, connectors: tuple[Connector, ...], expect: Tun
             )
     if expect.checks("min_active_per_connector"):
         least = expect.min_active_per_connector
-        for c, f in zip(counted, counted_flags, strict=True):
-            n = f.count(False)
+        for c, n in zip(counted, counts, strict=True):
             if n < least:
                 out.append(
                     Finding(
