@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 
-from tunneltop.jsonout import Encoded, dumps
+from tunneltop.jsonout import Encoded, dumps, write
 
 
 def test_the_same_value_as_json_dumps_in_ascii_with_a_connector_a_line() -> None:
@@ -30,3 +31,11 @@ def test_encoded_text_is_put_in_as_it_is_a_line_of_its_own() -> None:
     clients = [{"id": "k1", "conns": []}, {"id": "k2", "conns": []}]
     assert json.loads(text) == {"tunnels": [{"id": "t", "clients": clients}]}
     assert '        {"id":"k1","conns":[]},' in text.splitlines()
+
+
+def test_written_a_batch_at_a_time_is_the_text_dumps_gives() -> None:
+    clients = [Encoded(f'{{"id":"k{n}","conns":[]}}') for n in range(1500)]
+    document = {"tunnels": [{"id": "t", "clients": clients, "findings": [{"check": "x"}] * 700}], "problems": []}
+    stream = io.StringIO()
+    write(document, stream)
+    assert stream.getvalue() == dumps(document)

@@ -34,7 +34,7 @@ from tunneltop.profiles import (
     load_profile,
     merge_settings,
 )
-from tunneltop.report import EXIT_UNKNOWN, EXIT_USAGE, exit_status, failure_line, render_json, render_table
+from tunneltop.report import EXIT_UNKNOWN, EXIT_USAGE, exit_status, failure_line, render_table, write_json
 from tunneltop.sanitize import clean
 
 if TYPE_CHECKING:
@@ -383,7 +383,7 @@ async def _poll_once(target: Target, output: str) -> int:
         return _once_failed(problem, output)
     skipped = engine.not_fetched(snapshot)
     if output == "json":
-        sys.stdout.write(render_json(snapshot, demo=target.demo, not_fetched=skipped, budget=status))
+        write_json(sys.stdout, snapshot, demo=target.demo, not_fetched=skipped, budget=status)
     else:
         sys.stdout.write(render_table(snapshot, utc_now(), demo=target.demo, not_fetched=skipped, budget=status))
     return exit_status(snapshot)

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO
 
 _FLAT = json.JSONEncoder(ensure_ascii=True, separators=(", ", ": "))  # the C encoder: no indent, no state
 _KEY = json.JSONEncoder(ensure_ascii=True)
 LINE_DEPTH = 4  # the document, its tunnels list, a tunnel, its clients list: a client is one line
+# ``write`` hands the stream this many pieces of text at a time (a connector's line is a piece: up to a few MB).
+_BATCH = 512
 
 
 
@@ -68,3 +70,12 @@ def dumps(document: Any) -> str:
     out: list[str] = []
     _write(document, 0, out)
     return "".join(out)
+
+
+def write(document: Any, stream: TextIO) -> None:
+    """``dumps(document)`` written to ``stream`` a batch of pieces at a time: the text joined whole, then encoded
+    whole by the stream, was two more copies of it at the process's peak (80 MB at 100,000 connections)."""
+    out: list[str] = []
+    _write(document, 0, out)
+    for start in range(0, len(out), _BATCH):
+        stream.write("".join(out[start : start + _BATCH]))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from json.encoder import encode_basestring_ascii
-from typing import Any
+from typing import Any, TextIO
 
 from pydantic_core import PydanticSerializationError
 
@@ -208,9 +208,9 @@ def _finding_line(finding: Finding) -> jsonout.Encoded:
     )
 
 
-def render_json(
-    snapshot: Snapshot, *, demo: bool = False, not_fetched: Sequence[str] = (), budget: BudgetStatus | None = None
-) -> str:
+def _document(
+    snapshot: Snapshot, demo: bool, not_fetched: Sequence[str], budget: BudgetStatus | None
+) -> dict[str, Any]:
     document = snapshot.to_json(_client_line, _finding_line)
     # The monitoring verdict over every tunnel, as --once's exit status gives it: ok, warning, critical, unknown.
     document["status"] = snapshot.status.value
@@ -220,5 +220,24 @@ def render_json(
         document["api"] = budget.to_json()
     if demo:
         document = {"demo": True, **document}
+    return document
+
+
+def render_json(
+    snapshot: Snapshot, *, demo: bool = False, not_fetched: Sequence[str] = (), budget: BudgetStatus | None = None
+) -> str:
     # ensure_ascii: control and bidi characters arrive escaped, never raw, at whatever reads this.
-    return jsonout.dumps(document) + "\n"  # indented, a connector a line, at the C encoder's speed
+    return jsonout.dumps(_document(snapshot, demo, not_fetched, budget)) + "\n"  # indented, a connector a line
+
+
+def write_json(
+    stream: TextIO,
+    snapshot: Snapshot,
+    *,
+    demo: bool = False,
+    not_fetched: Sequence[str] = (),
+    budget: BudgetStatus | None = None,
+) -> None:
+    """``render_json``'s text written to ``stream`` a piece at a time (jsonout.write), never whole."""
+    jsonout.write(_document(snapshot, demo, not_fetched, budget), stream)
+    stream.write("\n")
