@@ -18,7 +18,7 @@ from tunneltop.ui.text import HEALTH_GLYPH, HEALTH_STYLE, STATE_LABEL, findings_
 # A tunnel shows at most this many connectors in the tree. A tree of 25,000 connectors cannot be read, and Textual's
 # Tree lays out every node on each change (about a second at that size); the table lists every connection, and the
 # filter (/) brings any connector into the tree. Which ones are shown: see _worth_showing.
-CONNECTORS_SHOWN_MAX = 500
+CONNECTORS_SHOWN_MAX = 200
 
 
 @dataclass(frozen=True, slots=True)
