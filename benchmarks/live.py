@@ -168,7 +168,8 @@ async def _drive(standin: StandIn, shape: str, engine: str) -> dict[str, Any]:
         started = time.perf_counter()
         async with app.run_test(size=TERMINAL, headless=True) as pilot:
             lag.start()
-            await _until(pilot, lambda: app.table.row_count > 0 and not app.monitor.redrawing)
+            # getattr: the same benchmark also measures the code before redraws went to a thread (no redrawing).
+            await _until(pilot, lambda: app.table.row_count > 0 and not getattr(app.monitor, "redrawing", False))
             figures["first_row_s"] = time.perf_counter() - started
             figures["first_row_stall_ms"] = lag.take()
             figures["first_row_requests"] = standin.requests() - before
@@ -182,7 +183,7 @@ async def _drive(standin: StandIn, shape: str, engine: str) -> dict[str, Any]:
 
             # Done when the poll is applied and the screen shows it: a large view's redraw is worked out on a
             # thread of its own (ui/monitor_view.py) and taken in after the poll is applied.
-            shown_now = lambda: app.poll_count > polls and not app.monitor.redrawing  # noqa: E731
+            shown_now = lambda: app.poll_count > polls and not getattr(app.monitor, "redrawing", False)  # noqa: E731
             await timed("unchanged_poll", refresh, shown_now)
             figures["failover_moved"] = standin.failover(FAILOVER_SHARE, FAILOVER_AFTER_S)
             await timed("failover", refresh, shown_now)
