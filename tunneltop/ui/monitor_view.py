@@ -1,5 +1,9 @@
 """The tunnel monitor: the tree of tunnels, connectors and connections, the colo strip, the connections table and
-the detail pane, with one selection between the tree and the table."""
+the detail pane, with one selection between the tree and the table.
+
+A redraw of a large view (OFF_THREAD_ROWS) is worked out on a worker thread (the filter's matches, the table's
+plan, the tree's parts) and taken in at once on the screen's thread; redraws asked for meanwhile wait, and the
+latest wins."""
 
 from __future__ import annotations
 

@@ -4,7 +4,8 @@ Textual's DataTable removes a row in O(n) and adds or clears about 10,000 rows a
 an account-wide view polled every few seconds. This table keeps its rows in its own sorted list of keys (sorted on
 real values), applies each poll as a diff (a changed row is re-placed by bisection), and draws only the lines on
 screen through ``render_line``, each from a per-row cache. Columns that follow the clock (ages) are formatted only
-for the lines drawn.
+for the lines drawn. A large change can be worked out on another thread (``plan``: the same diff applied to copies
+of the table's containers, or the table worked out from scratch) and taken in at once (``adopt``).
 
 It speaks DataTable's language where the app and tests use it: the same messages (subclasses of DataTable's
 ``RowHighlighted``, ``RowSelected`` and ``HeaderSelected``, so ``@on(DataTable.RowSelected, "#table")`` handlers
