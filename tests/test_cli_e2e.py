@@ -156,3 +156,32 @@ def test_demo_once_json():
 
 def auth() -> dict[str, str]:
     return {"CLOUDFLARE_API_TOKEN": TOKEN}
+
+
+# Reports, as the interpreter starts to end, how many objects the collector was told to leave alone (gc.freeze).
+_FROZEN_AT_EXIT = (
+    "import atexit, gc, sys\n"
+    "atexit.register(lambda: print('frozen', gc.get_freeze_count(), file=sys.stderr))\n"
+    "from tunneltop.cli import main\n"
+)
+
+
+def test_once_run_as_the_program_leaves_its_heap_frozen_for_the_teardown_and_a_caller_s_main_does_not() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDFLARE_", "TUNNELTOP_"))}
+    runs = {}
+    for name, call in (
+        ("program", "sys.argv[1:] = ['--demo', '--once', '-o', 'json']; sys.exit(main())"),
+        ("caller", "sys.exit(main(['--demo', '--once', '-o', 'json']))"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-c", _FROZEN_AT_EXIT + call],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
+        assert done.returncode in (0, 1, 2), done.stderr
+        assert json.loads(done.stdout)["demo"] is True
+        runs[name] = int(done.stderr.split("frozen")[-1].split()[0])
+    assert runs["program"] > 0 and runs["caller"] == 0

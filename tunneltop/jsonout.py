@@ -23,8 +23,6 @@ LINE_DEPTH = 4  # the document, its tunnels list, a tunnel, its clients list: a 
 _BATCH = 512
 
 
-
-
 @dataclass(frozen=True, slots=True)
 class Encoded:
     """A value already written as JSON text on one line (ASCII only, as the rest), written as it is where it stands
