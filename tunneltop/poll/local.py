@@ -102,9 +102,15 @@ class LocalReadyProbe:
         """This host's cloudflared as it answers now, or None (none found, or it does not answer)."""
         if self._candidates is None and self.address is None:
             return None
-        # A client per read: nothing held open between polls, nothing for a front end to close.
+        # A client per read: nothing held open between polls, nothing for a front end to close. Only plain HTTP to
+        # this host is asked (no redirects followed), so no TLS: verify=False spares loading the CA bundle, 28 ms
+        # of CPU a poll (a sixth of --once at 10,000 connections, 0.6% of a core in the live view at 5 s).
         async with httpx.AsyncClient(
-            timeout=httpx.Timeout(self._timeout), transport=self._transport, trust_env=False, follow_redirects=False
+            timeout=httpx.Timeout(self._timeout),
+            transport=self._transport,
+            trust_env=False,
+            follow_redirects=False,
+            verify=False,
         ) as http:
             if self._candidates is not None:
                 candidates, self._candidates = self._candidates, None
