@@ -17,6 +17,12 @@ shares with its model count as the model's; ``RecordCache`` counts what only it 
 process after the unchanged poll (``peak_rss_mb``: the most it was until then); ``heap_mb`` what the polls added:
 tracemalloc's figure with ``--trace``, else the RSS over the baseline taken before the first poll.
 
+``pymalloc_mb`` and ``pymalloc_after_failover_mb``: Python's small-object allocator, which holds most of the RSS:
+the arenas it has (1 MiB each, given back only when wholly free) and the bytes of live objects in them. After a
+changed poll the difference is what the poll's decoded answer left: the records that changed, kept, and the strings
+jiter's cache keeps (api/jsondecode.py), are spread over all of the answer's arenas, whose free room only later
+allocations can use.
+
 ``--trace``: also tracemalloc's top lines and files (it slows every poll: no CPU figures then) and the objects the
 collector tracks, by type, that the polls added.
 """
@@ -29,8 +35,11 @@ import contextlib
 import dataclasses
 import gc
 import json
+import os
+import re
 import resource
 import sys
+import tempfile
 import time
 import tracemalloc
 from collections import Counter, deque
@@ -53,6 +62,33 @@ def _rss_mb() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return 0.0
+
+
+def pymalloc_mb() -> dict[str, float]:
+    """The small-object allocator's arenas and the bytes in use in them (its own statistics, which it writes to the
+    C stderr: read back from a temporary file). Empty where it has none (not CPython)."""
+    stats = getattr(sys, "_debugmallocstats", None)
+    if stats is None:
+        return {}
+    with tempfile.TemporaryFile() as out:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(out.fileno(), 2)
+        try:
+            stats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+    arenas = re.search(r"(\d+) arenas \* (\d+) bytes/arena", text)
+    in_use = re.search(r"# bytes in allocated blocks\s*=\s*([\d,]+)", text)
+    if arenas is None or in_use is None:
+        return {}
+    return {
+        "arenas": round(int(arenas.group(1)) * int(arenas.group(2)) / 2**20, 1),
+        "in_use": round(int(in_use.group(1).replace(",", "")) / 2**20, 1),
+    }
 
 
 def _peak_rss_mb(now_mb: float) -> float:
@@ -218,6 +254,7 @@ async def measure(standin: StandIn, trace: bool) -> dict[str, Any]:
     gc.collect()
     figures["rss_mb"] = _rss_mb()
     figures["peak_rss_mb"] = _peak_rss_mb(figures["rss_mb"])
+    figures["pymalloc_mb"] = pymalloc_mb()
     if trace:
         current, peak = tracemalloc.get_traced_memory()
         figures["heap_mb"] = current / 2**20
@@ -241,6 +278,7 @@ async def measure(standin: StandIn, trace: bool) -> dict[str, Any]:
     gc.collect()
     figures["rss_after_failover_mb"] = _rss_mb()
     figures["peak_rss_after_failover_mb"] = _peak_rss_mb(figures["rss_after_failover_mb"])
+    figures["pymalloc_after_failover_mb"] = pymalloc_mb()
     if trace:
         figures["heap_after_failover_mb"] = tracemalloc.get_traced_memory()[0] / 2**20
     figures["ghosts"] = len(session.ghosts)

@@ -11,6 +11,9 @@ def test_memory_measures_every_holder_over_the_real_polls() -> None:
     assert figures["failover_moved"] == 16 and figures["ghosts"] == 16
     assert figures["first_poll_cpu_s"] > 0 and figures["unchanged_poll_cpu_s"] > 0
     assert figures["peak_rss_mb"] >= figures["rss_mb"] > 0
+    for key, rss in (("pymalloc_mb", "rss_mb"), ("pymalloc_after_failover_mb", "rss_after_failover_mb")):
+        # The allocator's arenas hold the live objects, and are part of the RSS.
+        assert figures[rss] > figures[key]["arenas"] >= figures[key]["in_use"] > 1
     for key in ("bytes_per_connection", "bytes_per_connection_after_failover"):
         per_connection = figures[key]
         assert per_connection["Connection strings"] > 100 and per_connection["RecordCache raw records"] > 100
