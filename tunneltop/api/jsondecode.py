@@ -3,9 +3,10 @@
 ``json.loads`` of one tunnel's connections at 100,000 connections (33 MB) is a single C call of 0.2-0.35 s, and no
 other thread of the process runs meanwhile (it holds the GIL): the live view's event loop, which has the poll engine
 on a thread of its own for this very reason, freezes for as long. ``loads`` reads a large body's top-level object
-(or array) itself, and hands each of its values, and the elements of an array value a run at a time (those whole in
-the text read so far), to the json module's own C scanner: calls of a millisecond at most, between which the
-interpreter may switch threads. A value longer than a window (a tunnel in the tunnel list, which carries a copy of
+(or array) itself, and hands each of its values to the json module's own C scanner, and the elements of an array
+value a run at a time (those whole in the text read so far) to pydantic's JSON reader, jiter, which makes equal
+strings one object (see _shared_strings): calls of a millisecond at most, between which the interpreter may switch
+threads. A value longer than a window (a tunnel in the tunnel list, which carries a copy of
 its connections) is read the same way, a level down. The bytes become text a window at a time too: a 33 MB
 ``bytes.decode``, or joining text up, is a single call of 15-20 ms itself. ``release`` frees a decoded list in
 slices likewise.
@@ -38,8 +39,8 @@ _DEPTH = 6
 # with more text.
 _LOOKAHEAD = 3
 # An array's elements are read a run at a time where they can be: every whole element in the text read so far in one
-# scanner call, so that they share their keys' strings as under json.loads (the scanner makes one copy of a key per
-# call: a call per connector held 20 MB more at 100,000 connections, kept by RecordCache). The run's end is found by
+# call (json's scanner makes one copy of a key per call: a call per connector held 20 MB more at 100,000 connections,
+# kept by RecordCache; jiter, which reads runs, shares keys and values across calls too). The run's end is found by
 # counting braces back from the end of the text, at most _RUN_BACK characters back (braces only: the API's arrays
 # are of objects); one found wrong (a brace in a string, an array of arrays) does not scan, and those elements are
 # read one by one.
