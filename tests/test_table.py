@@ -339,3 +339,11 @@ async def test_a_plan_adopted_leaves_the_table_exactly_as_show_would() -> None:
         planned.set_sort("colo", False)
         assert not planned.adopt(stale, NOW)
         assert planned.row_count == len(rows)
+
+
+def test_cell_widths_are_kept_compactly_and_wide_cells_still_count() -> None:
+    from tunneltop.ui.virtual_table import _sizes
+
+    assert _sizes([("DFW", ""), ("✚ active", "bold"), ("", "")]) == bytes([3, 8, 0])
+    wide = _sizes([("x" * 300, ""), ("名前", "")])  # too wide for a byte: kept as numbers; East Asian text is 2 a char
+    assert list(wide) == [300, 4]
