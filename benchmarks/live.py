@@ -101,7 +101,8 @@ async def floor_ms(standin: StandIn) -> float:
     return sorted(spent)[1]
 
 
-def _rss_mb() -> float:
+def rss_mb() -> float:
+    """This process's resident set now, in MB (0 where /proc is not there)."""
     with contextlib.suppress(OSError):
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -201,7 +202,7 @@ async def _drive(standin: StandIn, shape: str, engine: str) -> dict[str, Any]:
 
             back = lambda: app.table.row_count == shown and shown_now()  # noqa: E731
             await timed("filter_cleared", clear_during_poll, back)
-            figures["rss_mb"] = _rss_mb()
+            figures["rss_mb"] = rss_mb()
             lag.stop()
     finally:
         if plain is not None:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import gc
 import json
@@ -46,22 +45,14 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from enum import Enum
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
+from benchmarks.live import rss_mb
 from benchmarks.standin import StandIn, open_standin
 
 _MODEL_SLOTS = ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__")
-
-
-def _rss_mb() -> float:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def pymalloc_mb() -> dict[str, float]:
@@ -233,7 +224,7 @@ async def measure(standin: StandIn, trace: bool) -> dict[str, Any]:
     rows: list[Any] = []
     gc.collect()
     types_before = _type_counts()
-    figures["rss_baseline_mb"] = baseline = _rss_mb()
+    figures["rss_baseline_mb"] = baseline = rss_mb()
     if trace:
         tracemalloc.start()
 
@@ -252,7 +243,7 @@ async def measure(standin: StandIn, trace: bool) -> dict[str, Any]:
     await poll("first_poll")
     await poll("unchanged_poll")
     gc.collect()
-    figures["rss_mb"] = _rss_mb()
+    figures["rss_mb"] = rss_mb()
     figures["peak_rss_mb"] = _peak_rss_mb(figures["rss_mb"])
     figures["pymalloc_mb"] = pymalloc_mb()
     if trace:
@@ -276,7 +267,7 @@ async def measure(standin: StandIn, trace: bool) -> dict[str, Any]:
     figures["failover_moved"] = standin.failover(FAILOVER_SHARE, 30.0)
     await poll("failover_poll")
     gc.collect()
-    figures["rss_after_failover_mb"] = _rss_mb()
+    figures["rss_after_failover_mb"] = rss_mb()
     figures["peak_rss_after_failover_mb"] = _peak_rss_mb(figures["rss_after_failover_mb"])
     figures["pymalloc_after_failover_mb"] = pymalloc_mb()
     if trace:
