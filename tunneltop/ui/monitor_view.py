@@ -159,30 +159,30 @@ class MonitorView(Horizontal):
         """Whether a redraw is being worked out on its own thread (the table and tree show the one before)."""
         return self._working
 
-    def _draw_here(self, wanted: _Wanted) -> None:
-        """A redraw on the screen's thread: the table applies the rows as a diff (cheap while it is small)."""
-        flt = wanted.flt
-        filtered = self._selector.select(flt, wanted.rows) if flt.active else wanted.rows
-        in_scope = wanted.in_scope
-        wanted.table.show([r for r in filtered if in_scope(r)] if in_scope else filtered, wanted.now, wanted.marks)
-        visible = {r.key for r in filtered} if flt.active else None
-        tree = self.client_tree
-        parts = tree.parts_for(wanted.tunnels, visible, include_empty=not flt.active, this_host=wanted.this_host)
-        self._finish(wanted, parts)
-
-    def _work_out(self, wanted: _Wanted) -> None:
-        """On a worker thread: the same as _draw_here, but the table's change is a plan, taken in by _take_in.
-        Only this thread touches the selector and the tree's parts memo meanwhile (redraws wait, see _next)."""
+    def _choose(self, wanted: _Wanted) -> tuple[Sequence[ConnRow], list[list[TreeItem]]]:
+        """The table's rows and the tree's parts for a redraw, on whichever thread works it out (only one at a time
+        touches the selector and the tree's parts memo: redraws asked for meanwhile wait, see _next)."""
         flt = wanted.flt
         filtered = self._selector.select(flt, wanted.rows) if flt.active else wanted.rows
         in_scope = wanted.in_scope
         rows = [r for r in filtered if in_scope(r)] if in_scope else filtered
-        table = wanted.table
-        plan = table.plan(rows, wanted.marks) if table.needs(rows, wanted.marks) else None
         visible = {r.key for r in filtered} if flt.active else None
         parts = self.client_tree.parts_for(
             wanted.tunnels, visible, include_empty=not flt.active, this_host=wanted.this_host
         )
+        return rows, parts
+
+    def _draw_here(self, wanted: _Wanted) -> None:
+        """A redraw on the screen's thread: the table applies the rows as a diff (cheap while it is small)."""
+        rows, parts = self._choose(wanted)
+        wanted.table.show(rows, wanted.now, wanted.marks)
+        self._finish(wanted, parts)
+
+    def _work_out(self, wanted: _Wanted) -> None:
+        """On a worker thread: what _draw_here does, but the table's change is a plan, taken in by _take_in."""
+        rows, parts = self._choose(wanted)
+        table = wanted.table
+        plan = table.plan(rows, wanted.marks) if table.needs(rows, wanted.marks) else None
         with contextlib.suppress(RuntimeError):  # the app ended meanwhile
             self.app.call_from_thread(self._take_in, _Drawn(wanted, plan, parts))
 
