@@ -67,3 +67,16 @@ async def test_a_redraw_worked_out_on_a_thread_shows_what_the_screen_thread_woul
     assert await _walk(there) == expected
     assert threads and threading.get_ident() not in threads
     assert len(expected[0][0]) > 0 and len(expected[1][0]) < len(expected[0][0])  # the filter narrowed the table
+
+
+async def test_a_fault_in_working_a_poll_out_ahead_never_loses_the_poll(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Session.prepare is only work done ahead: if it fails, taking the poll makes the rows itself.
+    def broken(*args: object) -> None:
+        raise RuntimeError("prepare broke")
+
+    monkeypatch.setattr("tunneltop.views.session.Session.prepare", broken)
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app)
+        assert app.poll_count == 1 and app.failures == 0
+        assert app.table.row_count == len(app.rows) > 0

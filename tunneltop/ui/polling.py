@@ -121,13 +121,15 @@ class PollDriver:
     async def _poll(self) -> None:
         try:
             outcome = await self.ensure_source().poll()
-            if outcome.snapshot is not None:
-                # Its rows, marks, ghosts and colo counts are worked out on a worker thread while the screen goes on
-                # (see Session.prepare).
-                await asyncio.to_thread(self._app.session.prepare, outcome.snapshot, outcome.events)
         except Exception as exc:  # never let a poll take the app down; show it and keep the last data
             self._app.post_message(PollFailed(f"unexpected {type(exc).__name__} while polling: {exc}"))
             return
+        if outcome.snapshot is not None:
+            # Its rows, marks, ghosts and colo counts are worked out on a worker thread while the screen goes on
+            # (see Session.prepare). Only ahead of time: what it could not make, taking the poll makes (and a fault
+            # in it then shows there), so the poll is never lost to it.
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self._app.session.prepare, outcome.snapshot, outcome.events)
         self._post(outcome)
 
     def _post(self, outcome: PollOutcome) -> None:
