@@ -139,9 +139,12 @@ class Session:
             self._baseline = self._colo_active(snapshot)
         if self.last is None or snapshot.tunnels is not self.last.tunnels:
             baselines = self._tunnel_baselines
-            for state in snapshot.tunnels:
-                if state.connectors is not None and state.tunnel.id not in baselines:
-                    baselines[state.tunnel.id] = Counter(_colos_of(state)[0])
+            first = [s for s in snapshot.tunnels if s.connectors is not None and s.tunnel.id not in baselines]
+            if first:
+                self._colos(snapshot)  # each tunnel's colos, counted once (ahead of time, by prepare) and kept
+                parts = self._colo_parts
+                for state in first:
+                    baselines[state.tunnel.id] = Counter(parts[state.tunnel.id][1])
         for state in snapshot.tunnels:
             trend = self.trends.setdefault(state.tunnel.id, deque(maxlen=TREND_POINTS))
             trend.append(state.active_count)
