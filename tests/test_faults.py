@@ -96,6 +96,16 @@ async def start_with_history(
         return any(e.kind is EventKind.CONN_CLOSED for e in app.session.log)
 
     await wait_until(pilot, closed)  # the closed connection
+
+    def all_read() -> bool:
+        # A poll may leave a tunnel's connections for the next one when the budget has no token (a loaded machine).
+        if mono is not None:
+            mono.advance(1.0)
+        tunnels = app.snapshot.tunnels if app.snapshot is not None else ()
+        shown = {r.tunnel.id for r in app.table.rows_by_key.values()}
+        return bool(tunnels) and all(t.connectors and t.tunnel.id in shown for t in tunnels)
+
+    await wait_until(pilot, all_read)  # every watched tunnel's connections, on screen
     assert app.last_error is None and not app.header.stale
     return log_oldest_first(app)
 
