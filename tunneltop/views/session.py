@@ -166,6 +166,11 @@ class Session:
         if prepared is not None and prepared[0] is self.last and prepared[1] is snapshot and prepared[2] is given:
             marked, ghosts, came = prepared[3]
             self._rows_of(snapshot)  # the rows made with them take the place of the last ones
+        elif self.last is None:
+            # The first poll: no row left, none came back (no ghost yet); keying every row (0.1 s at 100,000) buys
+            # nothing on the screen's thread. Its events may still mark (a tunnel's connectors read late).
+            self._rows_of(snapshot)
+            marked, ghosts, came = self._changes(events, snapshot, [], [])
         else:
             old_rows = self._rows_of(self.last) if self.last is not None else []  # before this poll's (_rows_of)
             marked, ghosts, came = self._changes(events, snapshot, old_rows, self._rows_of(snapshot))
