@@ -275,6 +275,7 @@ class Session:
         for state in snapshot.tunnels:  # cached on each state: read for every tunnel by the trends and the header
             state.active_count  # noqa: B018
             state.pending_count  # noqa: B018
+        snapshot.figures  # noqa: B018  # the header's: each tunnel's health over every connector (cached, immutable)
 
     def _rows_of(self, snapshot: Snapshot) -> list[ConnRow]:
         """``rows_of(snapshot)``, with each unchanged connector's rows reused (do not mutate the list)."""
