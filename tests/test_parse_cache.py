@@ -101,3 +101,31 @@ def test_a_first_answer_validated_in_one_call_is_what_record_by_record_makes_and
     raw[2]["conns"][1]["colo_name"] = "AMS"
     changed, _ = parse_connectors(copy.deepcopy(raw), cache)
     assert changed[2] is not whole[2] and changed[2].conns[0] is whole[2].conns[0]
+
+
+def test_same_puts_the_cached_copies_in_place_of_equal_ones_as_an_answer_is_read() -> None:
+    cache = RecordCache()
+    first, _ = parse_connectors(answer(), cache)
+    cached = {key: raw for key, (raw, _) in cache.connectors.items()}
+    fresh = answer()
+    fresh[0]["conns"][1]["colo_name"] = "AMS"
+    changed, changed_conns = fresh[0], list(fresh[0]["conns"])
+    run = cache.same(fresh)
+    assert run is fresh and run[1] is cached["k2"], "unchanged: the cached copy"
+    assert run[0] is changed and run[0] != cached["k1"]
+    assert run[0]["conns"][0] is cached["k1"]["conns"][0], "its unchanged connection: the cached copy"
+    assert run[0]["conns"][1] is changed_conns[1]
+    again, problems = parse_connectors(run, cache)
+    assert problems == [] and again[1] is first[1] and again[0].conns[0] is first[0].conns[0]
+    assert again == parse_connectors(copy.deepcopy(run))[0]
+
+
+def test_same_leaves_what_it_cannot_match_as_it_is() -> None:
+    cache = RecordCache()
+    assert cache.same(answer()) == answer(), "nothing cached"
+    parse_connectors(answer(), cache)
+    odd: list[Any] = [
+        "not an object", {"id": 5}, {"id": ["k1"]}, {"no": "id"}, {"id": "k1", "conns": "none"},
+        {"id": "k1", "conns": [7, {"id": ["a"]}, {"id": "z"}, {"id": "a"}]}, {"id": "k9", "conns": [conn("a")]},
+    ]
+    assert cache.same(copy.deepcopy(odd)) == odd

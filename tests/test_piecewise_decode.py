@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from tests.test_api_errors import CLOUDFLARE_502_PAGE, fail_with, make_client
 from tests.test_properties import raw_connector
 from tunneltop.api import InvalidResponseError, ServerError, jsondecode
+from tunneltop.api import client as client_module
 from tunneltop.model import parse
 from tunneltop.model.parse import RecordCache, parse_connectors, parse_many
 from tunneltop.model.records import Account, Tunnel
@@ -252,6 +253,37 @@ async def test_released_answers_leave_the_cached_records_whole(clock: Any) -> No
     assert [raw for raw, _ in cache.connectors.values()] == first["result"]
 
 
+@pytest.mark.parametrize("connectors", [3, 800])  # read whole, and in pieces
+async def test_unchanged_connectors_read_again_are_the_cached_copies(
+    clock: Any, connectors: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As each run of the answer is read, a connector (or, in one that changed, a connection) equal to the cached one
+    # takes its place: the copy just read is freed at once, among the run's memory (RecordCache.same).
+    first = connections_answer(connectors)
+    second = copy.deepcopy(first)
+    second["result"][1]["conns"][2]["colo_name"] = "AMS"
+    answers = iter([first, second])
+    cache = RecordCache()
+    read: list[list[Any]] = []
+
+    def parse_spy(raw: Any, cache: RecordCache | None = None) -> Any:
+        read.append(list(raw))  # what the answer was decoded into (the client empties it afterwards)
+        return parse_connectors(raw, cache)
+
+    monkeypatch.setattr(client_module, "parse_connectors", parse_spy)
+    async with make_client(lambda request: httpx.Response(200, json=next(answers)), clock) as client:
+        await client.list_connectors(ACCOUNT, TUNNEL, cache)
+        before = {key: raw for key, (raw, _) in cache.connectors.items()}
+        connectors_now, problems = await client.list_connectors(ACCOUNT, TUNNEL, cache)
+    assert (connectors_now, problems) == parse_connectors(copy.deepcopy(second["result"]))
+    decoded = {item["id"]: item for item in read[1]}
+    assert decoded == {item["id"]: item for item in second["result"]}
+    assert all(decoded[key] is before[key] for key in decoded if key != "k00001")
+    changed, was = decoded["k00001"], before["k00001"]
+    assert changed is not was and changed["conns"][2]["colo_name"] == "AMS"
+    assert all(changed["conns"][n] is was["conns"][n] for n in (0, 1, 3))
+
+
 async def test_the_tunnel_lists_copy_of_the_connections_is_neither_compared_nor_kept(clock: Any) -> None:
     answer = tunnel_list(3000)
     answer["result"].append({"id": 5, "connections": []})  # odd: reported as it was
@@ -396,3 +428,74 @@ def test_equal_strings_are_shared() -> None:
     for field in ("client_id", "client_version", "colo_name", "origin_ip", "opened_at"):
         objects = {id(conn[field]) for conn in conns}
         assert len(objects) < len({conn[field] for conn in conns}) + 0.05 * len(conns), field
+
+
+# -- an answer's elements handed over as they are read (loads' ``elements``) ------------------------------------------
+
+
+def tagged(runs: list[list[Any]]) -> Callable[[list[Any]], list[Any]]:
+    """A hook that keeps each run it is handed and gives back its elements each in a tuple of its own (which no
+    JSON value is), so that what took whose place shows in the value's repr."""
+
+    def hook(values: list[Any]) -> list[Any]:
+        runs.append(list(values))
+        return [("handed", value) for value in values]
+
+    return hook
+
+
+def handed_as_expected(body: bytes) -> Any:
+    """json.loads' value with the elements of a top-level object's ``result`` array (its last, if repeated) in a
+    tuple each, as ``tagged`` makes them; nothing else (a ``result`` further down) touched."""
+    value = json.loads(body)
+    if isinstance(value, dict) and isinstance(value.get("result"), list):
+        value["result"] = [("handed", element) for element in value["result"]]
+    return value
+
+
+# Envelopes whose result is an array of objects (which have a "result" of their own now and then), among others.
+ELEMENTS = st.lists(VALUES | st.lists(st.tuples(st.sampled_from(["result", "id"]), VALUES), max_size=3).map(Pairs),
+                    max_size=8)
+HANDED = st.lists(st.tuples(KEYS, VALUES) | st.tuples(st.just("result"), ELEMENTS), max_size=5).map(Pairs) | VALUES
+
+
+@st.composite
+def handed_bodies(draw: st.DrawFn) -> bytes:
+    text = draw(WS) + render(draw, draw(HANDED), draw(st.booleans())) + draw(WS)
+    return text.encode(draw(ENCODINGS), "surrogatepass")
+
+
+@PROPERTY
+@given(handed_bodies(), WINDOWS, st.sampled_from([0, jsondecode.PIECEWISE_ABOVE]))
+def test_what_the_hook_gives_back_takes_the_elements_place(body: bytes, window: int, above: int) -> None:
+    runs: list[list[Any]] = []
+    value = jsondecode.loads(body, above=above, window=window, elements=tagged(runs))
+    assert repr(value) == repr(handed_as_expected(body))
+    # Each element of the result array handed once, in order; read in pieces, a repeated "result" key's earlier
+    # arrays too (which it then overwrites), read whole, the one kept.
+    arrays = result_arrays(body)
+    if above:
+        arrays = arrays[-1:] if arrays and isinstance(json.loads(body)["result"], list) else []
+    assert repr([e for run in runs for e in run]) == repr([e for array in arrays for e in array])
+
+
+def result_arrays(body: bytes) -> list[list[Any]]:
+    """The values of a top-level object's "result" keys (every one, repeated or not) that are arrays."""
+    objects: list[list[tuple[str, Any]]] = []
+
+    def pairs(members: list[tuple[str, Any]]) -> dict[str, Any]:
+        objects.append(members)
+        return dict(members)
+
+    if not isinstance(json.loads(body, object_pairs_hook=pairs), dict):
+        return []
+    return [v for k, v in objects[-1] if k == "result" and isinstance(v, list)]  # the outermost object ends last
+
+
+@pytest.mark.parametrize("window", [4096, jsondecode.WINDOW])
+def test_a_large_answers_elements_are_handed_a_run_at_a_time(window: int) -> None:
+    body = json.dumps(connections_answer(2000)).encode()
+    runs: list[list[Any]] = []
+    value = jsondecode.loads(body, window=window, elements=tagged(runs))
+    assert repr(value) == repr(handed_as_expected(body))
+    assert len(runs) > len(body) // (2 * window), "a run (or an element) at a time, as read, not the whole array"

@@ -266,11 +266,12 @@ class CloudflareClient:
         hash_body: bool = False,
         unchanged_from: bytes | None = None,
         whole: Reader | None = None,
+        elements: jsondecode.Elements | None = None,
     ) -> ApiResponse:
         await self._wait_if_blocked()
         ticket = self.gate.acquire(path)  # raises, and nothing is sent, without a token
         try:
-            return await self._exchange(path, params, hash_body, unchanged_from, whole)
+            return await self._exchange(path, params, hash_body, unchanged_from, whole, elements)
         except ApiError as exc:
             self.stats.errors[type(exc).__name__] += 1
             raise
@@ -284,6 +285,7 @@ class CloudflareClient:
         hash_body: bool,
         unchanged_from: bytes | None,
         whole: Reader | None = None,
+        elements: jsondecode.Elements | None = None,
     ) -> ApiResponse:
         self.stats.requests += 1
         try:
@@ -304,7 +306,7 @@ class CloudflareClient:
                 f"Cloudflare's answer could not be decoded (broken Content-Encoding) ({path})", path=path
             ) from None
         try:
-            return self._parse(response, path, hash_body, unchanged_from, whole)
+            return self._parse(response, path, hash_body, unchanged_from, whole, elements)
         except ApiError as exc:
             raise self._scrubbed(exc) from None
 
@@ -324,6 +326,7 @@ class CloudflareClient:
         hash_body: bool = False,
         unchanged_from: bytes | None = None,
         whole: Reader | None = None,
+        elements: jsondecode.Elements | None = None,
     ) -> ApiResponse:
         ratelimit = parse_ratelimit(response.headers)
         if ratelimit is not None:
@@ -344,7 +347,7 @@ class CloudflareClient:
         try:
             # In pieces when large (api/jsondecode.py): one json.loads of 100,000 connections holds the GIL, and so
             # freezes the live view's thread, for a third of a second.
-            body: Any = jsondecode.loads(response.content)
+            body: Any = jsondecode.loads(response.content, elements=elements if 200 <= status < 300 else None)
         except (ValueError, UnicodeDecodeError):
             body, is_json = None, False
             if status < 400 and not _looks_like_html(response):
@@ -395,12 +398,15 @@ class CloudflareClient:
         hash_body: bool = False,
         unchanged_from: bytes | None = None,
         whole: Reader | None = None,
+        elements: jsondecode.Elements | None = None,
     ) -> ApiResponse:
         """One GET with retries: transient failures back off; a 429 waits only if allowed to wait that long.
 
         ``hash_body``: a successful answer carries its body's digest; and when that is ``unchanged_from`` (the digest
         of an answer decoded before), it is not decoded: ``unchanged`` is set and ``result`` is None. ``whole``: reads
         a successful answer's bytes itself (``whole`` is then what it made of them); None from it, the usual way.
+        ``elements``: given a successful answer's ``result`` elements a run at a time as they are decoded, and what it
+        gives back kept in their place (see jsondecode.loads).
 
         Each retry takes its own token from the gate; with none left the request fails: with the transient failure
         the retry was for (the request did fail, and that is what its caller must hear), else ``OverBudgetError``."""
@@ -408,7 +414,7 @@ class CloudflareClient:
         failed: ApiError | None = None
         while True:
             try:
-                return await self._send_once(path, params, hash_body, unchanged_from, whole)
+                return await self._send_once(path, params, hash_body, unchanged_from, whole, elements)
             except OverBudgetError:
                 if failed is not None:
                     raise failed from None  # no token to retry: not "budget spent", but the 5xx/timeout it was
@@ -523,7 +529,10 @@ class CloudflareClient:
             finally:
                 jsondecode.release(response.result)  # the decoded records, freed a slice at a time
         last = cache.last
-        response = await self.get(path, hash_body=True, unchanged_from=last[0] if last is not None else None)
+        # The connectors that did not change are put in place as they are decoded (RecordCache.same).
+        response = await self.get(
+            path, hash_body=True, unchanged_from=last[0] if last is not None else None, elements=cache.same
+        )
         if response.unchanged and last is not None:
             _, connectors, problems = last
         else:

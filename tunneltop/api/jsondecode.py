@@ -84,12 +84,26 @@ class _NotAContainer(Exception):
     """The document is a lone string, number or constant (or not JSON at all): json.loads reads it whole."""
 
 
-def loads(content: bytes, *, above: int = PIECEWISE_ABOVE, window: int = WINDOW) -> Any:
-    """``json.loads(content)``, in pieces when ``content`` is over ``above`` bytes (see the module's docstring)."""
+# What ``loads`` hands the elements of an envelope's ``result`` array to, a run at a time as they are read: it gives
+# back as many values, kept in their place (it may not raise).
+Elements = Callable[[list[Any]], list[Any]]
+_RESULT = "result"
+
+
+def loads(
+    content: bytes, *, above: int = PIECEWISE_ABOVE, window: int = WINDOW, elements: Elements | None = None
+) -> Any:
+    """``json.loads(content)``, in pieces when ``content`` is over ``above`` bytes (see the module's docstring).
+
+    ``elements``: when the document is an object (Cloudflare's envelope) whose ``result`` is an array, its elements
+    are handed to it a run at a time as they are read, and what it gives back is kept in their place. So a caller
+    may put an object it already holds in place of an equal one just read (RecordCache.same: the connectors that
+    did not change), and the copy read is freed at once, while the memory it took is that the next run is read
+    into, not left a hole among what lives on (at 100,000 connections, the 60 MB an answer read whole left)."""
     if len(content) <= above:
-        return json.loads(content)
+        return _handed(json.loads(content), elements)
     try:
-        return _Reader(content, window).document()
+        return _Reader(content, window, elements).document()
     except _Invalid as exc:
         # json.loads decodes the whole body before it parses: its UnicodeDecodeError, if any, comes first.
         text = content.decode(json.detect_encoding(content), "surrogatepass")
@@ -99,6 +113,13 @@ def loads(content: bytes, *, above: int = PIECEWISE_ABOVE, window: int = WINDOW)
         raise
     except _NotAContainer:
         return json.loads(content)
+
+
+def _handed(document: Any, elements: Elements | None) -> Any:
+    """A document read whole, its ``result`` array's elements handed to ``elements`` as ``loads`` says."""
+    if elements is not None and type(document) is dict and type(document.get(_RESULT)) is list:
+        document[_RESULT] = elements(document[_RESULT])
+    return document
 
 
 def release(value: Any) -> None:
@@ -112,8 +133,9 @@ def release(value: Any) -> None:
 class _Reader:
     """The document's text a window at a time: ``text`` holds what is being read, from the character ``base`` on."""
 
-    def __init__(self, content: bytes, window: int) -> None:
+    def __init__(self, content: bytes, window: int, elements: Elements | None = None) -> None:
         self._content = content
+        self._elements = elements
         self._decoder = codecs.getincrementaldecoder(json.detect_encoding(content))("surrogatepass")
         self._window = window
         self._read = 0  # bytes decoded so far
@@ -129,7 +151,7 @@ class _Reader:
         first = self.text[i : i + 1]
         value: Any
         if first == "{":
-            value, i = self._object(i + 1, _DEPTH)
+            value, i = self._object(i + 1, _DEPTH, self._elements)
         elif first == "[":
             value, i = self._array(i + 1, _DEPTH)
         else:
@@ -159,10 +181,11 @@ class _Reader:
                 return i
             i = self._more(i)
 
-    def _piece(self, i: int, scan: _Scan, depth: int = 0) -> tuple[Any, int]:
+    def _piece(self, i: int, scan: _Scan, depth: int = 0, elements: Elements | None = None) -> tuple[Any, int]:
         """One value (or key) read by ``scan`` (json's C scanner) at ``i``. When it runs into the end of the text so
         far (an error there may be a value cut in two), it is read again with more text; a container that is still
-        cut with a window's text after its start, piecewise itself (with ``depth`` left)."""
+        cut with a window's text after its start, piecewise itself (with ``depth`` left). ``elements``: given the
+        elements of the value, if it is an array (see loads)."""
         while True:
             try:
                 value, end = scan(self.text, i)
@@ -173,12 +196,14 @@ class _Reader:
                     raise
             else:
                 if self.eof or end + _LOOKAHEAD <= len(self.text):
+                    if elements is not None and type(value) is list:
+                        value = elements(value)
                     return value, end
             if depth and len(self.text) - i >= self._window:
                 if self.text[i] == "{":
                     return self._object(i + 1, depth - 1)
                 if self.text[i] == "[":
-                    return self._array(i + 1, depth - 1)
+                    return self._array(i + 1, depth - 1, elements)
             i = self._more(i)
 
     def _key(self, text: str, i: int) -> tuple[str, int]:
@@ -186,7 +211,8 @@ class _Reader:
 
     # The two containers as json's C scanner reads them (Modules/_json.c), error for error.
 
-    def _object(self, i: int, depth: int) -> tuple[dict[str, Any], int]:
+    def _object(self, i: int, depth: int, elements: Elements | None = None) -> tuple[dict[str, Any], int]:
+        """``elements``: given the elements of this object's ``result``, if it is an array (see loads)."""
         out: dict[str, Any] = {}
         i = self._skip(i)
         if self.text[i : i + 1] == "}":
@@ -198,7 +224,8 @@ class _Reader:
             i = self._skip(i)
             if self.text[i : i + 1] != ":":
                 raise _Invalid("Expecting ':' delimiter", self.base + i)
-            out[key], i = self._piece(self._skip(i + 1), self._scan, depth)
+            handed = elements if elements is not None and key == _RESULT else None
+            out[key], i = self._piece(self._skip(i + 1), self._scan, depth, handed)
             i = self._skip(i)
             if self.text[i : i + 1] == "}":
                 return out, i + 1
@@ -206,7 +233,8 @@ class _Reader:
                 raise _Invalid("Expecting ',' delimiter", self.base + i)
             i = self._skip(i + 1)
 
-    def _array(self, i: int, depth: int) -> tuple[list[Any], int]:
+    def _array(self, i: int, depth: int, elements: Elements | None = None) -> tuple[list[Any], int]:
+        """``elements``: given this array's elements a run (or one) at a time as they are read (see loads)."""
         out: list[Any] = []
         i = self._skip(i)
         if self.text[i : i + 1] == "]":
@@ -218,10 +246,10 @@ class _Reader:
                     i = self._more(i)
                     continue
                 value, i = self._piece(i, self._scan, depth)
-                out.append(value)
+                out += [value] if elements is None else elements([value])
             else:
                 values, i = run
-                out += values
+                out += values if elements is None else elements(values)
             i = self._skip(i)
             if self.text[i : i + 1] == "]":
                 return out, i + 1

@@ -97,6 +97,37 @@ class RecordCache:
         # stay the same objects while the odd one is reported again.
         self.loose: dict[str, tuple[dict[str, Any], Connection]] = {}
 
+    def same(self, items: list[Any]) -> list[Any]:
+        """``items`` (raw connectors, a run of an answer as it is decoded: see jsondecode.loads) with each one equal
+        to the one cached under its id replaced by the cached copy, and in one that is not, each connection equal
+        to the one its connector had under its id likewise. The copies just read are then freed at once, among the
+        run's own memory, which the next run is read into: the connectors that did not change (three in four after a
+        failover of 8% of 100,000 connections) leave no holes among the records that live on, which held 60 MB of
+        the process's memory. parse_connectors then finds them cached by identity."""
+        entries = self.connectors
+        if not entries:
+            return items
+        for index, item in enumerate(items):
+            if type(item) is not dict:
+                continue
+            key = item.get(_IDENTITY)
+            hit = entries.get(key) if type(key) is str else None
+            if hit is None:
+                continue
+            raw = hit[0]
+            if raw == item:
+                items[index] = raw
+                continue
+            conns, known = item.get(_CONNS), raw.get(_CONNS)
+            if type(conns) is list and known:
+                by_id = {old[_IDENTITY]: old for old in known}  # cached: clean, so dicts with a string id
+                for n, conn in enumerate(conns):
+                    conn_id = conn.get(_IDENTITY) if type(conn) is dict else None
+                    old = by_id.get(conn_id) if type(conn_id) is str else None
+                    if old is not None and old == conn:
+                        conns[n] = old
+        return items
+
 
 def _previous_conns(cache: RecordCache | None, item: Any) -> dict[str, tuple[dict[str, Any], Connection]] | None:
     """The connections of ``item``'s connector as last cached (or, if it was not, the loose ones): id -> (raw,
@@ -115,7 +146,7 @@ def _cached(entries: dict[str, tuple[dict[str, Any], M]], item: Any) -> M | None
         return None
     key = item.get(_IDENTITY)
     hit = entries.get(key) if isinstance(key, str) else None
-    return hit[1] if hit is not None and hit[0] == item else None
+    return hit[1] if hit is not None and (hit[0] is item or hit[0] == item) else None
 
 
 def _slices(items: list[Any]) -> Iterator[slice]:
