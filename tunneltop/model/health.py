@@ -8,10 +8,12 @@ plugin's OK / WARNING / CRITICAL / UNKNOWN, and ``--once``'s exit status).
 
 from __future__ import annotations
 
+import operator
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
+from itertools import chain
 
 from tunneltop.model.findings import Finding, Severity
 from tunneltop.model.records import Connection, Connector, Tunnel
@@ -39,13 +41,19 @@ HEALTH_ORDER: dict[Health, int] = {
 WARNING_RANK = 3
 
 
+_SEVERITY = operator.attrgetter("severity")
+_PENDING = operator.attrgetter("is_pending_reconnect")
+_CONNS = operator.attrgetter("conns")
+
+
 def worst_severity(findings: Iterable[Finding]) -> Severity | None:
-    worst_seen: Severity | None = None
-    for finding in findings:
-        if finding.severity is Severity.CRITICAL:
-            return Severity.CRITICAL
-        worst_seen = Severity.WARNING
-    return worst_seen
+    """CRITICAL if any finding is, else WARNING if there is any, else None. Read at C speed: a fleet on an old
+    cloudflared has a warning per connector (25,000 at 100,000 connections), and the rank, the status and the
+    header's figures each ask."""
+    severities = list(map(_SEVERITY, findings))
+    if not severities:
+        return None
+    return Severity.CRITICAL if Severity.CRITICAL in severities else Severity.WARNING
 
 
 def rank(health: Health, findings: Iterable[Finding] = ()) -> int:
@@ -157,12 +165,14 @@ def connector_health(connector: Connector) -> Health:
 def _verdict(status: str, connectors: Sequence[Connector]) -> Health:
     if not connectors:
         return Health.INACTIVE if status == "inactive" else Health.DOWN
-    conns = [conn for c in connectors for conn in c.conns]
-    if any(c.is_pending_reconnect is True for c in conns) or status == "degraded":
+    # Every connection's flag in one pass at C speed (100,000 connections: a generator per question took 50 ms).
+    # StrictBool: each is True, False or None, so ``in`` (equality) asks exactly what ``is`` would.
+    flags = list(map(_PENDING, chain.from_iterable(map(_CONNS, connectors))))
+    if True in flags or status == "degraded":
         return Health.DEGRADED
-    if any(c.is_pending_reconnect is False for c in conns):
+    if False in flags:
         return Health.HEALTHY
-    if conns:
+    if flags:
         # The API left out is_pending_reconnect: the connections can't tell, so trust its status.
         return Health.HEALTHY if status == "healthy" else Health.UNKNOWN
     return Health.DOWN
