@@ -39,3 +39,13 @@ def test_written_a_batch_at_a_time_is_the_text_dumps_gives() -> None:
     stream = io.StringIO()
     write(document, stream)
     assert stream.getvalue() == dumps(document)
+
+
+def test_a_list_written_already_is_laid_out_as_the_same_list_encoded_here() -> None:
+    clients = [{"id": f"k{n}", "conns": [{"id": f"c{n}", "colo": "DFW\u202e"}]} for n in range(3)]
+    written = [Encoded(json.dumps(c, separators=(", ", ": "))) for c in clients]
+    for items, encoded in ((clients, written), (clients[:1], written[:1])):
+        document = {"tunnels": [{"id": "t", "clients": items, "findings": [{"check": "x"}]}]}
+        as_written = {"tunnels": [{"id": "t", "clients": encoded, "findings": [{"check": "x"}]}]}
+        assert dumps(as_written) == dumps(document)
+    assert Encoded("{}") == Encoded("{}") and Encoded("{}") != "{}"

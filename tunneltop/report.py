@@ -9,7 +9,7 @@ finding: an inactive tunnel only when required), 3 UNKNOWN (a tunnel's state unk
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from json.encoder import encode_basestring_ascii
 from typing import Any, TextIO
@@ -185,33 +185,49 @@ def _client_line(connector: Connector, this_host: str | None) -> Any:
     than its record made Python dicts and those encoded again: the same JSON value, as ``api_dict`` is the same
     serializer's output as Python objects (NaN and infinities null in both). A string JSON cannot carry (a lone
     surrogate) fails it: then the record as ``client_json`` makes it, encoded as the rest of the document is."""
+    # The serializer called as model_dump_json calls it, less that method's keyword handling per connector.
+    to_json = connector.__pydantic_serializer__.to_json
     try:
-        text = connector.model_dump_json()
-        if not text.isascii():  # rare, and slower to ask for every time
-            text = connector.model_dump_json(ensure_ascii=True)
+        data = to_json(connector, warnings=True)
+        if not data.isascii():  # rare, and slower to ask for every time
+            data = to_json(connector, ensure_ascii=True, warnings=True)
     except PydanticSerializationError:
         return client_json(connector, this_host)
+    text = data.decode("ascii")
     if this_host is not None and connector.id == this_host:
         text = text[:-1] + ',"this_host":true}'
     return jsonout.Encoded(text)
 
 
-def _finding_line(finding: Finding) -> jsonout.Encoded:
-    """A finding's line of the document, ``Finding.to_json`` written out in one format (its strings by json's C
-    escaper), rather than a dict per finding encoded by a call of the encoder each: a fleet on an old cloudflared
-    has a finding per connector. tests/test_report.py holds it to ``Finding.to_json``'s value."""
-    about, quoted = finding.connector_id, encode_basestring_ascii
-    return jsonout.Encoded(
-        f'{{"check": {quoted(finding.check)}, "severity": {quoted(finding.severity)}, '
-        f'"message": {quoted(finding.message)}, "hint": {quoted(finding.hint)}, '
-        f'"connector_id": {"null" if about is None else quoted(about)}}}'
-    )
+def _finding_lines() -> Callable[[Finding], jsonout.Encoded]:
+    """What writes a finding's line of the document, ``Finding.to_json`` written out in one format (its strings by
+    json's C escaper), rather than a dict per finding encoded by a call of the encoder each: a fleet on an old
+    cloudflared has a finding per connector. The check, severity and hint, which such a fleet's findings share,
+    are escaped once each (for one document). tests/test_report.py holds it to ``Finding.to_json``'s value."""
+    quoted = encode_basestring_ascii
+    known: dict[str, str] = {}
+
+    def once(text: str) -> str:
+        done = known.get(text)
+        if done is None:
+            done = known[text] = quoted(text)
+        return done
+
+    def line(finding: Finding) -> jsonout.Encoded:
+        about = finding.connector_id
+        return jsonout.Encoded(
+            f'{{"check": {once(finding.check)}, "severity": {once(finding.severity)}, '
+            f'"message": {quoted(finding.message)}, "hint": {once(finding.hint)}, '
+            f'"connector_id": {"null" if about is None else quoted(about)}}}'
+        )
+
+    return line
 
 
 def _document(
     snapshot: Snapshot, demo: bool, not_fetched: Sequence[str], budget: BudgetStatus | None
 ) -> dict[str, Any]:
-    document = snapshot.to_json(_client_line, _finding_line)
+    document = snapshot.to_json(_client_line, _finding_lines())
     # The monitoring verdict over every tunnel, as --once's exit status gives it: ok, warning, critical, unknown.
     document["status"] = snapshot.status.value
     # Tunnels whose connections this run's budget left unread ("clients": null, "error": null there).
