@@ -22,7 +22,6 @@ chose to send.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -48,6 +47,7 @@ _MISSING, _SENT = "missing", "sent"
 # A connection leaving its colo: closed, or dropped and held by the edge as pending a reconnect (the API lists a
 # dropped connection as pending for minutes, so a real failover shows its old connections pending, not closed).
 _DROPS = frozenset({EventKind.CONN_CLOSED, EventKind.CONN_PENDING})
+_OPENED = EventKind.CONN_OPENED  # read once: an enum member looked up on its class costs a call each time
 
 
 def _present(record: BaseModel) -> set[str]:
@@ -166,45 +166,79 @@ class _Grouper:
     # -- failover -------------------------------------------------------------------------------------------------
 
     def moves(self) -> None:
+        # Counted with plain dicts, not Counters: a failover at 100,000 connections is thousands of connectors of a
+        # few connections each, where building a Counter costs more than counting.
+        events, taken = self.events, self.taken
         buckets: dict[tuple[str | None, str | None], tuple[list[int], list[int]]] = {}
-        for i, e in enumerate(self.events):
-            if i in self.taken:
+        for i, e in enumerate(events):
+            kind = e.kind
+            if kind in _DROPS:
+                if not e.before.colo_name or e.before.is_pending_reconnect is True or i in taken:
+                    continue
+                side = 0
+            elif kind is _OPENED:
+                if not e.after.colo_name or i in taken:
+                    continue
+                side = 1
+            else:
                 continue
-            if e.kind in _DROPS and e.before.colo_name and e.before.is_pending_reconnect is not True:
-                buckets.setdefault((e.tunnel_id, e.connector_id), ([], []))[0].append(i)
-            elif e.kind is EventKind.CONN_OPENED and e.after.colo_name:
-                buckets.setdefault((e.tunnel_id, e.connector_id), ([], []))[1].append(i)
+            where = (e.tunnel_id, e.connector_id)
+            bucket = buckets.get(where)
+            if bucket is None:
+                bucket = buckets[where] = ([], [])
+            bucket[side].append(i)
         for closes, opens in buckets.values():
             if not closes or not opens:
                 continue
-            closed_in = [self.events[i].before.colo_name for i in closes]
-            opened_in = [self.events[i].after.colo_name for i in opens]
+            if len(closes) == 1 and len(opens) == 1:  # the usual failover of a connector: one moved, or none
+                if events[closes[0]].before.colo_name != events[opens[0]].after.colo_name:
+                    self.group([closes[0], opens[0]], _move_event)
+                continue
+            closed_in = [events[i].before.colo_name for i in closes]
+            opened_in = [events[i].after.colo_name for i in opens]
             if len(closed_in) == len(opened_in) and sorted(closed_in) == sorted(opened_in):
                 continue  # the usual case: reconnects in place, nothing moved (and cheaper than counting)
-            closed, opened = Counter(closed_in), Counter(opened_in)
-            lost = closed - opened  # Counter subtraction keeps the positive counts: what each colo lost net
-            gained = opened - closed
-            moved = min(lost.total(), gained.total())
+            closed, opened = _counts(closed_in), _counts(opened_in)
+            lost = {c: n - opened.get(c, 0) for c, n in closed.items() if n > opened.get(c, 0)}  # what each lost net
+            gained = {c: n - closed.get(c, 0) for c, n in opened.items() if n > closed.get(c, 0)}
+            moved = min(sum(lost.values()), sum(gained.values()))
             if moved:
-                picked = _pick(closes, lost, moved, lambda i: self.events[i].before.colo_name)
-                picked += _pick(opens, gained, moved, lambda i: self.events[i].after.colo_name)
+                picked = _pick(closes, closed_in, lost, moved) + _pick(opens, opened_in, gained, moved)
                 self.group(picked, _move_event)
 
 
-def _pick(indexes: list[int], quota: Counter[str], count: int, colo: Callable[[int], str]) -> list[int]:
-    left = Counter(quota)
+def _counts(colos: list[str]) -> dict[str, int]:
+    """How many of each, in order of first appearance (as a Counter would hold them)."""
+    out: dict[str, int] = {}
+    for colo in colos:
+        out[colo] = out.get(colo, 0) + 1
+    return out
+
+
+def _pick(indexes: list[int], colos: list[str], quota: dict[str, int], count: int) -> list[int]:
+    """The first ``count`` of ``indexes`` (whose colos are ``colos``) that fit ``quota``, in their order."""
+    left = dict(quota)
     out: list[int] = []
-    for i in indexes:
-        if len(out) < count and left[colo(i)] > 0:
-            left[colo(i)] -= 1
+    for i, colo in zip(indexes, colos, strict=True):
+        if left.get(colo, 0) > 0:
+            left[colo] -= 1
             out.append(i)
+            if len(out) == count:
+                break
     return out
 
 
 def _move_event(parts: list[ChangeEvent]) -> ChangeEvent:
     first = parts[0]
-    closed = Counter(p.before.colo_name for p in parts if p.kind in _DROPS)
-    opened = Counter(p.after.colo_name for p in parts if p.kind is EventKind.CONN_OPENED)
+    closed: dict[str, int] = {}
+    opened: dict[str, int] = {}
+    for part in parts:  # each is a connection that left (closed or pending) or opened
+        if part.kind is _OPENED:
+            colo = part.after.colo_name
+            opened[colo] = opened.get(colo, 0) + 1
+        elif part.kind in _DROPS:
+            colo = part.before.colo_name
+            closed[colo] = closed.get(colo, 0) + 1
     return ChangeEvent(
         first.at,
         EventKind.COLO_MOVED,
@@ -213,8 +247,8 @@ def _move_event(parts: list[ChangeEvent]) -> ChangeEvent:
         first.tunnel_name,
         first.connector_id,
         colo=next(iter(opened)) if len(opened) == 1 else None,
-        before=dict(sorted(closed.items())),
-        after=dict(sorted(opened.items())),
+        before=closed if len(closed) == 1 else dict(sorted(closed.items())),
+        after=opened if len(opened) == 1 else dict(sorted(opened.items())),
         parts=tuple(parts),
     )
 
