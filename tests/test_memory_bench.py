@@ -14,6 +14,10 @@ def test_memory_measures_every_holder_over_the_real_polls() -> None:
     for key, rss in (("pymalloc_mb", "rss_mb"), ("pymalloc_after_failover_mb", "rss_after_failover_mb")):
         # The allocator's arenas hold the live objects, and are part of the RSS.
         assert figures[rss] > figures[key]["arenas"] >= figures[key]["in_use"] > 1
+    # glibc's heaps trimmed (Linux): what they give back is part of the RSS, so it can only fall (give or take the
+    # allocator statistics read in between).
+    assert 0 < figures["rss_after_failover_trimmed_mb"] <= figures["rss_after_failover_mb"] + 1
+    assert figures["malloc_trim_cpu_ms"] >= 0
     for key in ("bytes_per_connection", "bytes_per_connection_after_failover"):
         per_connection = figures[key]
         assert per_connection["Connection strings"] > 100 and per_connection["RecordCache raw records"] > 100
