@@ -83,6 +83,34 @@ async def test_filter_box_limits_rows_and_tree_and_esc_clears() -> None:
         assert not app.filter.active
 
 
+async def test_typing_a_filter_repaints_the_box_only_and_keeps_the_cursor_in_sight(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Input asks for a layout of the whole screen on every key (its virtual size); the box's size is fixed, so it
+    # only repaints itself. Scrolling a text longer than the box must still follow the cursor.
+    asked: list[bool] = []
+    refresh = Input.refresh
+
+    def spy(self: Input, *regions: object, **kwargs: bool) -> Input:
+        if self.id == "filter-input":
+            asked.append(kwargs.get("layout", False))
+        return refresh(self, *regions, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Input, "refresh", spy)
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app)
+        await pilot.press("slash")
+        box = app.query_one("#filter-input", Input)
+        asked.clear()
+        long = "web-prod " * 20  # wider than the box
+        await pilot.press(*long.replace(" ", "_"))
+        await pilot.pause()
+        assert asked and not any(asked)
+        assert box.value == long.replace(" ", "_") and box.cursor_position == len(box.value)
+        assert box.scroll_x > 0  # the end of the text, where the cursor is, is in sight
+
+
 async def test_inverted_and_free_text_filters() -> None:
     app, _ = make_app()
     async with app.run_test(size=SIZE) as pilot:
