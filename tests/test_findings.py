@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -301,6 +302,24 @@ def test_rules_keep_the_same_states_and_tuple_when_nothing_changed():
     fixed = state(connector(), name="lonely")
     third = rules.apply(snap(fixed, good))
     assert third.tunnels[0] is fixed and third.tunnels[1] is good
+
+
+def test_a_tunnel_read_again_unchanged_keeps_its_findings_tuple(monkeypatch: pytest.MonkeyPatch):
+    # Each fetch gives the state a new fetched_at, and nothing else new: the findings are not worked out again, and
+    # are the very same tuple (the change engine compares them by identity first).
+    rules = FindingRules()
+    lonely = state(connector(colos=("AMS",) * 4), name="lonely")
+    first = rules.apply(snap(lonely)).tunnels[0]
+    assert checks(first.findings) == ["min_colos"]
+    worked: list[str] = []
+    monkeypatch.setattr("tunneltop.model.rules.tunnel_findings", lambda s, *a, **k: worked.append(s.tunnel.name))
+    again = replace(lonely, fetched_at=NOW + timedelta(seconds=5))
+    second = rules.apply(snap(again, at=NOW + timedelta(seconds=5))).tunnels[0]
+    assert second.findings is first.findings and second.fetched_at == again.fetched_at and worked == []
+    # Anything it depends on new (here its connectors, equal or not): worked out again.
+    moved = replace(again, connectors=tuple(list(again.connectors or ())))
+    rules.apply(snap(moved, at=NOW + timedelta(seconds=10)))
+    assert worked == ["lonely"]
 
 
 def test_findings_follow_the_day_and_the_local_ready():

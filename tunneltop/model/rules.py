@@ -393,6 +393,16 @@ def _local(connectors: tuple[Connector, ...], local: LocalReady, out: list[Findi
 _FROM_CONNECTIONS = ("health", "active_count", "pending_count")
 
 
+def _same_inputs(before: TunnelState, after: TunnelState) -> bool:
+    """Whether ``tunnel_findings`` has the same to go on (the same objects): not ``fetched_at`` nor ``problems``."""
+    return (
+        before.tunnel is after.tunnel
+        and before.connectors is after.connectors
+        and before.reach is after.reach
+        and before.error == after.error
+    )
+
+
 def _with_findings(state: TunnelState, findings: tuple[Finding, ...]) -> TunnelState:
     result = replace(state, findings=findings)
     known = state.__dict__
@@ -439,9 +449,18 @@ class FindingRules:
         out: list[TunnelState] = []
         for state in snapshot.tunnels:
             hit = memo.get(state.tunnel.id)
-            if same_context and hit is not None and hit[0] is state and state.pending_count == 0:
-                out.append(hit[1])  # nothing it depends on changed: not even worked out again
-                continue
+            if same_context and hit is not None and state.pending_count == 0:
+                if hit[0] is state:
+                    out.append(hit[1])  # nothing it depends on changed: not even worked out again
+                    continue
+                if _same_inputs(hit[0], state):
+                    # Read again and the same (only when it was read moved): the same findings, the very same
+                    # tuple, so later stages compare them by identity (25,000 findings at 100,000 connections on
+                    # an old cloudflared fleet, worked out and compared on every poll before).
+                    result = _with_findings(state, hit[1].findings)
+                    memo[state.tunnel.id] = (state, result)
+                    out.append(result)
+                    continue
             expect = self._expect_of(state)
             findings = tunnel_findings(state, expect, now, snapshot.local, since)
             if hit is not None and hit[0] is state and hit[1].findings == findings:
