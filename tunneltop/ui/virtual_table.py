@@ -121,6 +121,11 @@ class TablePlan(Generic[R]):
     order: list[str]
 
 
+def _inserts(changes: int, rows: int) -> bool:
+    """Whether a change of ``changes`` keys to an order of ``rows`` bisects each in or out (else: a merge)."""
+    return changes <= max(_INSERT_AT_MOST, rows // _INSERT_SHARE)
+
+
 def _merged(kept: list[str], arriving: list[str], rank: Callable[[str], Any]) -> list[str]:
     """``kept`` (in order by ``rank``) and ``arriving`` (in any order, none of them in ``kept``) in one order:
     O(n + k log k), where sorting it all again is O(n log n). Each piece of ``kept`` takes the arriving keys that
@@ -419,9 +424,11 @@ class VirtualTable(PassStyle, ScrollView, Generic[R], can_focus=True):
         if len(gone) + len(changed) <= len(self._order) // _PLAN_FROM_SCRATCH_SHARE:
             # A change of a small part (a failover: 8% of the rows, their ghosts and marks): the table's own
             # containers copied (a few ms each at 100,000 rows) and changed as show() changes them.
+            # The order is only read when merged into (a new list): copied only for rows bisected in.
+            order = list(self._order) if _inserts(len(gone) + len(changed), len(self._order)) else self._order
             state = TablePlan(
                 self._generation, rows, by_id, marks, new_rows, dict(self._sort_keys), dict(self._marks),
-                dict(self._cell_sizes), {c: Counter(n) for c, n in self._cell_widths.items()}, list(self._order),
+                dict(self._cell_sizes), {c: Counter(n) for c, n in self._cell_widths.items()}, order,
             )
             self._apply_to(state, gone, changed, marks, None)
             return state
@@ -497,7 +504,7 @@ class VirtualTable(PassStyle, ScrollView, Generic[R], can_focus=True):
         sort_keys, sizes_of, order, row_marks = state.sort_keys, state.cell_sizes, state.order, state.row_marks
         # A few rows are bisected in and out (each moves the rest of the list along: O(n) apiece); more are merged
         # into the kept order at once (see _merged).
-        incremental = len(gone) + len(changed) <= max(_INSERT_AT_MOST, len(order) // _INSERT_SHARE)
+        incremental = _inserts(len(gone) + len(changed), len(order))
         rank_of = self._ranker(sort_keys)
         forgotten: list[Sizes] = []
         added: list[Sizes] = []

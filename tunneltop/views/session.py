@@ -6,6 +6,7 @@ time by hand.
 
 from __future__ import annotations
 
+import operator
 from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -56,6 +57,12 @@ class ColoCount:
     active: int
     pending: int
     delta: int  # active connections now minus at the session's first poll (a tunnel's: its first read)
+
+
+_key_of = operator.attrgetter("key")
+_NO_COLUMNS: frozenset[str] = frozenset()
+_NEW = EventKind.CONN_OPENED  # enum members read once: looked up on their class, each costs a call
+_RECORD_CHANGES = frozenset({EventKind.CONN_PENDING, EventKind.CONN_RECOVERED, EventKind.CONN_CHANGED})
 
 
 def _colos_of(state: TunnelState) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -175,7 +182,14 @@ class Session:
             old_rows = self._rows_of(self.last) if self.last is not None else []  # before this poll's (_rows_of)
             marked, ghosts, came = self._changes(events, snapshot, old_rows, self._rows_of(snapshot))
         until = now + self.mark_for
-        self.marks.update((key, Mark(kind, until, columns)) for key, kind, columns in marked)
+        # One Mark for all the marks alike (frozen): a failover marks thousands of rows new, and the table compares
+        # marks poll after poll (the same object: at once).
+        alike: dict[tuple[str, frozenset[str]], Mark] = {}
+        for key, kind, columns in marked:
+            mark = alike.get((kind, columns))
+            if mark is None:
+                mark = alike[kind, columns] = Mark(kind, until, columns)
+            self.marks[key] = mark
         self.ghosts.update((r.key, ConnRow(r.key, r.tunnel, r.connector, r.conn, gone_at=now)) for r in ghosts)
         for key in came:  # a connection back before its ghost went: the ghost goes (a returning row is new)
             self.ghosts.pop(key, None)
@@ -187,27 +201,28 @@ class Session:
         came; changes nothing (see prepare)."""
         marked: list[tuple[str, str, frozenset[str]]] = []
         for event in flatten(events):  # a failover's or drift's connections are marked one by one
+            kind = event.kind
             tid, cid = event.tunnel_id or "", event.connector_id or ""
-            if event.kind is EventKind.CONN_OPENED:
-                marked.append((row_key(tid, cid, event.conn_id or ""), "new", frozenset()))
-            elif event.kind in (EventKind.CONN_PENDING, EventKind.CONN_RECOVERED, EventKind.CONN_CHANGED):
+            if kind is _NEW:
+                marked.append((row_key(tid, cid, event.conn_id or ""), "new", _NO_COLUMNS))
+            elif kind in _RECORD_CHANGES:
                 columns = self._changed_columns(event.before, event.after)
                 marked.append((row_key(tid, cid, event.conn_id or ""), "changed", columns))
-            elif event.kind is EventKind.CONNECTOR_JOINED and isinstance(event.after, Connector):
-                marked.extend((row_key(tid, cid, conn.id), "new", frozenset()) for conn in event.after.conns)
-            elif event.kind in (EventKind.CONNECTOR_UPGRADED, EventKind.CONNECTOR_RESTARTED):
-                column = "version" if event.kind is EventKind.CONNECTOR_UPGRADED else "connector"
+            elif kind is EventKind.CONNECTOR_JOINED and isinstance(event.after, Connector):
+                marked.extend((row_key(tid, cid, conn.id), "new", _NO_COLUMNS) for conn in event.after.conns)
+            elif kind in (EventKind.CONNECTOR_UPGRADED, EventKind.CONNECTOR_RESTARTED):
+                column = "version" if kind is EventKind.CONNECTOR_UPGRADED else "connector"
                 marked.extend((key, "changed", frozenset({column})) for key in self._connector_keys(snapshot, tid, cid))
         # An unchanged row is the very same object poll after poll (see _rows_of): the rows that left and came are
         # found by identity at C speed, and only they are looked at (at 100,000 connections a failover spent 0.15 s
         # here on the screen's thread, keying every row of both polls).
         old_by_id = dict(zip(map(id, old_rows), old_rows, strict=True))
         new_by_id = dict(zip(map(id, new_rows), new_rows, strict=True))
-        came = {new_by_id[i].key for i in new_by_id.keys() - old_by_id.keys()}
+        came = set(map(_key_of, map(new_by_id.__getitem__, new_by_id.keys() - old_by_id.keys())))
         left = [row for i in old_by_id.keys() - new_by_id.keys() if (row := old_by_id[i]).key not in came]
         ghosts = []
         if left:
-            present = {r.key for r in new_rows}  # exact even where the API lists a connection twice
+            present = set(map(_key_of, new_rows))  # exact even where the API lists a connection twice
             states = {t.tunnel.id: t for t in snapshot.tunnels}
             ghosts = [r for r in left if r.key not in present and self._visible(states.get(r.tunnel.id))]
         return marked, ghosts, came
