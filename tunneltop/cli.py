@@ -449,6 +449,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if watch:
         return _watch(target, args)
     if args.once or args.output:
+        if argv is None:
+            # Run as the program (see below): what the imports made lives to the end, so later collections need not
+            # walk it again.
+            gc.freeze()
         try:
             status = asyncio.run(run_once(target, args.output or "table"))
         except KeyboardInterrupt:
