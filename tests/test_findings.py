@@ -322,6 +322,22 @@ def test_a_tunnel_read_again_unchanged_keeps_its_findings_tuple(monkeypatch: pyt
     assert worked == ["lonely"]
 
 
+def test_a_fleet_on_an_old_release_keeps_each_connectors_finding_across_polls():
+    # One old_release finding per connector: a poll that changes one connector hands the others' back, the very
+    # objects (at 100,000 connections they were 25,000 new findings a poll); one upgraded loses its own.
+    rules = FindingRules()
+    old = [connector(f"k{n}", version="2024.1.0") for n in range(4)]
+    first = rules.apply(snap(state(*old))).tunnels[0].findings
+    assert checks(first) == ["old_release"] * 4
+    upgraded = [*old[:3], connector("k3", version="2026.10.0")]
+    second = rules.apply(snap(state(*upgraded), at=NOW + timedelta(seconds=5))).tunnels[0].findings
+    assert [f.connector_id for f in second] == ["k0", "k1", "k2"]
+    assert all(a is b for a, b in zip(second, first[:3], strict=True))
+    assert second == tunnel_findings(state(*upgraded), TunnelExpect(), NOW)  # the same as worked out afresh
+    back = rules.apply(snap(state(*old), at=NOW + timedelta(seconds=10))).tunnels[0].findings
+    assert back[:3] == second and back[3] is not first[3] and back[3] == first[3]
+
+
 def test_findings_follow_the_day_and_the_local_ready():
     rules = FindingRules()
     s = state(connector(version="2025.11.0"))

@@ -29,7 +29,7 @@ import operator
 import re
 import socket
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from itertools import chain, compress
@@ -95,10 +95,13 @@ def tunnel_findings(
     now: datetime | None = None,
     local: LocalReady | None = None,
     pending_since: PendingSince | None = None,
+    *,
+    reuse: FleetFindings | None = None,
 ) -> tuple[Finding, ...]:
     """Every finding about one tunnel, critical first. ``now``: today, for release ages and pending times (default:
     no age-based finding); ``local``: cloudflared's ``/ready`` on this host; ``pending_since``: when each pending
-    connection was first seen pending (kept across polls by ``FindingRules``)."""
+    connection was first seen pending (kept across polls by ``FindingRules``); ``reuse``: the tunnel's per-connector
+    findings of the last time, handed back where they say the same (``FindingRules`` keeps them)."""
     if state.health is Health.INACTIVE:
         if expect.required and expect.checks("required"):
             return (
@@ -116,7 +119,7 @@ def tunnel_findings(
     found: list[Finding] = []
     _capacity(state, connectors, expect, found)
     _placement(connectors, expect, found)
-    _versions(state, connectors, expect, now, found)
+    _versions(state, connectors, expect, now, found, reuse)
     if now is not None and pending_since and state.pending_count and expect.checks("pending_reconnect"):
         _pending(state, connectors, now, pending_since, found)
     if local is not None and expect.checks("local_ready"):
@@ -278,6 +281,7 @@ def _versions(
     expect: TunnelExpect,
     now: datetime | None,
     out: list[Finding],
+    reuse: FleetFindings | None = None,
 ) -> None:
     remote = state.reach
     if (
@@ -316,10 +320,40 @@ def _versions(
     said = list(map(verdicts.__getitem__, versions))
     if not any(said):
         return
+    if reuse is not None:
+        out.extend(reuse.old_release(compress(connectors, said), filter(None, said)))
+        return
     out.extend(
         Finding("old_release", Severity.WARNING, f"connector {short_id(c.id)} {rest}", _OLD_RELEASE_HINT, c.id)
         for c, rest in zip(compress(connectors, said), filter(None, said), strict=True)
     )
+
+
+class FleetFindings:
+    """A tunnel's per-connector findings of a fleet-wide check, kept from one working out to the next: a fleet on an
+    old cloudflared has one per connector (25,000 at 100,000 connections), and each poll that changed any of its
+    connections made them all again, to be walked by the collector and compared by the change engine. A finding
+    that says the same (same connector, same words) is handed back, the very object (findings are frozen)."""
+
+    __slots__ = ("_old",)
+
+    def __init__(self) -> None:
+        self._old: dict[tuple[str, str], Finding] = {}  # (connector id, what is said after it) -> its finding
+
+    def old_release(self, connectors: Iterable[Connector], said: Iterable[str]) -> list[Finding]:
+        known = self._old
+        kept: dict[tuple[str, str], Finding] = {}
+        found = []
+        for c, rest in zip(connectors, said, strict=True):
+            key = (c.id, rest)
+            finding = known.get(key)
+            if finding is None:
+                message = f"connector {short_id(c.id)} {rest}"
+                finding = Finding("old_release", Severity.WARNING, message, _OLD_RELEASE_HINT, c.id)
+            kept[key] = finding
+            found.append(finding)
+        self._old = kept  # this time's only: connectors that left or were upgraded are forgotten
+        return found
 
 
 def _old_release(version: str | None, today: int) -> str | None:
@@ -431,6 +465,7 @@ class FindingRules:
         self._pending: dict[tuple[str, str, str], datetime] = {}
         # tunnel id -> (the state as the engine made it, the same with its findings): for the next poll's identity
         self._memo: dict[str, tuple[TunnelState, TunnelState]] = {}
+        self._fleet: dict[str, FleetFindings] = {}  # tunnel id -> its per-connector findings, to hand back
         self._expect: dict[str, tuple[str | None, TunnelExpect]] = {}  # tunnel id -> (its name, its expectations)
         self._context: tuple[object, ...] | None = None  # what every tunnel's findings depend on besides itself
         self._last_out: tuple[TunnelState, ...] = ()
@@ -462,7 +497,10 @@ class FindingRules:
                     out.append(result)
                     continue
             expect = self._expect_of(state)
-            findings = tunnel_findings(state, expect, now, snapshot.local, since)
+            fleet = self._fleet.get(state.tunnel.id)
+            if fleet is None:
+                fleet = self._fleet[state.tunnel.id] = FleetFindings()
+            findings = tunnel_findings(state, expect, now, snapshot.local, since, reuse=fleet)
             if hit is not None and hit[0] is state and hit[1].findings == findings:
                 result = hit[1]
             elif findings == state.findings:
@@ -474,6 +512,7 @@ class FindingRules:
         if len(memo) > len(snapshot.tunnels):
             self._memo = {s.tunnel.id: memo[s.tunnel.id] for s in snapshot.tunnels}
             self._expect = {tid: e for tid, e in self._expect.items() if tid in self._memo}
+            self._fleet = {tid: f for tid, f in self._fleet.items() if tid in self._memo}
         if same_objects(out, snapshot.tunnels):
             tunnels = snapshot.tunnels
         elif same_objects(out, self._last_out):
