@@ -9,6 +9,11 @@ as an installed program does, from compiled bytecode: the children may write it 
 own under /tmp), which the warm-up runs do, whatever ``PYTHONDONTWRITEBYTECODE`` says here (it made every run
 compile tunneltop's ~45 modules from source).
 
+``--instructions`` also counts the instructions each program runs (valgrind's cachegrind, no cache simulation: about
+20 times slower), one run of each: a count that does not move with what else the machine runs, where the CPU time
+of neighbouring runs on 2 cores shared with other work was seen to differ by a third from one run to the next. It
+leaves out the kernel's work (the CPU times' ``system`` part) and waits.
+
 ``python -m benchmarks.once --connections 10000`` prints one JSON document.
 """
 
@@ -48,9 +53,7 @@ def _env(server: LoopbackServer, pycache: str | None = None) -> dict[str, str]:
     """The children's environment: the stand-in's credentials, and with ``pycache``, bytecode written and read
     there (see the module's docstring)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDFLARE_")}
-    env.update(
-        CLOUDFLARE_BASE_URL=server.base_url, CLOUDFLARE_API_TOKEN=TOKEN, CLOUDFLARE_ACCOUNT_ID=DEMO_ACCOUNT_ID
-    )
+    env.update(CLOUDFLARE_BASE_URL=server.base_url, CLOUDFLARE_API_TOKEN=TOKEN, CLOUDFLARE_ACCOUNT_ID=DEMO_ACCOUNT_ID)
     if pycache is not None:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PYTHONPYCACHEPREFIX"] = pycache
@@ -68,6 +71,29 @@ def _child(command: list[str], env: dict[str, str]) -> tuple[float, float, int]:
         raise RuntimeError(f"{command[:3]} failed ({done.returncode}): {done.stderr.decode()[-600:]}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return cpu, wall, len(done.stdout)
+
+
+# Counts what a program runs, not how long it takes: see the module's docstring.
+CACHEGRIND = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
+
+
+def instruction_count(report: str) -> int | None:
+    """The instruction count in cachegrind's summary (``==123== I refs:  2,137,120,400``; newer releases space it
+    ``I   refs:``), or None."""
+    for line in report.splitlines():
+        head, _, count = line.partition("refs:")
+        if head.split("==")[-1].split() == ["I"] and count.strip().replace(",", "").isdigit():
+            return int(count.strip().replace(",", ""))
+    return None
+
+
+def _instructions(command: list[str], env: dict[str, str]) -> int:
+    """Instructions one run of ``command`` ran (user space), as cachegrind counts them."""
+    done = subprocess.run([*CACHEGRIND, *command], env=env, capture_output=True, text=True, check=False)
+    count = instruction_count(done.stderr)
+    if count is None:
+        raise RuntimeError(f"no instruction count from cachegrind ({done.returncode}): {done.stderr[-600:]}")
+    return count
 
 
 def _peak_rss_mb(command: list[str], env: dict[str, str]) -> float:
@@ -101,7 +127,7 @@ sys.stdout.write(json.dumps(answers) + "\\n")
 """
 
 
-def run(connections: int, rounds: int = 3) -> dict[str, Any]:
+def run(connections: int, rounds: int = 3, instructions: bool = False) -> dict[str, Any]:
     with huge_server(connections) as server, tempfile.TemporaryDirectory(prefix="tunneltop-bench-pyc-") as pycache:
         env = _env(server, pycache)
         tunneltop = [sys.executable, "-m", "tunneltop", "--once", "--output", "json", HUGE_NAME]
@@ -124,26 +150,42 @@ def run(connections: int, rounds: int = 3) -> dict[str, Any]:
                     wall[name].append(w)
                     out[name] = size
             rss = {"floor": _peak_rss_mb(httpx_floor, env), "tunneltop": _peak_rss_mb(tunneltop, env)}
+            counted = (
+                {
+                    name: _instructions(command, env)
+                    for name, command in (("floor", httpx_floor), ("tunneltop", tunneltop))
+                }
+                if instructions
+                else None
+            )
         finally:
             paths_file.unlink(missing_ok=True)
     med = {name: statistics.median(v) for name, v in cpu.items()}
-    return {
+    figures: dict[str, Any] = {
         "connections": connections,
         "requests": len(paths),
         "cpu_s": med,
+        "cpu_s_runs": cpu,
         "wall_s": {name: statistics.median(v) for name, v in wall.items()},
         "cpu_ratio": med["tunneltop"] / med["floor"],
         "peak_rss_mb": rss,
         "output_bytes": out,
     }
+    if counted is not None:
+        figures["instructions_m"] = {name: round(n / 1e6, 1) for name, n in counted.items()}
+        figures["instructions_ratio"] = counted["tunneltop"] / counted["floor"]
+    return figures
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.once", description=__doc__.split("\n\n")[0])
     parser.add_argument("--connections", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--instructions", action="store_true", help="also count each program's instructions (needs valgrind)"
+    )
     args = parser.parse_args(argv)
-    print(json.dumps(run(args.connections, args.rounds)))
+    print(json.dumps(run(args.connections, args.rounds, args.instructions)))
     return 0
 
 
