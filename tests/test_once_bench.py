@@ -17,6 +17,7 @@ def test_the_count_is_read_from_either_spelling_of_the_summary() -> None:
     assert once.instruction_count("==7== D refs: 5\nTraceback (most recent call last):\n") is None
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="needs valgrind")
 def test_instructions_are_counted_for_both_programs() -> None:
     figures = once.run(50, rounds=1, instructions=True)
