@@ -6,7 +6,7 @@ TreeParts, which hands back an unchanged tunnel's very part so the tree skips it
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from tunneltop.model.health import Health, connector_health, edge_summary
@@ -48,14 +48,13 @@ _Needs = dict[str, tuple[Connector, tuple[bool, float, str]]]  # connector id ->
 
 
 def _worth_showing(
-    connectors: list[tuple[Connector, list[Connection]]], this_host: str | None, known: _Needs, kept: _Needs
-) -> list[tuple[Connector, list[Connection]]]:
+    connectors: Sequence[Connector], this_host: str | None, known: _Needs, kept: _Needs
+) -> list[Connector]:
     """The CONNECTORS_SHOWN_MAX connectors an operator most needs to see: this host's, then those not healthy, then
     the newest (a reconnect or restart makes a connector new); ties by id, so the choice is stable. A connector's need
     is taken from ``known`` while it is the same object (a failover changes a few of 25,000) and put in ``kept``."""
 
-    def need(pair: tuple[Connector, list[Connection]]) -> tuple[bool, bool, float, str]:
-        connector = pair[0]
+    def need(connector: Connector) -> tuple[bool, bool, float, str]:
         seen = known.get(connector.id)
         if seen is None or seen[0] is not connector:
             run_at = connector.run_at.timestamp() if connector.run_at is not None else float("-inf")
@@ -204,11 +203,17 @@ def _state_items(
 ) -> list[TreeItem]:
     items: list[TreeItem] = []
     t = state.tunnel
-    connectors: list[tuple[Connector, list[Connection]]] = []
-    for connector in state.connectors or ():
-        shown = [c for c in connector.conns if visible is None or f"{t.id}/{connector.id}/{c.id}" in visible]
-        if shown or visible is None:
-            connectors.append((connector, shown))
+    # Unfiltered, each connector shows all its connections: nothing is made per connector here (25,000 pairs and
+    # lists a redraw at 100,000 connections, of which 200 are shown), only for those chosen.
+    connectors: Sequence[Connector] = state.connectors or ()
+    shown_of: dict[int, list[Connection]] | None = None  # by identity: the API may list a connector id twice
+    if visible is not None:
+        shown_of = {}
+        for connector in connectors:
+            shown = [c for c in connector.conns if f"{t.id}/{connector.id}/{c.id}" in visible]
+            if shown:
+                shown_of[id(connector)] = shown
+        connectors = [c for c in connectors if id(c) in shown_of]
     if not connectors and not include_empty:
         return items
     hidden = max(0, len(connectors) - CONNECTORS_SHOWN_MAX)
@@ -216,7 +221,8 @@ def _state_items(
         connectors = _worth_showing(connectors, this_host, *(needs or ({}, {})))
     tref = NodeRef("tunnel", t.id)
     items.append(TreeItem(tref, None, _tunnel_label(state, hidden)))
-    for connector, shown in sorted(connectors, key=lambda p: (p[0].run_at is None, p[0].run_at, p[0].id)):
+    for connector in sorted(connectors, key=lambda c: (c.run_at is None, c.run_at, c.id)):
+        shown = connector.conns if shown_of is None else shown_of[id(connector)]
         hit = previous.get(connector.id) if previous is not None else None
         if hit is not None and hit[0] is connector and visible is None:
             part, conns = hit[1], hit[2]
