@@ -11,6 +11,7 @@ from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import chain
 
 from tunneltop.changes.events import ChangeEvent, EventKind, diff, flatten, without_first_sight
 from tunneltop.model.health import HEALTH_ORDER, Health
@@ -40,6 +41,9 @@ _RowMemo = dict[str, dict[str, list[ConnRow]]]
 _StateRows = dict[str, tuple[TunnelState, list[ConnRow]]]
 _Changes = tuple[list[tuple[str, str, frozenset[str]]], list[ConnRow], set[str]]  # see Session._changes
 _ColoParts = dict[str, tuple[TunnelState, tuple[str, ...], tuple[str, ...]]]  # see Session._colos
+# The per-connector row lists a build made anew (the others are the last build's, reused whole), or None when an id
+# listed twice keeps the memo from holding every list (see Session._build_rows).
+_Fresh = list[list[ConnRow]] | None
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,7 @@ class ColoCount:
 
 
 _key_of = operator.attrgetter("key")
+_id_of = operator.attrgetter("id")
 _NO_COLUMNS: frozenset[str] = frozenset()
 _NEW = EventKind.CONN_OPENED  # enum members read once: looked up on their class, each costs a call
 _RECORD_CHANGES = frozenset({EventKind.CONN_PENDING, EventKind.CONN_RECOVERED, EventKind.CONN_CHANGED})
@@ -71,6 +76,12 @@ def _colos_of(state: TunnelState) -> tuple[tuple[str, ...], tuple[str, ...]]:
     active = tuple(c.colo_name or "?" for c in conns if c.is_pending_reconnect is False)
     pending = tuple(c.colo_name or "?" for c in conns if c.is_pending_reconnect is True)
     return active, pending
+
+
+def _slashed(tunnel_id: str, connectors: tuple[Connector, ...] | None) -> bool:
+    """Whether a tunnel or connector id holds a "/": then two rows' keys (tunnel/connector/connection) could be
+    the same text for different ids."""
+    return "/" in tunnel_id or "/" in "".join(map(_id_of, connectors or ()))
 
 
 def _same_tunnel(kept: Tunnel, tunnel: Tunnel) -> bool:
@@ -122,7 +133,10 @@ class Session:
         self._rows_seen: tuple[Snapshot, list[ConnRow]] | None = None
         # Made ahead by prepare: a snapshot's rows (with the memo and per-tunnel rows that go with them), the marks,
         # ghosts and returning keys between the last snapshot and it (for those very events), and its colo counts.
-        self._prepared: tuple[Snapshot, list[ConnRow], _RowMemo, _StateRows] | None = None
+        self._prepared: tuple[Snapshot, list[ConnRow], _RowMemo, _StateRows, _Fresh] | None = None
+        # Whether the memo holds every per-connector list of the last rows (no tunnel or connector id listed twice):
+        # then what a poll's rows left and came is told list by list (see _changes_by_lists).
+        self._memo_whole = False
         self._prepared_changes: tuple[Snapshot, Snapshot, list[ChangeEvent], _Changes] | None = None
         self._prepared_colos: tuple[Snapshot, _ColoParts, Counter[str], Counter[str]] | None = None
         # Colo counts: totals kept up to date from the tunnels whose state changed (unchanged ones are the same object).
@@ -199,6 +213,48 @@ class Session:
     ) -> tuple[list[tuple[str, str, frozenset[str]]], list[ConnRow], set[str]]:
         """What a poll marks (row key, kind, columns), the rows it leaves as ghosts, and the keys of the rows that
         came; changes nothing (see prepare)."""
+        marked = self._marked(events, snapshot)
+        # An unchanged row is the very same object poll after poll (see _rows_of): the rows that left and came are
+        # found by identity at C speed, and only they are looked at (at 100,000 connections a failover spent 0.15 s
+        # here on the screen's thread, keying every row of both polls).
+        old_by_id = dict(zip(map(id, old_rows), old_rows, strict=True))
+        new_by_id = dict(zip(map(id, new_rows), new_rows, strict=True))
+        came = set(map(_key_of, map(new_by_id.__getitem__, new_by_id.keys() - old_by_id.keys())))
+        left = [row for i in old_by_id.keys() - new_by_id.keys() if (row := old_by_id[i]).key not in came]
+        ghosts = []
+        if left:
+            present = set(map(_key_of, new_rows))  # exact even where the API lists a connection twice
+            states = {t.tunnel.id: t for t in snapshot.tunnels}
+            ghosts = [r for r in left if r.key not in present and self._visible(states.get(r.tunnel.id))]
+        return marked, ghosts, came
+
+    def _changes_by_lists(
+        self, events: list[ChangeEvent], snapshot: Snapshot, memo: _RowMemo, fresh: list[list[ConnRow]]
+    ) -> _Changes:
+        """``_changes`` against the last rows, told from the row lists (no row keyed but those that left or came):
+        a connector's rows are reused as one list while it is the same object, so the rows that came are the lists
+        made anew, and those that left are the lists of the last rows (all in the memo: no id listed twice, on
+        either side) not reused. A key that left is then present again only among those that came (no id holds a
+        "/", so a key is one connector's). At 100,000 connections this spares keying and hashing every row of both
+        polls."""
+        came = set(map(_key_of, chain.from_iterable(fresh)))
+        left: list[ConnRow] = []
+        for tunnel_id, lists in self._row_memo.items():
+            now = memo.get(tunnel_id)
+            if now is lists:
+                continue  # the tunnel's state is the same object: all of its rows reused
+            kept = set(map(id, now.values())) if now else set()
+            for made in lists.values():
+                if id(made) not in kept:
+                    left.extend(row for row in made if row.key not in came)
+        ghosts = []
+        if left:
+            states = {t.tunnel.id: t for t in snapshot.tunnels}
+            ghosts = [r for r in left if self._visible(states.get(r.tunnel.id))]
+        return self._marked(events, snapshot), ghosts, came
+
+    def _marked(self, events: list[ChangeEvent], snapshot: Snapshot) -> list[tuple[str, str, frozenset[str]]]:
+        """What a poll marks: (row key, kind, columns)."""
         marked: list[tuple[str, str, frozenset[str]]] = []
         for event in flatten(events):  # a failover's or drift's connections are marked one by one
             kind = event.kind
@@ -213,19 +269,7 @@ class Session:
             elif kind in (EventKind.CONNECTOR_UPGRADED, EventKind.CONNECTOR_RESTARTED):
                 column = "version" if kind is EventKind.CONNECTOR_UPGRADED else "connector"
                 marked.extend((key, "changed", frozenset({column})) for key in self._connector_keys(snapshot, tid, cid))
-        # An unchanged row is the very same object poll after poll (see _rows_of): the rows that left and came are
-        # found by identity at C speed, and only they are looked at (at 100,000 connections a failover spent 0.15 s
-        # here on the screen's thread, keying every row of both polls).
-        old_by_id = dict(zip(map(id, old_rows), old_rows, strict=True))
-        new_by_id = dict(zip(map(id, new_rows), new_rows, strict=True))
-        came = set(map(_key_of, map(new_by_id.__getitem__, new_by_id.keys() - old_by_id.keys())))
-        left = [row for i in old_by_id.keys() - new_by_id.keys() if (row := old_by_id[i]).key not in came]
-        ghosts = []
-        if left:
-            present = set(map(_key_of, new_rows))  # exact even where the API lists a connection twice
-            states = {t.tunnel.id: t for t in snapshot.tunnels}
-            ghosts = [r for r in left if r.key not in present and self._visible(states.get(r.tunnel.id))]
-        return marked, ghosts, came
+        return marked
 
     @staticmethod
     def _visible(state: TunnelState | None) -> bool:
@@ -281,10 +325,13 @@ class Session:
         seen = self._rows_seen
         if seen is not None and seen[0].tunnels is snapshot.tunnels:
             return
-        rows, memo, by_state = self._build_rows(snapshot)
-        self._prepared = (snapshot, rows, memo, by_state)
+        rows, memo, by_state, fresh = self._build_rows(snapshot)
+        self._prepared = (snapshot, rows, memo, by_state, fresh)
         if events is not None and last is not None and seen is not None and seen[0].tunnels is last.tunnels:
-            changes = self._changes(without_first_sight(events), snapshot, seen[1], rows)
+            if fresh is not None and self._memo_whole:
+                changes = self._changes_by_lists(without_first_sight(events), snapshot, memo, fresh)
+            else:
+                changes = self._changes(without_first_sight(events), snapshot, seen[1], rows)
             self._prepared_changes = (last, snapshot, events, changes)
         self._prepared_colos = (snapshot, *self._count_colos(snapshot))
         for state in snapshot.tunnels:  # cached on each state: read for every tunnel by the trends and the header
@@ -299,29 +346,36 @@ class Session:
             return last[1]  # an unchanged poll: the same tunnels tuple
         prepared = self._prepared
         if prepared is not None and prepared[0] is snapshot:
-            rows, memo, by_state = prepared[1:]
+            rows, memo, by_state, fresh = prepared[1:]
             self._prepared = None
         else:
-            rows, memo, by_state = self._build_rows(snapshot)
+            rows, memo, by_state, fresh = self._build_rows(snapshot)
         self._row_memo = memo
+        self._memo_whole = fresh is not None
         self._state_rows = by_state
         self._rows_seen = (snapshot, rows)
         return rows
 
-    def _build_rows(self, snapshot: Snapshot) -> tuple[list[ConnRow], _RowMemo, _StateRows]:
-        """The rows of ``snapshot`` with the memo and per-tunnel rows that go with them; changes nothing."""
+    def _build_rows(self, snapshot: Snapshot) -> tuple[list[ConnRow], _RowMemo, _StateRows, _Fresh]:
+        """The rows of ``snapshot`` with the memo and per-tunnel rows that go with them, and the per-connector lists
+        made anew (None where a tunnel or connector id is listed twice); changes nothing."""
         memo: _RowMemo = {}
         by_state: _StateRows = {}
         rows: list[ConnRow] = []
+        fresh: _Fresh = []
         row_memo, state_rows = self._row_memo, self._state_rows
         for state in snapshot.tunnels:
             tunnel = state.tunnel
+            if fresh is not None and (tunnel.id in memo or _slashed(tunnel.id, state.connectors)):
+                fresh = None
             seen = state_rows.get(tunnel.id)
             known = row_memo.get(tunnel.id, {})
             if seen is not None and seen[0] is state:  # the source hands back unchanged tunnels as the same object
                 by_state[tunnel.id] = seen
                 rows.extend(seen[1])
                 memo[tunnel.id] = known
+                if len(known) != len(state.connectors or ()):  # a connector id listed twice: its lists not all kept
+                    fresh = None
                 continue
             part: list[ConnRow] = []
             mine: dict[str, list[ConnRow]] = {}
@@ -332,12 +386,16 @@ class Session:
                     made = [
                         ConnRow(row_key(tunnel.id, connector.id, c.id), tunnel, connector, c) for c in connector.conns
                     ]
+                    if fresh is not None:
+                        fresh.append(made)
                 mine[connector.id] = made
                 part.extend(made)
+            if len(mine) != len(state.connectors or ()):
+                fresh = None
             memo[tunnel.id] = mine
             by_state[tunnel.id] = (state, part)
             rows.extend(part)
-        return rows, memo, by_state
+        return rows, memo, by_state, fresh
 
     def worsened(self, events: Iterable[ChangeEvent]) -> list[ChangeEvent]:
         """Health events that made a tunnel worse: what deserves an alert."""

@@ -1,0 +1,127 @@
+"""Property tests of the session's rows made ahead (``Session.prepare``): for any run of polls, where the source
+hands back unchanged tunnels and connectors as the same objects (and ids may be listed twice, or hold a "/"), the
+marks, ghosts and rows a poll leaves are those of a session that takes each poll as it comes (rows keyed and
+compared by identity, one by one). A connection is listed once in its tunnel (where one is listed twice, which of
+the two a ghost shows is not defined either way)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tunneltop.changes.events import diff
+from tunneltop.model.records import Connection, Connector, Tunnel
+from tunneltop.model.snapshot import Snapshot, TunnelState
+from tunneltop.views.session import Session
+
+DETERMINISTIC = settings(derandomize=True, database=None, deadline=None, max_examples=400)
+T0 = datetime(2026, 12, 1, tzinfo=UTC)
+TUNNEL_IDS = st.sampled_from(["t1", "t2", "t3", "t4", "t", "t/1"])
+CONNECTOR_IDS = st.sampled_from([f"k{n}" for n in range(1, 12)] + ["1/k1"])
+CONN_IDS = st.sampled_from(["a", "b", "c", "d", "e", "f"])
+
+
+@st.composite
+def connectors(draw: st.DrawFn, taken: set[str]) -> Connector:
+    """A connector whose connections' ids are not among ``taken`` (its tunnel's): an id may come back in a later
+    poll, as a connection that closed and returns."""
+    conns = []
+    for cid in draw(st.lists(CONN_IDS, max_size=4, unique=True)):
+        if cid not in taken:
+            taken.add(cid)
+            colo, pending = draw(st.sampled_from(["DFW", "ORD"])), draw(st.booleans())
+            conns.append(Connection(id=cid, colo_name=colo, is_pending_reconnect=pending))
+    return Connector(id=draw(CONNECTOR_IDS), conns=conns)
+
+
+@st.composite
+def polls(draw: st.DrawFn) -> list[Snapshot]:
+    """Polls where each tunnel state and each connector is either the last poll's very object (unchanged) or new;
+    a tunnel or connector id may be listed twice, or hold a "/"."""
+    out: list[Snapshot] = []
+    last: dict[str, TunnelState] = {}
+    for n in range(draw(st.integers(1, 6))):
+        states = []
+        taken_in: dict[str, set[str]] = {}
+        for tunnel_id in draw(st.lists(TUNNEL_IDS, max_size=3)):
+            # A connection id once per tunnel: a row's key is one row's, but where an id holds a "/" ("t/1" and
+            # "t" with "1/k1"), two rows' keys may read the same.
+            taken = taken_in.setdefault(tunnel_id, set())
+            before = last.get(tunnel_id)
+            if before is not None and draw(st.booleans()):
+                ids = [c.id for k in before.connectors or () for c in k.conns]
+                if taken.isdisjoint(ids):
+                    taken.update(ids)
+                    states.append(before)  # the same object: unchanged
+                    continue
+            kept = []
+            for connector in (before.connectors or ()) if before is not None else ():
+                ids = [c.id for c in connector.conns]
+                if draw(st.booleans()) and taken.isdisjoint(ids):
+                    taken.update(ids)
+                    kept.append(connector)  # the same object: unchanged
+            made = [draw(connectors(taken)) for _ in range(draw(st.integers(0, 3)))]
+            found = None if draw(st.integers(0, 7)) == 0 else tuple(kept + made)
+            states.append(TunnelState(Tunnel(id=tunnel_id, name=tunnel_id), found, (), None if found else "failed"))
+        out.append(Snapshot("acc", T0 + timedelta(seconds=5 * n), tuple(states)))
+        last = {s.tunnel.id: s for s in states}
+    return out
+
+
+@DETERMINISTIC
+@given(polls())
+def test_rows_made_ahead_leave_the_marks_and_ghosts_of_rows_compared_one_by_one(runs: list[Snapshot]) -> None:
+    ahead, plain = Session(ghost_seconds=60), Session(ghost_seconds=60)
+    last = None
+    for n, poll in enumerate(runs):
+        now = T0 + timedelta(seconds=5 * n)
+        events = diff(last, poll)
+        ahead.prepare(poll, events)
+        ahead.on_snapshot(poll, now, events)
+        plain.on_snapshot(poll, now, events)
+        assert ahead.marks == plain.marks
+        assert ahead.ghosts == plain.ghosts
+        rows = Counter((r.key, r.state, id(r.conn)) for r in ahead.rows(poll))
+        assert rows == Counter((r.key, r.state, id(r.conn)) for r in plain.rows(poll))
+        last = poll
+
+
+def _conn(cid: str, colo: str = "DFW") -> Connection:
+    return Connection(id=cid, colo_name=colo, is_pending_reconnect=False)
+
+
+def _same_as_plain(runs: list[Snapshot]) -> Session:
+    ahead, plain = Session(ghost_seconds=60), Session(ghost_seconds=60)
+    last = None
+    for n, poll in enumerate(runs):
+        events = diff(last, poll)
+        ahead.prepare(poll, events)
+        ahead.on_snapshot(poll, T0 + timedelta(seconds=5 * n), events)
+        plain.on_snapshot(poll, T0 + timedelta(seconds=5 * n), events)
+        assert ahead.ghosts == plain.ghosts
+        last = poll
+    return ahead
+
+
+def test_keys_that_read_alike_across_tunnels_leave_no_ghost_over_a_live_row() -> None:
+    # "t/1" + "k1" + "a" and "t" + "1/k1" + "a" make the same key: the row that stays keeps it, no ghost doubles it.
+    stays = TunnelState(Tunnel(id="t", name="t"), (Connector(id="1/k1", conns=[_conn("a")]),))
+    first = Snapshot("acc", T0, (TunnelState(Tunnel(id="t/1"), (Connector(id="k1", conns=[_conn("a")]),)), stays))
+    second = Snapshot("acc", T0, (TunnelState(Tunnel(id="t/1"), (Connector(id="k1", conns=[]),)), stays))
+    assert _same_as_plain([first, second]).ghosts == {}
+
+
+def test_a_connector_listed_twice_in_a_tunnel_kept_as_it_was_still_leaves_its_ghosts() -> None:
+    twice = TunnelState(
+        Tunnel(id="t"), (Connector(id="k1", conns=[_conn("a")]), Connector(id="k1", conns=[_conn("b")]))
+    )
+    other = TunnelState(Tunnel(id="u"), (Connector(id="k2", conns=[_conn("c")]),))
+    polls = [
+        Snapshot("acc", T0, (twice, other)),
+        Snapshot("acc", T0, (twice, TunnelState(Tunnel(id="u"), (Connector(id="k2", conns=[_conn("d")]),)))),
+        Snapshot("acc", T0, (TunnelState(Tunnel(id="t"), ()), other)),
+    ]
+    assert set(_same_as_plain(polls).ghosts) == {"u/k2/d", "t/k1/a", "t/k1/b"}  # c came back
