@@ -13,6 +13,8 @@ from tunneltop.model import Connection, Connector, Snapshot, Tunnel, TunnelState
 from tunneltop.model.findings import Finding, Severity
 from tunneltop.model.health import Health, tunnel_health, worst_severity
 from tunneltop.model.rules import FindingRules, tunnel_findings
+from tunneltop.report import render_table
+from tunneltop.sanitize import clean
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 VERSIONS = ("2024.1.0", "2026.10.0", "DEV", None, "2025.2.7")
@@ -96,3 +98,24 @@ def test_old_releases_are_found_per_connector_in_the_fleets_order() -> None:
     assert [f.connector_id for f in old] == expected
     assert all(f.severity is Severity.WARNING for f in old)
     assert old[0].message.startswith(f"connector {expected[0]} runs cloudflared ")
+
+
+def test_the_table_says_each_finding_and_its_hint_as_the_plain_format_does() -> None:
+    connectors = fleet(random.Random(3), 12)
+    state = TunnelState(Tunnel(id="t", name="web", status="healthy"), connectors)
+    after = FindingRules().apply(Snapshot("acc", NOW, (state,)))
+    findings = after.tunnels[0].findings
+    assert len({f.check for f in findings}) > 1 and len(findings) > len({f.hint for f in findings})
+    plain = [
+        line
+        for f in findings
+        for line in (f"  {f.severity.name} {f.check}: {clean(f.message, 300)}", f"    hint: {clean(f.hint, 300)}")
+    ]
+    lines = render_table(after, NOW).splitlines()
+    first = lines.index(plain[0])
+    assert lines[first : first + len(plain)] == plain
+    header = next(line for line in lines if line.startswith("  CONNECTOR"))
+    rows = [line for line in lines if line.startswith("  k")]
+    assert [row.split()[0] for row in rows] == [c.id for c in connectors]
+    column = header.index("VERSION")  # every row's version starts under its heading
+    assert all(row[column:].startswith(c.version or "-") for row, c in zip(rows, connectors, strict=True))

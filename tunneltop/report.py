@@ -18,7 +18,7 @@ from pydantic_core import PydanticSerializationError
 
 from tunneltop import jsonout
 from tunneltop.api.gate import BudgetStatus
-from tunneltop.model.findings import Finding
+from tunneltop.model.findings import Finding, Severity
 from tunneltop.model.health import Health, Status, edge_summary, format_age, origin_ips, pending_conns
 from tunneltop.model.records import Connector
 from tunneltop.model.rules import CHECK_TITLES
@@ -97,8 +97,10 @@ def _time(value: datetime | None) -> str:
 
 
 def _table(rows: Sequence[Sequence[str]]) -> list[str]:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    # Each column's width and each row's line at C speed (a line per connector: 25,000 at 100,000 connections).
+    widths = [max(map(len, column)) for column in zip(*rows, strict=True)]
+    line = "  ".join(f"{{:<{w}}}" for w in widths).format  # "<w" pads a str as ljust(w) does
+    return [line(*row).rstrip() for row in rows]
 
 
 NOT_FETCHED = (
@@ -121,10 +123,10 @@ def _tunnel_lines(state: TunnelState, now: datetime, not_fetched: bool = False) 
     if state.connectors is not None and not state.connectors:
         lines.append("  no connectors")
     if state.connectors:
-        rows: list[list[str]] = [list(COLUMNS)]
+        rows: list[Sequence[str]] = [COLUMNS]
         for c in state.connectors:
             rows.append(
-                [
+                (
                     clean(c.id, 36),
                     _time(c.run_at),
                     format_age(now - c.run_at) if c.run_at else "-",
@@ -134,13 +136,22 @@ def _tunnel_lines(state: TunnelState, now: datetime, not_fetched: bool = False) 
                     clean(", ".join(origin_ips(c)) or None, 80),
                     clean(edge_summary(c.conns) or None, 80),
                     str(len(pending_conns(c))),
-                ]
+                )
             )
         lines.extend("  " + line for line in _table(rows))
     lines.extend(f"  problem: {clean(str(p), 300)}" for p in state.problems)
+    # A fleet's findings share their severity, check and hint (an old_release per connector): each said once.
+    heads: dict[tuple[Severity, str], str] = {}
+    hints: dict[str, str] = {}
     for f in state.findings:
-        lines.append(f"  {f.severity.name} {f.check}: {clean(f.message, 300)}")
-        lines.append(f"    hint: {clean(f.hint, 300)}")
+        said = heads.get((f.severity, f.check))
+        if said is None:
+            said = heads[f.severity, f.check] = f"  {f.severity.name} {f.check}: "
+        hint = hints.get(f.hint)
+        if hint is None:
+            hint = hints[f.hint] = f"    hint: {clean(f.hint, 300)}"
+        lines.append(said + clean(f.message, 300))
+        lines.append(hint)
     reach = state.reach
     if reach is not None:
         if reach.managed == "local":
