@@ -23,6 +23,7 @@ from textual.widget import Widget
 import tunneltop.ui.app
 from tests.support.ui import WallClock, make_app, plain, wait_for_poll
 from tunneltop.demo.cfapi import Fault
+from tunneltop.model.findings import Finding, Severity
 from tunneltop.model.health import Health
 from tunneltop.model.records import Connection, Connector, Tunnel
 from tunneltop.ui.app import TunneltopApp
@@ -112,6 +113,40 @@ async def test_a_connectors_last_row_can_be_reached_by_tab_and_scrolled_into_vie
         pane.show(connector_detail(tunnel, connector.model_copy(update={"id": "k2"}), NOW))
         await pilot.pause()
         assert on_screen(app, "Connector k2") and not on_screen(app, "allow_remote_config")
+
+
+async def test_the_detail_pane_asks_for_a_layout_only_when_its_height_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A layout is of the whole screen, and the pane changes on every move of the table's cursor.
+    layouts: list[str] = []
+    refresh = Widget.refresh
+
+    def spy(self: Widget, *regions: Region, **kwargs: bool) -> Widget:
+        if self.id == "detail-body" and kwargs.get("layout"):
+            layouts.append(str(self.id))
+        return refresh(self, *regions, **kwargs)
+
+    monkeypatch.setattr(Widget, "refresh", spy)
+    tunnel, connector = connector_with_features()
+    app = PaneApp()
+    async with app.run_test(size=(100, 20)) as pilot:
+        pane = app.query_one(DetailPane)
+        pane.show(connector_detail(tunnel, connector, NOW))
+        await pilot.pause()
+        layouts.clear()
+        pane.show(connector_detail(tunnel, connector.model_copy(update={"id": "k2"}), NOW))  # as many rows
+        await pilot.pause()
+        assert layouts == [] and on_screen(app, "Connector k2")
+        why = tuple(
+            Finding("old_release", Severity.WARNING, f"connector k3 runs an old one ({n})", "upgrade it", "k3")
+            for n in range(3)
+        )
+        pane.show(connector_detail(tunnel, connector.model_copy(update={"id": "k3"}), NOW, findings=why))
+        await pilot.pause()
+        assert layouts  # its findings add rows: a layout, and every row can be reached
+        assert on_screen(app, "old one (0)") and not on_screen(app, "allow_remote_config")
+        await pilot.press("tab", "end")
+        await pilot.pause()
+        assert on_screen(app, "allow_remote_config") and not on_screen(app, "old one (0)")
 
 
 async def test_on_a_small_terminal_tab_reaches_the_detail_pane_and_every_row_can_be_read() -> None:

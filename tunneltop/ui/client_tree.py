@@ -284,7 +284,8 @@ class ClientTree(PassStyle, Tree[NodeRef]):
             return
         parent = node.parent
         while parent is not None and parent is not self.root:
-            parent.expand()
+            if not parent.is_expanded:  # expand() rebuilds every line of the tree, expanded already or not
+                parent.expand()
             parent = parent.parent
         self.get_node_at_line(0)
         self.move_cursor(node)

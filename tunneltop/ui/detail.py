@@ -268,7 +268,14 @@ class DetailPane(VerticalScroll):
         if _title(renderable) != _title(self.shown):
             self.scroll_home(animate=False, immediate=True)  # another subject: from its first row
         self.shown = renderable
-        self.query_one("#detail-body", Static).update(renderable)
+        body = self.query_one("#detail-body", Static)
+        size = body.content_size
+        body.update(renderable, layout=False)
+        # A layout is of the whole screen (40-80 ms at 200x50 with a large view), and the pane changes on every move
+        # of the table's cursor: only when its rows take another height than before.
+        body.clear_cached_dimensions()
+        if not size.width or body.get_content_height(self.size, self.app.size, size.width) != size.height:
+            body.refresh(layout=True)
 
 
 def _title(renderable: RenderableType | None) -> str | None:
