@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import gc
+import platform
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tunneltop.ui.lifecycle import HeapFreezer
+from tunneltop.ui.lifecycle import HeapFreezer, MemoryTrim
 
 
 @pytest.fixture
@@ -40,3 +42,31 @@ def test_records_replaced_after_a_freeze_are_freed_by_reference_counting(unfroze
     HeapFreezer(min_rows=1).after_poll(1)
     del record  # the next poll replaced it
     assert gone() is None
+
+
+def _rss_kb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
+def test_memory_trim_gives_back_what_glibc_keeps_of_freed_memory() -> None:
+    trim = MemoryTrim()
+    assert trim.available
+    # Blocks too large for Python's own allocator and too small for mmap: glibc's heap, kept when freed.
+    blocks = [bytearray(4096) for _ in range(20_000)]
+    del blocks[::2]  # holes among live blocks: freed, but not at the heap's top
+    del blocks[: len(blocks) // 2]
+    before = _rss_kb()
+    trim()
+    assert _rss_kb() < before
+    del blocks
+
+
+def test_memory_trim_is_harmless_where_there_is_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.platform", "darwin")
+    trim = MemoryTrim()
+    assert not trim.available
+    trim()  # nothing, and no error

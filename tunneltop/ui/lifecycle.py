@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import gc
 import os
 import select
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -101,6 +103,35 @@ class HeapFreezer:
         gc.freeze()
         self.frozen_at = rows
         return True
+
+
+class MemoryTrim:
+    """Hands the C allocator's free memory back to the system (glibc's ``malloc_trim``), after a large view's redraw
+    has replaced its tables: glibc keeps what was freed in its heaps, 16-40 MB at 100,000 connections. A few
+    milliseconds, with the GIL let go; nothing where there is no glibc (musl, other systems)."""
+
+    def __init__(self) -> None:
+        self._trim = _malloc_trim()
+
+    @property
+    def available(self) -> bool:
+        return self._trim is not None
+
+    def __call__(self) -> None:
+        if self._trim is not None:
+            self._trim(0)
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        trim = ctypes.CDLL(None).malloc_trim  # the process's own C library
+    except (OSError, AttributeError):  # musl has none
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return trim  # type: ignore[no-any-return]
 
 
 def crash_report(app: App[int]) -> None:

@@ -136,6 +136,10 @@ class RowSelector:
     def __init__(self) -> None:
         self._texts: dict[str, tuple[ConnRow, str]] = {}
 
+    def forget(self) -> None:
+        """Drop the haystacks (the filter was cleared)."""
+        self._texts = {}
+
     def select(self, flt: Filter, rows: Sequence[ConnRow]) -> list[ConnRow]:
         if not flt.active:
             self._texts = {}
