@@ -419,6 +419,23 @@ async def test_the_engine_fills_findings_and_keeps_them_across_polls():
     assert {s.tunnel.name: s for s in third.tunnels}["web-prod"] is by_name["web-prod"]
 
 
+async def test_an_engine_that_is_asked_for_no_events_finds_the_same_and_says_no_change():
+    # --once reads one poll: the first poll's events (one per finding) are worked out for nobody.
+    polls = []
+    for events in (True, False):
+        clock = FakeClock()
+        sim = SimulatedAccount(start=clock.wall())
+        sim.freeze()
+        engine = PollEngine(demo_client(sim, clock), sim.account_id, ["web-prod", "api-staging"], now=clock.wall,
+                            events=events)
+        polls.append(await engine.poll())
+    told, quiet = polls
+    assert told.snapshot is not None and quiet.snapshot is not None
+    assert told.events and any(e.kind.name.startswith("FINDING") for e in told.events)
+    assert quiet.events == []
+    assert [s.findings for s in quiet.snapshot.tunnels] == [s.findings for s in told.snapshot.tunnels]
+
+
 @pytest.mark.parametrize(
     ("scenario", "expected"),
     [("drift", {"config_drift"}), ("lost-redundancy", {"min_colos", "min_connectors"})],

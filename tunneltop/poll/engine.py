@@ -181,7 +181,10 @@ class PollEngine:
         expectations: Expectations | None = None,
         reach: bool = False,
         local: LocalReadyProbe | None = None,
+        events: bool = True,
     ) -> None:
+        """``events``: work out what changed from one poll to the next (False: a caller that reads one poll only,
+        ``--once``, whose first poll's events, one per finding, nobody would read)."""
         self.client = client
         self.gate = client.gate
         self.account: Account | None = Account(id=account_id, name=account_name) if account_id else None
@@ -193,6 +196,7 @@ class PollEngine:
         self.usage_errors: list[UsageError] = []  # refs that matched no tunnel (reported once, never polled)
         self.previous: Snapshot | None = None
         self._account_id = account_id
+        self._events = events
         self._concurrency = max(1, concurrency)
         self._min_burst = min_burst
         self._now = now
@@ -331,7 +335,8 @@ class PollEngine:
 
     def _succeeded(self, snapshot: Snapshot) -> list[ChangeEvent]:
         events = self._streak.succeeded(snapshot.fetched_at)
-        events.extend(without_first_sight(diff(self.previous, snapshot)))
+        if self._events:
+            events.extend(without_first_sight(diff(self.previous, snapshot)))
         self.previous = snapshot
         return events
 
