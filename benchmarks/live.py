@@ -202,6 +202,10 @@ async def _drive(standin: StandIn, shape: str, engine: str) -> dict[str, Any]:
 
             back = lambda: app.table.row_count == shown and shown_now()  # noqa: E731
             await timed("filter_cleared", clear_during_poll, back)
+            # At rest: what the app holds once the steps' work is done (a large redraw's memory is handed back to
+            # the system by a worker after it is taken in: ui/lifecycle.MemoryTrim).
+            await app.workers.wait_for_complete()
+            await pilot.pause()
             figures["rss_mb"] = rss_mb()
             lag.stop()
     finally:
