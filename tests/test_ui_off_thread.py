@@ -50,20 +50,26 @@ async def _walk(app: TunneltopApp) -> list[tuple[object, ...]]:
     return seen
 
 
+def every_redraw_on_a_thread(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """From now on every redraw is worked out on a worker thread; the idents of the threads that worked them out."""
+    monkeypatch.setattr("tunneltop.ui.monitor_view.OFF_THREAD_ROWS", 1)
+    worked: list[int] = []
+    work_out = MonitorView._work_out
+
+    def counted(view: MonitorView) -> None:
+        worked.append(threading.get_ident())
+        work_out(view)
+
+    monkeypatch.setattr(MonitorView, "_work_out", counted)
+    return worked
+
+
 async def test_a_redraw_worked_out_on_a_thread_shows_what_the_screen_thread_would(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     here, _ = make_app()
     expected = await _walk(here)
-    monkeypatch.setattr("tunneltop.ui.monitor_view.OFF_THREAD_ROWS", 1)  # every redraw on the thread
-    threads = set()
-    work_out = MonitorView._work_out
-
-    def counted(view: MonitorView) -> None:
-        threads.add(threading.get_ident())
-        work_out(view)
-
-    monkeypatch.setattr(MonitorView, "_work_out", counted)
+    threads = every_redraw_on_a_thread(monkeypatch)
     there, _ = make_app()
     assert await _walk(there) == expected
     assert threads and threading.get_ident() not in threads
@@ -74,15 +80,7 @@ async def test_a_finished_redraw_keeps_nothing_of_its_poll_alive(monkeypatch: py
     # A finished Textual worker sits in a reference cycle with its task: what it was handed must not ride along, or a
     # whole poll's rows and tunnels outlive it until a full collection (seen at 100,000 connections: RSS grew
     # ~100 MB over a dozen polls, then one collection took 0.6-1 s). The collector is off: only reference counting.
-    monkeypatch.setattr("tunneltop.ui.monitor_view.OFF_THREAD_ROWS", 1)
-    worked: list[int] = []
-    work_out = MonitorView._work_out
-
-    def counted(view: MonitorView) -> None:
-        worked.append(threading.get_ident())
-        work_out(view)
-
-    monkeypatch.setattr(MonitorView, "_work_out", counted)
+    worked = every_redraw_on_a_thread(monkeypatch)
     app, _ = make_app()
     gc.collect()
     gc.disable()
