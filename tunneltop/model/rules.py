@@ -320,13 +320,7 @@ def _versions(
     said = list(map(verdicts.__getitem__, versions))
     if not any(said):
         return
-    if reuse is not None:
-        out.extend(reuse.old_release(compress(connectors, said), filter(None, said)))
-        return
-    out.extend(
-        Finding("old_release", Severity.WARNING, f"connector {short_id(c.id)} {rest}", _OLD_RELEASE_HINT, c.id)
-        for c, rest in zip(compress(connectors, said), filter(None, said), strict=True)
-    )
+    out.extend((reuse or FleetFindings()).old_release(compress(connectors, said), filter(None, said)))
 
 
 class FleetFindings:
@@ -484,6 +478,7 @@ class FindingRules:
         out: list[TunnelState] = []
         for state in snapshot.tunnels:
             hit = memo.get(state.tunnel.id)
+            findings: tuple[Finding, ...] | None = None
             if same_context and hit is not None and state.pending_count == 0:
                 if hit[0] is state:
                     out.append(hit[1])  # nothing it depends on changed: not even worked out again
@@ -492,15 +487,12 @@ class FindingRules:
                     # Read again and the same (only when it was read moved): the same findings, the very same
                     # tuple, so later stages compare them by identity (25,000 findings at 100,000 connections on
                     # an old cloudflared fleet, worked out and compared on every poll before).
-                    result = _with_findings(state, hit[1].findings)
-                    memo[state.tunnel.id] = (state, result)
-                    out.append(result)
-                    continue
-            expect = self._expect_of(state)
-            fleet = self._fleet.get(state.tunnel.id)
-            if fleet is None:
-                fleet = self._fleet[state.tunnel.id] = FleetFindings()
-            findings = tunnel_findings(state, expect, now, snapshot.local, since, reuse=fleet)
+                    findings = hit[1].findings
+            if findings is None:
+                fleet = self._fleet.get(state.tunnel.id)
+                if fleet is None:
+                    fleet = self._fleet[state.tunnel.id] = FleetFindings()
+                findings = tunnel_findings(state, self._expect_of(state), now, snapshot.local, since, reuse=fleet)
             if hit is not None and hit[0] is state and hit[1].findings == findings:
                 result = hit[1]
             elif findings == state.findings:

@@ -191,7 +191,7 @@ class Session:
             # The first poll: no row left, none came back (no ghost yet); keying every row (0.1 s at 100,000) buys
             # nothing on the screen's thread. Its events may still mark (a tunnel's connectors read late).
             self._rows_of(snapshot)
-            marked, ghosts, came = self._changes(events, snapshot, [], [])
+            marked, ghosts, came = self._marked(events, snapshot), [], set()
         else:
             old_rows = self._rows_of(self.last) if self.last is not None else []  # before this poll's (_rows_of)
             marked, ghosts, came = self._changes(events, snapshot, old_rows, self._rows_of(snapshot))
