@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from tunneltop.model.health import format_age
@@ -33,29 +34,47 @@ _AGE_COLUMN = "opened"
 _AGE_WIDTH = 8
 
 
-def _cells(row: ConnRow, columns: Sequence[str], mark: Mark | None) -> tuple[Cell, ...]:
-    """Each shown cell but the age as (text, style); the age cell carries its style and an empty text."""
+# Each state's style for most cells, for the colo (bold) and for the id (dim).
+_PLAIN = ("", "bold", "dim")
+_STATE_STYLES = {
+    "pending": ("yellow", "bold yellow", "dim yellow"),
+    "gone": ("dim strike", "bold dim strike", "dim dim strike"),
+}
+_INDEX = {column: index for index, column in enumerate(COLUMNS)}
+
+
+def _every_cell(row: ConnRow, mark: Mark | None) -> list[Cell]:
+    """Every column's cell, in ``COLUMNS`` order; the age cell carries its style and an empty text. Made for every
+    row that changes (a failover at 100,000 connections: 16,000 of them), so written out flat."""
     conn = row.conn
-    state = row.state
-    base = {"pending": "yellow", "gone": "dim strike"}.get(state, "")
+    connector = row.connector
+    state = "gone" if row.gone_at is not None else conn.state
+    base, bold, dim = _STATE_STYLES.get(state, _PLAIN)
     state_text, state_style = STATE_LABEL[state]
     if mark is not None and mark.kind == "new" and state != "gone":
         state_text, state_style = "✚ " + state_text, state_style + " bold"
-    values: dict[str, Cell] = {
-        "tunnel": (clean(row.tunnel.name or row.tunnel.id, 40), base),
-        "connector": (short_id(row.connector.id), base),
-        "colo": (clean(conn.colo_name, 12), f"bold {base}".strip()),
-        "origin": (clean(conn.origin_ip, 45), base),
-        "opened": ("", base),
-        "state": (state_text, state_style),
-        "version": (clean(conn.client_version or row.connector.version, 24), base),
-        "id": (short_id(conn.id), f"dim {base}".strip()),
-    }
+    cells = [
+        (clean(row.tunnel.name or row.tunnel.id, 40), base),
+        (short_id(connector.id), base),
+        (clean(conn.colo_name, 12), bold),
+        (state_text, state_style),
+        (clean(conn.origin_ip, 45), base),
+        ("", base),
+        (clean(conn.client_version or connector.version, 24), base),
+        (short_id(conn.id), dim),
+    ]
     if mark is not None and mark.kind == "changed":
         for column in mark.columns:
-            text, style = values[column]
-            values[column] = (text, f"{style} reverse".strip())
-    return tuple(values[c] for c in columns)
+            index = _INDEX[column]
+            text, style = cells[index]
+            cells[index] = (text, f"{style} reverse".strip())
+    return cells
+
+
+def _cells(row: ConnRow, columns: Sequence[str], mark: Mark | None) -> tuple[Cell, ...]:
+    """Each shown cell but the age as (text, style); the age cell carries its style and an empty text."""
+    cells = _every_cell(row, mark)
+    return tuple(cells[_INDEX[c]] for c in columns)
 
 
 def _age(row: ConnRow, now: datetime) -> str:
@@ -101,6 +120,7 @@ class ConnectionsTable(VirtualTable[ConnRow]):
     def __init__(self, *, show_tunnel: bool, **kwargs: Any) -> None:
         columns = [c for c in COLUMNS if show_tunnel or c != "tunnel"]
         super().__init__(columns=columns, sort_column="state", **kwargs)
+        self._shown_cells = itemgetter(*(_INDEX[c] for c in columns))  # the shown columns' cells, as a tuple
 
     def key_of(self, row: ConnRow) -> str:
         return row.key
@@ -109,7 +129,8 @@ class ConnectionsTable(VirtualTable[ConnRow]):
         return natural_key(row)
 
     def cells(self, row: ConnRow, mark: Mark | None) -> tuple[Cell, ...]:
-        return _cells(row, self.columns_shown, mark)
+        cells: tuple[Cell, ...] = self._shown_cells(_every_cell(row, mark))
+        return cells
 
     def timed_text(self, row: ConnRow, column: str, now: datetime) -> str:
         return _age(row, now)

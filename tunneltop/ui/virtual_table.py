@@ -63,10 +63,6 @@ _SORT_PIECE = 4096
 _PLAN_FROM_SCRATCH_SHARE = 4
 
 
-def _width(text: str) -> int:
-    return len(text) if text.isascii() else cell_len(text)
-
-
 # A row's cell widths, kept for every row (the columns' widths are the widest): as bytes, 41 bytes a row of eight
 # against 120 as a tuple (10 MB at 100,000 rows); a tuple only where a cell is 256 or more wide.
 Sizes = bytes | tuple[int, ...]
@@ -74,7 +70,11 @@ Sizes = bytes | tuple[int, ...]
 
 def _sizes(cells: Sequence[Cell]) -> Sizes:
     texts = [text for text, _ in cells]
-    widths = list(map(len, texts)) if "".join(texts).isascii() else list(map(_width, texts))
+    widths = list(map(len, texts))
+    if not "".join(texts).isascii():  # only those cells measured again (a state's label is one, on every row)
+        for index, text in enumerate(texts):
+            if not text.isascii():
+                widths[index] = cell_len(text)
     try:
         return bytes(widths)
     except ValueError:  # a cell 256 or more wide
