@@ -36,7 +36,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tunneltop.api.client import CloudflareClient
 from tunneltop.api.errors import (
@@ -49,7 +49,6 @@ from tunneltop.api.errors import (
     UsageError,
 )
 from tunneltop.api.gate import BudgetStatus
-from tunneltop.changes.events import ChangeEvent, diff, without_first_sight
 from tunneltop.model.expect import Expectations
 from tunneltop.model.parse import RecordCache, RecordProblem
 from tunneltop.model.reach import LocalReady
@@ -61,6 +60,9 @@ from tunneltop.poll.local import LocalReadyProbe
 from tunneltop.poll.planner import DEFAULT_INTERVAL, LIST_SHARE, Plan, Planner, list_pages
 from tunneltop.poll.reach import ReachTracker
 from tunneltop.poll.streak import FailureStreak
+
+if TYPE_CHECKING:
+    from tunneltop.changes.events import ChangeEvent
 
 # Error text of a connection fetch the credentials were refused: a sign the token's permissions are narrow.
 REFUSED = "refused: "
@@ -336,6 +338,8 @@ class PollEngine:
     def _succeeded(self, snapshot: Snapshot) -> list[ChangeEvent]:
         events = self._streak.succeeded(snapshot.fetched_at)
         if self._events:
+            from tunneltop.changes.events import diff, without_first_sight
+
             events.extend(without_first_sight(diff(self.previous, snapshot)))
         self.previous = snapshot
         return events

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from tunneltop.api.errors import ApiError
-from tunneltop.changes.events import ChangeEvent, poll_failed, poll_recovered
+
+if TYPE_CHECKING:
+    from tunneltop.changes.events import ChangeEvent
 
 # While polls keep failing, a poll_failed event at least this often (seconds).
 FAILED_REPEAT = 60.0
@@ -45,6 +48,8 @@ class FailureStreak:
 
     def failed(self, now: datetime, error: BaseException) -> list[ChangeEvent]:
         """A poll failed with ``error`` at ``now``: the ``poll_failed`` event it gives, if any."""
+        from tunneltop.changes.events import poll_failed
+
         message = error.message if isinstance(error, ApiError) else str(error)
         run = self._run
         if run is None:
@@ -64,4 +69,6 @@ class FailureStreak:
         run, self._run = self._run, None
         if run is None:
             return []
+        from tunneltop.changes.events import poll_recovered
+
         return [poll_recovered(at, last_error=run.message, failed_polls=run.polls, since=run.since)]
