@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from textual.app import App, ComposeResult
+from textual.geometry import Region
 
 from tunneltop.model.records import Connection, Connector, Tunnel
 from tunneltop.model.snapshot import TunnelState
@@ -270,3 +271,36 @@ def test_a_tunnel_of_more_connectors_than_the_tree_shows_keeps_the_ones_that_mat
     [part] = tree_parts([huge], {"w/w-010/x-010-1"}, include_empty=False)
     assert [item.ref.node_id for item in part] == ["w", "w/w-010", "w/w-010/x-010-1"]
     assert "more connectors" not in "".join(text for text, _ in part[0].label)
+
+
+async def test_new_nodes_off_screen_are_measured_unbuilt_and_one_show_asks_one_repaint() -> None:
+    # A filter cleared adds hundreds of nodes: their labels are built only when drawn or read, their widths are
+    # measured from the label's parts, and the edits ask for one repaint, not one per node.
+    states = [state(t) for t in range(30)]
+    async with TreeApp().run_test(size=(60, 10)) as pilot:
+        tree = pilot.app.query_one(ClientTree)
+        passed: list[bool] = []  # the layout flag of each refresh that got through to Textual
+        original = ClientTree.refresh
+
+        def counting(self: ClientTree, *regions: Region, **kwargs: bool) -> ClientTree:
+            if self._held is None:
+                passed.append(bool(kwargs.get("layout")))
+            return original(self, *regions, **kwargs)
+
+        tree.refresh = counting.__get__(tree)  # type: ignore[method-assign]
+        tree.show(tree.parts_for(states, None), expand_connectors=True)
+        assert passed == [True], "one repaint (with the layout Tree asked for) for the whole show"
+        await pilot.pause()
+        held = tree.node_for("t-29/c-29-1/conn-29-1-3")
+        assert held is not None and held._id in tree._stale, "off screen: its label is not built"
+        width = tree.virtual_size.width
+        shown = "\n".join(line.text for line in pilot.app.screen._compositor.render_strips())
+        assert held.label.plain == "● LAX 192.0.2.1" and held._id not in tree._stale, "read: built then"
+    async with TreeApp().run_test(size=(60, 10)) as pilot:
+        tree = pilot.app.query_one(ClientTree)
+        tree.show(tree.parts_for(states, None), expand_connectors=True)
+        _shape(tree)  # every label read, so built, before the tree first measures its lines
+        await pilot.pause()
+        assert not tree._stale
+        assert tree.virtual_size.width == width
+        assert "\n".join(line.text for line in pilot.app.screen._compositor.render_strips()) == shown

@@ -73,6 +73,10 @@ def _depth(node_id: str) -> int:
     return node_id.count("/")
 
 
+# The label a node is added with, replaced by its own when it is first drawn or read (see ClientTree._stale).
+_HELD = Text("")
+
+
 def _text(parts: tuple[tuple[str, str], ...]) -> Text:
     # One Text with its spans, rather than an append per part: relabelling is most of what a busy poll costs here.
     spans = []
@@ -118,6 +122,9 @@ class ClientTree(PassStyle, Tree[NodeRef]):
         # of nodes, most of them off screen; building each one's Text is left until it is drawn or read.
         self._stale: dict[int, tuple[tuple[str, str], ...]] = {}
         self._fitted = Size(0, 0)  # the virtual size its scrollbars were last fitted to (see refresh)
+        # While show() edits the tree, the repaints and layouts each edit asks for (Tree asks on every node added
+        # or removed: hundreds when a filter is cleared) are folded into one, asked for when it is done.
+        self._held: list[bool] | None = None  # [a refresh asked for, a layout asked for], while held
         super().__init__(Text("tunnels"), **kwargs)  # type: ignore[arg-type]
         self.show_root = False
         self.guide_depth = 2
@@ -138,6 +145,10 @@ class ClientTree(PassStyle, Tree[NodeRef]):
         # Tree asks for a layout of the whole screen on every node added or removed and each time its count of
         # lines changes (about 40-60 ms at 200x50, several times for one filter key). Its size is the stylesheet's
         # (a fixed width, the height of its row): only its scrollbars need fitting, unless one comes or goes.
+        held = self._held
+        if held is not None and not recompose:
+            held[0], held[1] = True, held[1] or layout
+            return self
         height = self.styles.height
         if layout and not recompose and self.is_mounted and height is not None and not height.is_auto:
             layout = False
@@ -163,7 +174,10 @@ class ClientTree(PassStyle, Tree[NodeRef]):
         # Tree measures every line on each rebuild by rendering its label (a copy, styled); on an account-wide view
         # that is thousands of lines per poll. The width is the expand icon's plus the label's.
         icon = (self.ICON_NODE_EXPANDED if node.is_expanded else self.ICON_NODE) if node.allow_expand else ""
-        label = node.label  # built now if it was held back
+        held = self._stale.get(node.id)
+        if held is not None:  # a label held back is measured from its parts: its Text waits until it is drawn
+            return cell_len(icon) + sum(cell_len(part) for part, _ in held)
+        label = node.label
         assert isinstance(label, Text)  # Tree.process_label made it one
         known = self._label_widths.get(node.id)
         if known is None or known[0] is not label:
@@ -184,8 +198,17 @@ class ClientTree(PassStyle, Tree[NodeRef]):
         if parent is None or not items:
             return
         for node_id, item in items.items():
-            self._by_id[node_id] = parent.add(_text(item.label), item.ref, allow_expand=False)
+            self._by_id[node_id] = self._hold(parent.add(_HELD, item.ref, allow_expand=False), item.label)
             self._label_parts[node_id] = item.label
+
+    def _hold(self, node: TreeNode[NodeRef], parts: tuple[tuple[str, str], ...]) -> TreeNode[NodeRef]:
+        """``node``, added with a placeholder label: its own is built from ``parts`` when it is drawn or read."""
+        self._stale[node.id] = parts
+        return node
+
+    def process_label(self, label: TextType) -> Text:
+        # Tree's copies the label's first line (Text.split); every label here is one line of Text already.
+        return label if isinstance(label, Text) else super().process_label(label)
 
     def on_tree_node_expanded(self, event: Tree.NodeExpanded[NodeRef]) -> None:
         if event.node.data is not None and event.node.data.kind == "connector":
@@ -208,6 +231,16 @@ class ClientTree(PassStyle, Tree[NodeRef]):
         last, last_expand = self._last_show
         if last_expand == expand_connectors and same_objects(parts, last):
             return  # the very parts of the last call: nothing to do
+        self._held = held = [False, False]
+        try:
+            self._apply(parts, expand_connectors)
+        finally:
+            self._held = None
+            if held[0]:
+                self.refresh(layout=held[1])
+
+    def _apply(self, parts: Sequence[Sequence[TreeItem]], expand_connectors: bool) -> None:
+        """show()'s edits: nodes removed, added and relabelled where the parts changed."""
         cursor = self.cursor_node
         keep = cursor.data.node_id if cursor is not None and cursor.data is not None else None
         # An unchanged tunnel's part is the same object (see tree_parts), and so is an unchanged item within a
@@ -255,10 +288,9 @@ class ClientTree(PassStyle, Tree[NodeRef]):
                     item.ref.kind == "connector" and expand_connectors and len(parts[where]) <= _EXPAND_MAX
                 )
                 node = parent.add(
-                    _text(item.label), item.ref, before=places.index(item, where), expand=expand,
-                    allow_expand=has_children,
+                    _HELD, item.ref, before=places.index(item, where), expand=expand, allow_expand=has_children
                 )
-                self._by_id[node_id] = node
+                self._by_id[node_id] = self._hold(node, item.label)
             else:
                 if self._label_parts.get(node_id) != item.label:
                     # What set_label does, but its Text is built when drawn or read (labels are one line by
