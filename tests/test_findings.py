@@ -16,7 +16,7 @@ from tunneltop.demo.simulator import DEMO_TUNNELS, SimulatedAccount
 from tunneltop.demo.transport import DEMO_BASE_URL, DemoTransport
 from tunneltop.model import Snapshot, Tunnel, TunnelState, parse_connectors
 from tunneltop.model.expect import Expectations, TunnelExpect
-from tunneltop.model.findings import Finding, Severity
+from tunneltop.model.findings import Finding, Severity, made
 from tunneltop.model.health import Health, Status
 from tunneltop.model.reach import LocalReady, Reach
 from tunneltop.model.rules import FindingRules, release_month, tunnel_findings, with_findings
@@ -486,3 +486,16 @@ def test_a_fleet_worked_out_per_version_says_what_each_connector_runs_critical_f
     assert ("config_drift", "old-e") not in said
     # Colos the API leaves unnamed (missing or empty) count as one, "?": dev-d's pending one is not active.
     assert said["min_colos", None] == "connections in 3 of 4 expected colos (5x?, 8xDFW, 6xLAX)"
+
+
+@pytest.mark.parametrize("connector_id", ["c0ffee00-1", None])
+def test_made_is_the_finding_init_makes(connector_id: str | None) -> None:
+    # The fast maker behind old_release (one per connector) gives the same frozen value as the dataclass's __init__.
+    args = ("old_release", Severity.WARNING, "connector c0ffee00 runs cloudflared 2024.1.1", "upgrade it")
+    fast, slow = made(*args, connector_id), Finding(*args, connector_id)
+    assert type(fast) is Finding
+    assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
+    assert fast.to_json() == slow.to_json()
+    assert replace(fast, message="other") == replace(slow, message="other")
+    with pytest.raises(AttributeError):
+        fast.message = "changed"  # type: ignore[misc]

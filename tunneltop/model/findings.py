@@ -34,3 +34,20 @@ class Finding:
             "hint": self.hint,
             "connector_id": self.connector_id,
         }
+
+
+_new = object.__new__
+_set = object.__setattr__
+
+
+def made(check: str, severity: Severity, message: str, hint: str, connector_id: str | None = None) -> Finding:
+    """``Finding(check, severity, message, hint, connector_id)``, for where one is made per connector (a fleet on an
+    old cloudflared: 25,000 at 100,000 connections): its fields handed over as one dict, where the frozen
+    dataclass's ``__init__`` sets them one ``object.__setattr__`` call each (about 40% fewer instructions)."""
+    finding = _new(Finding)
+    _set(
+        finding,
+        "__dict__",
+        {"check": check, "severity": severity, "message": message, "hint": hint, "connector_id": connector_id},
+    )
+    return finding

@@ -35,7 +35,7 @@ from datetime import datetime, timedelta
 from itertools import chain, compress
 
 from tunneltop.model.expect import BUILT_IN, Expectations, TunnelExpect
-from tunneltop.model.findings import Finding, Severity
+from tunneltop.model.findings import Finding, Severity, made
 from tunneltop.model.health import Health
 from tunneltop.model.reach import LocalReady
 from tunneltop.model.records import Connection, Connector
@@ -338,12 +338,12 @@ class FleetFindings:
         known = self._old
         kept: dict[tuple[str, str], Finding] = {}
         found = []
+        warning = Severity.WARNING
         for c, rest in zip(connectors, said, strict=True):
             key = (c.id, rest)
             finding = known.get(key)
             if finding is None:
-                message = f"connector {short_id(c.id)} {rest}"
-                finding = Finding("old_release", Severity.WARNING, message, _OLD_RELEASE_HINT, c.id)
+                finding = made("old_release", warning, f"connector {short_id(c.id)} {rest}", _OLD_RELEASE_HINT, c.id)
             kept[key] = finding
             found.append(finding)
         self._old = kept  # this time's only: connectors that left or were upgraded are forgotten
