@@ -24,3 +24,9 @@ def test_instructions_are_counted_for_both_programs() -> None:
     counts = figures["instructions_m"]
     assert counts["floor"] > 0 and counts["tunneltop"] > 0
     assert figures["instructions_ratio"] == pytest.approx(counts["tunneltop"] / counts["floor"], rel=1e-3)
+    # Each start counted alone is a part of its whole run; the run is the rest.
+    starts, runs = figures["start_instructions_m"], figures["run_instructions_m"]
+    for name in ("floor", "tunneltop"):
+        assert 0 < starts[name] < counts[name]
+        assert starts[name] + runs[name] == pytest.approx(counts[name], abs=0.2)
+    assert figures["run_instructions_ratio"] == pytest.approx(runs["tunneltop"] / runs["floor"], rel=1e-3)
