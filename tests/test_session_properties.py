@@ -11,21 +11,26 @@ from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from textual.app import App, ComposeResult
 
 from tunneltop.changes.events import diff
 from tunneltop.model.records import Connection, Connector, Tunnel
 from tunneltop.model.snapshot import Snapshot, TunnelState
+from tunneltop.ui.conn_table import COLUMNS, ConnectionsTable
+from tunneltop.views.rows import ChangedRows, ConnRow
 from tunneltop.views.session import Session
 
 DETERMINISTIC = settings(derandomize=True, database=None, deadline=None, max_examples=400)
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
 TUNNEL_IDS = st.sampled_from(["t1", "t2", "t3", "t4", "t", "t/1"])
 CONNECTOR_IDS = st.sampled_from([f"k{n}" for n in range(1, 12)] + ["1/k1"])
+PLAIN_TUNNEL_IDS = st.sampled_from(["t1", "t2", "t3", "t4", "t"])
+PLAIN_CONNECTOR_IDS = st.sampled_from([f"k{n}" for n in range(1, 12)])
 CONN_IDS = st.sampled_from(["a", "b", "c", "d", "e", "f"])
 
 
 @st.composite
-def connectors(draw: st.DrawFn, taken: set[str]) -> Connector:
+def connectors(draw: st.DrawFn, taken: set[str], ids: st.SearchStrategy[str] = CONNECTOR_IDS) -> Connector:
     """A connector whose connections' ids are not among ``taken`` (its tunnel's): an id may come back in a later
     poll, as a connection that closed and returns."""
     conns = []
@@ -34,19 +39,21 @@ def connectors(draw: st.DrawFn, taken: set[str]) -> Connector:
             taken.add(cid)
             colo, pending = draw(st.sampled_from(["DFW", "ORD"])), draw(st.booleans())
             conns.append(Connection(id=cid, colo_name=colo, is_pending_reconnect=pending))
-    return Connector(id=draw(CONNECTOR_IDS), conns=conns)
+    return Connector(id=draw(ids), conns=conns)
 
 
 @st.composite
-def polls(draw: st.DrawFn) -> list[Snapshot]:
+def polls(draw: st.DrawFn, plain: bool = False) -> list[Snapshot]:
     """Polls where each tunnel state and each connector is either the last poll's very object (unchanged) or new;
-    a tunnel or connector id may be listed twice, or hold a "/"."""
+    a tunnel or connector id may be listed twice, or hold a "/" (``plain``: none holds one, and a tunnel is listed
+    once)."""
+    tunnel_ids, connector_ids = (PLAIN_TUNNEL_IDS, PLAIN_CONNECTOR_IDS) if plain else (TUNNEL_IDS, CONNECTOR_IDS)
     out: list[Snapshot] = []
     last: dict[str, TunnelState] = {}
     for n in range(draw(st.integers(1, 6))):
         states = []
         taken_in: dict[str, set[str]] = {}
-        for tunnel_id in draw(st.lists(TUNNEL_IDS, max_size=3)):
+        for tunnel_id in draw(st.lists(tunnel_ids, max_size=3, unique=plain)):
             # A connection id once per tunnel: a row's key is one row's, but where an id holds a "/" ("t/1" and
             # "t" with "1/k1"), two rows' keys may read the same.
             taken = taken_in.setdefault(tunnel_id, set())
@@ -63,7 +70,7 @@ def polls(draw: st.DrawFn) -> list[Snapshot]:
                 if draw(st.booleans()) and taken.isdisjoint(ids):
                     taken.update(ids)
                     kept.append(connector)  # the same object: unchanged
-            made = [draw(connectors(taken)) for _ in range(draw(st.integers(0, 3)))]
+            made = [draw(connectors(taken, connector_ids)) for _ in range(draw(st.integers(0, 3)))]
             found = None if draw(st.integers(0, 7)) == 0 else tuple(kept + made)
             states.append(TunnelState(Tunnel(id=tunnel_id, name=tunnel_id), found, (), None if found else "failed"))
         out.append(Snapshot("acc", T0 + timedelta(seconds=5 * n), tuple(states)))
@@ -125,3 +132,88 @@ def test_a_connector_listed_twice_in_a_tunnel_kept_as_it_was_still_leaves_its_gh
         Snapshot("acc", T0, (TunnelState(Tunnel(id="t"), ()), other)),
     ]
     assert set(_same_as_plain(polls).ghosts) == {"u/k2/d", "t/k1/a", "t/k1/b"}  # c came back
+
+
+def _told_right(before: list[ConnRow], rows: ChangedRows[ConnRow]) -> None:
+    """``rows`` tells by identity what came and the keys of what left since ``before``."""
+    was, now = {id(r): r for r in before}, {id(r): r for r in rows}
+    assert sorted(map(id, rows.came)) == sorted(now.keys() - was.keys())
+    assert sorted(rows.left) == sorted(was[i].key for i in was.keys() - now.keys())
+
+
+def _odd_ids(poll: Snapshot) -> bool:
+    ids = [s.tunnel.id for s in poll.tunnels]
+    by_tunnel = [[k.id for k in s.connectors or ()] for s in poll.tunnels]
+    slashed = any("/" in i for i in ids + [k for connectors in by_tunnel for k in connectors])
+    return slashed or len(set(ids)) < len(ids) or any(len(set(k)) < len(k) for k in by_tunnel)
+
+
+@DETERMINISTIC
+@given(st.booleans().flatmap(polls), st.lists(st.booleans(), min_size=6, max_size=6))
+def test_each_list_of_rows_tells_what_came_and_left_since_the_one_before(
+    runs: list[Snapshot], expiring: list[bool]
+) -> None:
+    session = Session(ghost_seconds=7)  # ghosts go after a poll or two: the lists also lose ghosts
+    last: Snapshot | None = None
+    handed: ChangedRows[ConnRow] | None = None
+    for n, poll in enumerate(runs):
+        now = T0 + timedelta(seconds=5 * n)
+        events = diff(last, poll)
+        session.prepare(poll, events)
+        session.on_snapshot(poll, now, events)
+        for _ in range(2 if expiring[n] else 1):  # rows asked for again, after marks and ghosts expire (a tick)
+            rows = session.rows(poll)
+            assert isinstance(rows, ChangedRows) and rows.told
+            if rows is handed:
+                continue  # nothing changed: the very list handed out last time
+            if rows.since is not None:
+                assert handed is not None and rows.since is handed.token
+                _told_right(handed, rows)
+            else:
+                # Not told only for the first list, or where an id is listed twice or holds a "/" (then keys may read
+                # alike), in this poll or the one before.
+                assert handed is None or _odd_ids(poll) or (last is not None and _odd_ids(last))
+            handed = rows
+            session.expire(now + timedelta(seconds=4))
+        last = poll
+
+
+class _Tables(App[None]):
+    def compose(self) -> ComposeResult:
+        yield ConnectionsTable(show_tunnel=True, id="told")
+        yield ConnectionsTable(show_tunnel=True, id="fresh")
+
+
+async def test_a_table_shown_the_lists_a_session_tells_ends_as_one_worked_out_from_scratch() -> None:
+    async with _Tables().run_test(size=(160, 30)) as pilot:
+        told = pilot.app.query_one("#told", ConnectionsTable)
+        fresh = pilot.app.query_one("#fresh", ConnectionsTable)
+
+        @settings(derandomize=True, database=None, deadline=None, max_examples=150)
+        @given(st.booleans().flatmap(polls), st.lists(st.booleans(), min_size=6, max_size=6))
+        def check(runs: list[Snapshot], planned: list[bool]) -> None:
+            session = Session(ghost_seconds=7)
+            told.show([], T0)
+            last = None
+            for n, poll in enumerate(runs):
+                now = T0 + timedelta(seconds=5 * n)
+                events = diff(last, poll)
+                session.prepare(poll, events)
+                session.on_snapshot(poll, now, events)
+                rows, marks = session.rows(poll), dict(session.marks)
+                if planned[n]:
+                    assert told.adopt(told.plan(rows, marks), now)
+                else:
+                    told.show(rows, now, marks)
+                fresh.show([], now)
+                assert fresh.adopt(fresh.plan(list(rows), marks), now)
+                assert [told.coordinate_to_cell_key((i, 0)).row_key.value for i in range(told.row_count)] == [
+                    fresh.coordinate_to_cell_key((i, 0)).row_key.value for i in range(fresh.row_count)
+                ]
+                assert told.rows_by_key == fresh.rows_by_key
+                for key in fresh.rows_by_key:
+                    assert [told.get_cell(key, c) for c in COLUMNS] == [fresh.get_cell(key, c) for c in COLUMNS]
+                session.expire(now + timedelta(seconds=4))
+                last = poll
+
+        check()

@@ -20,11 +20,13 @@ would share private state both ways.
 from __future__ import annotations
 
 import heapq
+import operator
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import compress
 from operator import itemgetter
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -44,6 +46,7 @@ from textual.widgets.data_table import CellDoesNotExist, CellKey, ColumnKey, Row
 from tunneltop.model.snapshot import same_objects
 from tunneltop.ui.line_style import PassStyle
 from tunneltop.ui.textual_internals import update_scrollbars
+from tunneltop.views.rows import ChangedRows
 
 R = TypeVar("R")
 Cell = tuple[str, str]  # (text, style): cheap to compare and to cache
@@ -111,7 +114,7 @@ class TablePlan(Generic[R]):
 
     base: int  # the table's generation it was worked out from: adopted only if the table is still there
     rows: list[R]
-    ids: dict[int, R]
+    ids: dict[int, R] | None  # the rows by id(), where worked out (see VirtualTable._diff)
     marks: dict[str, Any]
     rows_by_key: dict[str, R]
     sort_keys: dict[str, tuple[Any, ...]]
@@ -119,6 +122,7 @@ class TablePlan(Generic[R]):
     cell_sizes: dict[str, Sizes]
     cell_widths: dict[str, Counter[int]]
     order: list[str]
+    given: object | None = None  # the token of the rows it shows, where they tell what changed (ChangedRows)
 
 
 def _inserts(changes: int, rows: int) -> bool:
@@ -242,7 +246,10 @@ class VirtualTable(PassStyle, ScrollView, Generic[R], can_focus=True):
         self._painted: dict[int, tuple[Any, ...]] = {}  # screen line -> what was drawn there
         self._highlighted: str | None = None
         self._shown: list[R] = []  # the rows and marks of the last show()
-        self._shown_ids: dict[int, R] = {}  # those rows by id()
+        self._shown_ids: dict[int, R] | None = {}  # those rows by id() (None: not worked out yet)
+        # The token of the rows last shown where they tell what changed since the list before (ChangedRows): then the
+        # next list, told since that one, says what came and left, and it is not worked out comparing both.
+        self._given: object | None = None
         self._shown_marks: dict[str, Any] = {}
         self._timed = [c for c in self.columns_shown if c in self.TIMED]
         self._generation = 0  # bumped by every change of rows or sort: a plan made before one is not adopted
@@ -352,8 +359,9 @@ class VirtualTable(PassStyle, ScrollView, Generic[R], can_focus=True):
             return
         self._generation += 1
         keep = self.cursor_key
-        by_id, new_rows, gone, changed = self._diff(rows, marks)
+        by_id, new_rows, gone, changed = self._diff(rows, marks, self._told(rows))
         self._shown, self._shown_ids, self._shown_marks = list(rows), by_id, dict(marks)
+        self._given = rows.token if isinstance(rows, ChangedRows) else None
         self.rows_by_key = new_rows
         self._now = now
         if gone or changed:
@@ -367,24 +375,46 @@ class VirtualTable(PassStyle, ScrollView, Generic[R], can_focus=True):
         self._follow(keep)
         self._refresh_changed()
 
+    def _told(self, rows: Sequence[R]) -> tuple[list[R], list[str]] | None:
+        """What came and the keys of what left since the rows shown, where ``rows`` tells it (ChangedRows) since the
+        very list shown, and no key of the rows shown was listed twice."""
+        if not isinstance(rows, ChangedRows) or len(self.rows_by_key) != len(self._shown):
+            return None
+        if rows.token is self._given:
+            return [], []  # the very list shown (never changed once handed out)
+        if rows.since is None or rows.since is not self._given:
+            return None
+        return rows.came, rows.left
+
     def _diff(
-        self, rows: Sequence[R], marks: Mapping[str, Any]
-    ) -> tuple[dict[int, R], dict[str, R], list[str], list[str]]:
-        """Against what the table shows: ``rows`` by id(), by key, the keys that went and those whose row or mark
-        changed. Reads the table only."""
+        self, rows: Sequence[R], marks: Mapping[str, Any], told: tuple[list[R], list[str]] | None = None
+    ) -> tuple[dict[int, R] | None, dict[str, R], list[str], list[str]]:
+        """Against what the table shows: ``rows`` by id() (None where ``told``), by key, the keys that went and
+        those whose row or mark changed. ``told``: the rows that came and the keys of those that left (see _told),
+        else worked out here. Reads the table only."""
         old_rows = self.rows_by_key
-        # Rows are the same objects while unchanged, so what arrived and what left is found at C speed (set
-        # operations on ids); only those are looked at one by one, each keyed once.
-        by_id = dict(zip(map(id, rows), rows, strict=True))
-        before = self._shown_ids
-        arrived = [by_id[i] for i in by_id.keys() - before.keys()]
-        left = [before[i] for i in before.keys() - by_id.keys()]
         key_of = self.key_of
-        arrived_keys = list(map(key_of, arrived))
-        left_keys = list(map(key_of, left))
-        new_rows = dict(old_rows)
-        for key, row in zip(left_keys, left, strict=True):
-            if new_rows.get(key) is row:
+        by_id: dict[int, R] | None = None
+        if told is not None:
+            arrived, left_keys = told
+            arrived_keys = list(map(key_of, arrived))
+            new_rows = dict(old_rows)
+            for key in left_keys:  # each key was one row's (no key listed twice, see _told)
+                del new_rows[key]
+        else:
+            # Rows are the same objects while unchanged, so what arrived and what left is found at C speed (set
+            # operations on ids); only those are looked at one by one, each keyed once.
+            by_id = dict(zip(map(id, rows), rows, strict=True))
+            before = self._shown_ids
+            if before is None:
+                before = dict(zip(map(id, self._shown), self._shown, strict=True))
+            arrived = [by_id[i] for i in by_id.keys() - before.keys()]
+            left = [before[i] for i in before.keys() - by_id.keys()]
+            arrived_keys = list(map(key_of, arrived))
+            left_keys = list(map(key_of, left))
+            new_rows = dict(old_rows)
+            # A left row's key goes unless another row holds it (a key listed twice).
+            for key in compress(left_keys, map(operator.is_, map(new_rows.get, left_keys), left)):
                 del new_rows[key]
         new_rows.update(zip(arrived_keys, arrived, strict=True))
         if len(new_rows) == len(rows):
@@ -394,12 +424,21 @@ class VirtualTable(PassStyle, ScrollView, Generic[R], can_focus=True):
             arrived, arrived_keys = list(new_rows.values()), list(new_rows)
             gone = [k for k in old_rows if k not in new_rows]
         seen_marks = self._marks
-        changed: dict[str, None] = {}
         same_row = self.same_row
-        for key, row in zip(arrived_keys, arrived, strict=True):
-            old = old_rows.get(key)
-            if old is None or not same_row(old, row) or not _same_mark(seen_marks.get(key), marks.get(key)):
-                changed[key] = None
+        # Most rows that arrive are the rows of a connector made again with it, shown as before: one comprehension,
+        # same_row called only for a row shown before whose mark is the same object.
+        changed = dict.fromkeys(
+            key
+            for key, row, old, was, now in zip(
+                arrived_keys,
+                arrived,
+                map(old_rows.get, arrived_keys),
+                map(seen_marks.get, arrived_keys),
+                map(marks.get, arrived_keys),
+                strict=True,
+            )
+            if old is None or not (was is now or was == now) or not (old is row or same_row(old, row))
+        )
         for key in marks.keys() | seen_marks.keys():  # marks that came or went on rows that did not change
             if key in new_rows and not _same_mark(marks.get(key), seen_marks.get(key)):
                 changed[key] = None
@@ -419,8 +458,10 @@ class VirtualTable(PassStyle, ScrollView, Generic[R], can_focus=True):
         key_of, cells, natural = self.key_of, self.cells, self.natural_key
         primary = self.SORTS[self.sort_column]
         marks = dict(marks or {})
+        told = self._told(rows)
+        given = rows.token if isinstance(rows, ChangedRows) else None
         rows = list(rows)
-        by_id, new_rows, gone, changed = self._diff(rows, marks)
+        by_id, new_rows, gone, changed = self._diff(rows, marks, told)
         if len(gone) + len(changed) <= len(self._order) // _PLAN_FROM_SCRATCH_SHARE:
             # A change of a small part (a failover: 8% of the rows, their ghosts and marks): the table's own
             # containers copied (a few ms each at 100,000 rows) and changed as show() changes them.
@@ -428,7 +469,7 @@ class VirtualTable(PassStyle, ScrollView, Generic[R], can_focus=True):
             order = list(self._order) if _inserts(len(gone) + len(changed), len(self._order)) else self._order
             state = TablePlan(
                 self._generation, rows, by_id, marks, new_rows, dict(self._sort_keys), dict(self._marks),
-                dict(self._cell_sizes), {c: Counter(n) for c, n in self._cell_widths.items()}, order,
+                dict(self._cell_sizes), {c: Counter(n) for c, n in self._cell_widths.items()}, order, given,
             )
             self._apply_to(state, gone, changed, marks, None)
             return state
@@ -467,6 +508,7 @@ class VirtualTable(PassStyle, ScrollView, Generic[R], can_focus=True):
             cell_sizes=sizes,
             cell_widths=widths,
             order=[k for _, k in merged],
+            given=given,
         )
 
     def adopt(self, plan: TablePlan[R], now: datetime) -> bool:
@@ -476,6 +518,7 @@ class VirtualTable(PassStyle, ScrollView, Generic[R], can_focus=True):
         self._generation += 1
         keep = self.cursor_key
         self._shown, self._shown_ids, self._shown_marks = plan.rows, plan.ids, plan.marks
+        self._given = plan.given
         self.rows_by_key, self._sort_keys, self._marks = plan.rows_by_key, plan.sort_keys, plan.row_marks
         self._cell_sizes, self._cell_widths = plan.cell_sizes, plan.cell_widths
         self._order = plan.order

@@ -8,10 +8,12 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from tunneltop.model.records import Connection, Connector, Tunnel
 from tunneltop.model.snapshot import Snapshot
+
+T = TypeVar("T")
 
 # Sorts a missing time before every real one.
 EPOCH = datetime.min.replace(tzinfo=UTC)
@@ -31,6 +33,29 @@ class ConnRow:
     @property
     def state(self) -> str:
         return "gone" if self.gone_at is not None else self.conn.state
+
+
+class ChangedRows(list[T]):
+    """A list of rows that tells how it differs from the list handed out before it (``tell``), so that whoever
+    showed that one (the table) need not work it out comparing both, 100,000 rows each: ``token`` names this list,
+    ``since`` the one before it (None: not told), ``came`` are the rows of this one not in that one, and ``left``
+    the keys of the rows of that one not in this one (each row told by identity). Neither its rows nor what it
+    tells change once it is handed out."""
+
+    __slots__ = ("came", "left", "since", "token", "told")
+
+    def __init__(self, rows: Iterable[T] = ()) -> None:
+        super().__init__(rows)
+        self.token = object()
+        self.since: object | None = None
+        self.came: list[T] = []
+        self.left: list[str] = []
+        self.told = False
+
+    def tell(self, since: object | None, came: list[T], left: list[str]) -> None:
+        """Say what changed since the list whose token is ``since`` (None: not known); once, before handing it out."""
+        assert not self.told, "a list handed out is never changed"
+        self.since, self.came, self.left, self.told = since, came, left, True
 
 
 def row_key(tunnel_id: str, connector_id: str, conn_id: str) -> str:

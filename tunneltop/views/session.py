@@ -19,7 +19,7 @@ from tunneltop.model.records import Connection, Connector, Tunnel
 from tunneltop.model.snapshot import Snapshot, TunnelState
 from tunneltop.poll.engine import GONE
 from tunneltop.views.history import DEFAULT_MAXLEN, EventLog
-from tunneltop.views.rows import ConnRow, row_key
+from tunneltop.views.rows import ChangedRows, ConnRow, row_key
 
 DEFAULT_GHOST_SECONDS = 60.0
 DEFAULT_MARK_SECONDS = 30.0
@@ -44,6 +44,14 @@ _ColoParts = dict[str, tuple[TunnelState, tuple[str, ...], tuple[str, ...]]]  # 
 # The per-connector row lists a build made anew (the others are the last build's, reused whole), or None when an id
 # listed twice keeps the memo from holding every list (see Session._build_rows).
 _Fresh = list[list[ConnRow]] | None
+# The last rows' per-connector lists a build did not reuse, or None where not told (see Session._build_rows).
+_Left = list[list[ConnRow]] | None
+# How a build's rows differ from the rows it was made after (see Session._build_rows): that list's token, the rows
+# that came and the keys of those that left, each by identity; None where not told.
+_Delta = tuple[object, list[ConnRow], list[str]] | None
+# A build (see Session._build_rows): its rows, memo, per-tunnel rows, fresh and left lists, and the token of the rows
+# whose memo it reused.
+_Build = tuple[ChangedRows[ConnRow], _RowMemo, _StateRows, _Fresh, _Left, object | None]
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,18 @@ def _colos_of(state: TunnelState) -> tuple[tuple[str, ...], tuple[str, ...]]:
     active = tuple(c.colo_name or "?" for c in conns if c.is_pending_reconnect is False)
     pending = tuple(c.colo_name or "?" for c in conns if c.is_pending_reconnect is True)
     return active, pending
+
+
+def _lists_left(last: _RowMemo, memo: _RowMemo) -> list[list[ConnRow]]:
+    """The per-connector lists of ``last`` (a memo holding every list of its rows) that ``memo`` does not reuse."""
+    left: list[list[ConnRow]] = []
+    for tunnel_id, lists in last.items():
+        now = memo.get(tunnel_id)
+        if now is lists:
+            continue  # the tunnel's state is the same object: all of its rows reused
+        kept = set(map(id, now.values())) if now else set()
+        left.extend(made for made in lists.values() if id(made) not in kept)
+    return left
 
 
 def _slashed(tunnel_id: str, connectors: tuple[Connector, ...] | None) -> bool:
@@ -128,15 +148,19 @@ class Session:
         # several times (marks, ghosts, colos, table). Only the last: the one before is read once more, by the next
         # poll's marks, before its own rows are made, and keeping it kept every record a change replaced alive (a
         # failover at 100,000 connections: 20 MB) until the next change.
-        self._row_memo: _RowMemo = {}
-        self._state_rows: _StateRows = {}
-        self._rows_seen: tuple[Snapshot, list[ConnRow]] | None = None
+        # Set as one (a build on another thread reads them together, see prepare): the token of the rows they belong
+        # to, the memo, the per-tunnel rows, and whether the memo holds every per-connector list of those rows (no
+        # tunnel or connector id listed twice: then what a poll's rows left and came is told list by list).
+        self._memo: tuple[object | None, _RowMemo, _StateRows, bool] = (None, {}, {}, False)
+        self._rows_seen: tuple[Snapshot, ChangedRows[ConnRow]] | None = None
+        # How those rows differ from the ones before them (their token and _Delta), and what rows() handed out last
+        # (its token, the token of the rows it holds, and the ghosts it holds after them): each list rows() hands
+        # out tells what changed since the one before (ChangedRows), so that the table need not work it out.
+        self._part_change: tuple[object, _Delta] | None = None
+        self._handed: tuple[object, object, list[ConnRow]] | None = None
         # Made ahead by prepare: a snapshot's rows (with the memo and per-tunnel rows that go with them), the marks,
         # ghosts and returning keys between the last snapshot and it (for those very events), and its colo counts.
-        self._prepared: tuple[Snapshot, list[ConnRow], _RowMemo, _StateRows, _Fresh] | None = None
-        # Whether the memo holds every per-connector list of the last rows (no tunnel or connector id listed twice):
-        # then what a poll's rows left and came is told list by list (see _changes_by_lists).
-        self._memo_whole = False
+        self._prepared: tuple[Snapshot, ChangedRows[ConnRow], _RowMemo, _StateRows, _Fresh, _Delta] | None = None
         self._prepared_changes: tuple[Snapshot, Snapshot, list[ChangeEvent], _Changes] | None = None
         self._prepared_colos: tuple[Snapshot, _ColoParts, Counter[str], Counter[str]] | None = None
         # Colo counts: totals kept up to date from the tunnels whose state changed (unchanged ones are the same object).
@@ -229,7 +253,7 @@ class Session:
         return marked, ghosts, came
 
     def _changes_by_lists(
-        self, events: list[ChangeEvent], snapshot: Snapshot, memo: _RowMemo, fresh: list[list[ConnRow]]
+        self, events: list[ChangeEvent], snapshot: Snapshot, fresh: list[list[ConnRow]], lists_left: list[list[ConnRow]]
     ) -> _Changes:
         """``_changes`` against the last rows, told from the row lists (no row keyed but those that left or came):
         a connector's rows are reused as one list while it is the same object, so the rows that came are the lists
@@ -238,15 +262,7 @@ class Session:
         "/", so a key is one connector's). At 100,000 connections this spares keying and hashing every row of both
         polls."""
         came = set(map(_key_of, chain.from_iterable(fresh)))
-        left: list[ConnRow] = []
-        for tunnel_id, lists in self._row_memo.items():
-            now = memo.get(tunnel_id)
-            if now is lists:
-                continue  # the tunnel's state is the same object: all of its rows reused
-            kept = set(map(id, now.values())) if now else set()
-            for made in lists.values():
-                if id(made) not in kept:
-                    left.extend(row for row in made if row.key not in came)
+        left = [row for made in lists_left for row in made if row.key not in came]
         ghosts = []
         if left:
             states = {t.tunnel.id: t for t in snapshot.tunnels}
@@ -311,10 +327,42 @@ class Session:
         times += [g.gone_at + self.ghost_for for g in self.ghosts.values() if g.gone_at is not None]
         return min(times, default=None)
 
-    def rows(self, snapshot: Snapshot) -> list[ConnRow]:
-        """The snapshot's rows, followed by the ghosts of recently closed connections (do not mutate the list)."""
-        rows = self._rows_of(snapshot)
-        return rows + list(self.ghosts.values()) if self.ghosts else rows
+    def rows(self, snapshot: Snapshot) -> ChangedRows[ConnRow]:
+        """The snapshot's rows, followed by the ghosts of recently closed connections (do not mutate the list), telling
+        what changed since the list this handed out before (see ChangedRows)."""
+        part = self._rows_of(snapshot)
+        ghosts = list(self.ghosts.values())
+        handed = self._handed
+        if handed is not None and handed[0] is part.token and not ghosts:
+            return part  # the very list handed out last time
+        rows = part if not ghosts and not part.told else ChangedRows(chain(part, ghosts))
+        change = self._change_since(handed, part, ghosts) if handed is not None else None
+        if change is None:
+            rows.tell(None, [], [])
+        else:
+            rows.tell(handed[0] if handed is not None else None, *change)
+        self._handed = (rows.token, part.token, ghosts)
+        return rows
+
+    def _change_since(
+        self, handed: tuple[object, object, list[ConnRow]], part: ChangedRows[ConnRow], ghosts: list[ConnRow]
+    ) -> tuple[list[ConnRow], list[str]] | None:
+        """The rows that came and the keys of those that left between the list handed out (``handed``) and ``part``
+        followed by ``ghosts``, or None where not known."""
+        _, part_before, ghosts_before = handed
+        change = self._part_change
+        if part_before is part.token:
+            came: list[ConnRow] = []
+            left: list[str] = []
+        elif change is not None and change[0] is part.token and change[1] is not None and change[1][0] is part_before:
+            came, left = list(change[1][1]), list(change[1][2])
+        else:
+            return None
+        if ghosts or ghosts_before:  # a few: told by identity (both lists hold theirs, so no id is reused)
+            before, now = set(map(id, ghosts_before)), set(map(id, ghosts))
+            came += [ghost for ghost in ghosts if id(ghost) not in before]
+            left += [ghost.key for ghost in ghosts_before if id(ghost) not in now]
+        return came, left
 
     def prepare(self, snapshot: Snapshot, events: list[ChangeEvent] | None = None) -> None:
         """Work out ahead what taking a poll (on_snapshot with these events) will need: its rows, marks and ghosts,
@@ -325,11 +373,13 @@ class Session:
         seen = self._rows_seen
         if seen is not None and seen[0].tunnels is snapshot.tunnels:
             return
-        rows, memo, by_state, fresh = self._build_rows(snapshot)
-        self._prepared = (snapshot, rows, memo, by_state, fresh)
+        build = self._build_rows(snapshot)
+        self._prepared = (snapshot, *build[:4], self._delta(build))
+        fresh, lists_left = build[3:5]
         if events is not None and last is not None and seen is not None and seen[0].tunnels is last.tunnels:
-            if fresh is not None and self._memo_whole:
-                changes = self._changes_by_lists(without_first_sight(events), snapshot, memo, fresh)
+            rows = build[0]
+            if fresh is not None and lists_left is not None:
+                changes = self._changes_by_lists(without_first_sight(events), snapshot, fresh, lists_left)
             else:
                 changes = self._changes(without_first_sight(events), snapshot, seen[1], rows)
             self._prepared_changes = (last, snapshot, events, changes)
@@ -339,31 +389,41 @@ class Session:
             state.pending_count  # noqa: B018
         snapshot.figures  # noqa: B018  # the header's: each tunnel's health over every connector (cached, immutable)
 
-    def _rows_of(self, snapshot: Snapshot) -> list[ConnRow]:
+    def _rows_of(self, snapshot: Snapshot) -> ChangedRows[ConnRow]:
         """``rows_of(snapshot)``, with each unchanged connector's rows reused (do not mutate the list)."""
         last = self._rows_seen
         if last is not None and (last[0] is snapshot or last[0].tunnels is snapshot.tunnels):
             return last[1]  # an unchanged poll: the same tunnels tuple
         prepared = self._prepared
         if prepared is not None and prepared[0] is snapshot:
-            rows, memo, by_state, fresh = prepared[1:]
+            rows, memo, by_state, fresh, delta = prepared[1:]
             self._prepared = None
         else:
-            rows, memo, by_state, fresh = self._build_rows(snapshot)
-        self._row_memo = memo
-        self._memo_whole = fresh is not None
-        self._state_rows = by_state
+            build = self._build_rows(snapshot)
+            rows, memo, by_state, fresh = build[:4]
+            delta = self._delta(build)
+        self._memo = (rows.token, memo, by_state, fresh is not None)
         self._rows_seen = (snapshot, rows)
+        self._part_change = (rows.token, delta)
         return rows
 
-    def _build_rows(self, snapshot: Snapshot) -> tuple[list[ConnRow], _RowMemo, _StateRows, _Fresh]:
-        """The rows of ``snapshot`` with the memo and per-tunnel rows that go with them, and the per-connector lists
-        made anew (None where a tunnel or connector id is listed twice); changes nothing."""
+    @staticmethod
+    def _delta(build: _Build) -> _Delta:
+        """How a build's rows differ from the rows it was made after (see _Delta)."""
+        fresh, lists_left, after = build[3:]
+        if fresh is None or lists_left is None or after is None:
+            return None
+        return (after, list(chain.from_iterable(fresh)), [row.key for made in lists_left for row in made])
+
+    def _build_rows(self, snapshot: Snapshot) -> _Build:
+        """The rows of ``snapshot`` with the memo and per-tunnel rows that go with them, the per-connector lists made
+        anew (None where a tunnel or connector id is listed twice), and the last rows' lists not reused (None where
+        not all of them are in the memo, or fresh is None); changes nothing."""
         memo: _RowMemo = {}
         by_state: _StateRows = {}
-        rows: list[ConnRow] = []
+        rows: ChangedRows[ConnRow] = ChangedRows()
         fresh: _Fresh = []
-        row_memo, state_rows = self._row_memo, self._state_rows
+        after, row_memo, state_rows, whole = self._memo
         for state in snapshot.tunnels:
             tunnel = state.tunnel
             if fresh is not None and (tunnel.id in memo or _slashed(tunnel.id, state.connectors)):
@@ -395,7 +455,8 @@ class Session:
             memo[tunnel.id] = mine
             by_state[tunnel.id] = (state, part)
             rows.extend(part)
-        return rows, memo, by_state, fresh
+        lists_left = _lists_left(row_memo, memo) if fresh is not None and whole else None
+        return rows, memo, by_state, fresh, lists_left, after
 
     def worsened(self, events: Iterable[ChangeEvent]) -> list[ChangeEvent]:
         """Health events that made a tunnel worse: what deserves an alert."""
