@@ -23,7 +23,7 @@ from textual.events import DescendantFocus, Resize
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import ContentSwitcher, DataTable, Footer
+from textual.widgets import ContentSwitcher, DataTable
 
 from tunneltop.api.client import CloudflareClient
 from tunneltop.changes.events import EventKind
@@ -41,6 +41,7 @@ from tunneltop.ui.commands import bindings
 from tunneltop.ui.conn_table import ConnectionsTable
 from tunneltop.ui.event_log import EventLogView
 from tunneltop.ui.filter_bar import FilterBar
+from tunneltop.ui.key_bar import KeyBar
 from tunneltop.ui.lifecycle import HeapFreezer, TerminalWatch, crash_report, tune_gc
 from tunneltop.ui.messages import PollFailed, PollWaiting, SnapshotReady, UnknownTunnels
 from tunneltop.ui.monitor_view import MonitorView
@@ -159,7 +160,7 @@ class TunneltopApp(Navigation, Actions, Drawing, App[int]):
             yield MonitorView(show_tunnel=len(self.target.refs) != 1, account_wide=self.account_wide, id=MONITOR)
         yield EventLogView(id="events")
         yield StatusLine(id="status")
-        yield Footer()
+        yield KeyBar(id="keys")
 
     @property
     def main_screen(self) -> Screen:
