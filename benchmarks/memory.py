@@ -181,7 +181,10 @@ def holders(engine: Any, session: Any, rows: list[Any], connections: int) -> dic
         # The lists (features, conns) and what is in them not counted yet.
         out[f"{what} lists"] = sizer.size([v for m in models for v in m.__dict__.values() if isinstance(v, list)])
     caches = list(engine._records.values())
-    out["RecordCache raw records"] = sizer.size([c.connectors for c in caches] + [c.loose for c in caches])
+    # Its dicts and what only it keeps: the digests of the connectors' texts (the records it keeps are counted above).
+    out["RecordCache (connectors, texts, loose)"] = sizer.size(
+        [getattr(c, name, None) for c in caches for name in ("connectors", "texts", "loose")]
+    )
     out["RecordCache last answer (digest, list)"] = sizer.size([c.last for c in caches])
     kept = ("previous", "_fetched", "_states", "_last_tunnels", "_tunnel_records", "_tunnels", "_known")
     out["engine: snapshot, states, findings"] = sizer.size([getattr(engine, name) for name in kept])
@@ -191,7 +194,8 @@ def holders(engine: Any, session: Any, rows: list[Any], connections: int) -> dic
     out["row keys"] = sizer.size([r.key for r in everyone], follow=False)
     out["rows list (app.rows)"] = sizer.size([rows], follow=False)
     for name in ("_row_memo", "_state_rows", "_rows_seen", "_colo_parts", "_colos_seen"):
-        out[f"Session.{name}"] = sizer.size([getattr(session, name)])
+        if hasattr(session, name):  # the session's own bookkeeping, as it is now
+            out[f"Session.{name}"] = sizer.size([getattr(session, name)])
     out["Session marks, ghosts, log, trends"] = sizer.size(
         [session.marks, session.ghosts, list(session.log), session.trends, session._tunnel_baselines]
     )

@@ -4,8 +4,10 @@ again every time (the identity is what lets rows, the tree and the change engine
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
+from tunneltop.api import jsondecode
 from tunneltop.model.parse import RecordCache, parse_connectors, parse_many
 from tunneltop.model.records import Tunnel
 
@@ -92,7 +94,7 @@ def test_a_first_answer_validated_in_one_call_is_what_record_by_record_makes_and
     cache = RecordCache()  # nothing cached: the whole answer in one pydantic call
     whole, problems = parse_connectors(copy.deepcopy(raw), cache)
     seeded = RecordCache()  # something cached (an unrelated connection): record by record
-    seeded.loose = {"zz": (conn("zz"), parse_connectors([{"id": "kz", "conns": [conn("zz")]}])[0][0].conns[0])}
+    seeded.loose = {"zz": parse_connectors([{"id": "kz", "conns": [conn("zz")]}])[0][0].conns[0]}
     by_record, problems_by_record = parse_connectors(copy.deepcopy(raw), seeded)
     assert problems == problems_by_record == [] and whole == by_record
     assert [c.api_dict() for c in whole] == [c.api_dict() for c in by_record]
@@ -103,29 +105,58 @@ def test_a_first_answer_validated_in_one_call_is_what_record_by_record_makes_and
     assert changed[2] is not whole[2] and changed[2].conns[0] is whole[2].conns[0]
 
 
-def test_same_puts_the_cached_copies_in_place_of_equal_ones_as_an_answer_is_read() -> None:
+def envelope(result: list[Any]) -> bytes:
+    return json.dumps({"success": True, "errors": [], "messages": [], "result": result}).encode()
+
+
+def read(body: bytes, cache: RecordCache) -> tuple[list[Any], list[Any], list[Any]]:
+    """An answer as the client reads it: decoded with the cache's reading, then parsed; what it was decoded into."""
+    reading = cache.reading()
+    result = jsondecode.loads(body, elements=reading)["result"]
+    decoded = list(result)
+    connectors, problems = parse_connectors(result, cache, reading)
+    return decoded, connectors, problems
+
+
+def test_a_connector_read_with_the_text_of_a_cached_one_is_that_one_not_decoded() -> None:
     cache = RecordCache()
-    first, _ = parse_connectors(answer(), cache)
-    cached = {key: raw for key, (raw, _) in cache.connectors.items()}
+    decoded, first, _ = read(envelope(answer()), cache)
+    assert all(type(item) is dict for item in decoded) and set(cache.connectors) == {"k1", "k2"}
+    assert sorted(map(id, cache.texts.values())) == sorted(map(id, first)), "each known by its text's digest"
     fresh = answer()
     fresh[0]["conns"][1]["colo_name"] = "AMS"
-    changed, changed_conns = fresh[0], list(fresh[0]["conns"])
-    run = cache.same(fresh)
-    assert run is fresh and run[1] is cached["k2"], "unchanged: the cached copy"
-    assert run[0] is changed and run[0] != cached["k1"]
-    assert run[0]["conns"][0] is cached["k1"]["conns"][0], "its unchanged connection: the cached copy"
-    assert run[0]["conns"][1] is changed_conns[1]
-    again, problems = parse_connectors(run, cache)
-    assert problems == [] and again[1] is first[1] and again[0].conns[0] is first[0].conns[0]
-    assert again == parse_connectors(copy.deepcopy(run))[0]
+    decoded, again, problems = read(envelope(fresh), cache)
+    assert problems == [] and decoded[1] is first[1] and again[1] is first[1], "unchanged: the model, not decoded"
+    assert decoded[0] == fresh[0], "changed: decoded"
+    assert again[0] is not first[0] and again[0].conns[0] is first[0].conns[0], "its unchanged connection: cached"
+    assert again[0].conns[1].colo_name == "AMS" and again == parse_connectors(copy.deepcopy(fresh))[0]
+    assert len(cache.texts) == 2 and cache.texts[jsondecode.text_digest(json.dumps(fresh[0]))] is again[0]
 
 
-def test_same_leaves_what_it_cannot_match_as_it_is() -> None:
+def test_only_clean_connectors_are_known_by_their_text() -> None:
     cache = RecordCache()
-    assert cache.same(answer()) == answer(), "nothing cached"
-    parse_connectors(answer(), cache)
-    odd: list[Any] = [
-        "not an object", {"id": 5}, {"id": ["k1"]}, {"no": "id"}, {"id": "k1", "conns": "none"},
-        {"id": "k1", "conns": [7, {"id": ["a"]}, {"id": "z"}, {"id": "a"}]}, {"id": "k9", "conns": [conn("a")]},
-    ]
-    assert cache.same(copy.deepcopy(odd)) == odd
+    odd = answer()
+    odd[1]["conns"][0]["opened_at"] = "not a time"
+    for n in range(3):
+        decoded, connectors, problems = read(envelope(odd), cache)
+        assert type(decoded[1]) is dict, "never known: decoded and reported every poll"
+        assert len(problems) == 1 and connectors[1].conns[0].opened_at is None
+        assert (type(decoded[0]) is dict) is (n == 0) and list(cache.texts.values()) == [connectors[0]]
+
+
+def test_a_connector_read_without_its_text_is_the_cached_one_only_where_the_models_are_equal() -> None:
+    cache = RecordCache()
+    first, _ = parse_connectors(answer(), cache)
+    respelt = answer()
+    respelt[0]["conns"][0]["opened_at"] = "2026-11-28T11:00:00Z"
+    respelt[1]["conns"][0]["origin_ip"] = None  # given, as null: another fields set than not given at all
+    respelt[1]["conns"].append(conn("d"))
+    changed, problems = parse_connectors(copy.deepcopy(respelt), cache)
+    assert problems == [] and changed[0] is not first[0] and changed[0].conns[1] is first[0].conns[1]
+    assert changed[1].conns[0] is not first[1].conns[0]
+    again, _ = parse_connectors(copy.deepcopy(respelt), cache)
+    assert all(a is b for a, b in zip(again, changed, strict=True)), "read again: the same models"
+    respelt[1]["conns"][0].pop("origin_ip")
+    third, _ = parse_connectors(copy.deepcopy(respelt), cache)
+    assert third[1] is not changed[1] and third[1].conns[0] is not changed[1].conns[0]
+    assert third[1].conns[0].model_fields_set == changed[1].conns[0].model_fields_set - {"origin_ip"}

@@ -4,6 +4,7 @@ to (in slices, model/parse.py), answer as they did with one call each."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from collections.abc import Callable, Iterator
@@ -250,15 +251,16 @@ async def test_released_answers_leave_the_cached_records_whole(clock: Any) -> No
     for poll, answer in zip(polls, (first, second, first), strict=True):
         assert poll == parse_connectors(copy.deepcopy(answer["result"]))
     assert polls[2][0][0] is polls[0][0][0] and polls[2][0][5] is not polls[1][0][5]
-    assert [raw for raw, _ in cache.connectors.values()] == first["result"]
+    assert all(kept is now for kept, now in zip(cache.connectors.values(), polls[2][0], strict=True))
+    assert sorted(map(id, cache.texts.values())) == sorted(map(id, polls[2][0])), "each known by its text"
 
 
-@pytest.mark.parametrize("connectors", [3, 800])  # read whole, and in pieces
-async def test_unchanged_connectors_read_again_are_the_cached_copies(
+@pytest.mark.parametrize("connectors", [3, 800])  # a small answer and a large one
+async def test_unchanged_connectors_read_again_are_not_decoded(
     clock: Any, connectors: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # As each run of the answer is read, a connector (or, in one that changed, a connection) equal to the cached one
-    # takes its place: the copy just read is freed at once, among the run's memory (RecordCache.same).
+    # A connector whose text is that of one cached is that very model, put in place as the answer is read, not
+    # decoded (RecordCache.reading); in one that changed, each unchanged connection is the cached one too.
     first = connections_answer(connectors)
     second = copy.deepcopy(first)
     second["result"][1]["conns"][2]["colo_name"] = "AMS"
@@ -266,22 +268,21 @@ async def test_unchanged_connectors_read_again_are_the_cached_copies(
     cache = RecordCache()
     read: list[list[Any]] = []
 
-    def parse_spy(raw: Any, cache: RecordCache | None = None) -> Any:
+    def parse_spy(raw: Any, cache: RecordCache | None = None, reading: Any = None) -> Any:
         read.append(list(raw))  # what the answer was decoded into (the client empties it afterwards)
-        return parse_connectors(raw, cache)
+        return parse_connectors(raw, cache, reading)
 
     monkeypatch.setattr(client_module, "parse_connectors", parse_spy)
     async with make_client(lambda request: httpx.Response(200, json=next(answers)), clock) as client:
-        await client.list_connectors(ACCOUNT, TUNNEL, cache)
-        before = {key: raw for key, (raw, _) in cache.connectors.items()}
-        connectors_now, problems = await client.list_connectors(ACCOUNT, TUNNEL, cache)
-    assert (connectors_now, problems) == parse_connectors(copy.deepcopy(second["result"]))
-    decoded = {item["id"]: item for item in read[1]}
-    assert decoded == {item["id"]: item for item in second["result"]}
-    assert all(decoded[key] is before[key] for key in decoded if key != "k00001")
-    changed, was = decoded["k00001"], before["k00001"]
-    assert changed is not was and changed["conns"][2]["colo_name"] == "AMS"
-    assert all(changed["conns"][n] is was["conns"][n] for n in (0, 1, 3))
+        before, _ = await client.list_connectors(ACCOUNT, TUNNEL, cache)
+        now, problems = await client.list_connectors(ACCOUNT, TUNNEL, cache)
+    assert (now, problems) == parse_connectors(copy.deepcopy(second["result"]))
+    assert all(isinstance(item, dict) for item in read[0]), "nothing cached yet: all decoded"
+    assert [item is was for item, was in zip(read[1], before, strict=True)] == [n != 1 for n in range(connectors)]
+    assert read[1][1] == second["result"][1], "the changed one: decoded"
+    assert now[1] is not before[1] and now[1].conns[2].colo_name == "AMS"
+    assert all(now[1].conns[n] is before[1].conns[n] for n in (0, 1, 3)), "its unchanged connections: the cached"
+    assert all(a is b for n, (a, b) in enumerate(zip(now, before, strict=True)) if n != 1)
 
 
 async def test_the_tunnel_lists_copy_of_the_connections_is_neither_compared_nor_kept(clock: Any) -> None:
@@ -433,24 +434,41 @@ def test_equal_strings_are_shared() -> None:
 # -- an answer's elements handed over as they are read (loads' ``elements``) ------------------------------------------
 
 
-def tagged(runs: list[list[Any]]) -> Callable[[list[Any]], list[Any]]:
-    """A hook that keeps each run it is handed and gives back its elements each in a tuple of its own (which no
-    JSON value is), so that what took whose place shows in the value's repr."""
+class Recorder:
+    """A hook that keeps what it is handed and knows the digests of ``texts``: an element it knows is given back as
+    ("known", the value it was read as), a tuple (which no JSON value is), so that what took whose place shows in
+    the value's repr."""
 
-    def hook(values: list[Any]) -> list[Any]:
-        runs.append(list(values))
-        return [("handed", value) for value in values]
+    def __init__(self, texts: dict[bytes, Any] | None = None) -> None:
+        self.texts = texts or {}
+        self.runs: list[list[tuple[Any, bytes | None]]] = []
+        self.hits = 0
 
-    return hook
+    def known(self, digest: bytes) -> Any:
+        if digest not in self.texts:
+            return None
+        self.hits += 1
+        return ("known", self.texts[digest])
+
+    def decoded(self, values: list[Any], digests: list[bytes | None]) -> None:
+        self.runs.append(list(zip(values, digests, strict=True)))
+
+    def handed(self) -> list[Any]:
+        return [value for run in self.runs for value, _ in run]
+
+    def digests(self) -> dict[bytes, Any]:
+        return {digest: value for run in self.runs for value, digest in run if digest is not None}
 
 
-def handed_as_expected(body: bytes) -> Any:
-    """json.loads' value with the elements of a top-level object's ``result`` array (its last, if repeated) in a
-    tuple each, as ``tagged`` makes them; nothing else (a ``result`` further down) touched."""
-    value = json.loads(body)
+def unwrapped(value: Any) -> Any:
+    """``value`` with each known element of a top-level ``result`` array back as the value it was read as."""
     if isinstance(value, dict) and isinstance(value.get("result"), list):
-        value["result"] = [("handed", element) for element in value["result"]]
+        value["result"] = [e[1] if isinstance(e, tuple) and e[0] == "known" else e for e in value["result"]]
     return value
+
+
+def read_with(hook: Recorder, window: int, above: int = 0) -> Callable[[bytes], Any]:
+    return lambda body: unwrapped(jsondecode.loads(body, above=above, window=window, elements=hook))
 
 
 # Envelopes whose result is an array of objects (which have a "result" of their own now and then), among others.
@@ -467,16 +485,29 @@ def handed_bodies(draw: st.DrawFn) -> bytes:
 
 @PROPERTY
 @given(handed_bodies(), WINDOWS, st.sampled_from([0, jsondecode.PIECEWISE_ABOVE]))
-def test_what_the_hook_gives_back_takes_the_elements_place(body: bytes, window: int, above: int) -> None:
-    runs: list[list[Any]] = []
-    value = jsondecode.loads(body, above=above, window=window, elements=tagged(runs))
-    assert repr(value) == repr(handed_as_expected(body))
-    # Each element of the result array handed once, in order; read in pieces, a repeated "result" key's earlier
-    # arrays too (which it then overwrites), read whole, the one kept.
-    arrays = result_arrays(body)
-    if above:
-        arrays = arrays[-1:] if arrays and isinstance(json.loads(body)["result"], list) else []
-    assert repr([e for run in runs for e in run]) == repr([e for array in arrays for e in array])
+def test_elements_are_handed_as_read_and_known_ones_read_again_are_the_same(
+    body: bytes, window: int, above: int
+) -> None:
+    first = Recorder()
+    assert outcome(read_with(first, window, above), body) == outcome(json.loads, body)
+    # Each element of a result array handed once, in order (a repeated "result" key's earlier arrays too, which
+    # it then overwrites), whatever the body's size.
+    assert repr(first.handed()) == repr([e for array in result_arrays(body) for e in array])
+    # Read again knowing every text handed with a digest: those are not decoded, and what takes their place is
+    # what they were read as, the very value json.loads makes of them.
+    again = Recorder(first.digests())
+    assert outcome(read_with(again, window, above), body) == outcome(json.loads, body)
+    assert again.hits == sum(digest is not None for run in first.runs for _, digest in run)
+
+
+@PROPERTY
+@given(broken(), WINDOWS)
+def test_a_spoilt_document_fails_as_json_loads_fails_whatever_the_hook_knows(body: bytes, window: int) -> None:
+    # Known by the texts of the unspoilt documents' elements, which the spoilt one may share, or may cut short.
+    known = Recorder()
+    with contextlib.suppress(ValueError):
+        jsondecode.loads(body, above=0, window=window, elements=known)
+    assert outcome(read_with(Recorder(known.digests()), window), body) == outcome(json.loads, body)
 
 
 def result_arrays(body: bytes) -> list[list[Any]]:
@@ -492,10 +523,53 @@ def result_arrays(body: bytes) -> list[list[Any]]:
     return [v for k, v in objects[-1] if k == "result" and isinstance(v, list)]  # the outermost object ends last
 
 
+ODD_ELEMENTS = [
+    # Braces in strings, a record within an element that starts as the elements do, elements that start otherwise.
+    b'{"result": [{"id": "a{", "conns": [{"id": "x"}, {"id": "y"}]}, {"id": "}b"}, {"id": "}, {\\"id\\": 1"}]}',
+    b'{"result": [{"id": 1, "n": {"id": 2}}, {"id": 3, "n": [{"id": 4}, {"id": 5}]}, {"k": 6}, {"id": 7}], "x": 1}',
+    b'{"result": [{"id":"a"},{"id":"b"} ,\n {"id":"c"}, 7, {"id": "d"}, [{"id": "e"}], {"id": "\\ud800"}]}',
+    b'{"result": [{"id": "a"}, {"id": "a"}, {"id": "a"}], "result_info": {"id": "a"}}',
+]
+
+
+@pytest.mark.parametrize("body", ODD_ELEMENTS, ids=["braces-in-strings", "nested", "mixed", "repeated"])
+@pytest.mark.parametrize("window", [1, 7, 16, 48, jsondecode.WINDOW])
+def test_elements_cut_out_of_odd_texts_are_what_json_loads_reads(body: bytes, window: int) -> None:
+    first = Recorder()
+    assert outcome(read_with(first, window), body) == outcome(json.loads, body)
+    again = Recorder(first.digests())
+    assert outcome(read_with(again, window), body) == outcome(json.loads, body)
+    if window == jsondecode.WINDOW:  # each object element whole in the text (a smaller window reads it in pieces)
+        assert repr(again.handed()) == repr([e for e in json.loads(body)["result"] if not isinstance(e, dict)])
+
+
 @pytest.mark.parametrize("window", [4096, jsondecode.WINDOW])
-def test_a_large_answers_elements_are_handed_a_run_at_a_time(window: int) -> None:
+def test_a_large_answers_elements_are_handed_a_run_at_a_time(window: int, monkeypatch: pytest.MonkeyPatch) -> None:
     body = json.dumps(connections_answer(2000)).encode()
-    runs: list[list[Any]] = []
-    value = jsondecode.loads(body, window=window, elements=tagged(runs))
-    assert repr(value) == repr(handed_as_expected(body))
-    assert len(runs) > len(body) // (2 * window), "a run (or an element) at a time, as read, not the whole array"
+    expected = json.loads(body)  # before the spies: json.loads goes through raw_decode too
+    first = Recorder()
+    assert jsondecode.loads(body, window=window, elements=first) == expected
+    assert len(first.runs) > len(body) // (2 * window), "a run (or an element) at a time, as read, not the whole array"
+    assert len(first.digests()) == 2000, "each known by its text"
+    # Read again knowing them all: nothing of the result array is decoded.
+    read: list[str] = []
+    shared, raw_decode = jsondecode._shared_strings, json.JSONDecoder.raw_decode
+
+    def shared_spy(text: str) -> Any:
+        read.append(text)
+        return shared(text)
+
+    def scan_spy(self: json.JSONDecoder, s: str, idx: int = 0) -> tuple[Any, int]:
+        value, end = raw_decode(self, s, idx)
+        read.append(s[idx:end])
+        return value, end
+
+    monkeypatch.setattr(jsondecode, "_shared_strings", shared_spy)
+    monkeypatch.setattr(json.JSONDecoder, "raw_decode", scan_spy)
+    again = Recorder(first.digests())
+    value = jsondecode.loads(body, window=window, elements=again)
+    assert unwrapped(value) == expected and again.hits == 2000 and again.runs == []
+    # What was decoded: the envelope's other values and its keys, the start of the first connector (whose first
+    # connection starts as a connector does: its end is then found by counting braces), and now and then a
+    # connector whose text ends just where the text read so far does, read by json's scanner and then put in place.
+    assert sum(map(len, read)) < len(body) // 100

@@ -529,16 +529,17 @@ class CloudflareClient:
             finally:
                 jsondecode.release(response.result)  # the decoded records, freed a slice at a time
         last = cache.last
-        # The connectors that did not change are put in place as they are decoded (RecordCache.same).
+        # A connector whose JSON text is that of one the cache holds is not decoded: it is that one (RecordCache).
+        read = cache.reading()
         response = await self.get(
-            path, hash_body=True, unchanged_from=last[0] if last is not None else None, elements=cache.same
+            path, hash_body=True, unchanged_from=last[0] if last is not None else None, elements=read
         )
         if response.unchanged and last is not None:
             _, connectors, problems = last
         else:
-            connectors, problems = parse_connectors(response.result, cache)
+            connectors, problems = parse_connectors(response.result, cache, read)
             cache.last = (response.digest, connectors, problems) if response.digest is not None else None
-            jsondecode.release(response.result)  # those the cache did not keep (already had), a slice at a time
+            jsondecode.release(response.result)  # the connectors read, a slice at a time
         return list(connectors), list(problems)
 
     async def get_connector(self, account_id: str, tunnel_id: str, connector_id: str) -> Connector:

@@ -7,6 +7,7 @@ field of the wrong type keeps its row: that field becomes unknown (None) and the
 from __future__ import annotations
 
 import gc
+import operator
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -76,69 +77,102 @@ def validate_record(model: type[M], raw: Any, where: str) -> tuple[M | None, lis
 
 
 class RecordCache:
-    """One tunnel's clean connectors from the previous poll, each with the raw JSON it came from.
+    """One tunnel's clean connectors from the previous poll, each known by the JSON text it was read from.
 
-    An unchanged raw record gets the very same (frozen) model back without being validated again: re-reading an
-    unchanged poll costs a dict comparison per connector, and later stages (change engine, table) can tell
-    "unchanged" by identity. In a changed connector, each unchanged connection is reused the same way (looked up in
-    the connector's previous entry, whose raw ``conns`` line up with its model's). A record that had any problem is
-    never kept, so its problems are reported again on every poll; only the current poll's records are kept.
+    An unchanged connector is the very same (frozen) model again, and later stages (change engine, table) tell
+    "unchanged" by identity. Read by the client (see ``reading``), a connector whose text is that of one cached is
+    not even decoded: the cache keeps a digest of each one's text (``texts``), not the records it was decoded into
+    (42 MB at 100,000 connections). A connector read without its text (another caller's list, a text the decoder
+    could not cut out) is validated, and the cached one taken instead where the two are equal; in a changed
+    connector, each connection equal to the one its connector had under its id likewise (model equality, the change
+    engine's: field values and unknown fields). A record that had any problem is never kept, so its problems are
+    reported again on every poll; only the current poll's records are kept.
 
     ``last``: the digest of the last answer's bytes and what was parsed from them (the client's to set), so that an
     answer of the very same bytes is not even decoded: the same connectors and the same problems again.
     """
 
-    __slots__ = ("connectors", "last", "loose")
+    __slots__ = ("connectors", "last", "loose", "texts")
 
     def __init__(self) -> None:
         self.last: tuple[bytes, list[Connector], list[RecordProblem]] | None = None
-        self.connectors: dict[str, tuple[dict[str, Any], Connector]] = {}
-        # The clean connections of connectors not kept (an odd sibling or field): id -> (raw, model), so that they
-        # stay the same objects while the odd one is reported again.
-        self.loose: dict[str, tuple[dict[str, Any], Connection]] = {}
+        self.connectors: dict[str, Connector] = {}
+        # The digest of the JSON text each clean connector was read from (jsondecode.text_digest), where it was read
+        # with it.
+        self.texts: dict[bytes, Connector] = {}
+        # The clean connections of connectors not kept (an odd sibling or field), by id, so that they stay the same
+        # objects while the odd one is reported again.
+        self.loose: dict[str, Connection] = {}
 
-    def same(self, items: list[Any]) -> list[Any]:
-        """``items`` (raw connectors, a run of an answer as it is decoded: see jsondecode.loads) with each one equal
-        to the one cached under its id replaced by the cached copy, and in one that is not, each connection equal
-        to the one its connector had under its id likewise. The copies just read are then freed at once, among the
-        run's own memory, which the next run is read into: the connectors that did not change (three in four after a
-        failover of 8% of 100,000 connections) leave no holes among the records that live on, which held 60 MB of
-        the process's memory. parse_connectors then finds them cached by identity."""
-        entries = self.connectors
-        if not entries:
-            return items
-        for index, item in enumerate(items):
-            if type(item) is not dict:
-                continue
-            key = item.get(_IDENTITY)
-            hit = entries.get(key) if type(key) is str else None
-            if hit is None:
-                continue
-            raw = hit[0]
-            if raw == item:
-                items[index] = raw
-                continue
-            conns, known = item.get(_CONNS), raw.get(_CONNS)
-            if type(conns) is list and known:
-                by_id = {old[_IDENTITY]: old for old in known}  # cached: clean, so dicts with a string id
-                for n, conn in enumerate(conns):
-                    conn_id = conn.get(_IDENTITY) if type(conn) is dict else None
-                    old = by_id.get(conn_id) if type(conn_id) is str else None
-                    if old is not None and old == conn:
-                        conns[n] = old
-        return items
+    def reading(self) -> ConnectorsRead:
+        """What to hand the decoder of the next answer (jsondecode.loads' ``elements``), then parse_connectors."""
+        return ConnectorsRead(self.texts)
 
 
-def _previous_conns(cache: RecordCache | None, item: Any) -> dict[str, tuple[dict[str, Any], Connection]] | None:
-    """The connections of ``item``'s connector as last cached (or, if it was not, the loose ones): id -> (raw,
-    model)."""
+class ConnectorsRead:
+    """An answer's connectors as the decoder reads them (jsondecode.Elements): a connector whose text's digest is
+    one of the cache's ``texts`` is that model, not decoded; each one decoded is noted with its text's digest, for
+    parse_connectors to keep beside the model it makes of it."""
+
+    __slots__ = ("digests", "known", "texts")
+
+    def __init__(self, texts: dict[bytes, Connector]) -> None:
+        self.texts = texts
+        self.known: Callable[[bytes], Connector | None] = texts.get
+        # id(element) -> (the element, its text's digest): held, so that no other object takes its id meanwhile.
+        self.digests: dict[int, tuple[Any, bytes | None]] = {}
+
+    def decoded(self, values: list[Any], digests: list[bytes | None]) -> None:
+        self.digests.update(zip(map(id, values), zip(values, digests, strict=True), strict=True))
+
+    def digest_of(self) -> Callable[[Any], bytes | None]:
+        """The digest of the text an item of the answer was read from, where the decoder found it: noted as it was
+        decoded, or the one it was known by."""
+        known = {id(connector): digest for digest, connector in self.texts.items()}
+        digests = self.digests
+
+        def digest(item: Any) -> bytes | None:
+            entry = digests.get(id(item))
+            if entry is not None and entry[0] is item:
+                return entry[1]
+            return known.get(id(item)) if type(item) is Connector else None
+
+        return digest
+
+
+def _same_record(old: M, new: M) -> bool:
+    """Whether ``new`` says what ``old`` says (its fields, unknown fields and which were given): then ``old`` is
+    kept in its place."""
+    return (
+        old.__dict__ == new.__dict__
+        and old.__pydantic_extra__ == new.__pydantic_extra__
+        and old.__pydantic_fields_set__ == new.__pydantic_fields_set__
+    )
+
+
+def _same_connector(old: Connector, new: Connector) -> bool:
+    """_same_record, its connections the very same objects (those equal to the cached ones are them by now; a
+    connection's own equality would not tell which of its fields were given)."""
+    if len(old.conns) != len(new.conns) or not all(map(operator.is_, old.conns, new.conns)):
+        return False
+    shell, other = dict(old.__dict__), dict(new.__dict__)
+    del shell["conns"], other["conns"]
+    return (
+        shell == other
+        and old.__pydantic_extra__ == new.__pydantic_extra__
+        and old.__pydantic_fields_set__ == new.__pydantic_fields_set__
+    )
+
+
+def _previous_conns(cache: RecordCache | None, item: Any) -> dict[str, Connection] | None:
+    """The connections of ``item``'s connector as last cached (or, if it was not, the loose ones), by id."""
     if cache is None:
         return None
     key = item.get(_IDENTITY) if isinstance(item, dict) else None
     hit = cache.connectors.get(key) if isinstance(key, str) else None
     if hit is None:
         return cache.loose or None
-    return {conn.id: (raw, conn) for raw, conn in zip(hit[0].get("conns") or (), hit[1].conns, strict=True)}
+    return {conn.id: conn for conn in hit.conns}
 
 
 def _cached(entries: dict[str, tuple[dict[str, Any], M]], item: Any) -> M | None:
@@ -211,70 +245,73 @@ def _collector_paused() -> Iterator[None]:
         gc.enable()
 
 
-def parse_connectors(raw: Any, cache: RecordCache | None = None) -> tuple[list[Connector], list[RecordProblem]]:
+def parse_connectors(
+    raw: Any, cache: RecordCache | None = None, read: ConnectorsRead | None = None
+) -> tuple[list[Connector], list[RecordProblem]]:
     """Parse the ``result`` of the connections endpoint: a list of connectors, each with its ``conns``.
 
-    With ``cache`` (the same one for the same tunnel, poll after poll), unchanged records are reused. The records
-    that are not are validated in bulk: every new connection of the answer, then every new connector (with its
-    connections, already models); with nothing cached, the whole answer at once (each a slice per call, see
-    _slices)."""
+    With ``cache`` (the same one for the same tunnel, poll after poll), unchanged records are reused (see
+    RecordCache): ``raw`` may then hold cached connectors, put in place as it was decoded with ``read`` (from
+    ``cache.reading()``), which also tells the text each other one was read from. The records that are not reused
+    are validated in bulk: every connection of the other connectors, then those connectors (with their connections,
+    already models); with nothing cached, the whole answer at once (each a slice per call, see _slices)."""
     with _collector_paused():
-        return _parse_connectors(raw, cache)
+        try:
+            return _parse_connectors(raw, cache, read)
+        finally:
+            if read is not None:
+                _empty(read.digests)  # what it holds of the answer, freed a record at a time (see _empty)
 
 
-def _parse_connectors(raw: Any, cache: RecordCache | None) -> tuple[list[Connector], list[RecordProblem]]:
+def _parse_connectors(
+    raw: Any, cache: RecordCache | None, read: ConnectorsRead | None
+) -> tuple[list[Connector], list[RecordProblem]]:
     if raw is None:
         raw = []
     if not isinstance(raw, list):
         return [], [RecordProblem("connections", f"expected a list, got {type(raw).__name__}")]
+    digest = read.digest_of() if read is not None else _no_digest
     whole = _whole(raw) if cache is None or not (cache.connectors or cache.loose) else None
     if whole is not None:
         if cache is not None:
-            cache.connectors = {c.id: (item, c) for item, c in zip(raw, whole, strict=True)}
+            cache.connectors = {c.id: c for c in whole}
+            cache.texts = {d: c for item, c in zip(raw, whole, strict=True) if (d := digest(item)) is not None}
         return whole, []
     kept = RecordCache()
-    # Each item: a connector reused whole from the cache, or (where, item, its connections' slots) to validate.
-    entries: list[Connector | tuple[str, Any, list[Any]]] = []
-    conn_raw: list[Any] = []  # every connection to validate, of every new connector
+    # Each item: a cached connector put in place as its text was read, or (where, item, its connections' places in
+    # conn_raw) to validate.
+    entries: list[Connector | tuple[str, Any, list[int]]] = []
+    conn_raw: list[Any] = []  # every connection to validate, of every connector read
     conn_owner: list[str] = []  # each one's connector and place in it, for a problem's "where" (made if one is)
     conn_place: list[int] = []
     for index, item in enumerate(raw):
-        reused = _cached(cache.connectors, item) if cache is not None else None
-        if reused is not None:
-            entries.append(reused)
+        if type(item) is Connector:
+            entries.append(item)
             continue
         where = f"connector #{index + 1}"
         if isinstance(item, dict) and isinstance(item.get("id"), str):
             where = f"connector {item['id'][:8]}"
         conns = item.get("conns") if isinstance(item, dict) else None
-        slots: list[Any] = []
+        slots: list[int] = []
         if isinstance(conns, list):
-            known = _previous_conns(cache, item)
             for n, conn in enumerate(conns):
-                hit = _cached(known, conn) if known is not None else None
-                if hit is None:
-                    slots.append(len(conn_raw))  # an int: its place in conn_raw
-                    conn_raw.append(conn)
-                    conn_owner.append(where)
-                    conn_place.append(n)
-                else:
-                    slots.append((known[hit.id][0], hit))  # type: ignore[index]  # the cached copy and its model
+                slots.append(len(conn_raw))
+                conn_raw.append(conn)
+                conn_owner.append(where)
+                conn_place.append(n)
         entries.append((where, item, slots))
     checked = _validate_list(Connection, conn_raw, lambda i: f"{conn_owner[i]} connection #{conn_place[i] + 1}")
     connectors: list[Connector] = []
     problems: list[RecordProblem] = []
     shells: list[Any] = []
-    owned: list[tuple[str, Any, tuple[bool, list[Any]], list[Connection], list[RecordProblem]]] = []
+    owned: list[tuple[str, Any, list[Connection], list[bool], list[RecordProblem]]] = []
     for entry in entries:
         if isinstance(entry, Connector):
             continue
         where, item, slots = entry
-        conns_of, sources, found = _connections(where, item, slots, checked, conn_raw)
+        conns_of, clean, found = _connections(where, item, slots, checked, _previous_conns(cache, item))
         shells.append({**item, "conns": conns_of} if isinstance(item, dict) else item)
-        # Where a connection came from the cache (or a repeat was skipped), the connector is kept holding the
-        # cached copies, not today's equal ones; otherwise its own list is just that.
-        own = len(conns_of) == len(slots) and all(isinstance(slot, int) for slot in slots)
-        owned.append((where, item, (own, sources), conns_of, found))
+        owned.append((where, item, conns_of, clean, found))
     built = iter(_validate_list(Connector, shells, lambda i: owned[i][0]))
     owned_iter = iter(owned)
     seen: set[str] = set()
@@ -286,10 +323,9 @@ def _parse_connectors(raw: Any, cache: RecordCache | None) -> tuple[list[Connect
                 continue
             seen.add(entry.id)
             connectors.append(entry)
-            # The entry as cached, not today's equal copy: the model holds the strings of the JSON it came from.
-            kept.connectors[entry.id] = cache.connectors[entry.id]  # type: ignore[union-attr]
+            _keep(kept, entry, digest(entry))
             continue
-        where, item, (own, sources), conns_of, conn_problems = next(owned_iter)
+        where, item, conns_of, clean, conn_problems = next(owned_iter)
         connector, found = next(built)
         problems.extend(found)
         if connector is None:
@@ -299,22 +335,33 @@ def _parse_connectors(raw: Any, cache: RecordCache | None) -> tuple[list[Connect
             continue
         seen.add(connector.id)
         problems.extend(conn_problems)
-        connectors.append(connector)
         if not found and not conn_problems:
-            if not own:
-                item = {**item, "conns": sources}
-            kept.connectors[connector.id] = (item, connector)
+            was = cache.connectors.get(connector.id) if cache is not None else None
+            if was is not None and _same_connector(was, connector):
+                connector = was
+            _keep(kept, connector, digest(item))
         else:  # the connector is not kept: its clean connections are, loose
-            kept.loose.update((c.id, (raw, c)) for c, raw in zip(conns_of, sources, strict=True) if raw is not None)
+            kept.loose.update((c.id, c) for c, ok in zip(conns_of, clean, strict=True) if ok)
+        connectors.append(connector)
     if cache is not None:
-        dropped = (cache.connectors, cache.loose)
-        cache.connectors, cache.loose = kept.connectors, kept.loose
+        dropped = (cache.connectors, cache.texts, cache.loose)
+        cache.connectors, cache.texts, cache.loose = kept.connectors, kept.texts, kept.loose
         for old in dropped:
             _empty(old)
     return connectors, problems
 
 
-def _empty(entries: dict[str, Any]) -> None:
+def _no_digest(item: Any) -> None:
+    return None
+
+
+def _keep(kept: RecordCache, connector: Connector, digest: bytes | None) -> None:
+    kept.connectors[connector.id] = connector
+    if digest is not None:
+        kept.texts[digest] = connector
+
+
+def _empty(entries: dict[Any, Any]) -> None:
     """Empty a dict an entry at a time: what only it held (the last poll's records that changed: a quarter of the
     connectors after a failover of 8% of 100,000 connections) is freed a record at a time, not in one C call of
     20 ms during which no other thread runs."""
@@ -372,39 +419,42 @@ def connectors_from_json(content: bytes) -> tuple[list[Connector], Any, Any] | N
 
 
 def _connections(
-    owner: str, item: Any, slots: list[Any], checked: list[tuple[Connection | None, list[RecordProblem]]],
-    conn_raw: list[Any],
-) -> tuple[list[Connection], list[Any], list[RecordProblem]]:
-    """One connector's connections from their slots (an index into ``checked``, or (cached raw, model) reused), the
-    raw record each came from (None for one with a problem), and their problems; a repeated id keeps its first
-    copy."""
+    owner: str,
+    item: Any,
+    slots: list[int],
+    checked: list[tuple[Connection | None, list[RecordProblem]]],
+    previous: dict[str, Connection] | None,
+) -> tuple[list[Connection], list[bool], list[RecordProblem]]:
+    """One connector's connections from their slots (indexes into ``checked``), each one equal to the one of
+    ``previous`` under its id that one; whether each is clean (had no problem); and their problems. A repeated id
+    keeps its first copy."""
     raw = item.get("conns") if isinstance(item, dict) else None
     if raw is None:
         return [], [], []
     if not isinstance(raw, list):
         return [], [], [RecordProblem(owner, f"'conns' is {type(raw).__name__}, not a list")]
     conns: list[Connection] = []
-    sources: list[Any] = []
+    clean: list[bool] = []
     problems: list[RecordProblem] = []
     seen: set[str] = set()
     for index, slot in enumerate(slots):
-        if isinstance(slot, int):
-            conn, found = checked[slot]
-            source = conn_raw[slot]
-            problems.extend(found)
-            if conn is None:
-                continue
-        else:
-            (source, conn), found = slot, []
+        conn, found = checked[slot]
+        problems.extend(found)
+        if conn is None:
+            continue
         if conn.id in seen:
             problems.append(
                 RecordProblem(f"{owner} connection #{index + 1}", "duplicate connection id; later copy skipped")
             )
             continue
         seen.add(conn.id)
+        if not found and previous is not None:
+            was = previous.get(conn.id)
+            if was is not None and _same_record(was, conn):
+                conn = was
         conns.append(conn)
-        sources.append(None if found else source)
-    return conns, sources, problems
+        clean.append(not found)
+    return conns, clean, problems
 
 
 def parse_many(
