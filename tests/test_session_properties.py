@@ -217,3 +217,51 @@ async def test_a_table_shown_the_lists_a_session_tells_ends_as_one_worked_out_fr
                 last = poll
 
         check()
+
+
+def _counted(states: tuple[TunnelState, ...]) -> tuple[Counter[str], Counter[str]]:
+    conns = [c for s in states for k in s.connectors or () for c in k.conns]
+    active = Counter(c.colo_name or "?" for c in conns if c.is_pending_reconnect is False)
+    return active, Counter(c.colo_name or "?" for c in conns if c.is_pending_reconnect is True)
+
+
+@st.composite
+def _colo_polls(draw: st.DrawFn) -> list[Snapshot]:
+    """Polls as ``polls`` makes them (each tunnel listed once), with connections in no colo ("" or None) and of no
+    known state (None)."""
+    runs = draw(polls(plain=True))
+    odd = draw(st.lists(st.sampled_from(["", None, "NRT"]), min_size=1, max_size=4))
+    out = []
+    for n, poll in enumerate(runs):
+        states = []
+        for i, state in enumerate(poll.tunnels):
+            if state.connectors is None or (n + i) % 3:
+                states.append(state)  # kept (the same object as before, where it was)
+                continue
+            conn = Connection(id="z", colo_name=odd[(n + i) % len(odd)], is_pending_reconnect=None if i % 2 else True)
+            states.append(TunnelState(state.tunnel, (*state.connectors, Connector(id="kz", conns=[conn]))))
+        out.append(Snapshot("acc", poll.fetched_at, tuple(states)))
+    return out
+
+
+@DETERMINISTIC
+@given(_colo_polls())
+def test_colo_and_connection_counts_are_those_of_every_connection_counted(runs: list[Snapshot]) -> None:
+    session = Session()
+    last = None
+    for n, poll in enumerate(runs):
+        events = diff(last, poll)
+        if n % 2:
+            session.prepare(poll, events)
+        session.on_snapshot(poll, T0 + timedelta(seconds=5 * n), events)
+        active, pending = _counted(poll.tunnels)
+        shown = session.colo_counts(poll)
+        assert {c.colo: c.active for c in shown if c.active} == active
+        assert {c.colo: c.pending for c in shown if c.pending} == pending
+        for state in poll.tunnels:
+            mine_active, mine_pending = _counted((state,))
+            assert (state.active_count, state.pending_count) == (mine_active.total(), mine_pending.total())
+            counts = session.tunnel_colo_counts(state)
+            assert {c.colo: c.active for c in counts if c.active} == mine_active
+            assert {c.colo: c.pending for c in counts if c.pending} == mine_pending
+        last = poll

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
+from itertools import chain
 from typing import Any
 
 from tunneltop.model.findings import Finding, Severity
@@ -24,6 +25,8 @@ from tunneltop.model.parse import RecordProblem
 from tunneltop.model.reach import LocalReady, Reach
 from tunneltop.model.records import Connector, Tunnel
 
+_CONNS = operator.attrgetter("conns")
+_PENDING = operator.attrgetter("is_pending_reconnect")
 _STATUS_HEALTH = {h.value: h for h in (Health.HEALTHY, Health.DEGRADED, Health.DOWN, Health.INACTIVE)}
 
 
@@ -101,11 +104,18 @@ class TunnelState:
     # Cached like health: read for every tunnel on every redraw (header, tree, trends), and the state is immutable.
     @cached_property
     def active_count(self) -> int:
-        return sum(1 for c in self.connectors or () for conn in c.conns if conn.is_pending_reconnect is False)
+        return self._counts[0]
 
     @cached_property
     def pending_count(self) -> int:
-        return sum(1 for c in self.connectors or () for conn in c.conns if conn.is_pending_reconnect is True)
+        return self._counts[1]
+
+    @cached_property
+    def _counts(self) -> tuple[int, int]:
+        """Active and pending connections, from one pass over them at C speed (100,000 connections: two generators
+        took 20-30 ms). StrictBool: each flag is True, False or None, so counting equals counts what ``is`` would."""
+        flags = list(map(_PENDING, chain.from_iterable(map(_CONNS, self.connectors or ()))))
+        return flags.count(False), flags.count(True)
 
     @cached_property
     def rank(self) -> int:

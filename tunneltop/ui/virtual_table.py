@@ -72,12 +72,8 @@ Sizes = bytes | tuple[int, ...]
 
 
 def _sizes(cells: Sequence[Cell]) -> Sizes:
-    texts = [text for text, _ in cells]
-    widths = list(map(len, texts))
-    if not "".join(texts).isascii():  # only those cells measured again (a state's label is one, on every row)
-        for index, text in enumerate(texts):
-            if not text.isascii():
-                widths[index] = cell_len(text)
+    # In one pass: a row of the connections table always has a non-ASCII cell (its state's label).
+    widths = [len(text) if text.isascii() else cell_len(text) for text, _ in cells]
     try:
         return bytes(widths)
     except ValueError:  # a cell 256 or more wide

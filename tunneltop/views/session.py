@@ -11,7 +11,7 @@ from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from itertools import chain
+from itertools import chain, compress, repeat
 
 from tunneltop.changes.events import ChangeEvent, EventKind, diff, flatten, without_first_sight
 from tunneltop.model.health import HEALTH_ORDER, Health
@@ -40,7 +40,7 @@ FIELD_COLUMNS = {
 _RowMemo = dict[str, dict[str, list[ConnRow]]]
 _StateRows = dict[str, tuple[TunnelState, list[ConnRow]]]
 _Changes = tuple[list[tuple[str, str, frozenset[str]]], list[ConnRow], set[str]]  # see Session._changes
-_ColoParts = dict[str, tuple[TunnelState, tuple[str, ...], tuple[str, ...]]]  # see Session._colos
+_ColoParts = dict[str, tuple[TunnelState, Counter[str], Counter[str]]]  # see Session._colos
 # The per-connector row lists a build made anew (the others are the last build's, reused whole), or None when an id
 # listed twice keeps the memo from holding every list (see Session._build_rows).
 _Fresh = list[list[ConnRow]] | None
@@ -78,11 +78,21 @@ _NEW = EventKind.CONN_OPENED  # enum members read once: looked up on their class
 _RECORD_CHANGES = frozenset({EventKind.CONN_PENDING, EventKind.CONN_RECOVERED, EventKind.CONN_CHANGED})
 
 
-def _colos_of(state: TunnelState) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The colo of each of a tunnel's active connections, and of each pending one."""
-    conns = [conn for connector in state.connectors or () for conn in connector.conns]
-    active = tuple(c.colo_name or "?" for c in conns if c.is_pending_reconnect is False)
-    pending = tuple(c.colo_name or "?" for c in conns if c.is_pending_reconnect is True)
+_CONNS = operator.attrgetter("conns")
+_COLO = operator.attrgetter("colo_name")
+_PENDING = operator.attrgetter("is_pending_reconnect")
+
+
+def _colos_of(state: TunnelState) -> tuple[Counter[str], Counter[str]]:
+    """How many of a tunnel's active connections each colo holds, and of its pending ones ("?": no colo). At C
+    speed: a failover recounts the whole tunnel, 100,000 connections."""
+    conns = list(chain.from_iterable(map(_CONNS, state.connectors or ())))
+    colos = list(map(_COLO, conns))
+    if None in colos or "" in colos:
+        colos = [colo or "?" for colo in colos]
+    flags = list(map(_PENDING, conns))  # StrictBool: True, False or None, told apart by identity
+    active = Counter(compress(colos, map(operator.is_, flags, repeat(False))))
+    pending = Counter(compress(colos, map(operator.is_, flags, repeat(True))))
     return active, pending
 
 
@@ -189,7 +199,7 @@ class Session:
                 self._colos(snapshot)  # each tunnel's colos, counted once (ahead of time, by prepare) and kept
                 parts = self._colo_parts
                 for state in first:
-                    baselines[state.tunnel.id] = Counter(parts[state.tunnel.id][1])
+                    baselines[state.tunnel.id] = Counter(parts[state.tunnel.id][1])  # a copy: parts are shared
         for state in snapshot.tunnels:
             trend = self.trends.setdefault(state.tunnel.id, deque(maxlen=TREND_POINTS))
             trend.append(state.active_count)
@@ -485,8 +495,7 @@ class Session:
 
     def _count_colos(self, snapshot: Snapshot) -> tuple[_ColoParts, Counter[str], Counter[str]]:
         """The counts of ``_colos``, changing nothing: counted again only for tunnels whose state changed (unchanged
-        ones are the same objects); each tunnel's own colos are kept as plain tuples, taken off and put back with
-        integer arithmetic."""
+        ones are the same objects); each tunnel's own counts are kept, taken off and put back colo by colo."""
         seen = self._colos_seen
         active: dict[str, int] = dict(seen[1]) if seen is not None else {}
         pending: dict[str, int] = dict(seen[2]) if seen is not None else {}
@@ -502,17 +511,17 @@ class Session:
             new = parts.get(tunnel_id)
             if new is old:
                 continue
-            for colo in old[1]:
-                active[colo] -= 1
-            for colo in old[2]:
-                pending[colo] -= 1
+            for colo, n in old[1].items():
+                active[colo] -= n
+            for colo, n in old[2].items():
+                pending[colo] -= n
         for tunnel_id, new in parts.items():
             if before.get(tunnel_id) is new:
                 continue
-            for colo in new[1]:
-                active[colo] = active.get(colo, 0) + 1
-            for colo in new[2]:
-                pending[colo] = pending.get(colo, 0) + 1
+            for colo, n in new[1].items():
+                active[colo] = active.get(colo, 0) + n
+            for colo, n in new[2].items():
+                pending[colo] = pending.get(colo, 0) + n
         return (
             parts,
             Counter({c: n for c, n in active.items() if n > 0}),
@@ -533,7 +542,8 @@ class Session:
         and has no more stays listed with its loss. None while its connections are unknown (never read)."""
         if state.connectors is None:
             return []
-        active, pending = map(Counter, _colos_of(state))
+        kept = self._colo_parts.get(state.tunnel.id)
+        active, pending = kept[1:] if kept is not None and kept[0] is state else _colos_of(state)
         base = self._tunnel_baselines.get(state.tunnel.id, Counter())
         colos = sorted(active.keys() | pending.keys() | base.keys())
         return [ColoCount(c, active[c], pending[c], active[c] - base[c]) for c in colos]
