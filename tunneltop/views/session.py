@@ -447,20 +447,25 @@ class Session:
                 if len(known) != len(state.connectors or ()):  # a connector id listed twice: its lists not all kept
                     fresh = None
                 continue
-            part: list[ConnRow] = []
-            mine: dict[str, list[ConnRow]] = {}
-            for connector in state.connectors or ():
-                made = known.get(connector.id)
+            # Each connector's rows are reused while it is the same object, its tunnel equal (all of a tunnel's
+            # lists hold equal tunnels: each was reused or made for an equal one), told at C speed: a failover at
+            # 100,000 connections changes a few thousand of 25,000 connectors.
+            connectors = state.connectors or ()
+            ids = list(map(_id_of, connectors))
+            lists: list[list[ConnRow] | None] = list(map(known.get, ids))
+            held = [made[0].connector if made else None for made in lists]
+            shown = next((made[0].tunnel for made in lists if made), None)
+            keep = map(operator.is_, held, connectors) if shown is not None and _same_tunnel(shown, tunnel) else ()
+            for index in [i for i, kept in enumerate(keep) if not kept] if keep else range(len(lists)):
                 # A connector with no connections has no rows to tell its records by: made again, for nothing.
-                if not made or made[0].connector is not connector or not _same_tunnel(made[0].tunnel, tunnel):
-                    made = [
-                        ConnRow(row_key(tunnel.id, connector.id, c.id), tunnel, connector, c) for c in connector.conns
-                    ]
-                    if fresh is not None:
-                        fresh.append(made)
-                mine[connector.id] = made
-                part.extend(made)
-            if len(mine) != len(state.connectors or ()):
+                connector = connectors[index]
+                made = [ConnRow(row_key(tunnel.id, connector.id, c.id), tunnel, connector, c) for c in connector.conns]
+                lists[index] = made
+                if fresh is not None:
+                    fresh.append(made)
+            mine: dict[str, list[ConnRow]] = dict(zip(ids, lists, strict=True))  # type: ignore[arg-type]
+            part: list[ConnRow] = list(chain.from_iterable(lists))  # type: ignore[arg-type]
+            if len(mine) != len(connectors):
                 fresh = None
             memo[tunnel.id] = mine
             by_state[tunnel.id] = (state, part)
