@@ -19,7 +19,7 @@ from tunneltop.model.expect import Expectations, TunnelExpect
 from tunneltop.model.findings import Finding, Severity, made
 from tunneltop.model.health import Health, Status
 from tunneltop.model.reach import LocalReady, Reach
-from tunneltop.model.rules import FindingRules, release_month, tunnel_findings, with_findings
+from tunneltop.model.rules import FindingRules, _counted, release_month, tunnel_findings, with_findings
 from tunneltop.poll.engine import PollEngine
 from tunneltop.sanitize import REPLACEMENT
 
@@ -499,3 +499,47 @@ def test_made_is_the_finding_init_makes(connector_id: str | None) -> None:
     assert replace(fast, message="other") == replace(slow, message="other")
     with pytest.raises(AttributeError):
         fast.message = "changed"  # type: ignore[misc]
+
+
+def _drifting(flags: tuple[bool | None, ...], kid: str) -> dict:
+    """A connector whose connections say these flags; None: the API left ``is_pending_reconnect`` out."""
+    record = connector(kid, colos=("DFW",) * len(flags))
+    for conn, flag in zip(record["conns"], flags, strict=True):
+        if flag is None:
+            del conn["is_pending_reconnect"]
+        else:
+            conn["is_pending_reconnect"] = flag
+    return record
+
+
+@pytest.mark.parametrize(
+    "fleet",
+    [
+        [(False, False), (False,)],
+        [(False, True), (False, False)],
+        [(False, None), (False, False, False)],
+        [(None, None), (True,)],
+        [(), (False,)],
+    ],
+)
+def test_counted_connectors_are_those_whose_every_connection_says(fleet: list[tuple[bool | None, ...]]) -> None:
+    s = state(*(_drifting(flags, f"k{n}") for n, flags in enumerate(fleet)))
+    assert s.connectors is not None
+    counted, counts, active = _counted(s.connectors)
+    known = [c for c in s.connectors if all(conn.is_pending_reconnect is not None for conn in c.conns)]
+    assert [c.id for c in counted] == [c.id for c in known]
+    assert counts == [sum(conn.is_pending_reconnect is False for conn in c.conns) for c in known]
+    assert [conn.id for conn in active] == [
+        conn.id for c in known for conn in c.conns if conn.is_pending_reconnect is False
+    ]
+
+
+@pytest.mark.parametrize(("least", "found"), [(2, False), (3, True)])
+def test_unnamed_colos_count_once_whether_missing_empty_or_question_marked(least: int, found: bool) -> None:
+    colos = ("?", "", None, "DFW")
+    s = state(connector(colos=colos), connector("k2", colos=colos))  # type: ignore[arg-type]
+    said = {f.check: f.message for f in find(s, TunnelExpect(min_colos=least))}
+    if found:
+        assert said["min_colos"] == "connections in 2 of 3 expected colos (6x?, 2xDFW)"
+    else:
+        assert "min_colos" not in said
