@@ -90,9 +90,12 @@ class HeapFreezer:
     hold no reference cycles, so when they are replaced, reference counting frees them, frozen or not. What a
     freeze costs: a cycle that was alive when frozen and dies later (a widget or tree node removed since) is never
     collected. So it freezes only when the heap has grown to twice what it was at the last freeze (the first time at
-    ``min_rows`` rows): a few times in a session, each keeping at most that moment's removable widgets."""
+    ``min_rows`` rows): a few times in a session, each keeping at most that moment's removable widgets.
 
-    def __init__(self, min_rows: int = 20_000) -> None:
+    The first freeze comes at 5,000 rows: at 10,000 connections the view is ~170,000 objects, and the one full
+    collection its first steps set off (benchmarks.live, a few seconds in) took 50-120 ms on the screen's thread."""
+
+    def __init__(self, min_rows: int = 5_000) -> None:
         self.min_rows = min_rows
         self.frozen_at = 0  # the rows at the last freeze
 
