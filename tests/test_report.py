@@ -418,5 +418,11 @@ def test_json_clients_written_by_pydantic_are_the_same_value_as_their_records():
 
 def test_json_findings_written_at_once_are_the_same_value_as_their_records():
     odd = Finding("odd\x1b", Severity.CRITICAL, 'say "it"\u202e\n', "é\\", "k\ud800")
-    document = json.loads(render_json(snap(state(findings=(WARN, CRIT, odd)))))
-    assert document["tunnels"][0]["findings"] == [f.to_json() for f in (WARN, CRIT, odd)]
+    # Findings of one kind (check, severity, hint) share the text around their own message and connector.
+    kin = (
+        Finding(WARN.check, WARN.severity, "the other one", WARN.hint, "k9"),
+        Finding("odd\x1b", odd.severity, "", "é\\"),
+    )
+    findings = (WARN, CRIT, odd, *kin)
+    document = json.loads(render_json(snap(state(findings=findings))))
+    assert document["tunnels"][0]["findings"] == [f.to_json() for f in findings]

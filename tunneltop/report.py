@@ -213,23 +213,24 @@ def _client_line(connector: Connector, this_host: str | None) -> Any:
 def _finding_lines() -> Callable[[Finding], jsonout.Encoded]:
     """What writes a finding's line of the document, ``Finding.to_json`` written out in one format (its strings by
     json's C escaper), rather than a dict per finding encoded by a call of the encoder each: a fleet on an old
-    cloudflared has a finding per connector. The check, severity and hint, which such a fleet's findings share,
-    are escaped once each (for one document). tests/test_report.py holds it to ``Finding.to_json``'s value."""
+    cloudflared has a finding per connector. The text around the message and connector, which such a fleet's
+    findings share (check, severity, hint), is made once per kind (for one document): each line escapes only its
+    message and connector id. tests/test_report.py holds it to ``Finding.to_json``'s value."""
     quoted = encode_basestring_ascii
-    known: dict[str, str] = {}
-
-    def once(text: str) -> str:
-        done = known.get(text)
-        if done is None:
-            done = known[text] = quoted(text)
-        return done
+    around: dict[tuple[str, str, str], tuple[str, str]] = {}  # (check, severity, hint) -> the text around the rest
 
     def line(finding: Finding) -> jsonout.Encoded:
+        kind = (finding.check, finding.severity, finding.hint)
+        parts = around.get(kind)
+        if parts is None:
+            check, severity, hint = map(quoted, kind)
+            parts = around[kind] = (
+                f'{{"check": {check}, "severity": {severity}, "message": ',
+                f', "hint": {hint}, "connector_id": ',
+            )
         about = finding.connector_id
         return jsonout.Encoded(
-            f'{{"check": {once(finding.check)}, "severity": {once(finding.severity)}, '
-            f'"message": {quoted(finding.message)}, "hint": {once(finding.hint)}, '
-            f'"connector_id": {"null" if about is None else quoted(about)}}}'
+            f"{parts[0]}{quoted(finding.message)}{parts[1]}{'null' if about is None else quoted(about)}}}"
         )
 
     return line
