@@ -135,10 +135,11 @@ def test_a_connector_listed_twice_in_a_tunnel_kept_as_it_was_still_leaves_its_gh
 
 
 def _told_right(before: list[ConnRow], rows: ChangedRows[ConnRow]) -> None:
-    """``rows`` tells by identity what came and the keys of what left since ``before``."""
+    """``rows`` tells what came since ``before`` (by identity) and the keys that went (no row holds them now)."""
     was, now = {id(r): r for r in before}, {id(r): r for r in rows}
     assert sorted(map(id, rows.came)) == sorted(now.keys() - was.keys())
-    assert sorted(rows.left) == sorted(was[i].key for i in was.keys() - now.keys())
+    assert sorted(rows.left) == sorted({r.key for r in before} - {r.key for r in rows})
+    assert len({r.key for r in rows}) == len(rows)  # told only where a key is one row's
 
 
 def _odd_ids(poll: Snapshot) -> bool:

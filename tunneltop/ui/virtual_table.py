@@ -372,8 +372,8 @@ class VirtualTable(PassStyle, ScrollView, Generic[R], can_focus=True):
         self._refresh_changed()
 
     def _told(self, rows: Sequence[R]) -> tuple[list[R], list[str]] | None:
-        """What came and the keys of what left since the rows shown, where ``rows`` tells it (ChangedRows) since the
-        very list shown, and no key of the rows shown was listed twice."""
+        """The rows that came and the keys that went since the rows shown, where ``rows`` tells them (ChangedRows)
+        since the very list shown, and no key of the rows shown was listed twice."""
         if not isinstance(rows, ChangedRows) or len(self.rows_by_key) != len(self._shown):
             return None
         if rows.token is self._given:
@@ -395,7 +395,7 @@ class VirtualTable(PassStyle, ScrollView, Generic[R], can_focus=True):
             arrived, left_keys = told
             arrived_keys = list(map(key_of, arrived))
             new_rows = dict(old_rows)
-            for key in left_keys:  # each key was one row's (no key listed twice, see _told)
+            for key in left_keys:  # each was one row's (no key listed twice, see _told), and no row holds it now
                 del new_rows[key]
         else:
             # Rows are the same objects while unchanged, so what arrived and what left is found at C speed (set

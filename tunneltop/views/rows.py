@@ -38,9 +38,9 @@ class ConnRow:
 class ChangedRows(list[T]):
     """A list of rows that tells how it differs from the list handed out before it (``tell``), so that whoever
     showed that one (the table) need not work it out comparing both, 100,000 rows each: ``token`` names this list,
-    ``since`` the one before it (None: not told), ``came`` are the rows of this one not in that one, and ``left``
-    the keys of the rows of that one not in this one (each row told by identity). Neither its rows nor what it
-    tells change once it is handed out."""
+    ``since`` the one before it (None: not told), ``came`` are the rows of this one not in that one (by identity),
+    and ``left`` the keys of the rows of that one that no row of this one holds. Told only where no key is two
+    rows'. Neither its rows nor what it tells change once it is handed out."""
 
     __slots__ = ("came", "left", "since", "token", "told")
 
