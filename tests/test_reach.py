@@ -262,6 +262,24 @@ async def test_a_connector_config_version_change_reads_it_at_once() -> None:
     assert versions == [12, 13]
 
 
+async def test_versions_are_read_again_only_from_connectors_that_changed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tunneltop.poll.reach as reach_module
+
+    read: list[int] = []  # id() of each connectors tuple whose versions were read
+    real = reach_module.config_versions
+
+    def counting(connectors: Any) -> Any:
+        read.append(id(connectors))
+        return real(connectors)
+
+    monkeypatch.setattr(reach_module, "config_versions", counting)
+    rig = Rig(budget=120)
+    await rig.run(120)  # two dozen polls of an account that does not change
+    running = [t for t in rig.engine.previous.tunnels if t.connectors]
+    # Asked about on every poll (four tunnels, about 24 polls), read only when a tunnel's connectors were new.
+    assert running and len(read) <= len(rig.cf.requests) / 10
+
+
 async def test_reach_waits_while_connections_take_the_budget_then_trickles() -> None:
     # 5 running tunnels every 5 s are 60 connection fetches a minute, and the list besides, at 60 a minute: the
     # connections alone want more than the budget. Reach gets nothing on the first poll (the list and connections
