@@ -56,6 +56,8 @@ from tunneltop.model.remote import RemoteConfig, RouteRecord, parse_configuratio
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 USER_AGENT = f"tunneltop/{__version__} (read-only Cloudflare Tunnel monitor)"
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
+# How long an idle connection is kept for the next request: past the default interval (5 s) and most others.
+KEEPALIVE_S = 60.0
 # Bound on one request including retries of its parts (httpx timeouts are per read, not per request).
 DEFAULT_REQUEST_DEADLINE = 20.0
 MAX_PAGES = 1000
@@ -216,6 +218,9 @@ class CloudflareClient:
             timeout=timeout,
             transport=transport,
             follow_redirects=False,
+            # httpx closes a connection idle for 5 s, and the default interval is 5 s: every poll made a new one
+            # (a TLS handshake to Cloudflare). One the server closed meanwhile is seen and not reused.
+            limits=httpx.Limits(keepalive_expiry=KEEPALIVE_S),
         )
         self._deadline = request_deadline
         self._retry = retry or RetryPolicy()
