@@ -21,7 +21,6 @@ import os
 import re
 import shlex
 import sys
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -311,6 +310,8 @@ def profile_names(env: Mapping[str, str] | None = None) -> list[str]:
 
     Completion must never fail loudly: a broken file is reported when tunneltop runs, not when tab is pressed.
     """
+    import tomllib
+
     from tunneltop.profiles import config_path
 
     env = os.environ if env is None else env

@@ -37,7 +37,6 @@ import difflib
 import math
 import os
 import stat
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -261,6 +260,8 @@ def _profile(name: str, raw: object, path: Path, env: Mapping[str, str], top_exp
 
 
 def _read(path: Path) -> dict[str, Any]:
+    import tomllib  # only with a config file: a run without one does not load the parser
+
     try:
         data = path.read_bytes()
     except OSError as exc:
