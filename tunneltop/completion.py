@@ -19,7 +19,6 @@ import argparse
 import contextlib
 import os
 import re
-import shlex
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -167,6 +166,8 @@ complete -F {func} {prog}
 
 
 def _bash_arm(flag: Flag, func: str) -> list[str]:
+    import shlex  # only to write the script: not on every run's path
+
     if flag.kind == CHOICES:
         body = f'{func}_add "$cur" {" ".join(shlex.quote(c) for c in flag.choices)}'
     elif flag.kind == FILES:
@@ -182,6 +183,8 @@ def _bash_arm(flag: Flag, func: str) -> list[str]:
 
 
 def bash_script(parser: argparse.ArgumentParser, version: str = "") -> str:
+    import shlex
+
     flags, _ = describe(parser)
     func = _func(parser.prog)
     arms: list[str] = []

@@ -33,7 +33,6 @@ One module (over ~400 lines): the config file's whole schema and its precedence 
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import stat
@@ -221,6 +220,8 @@ def _profile(name: str, raw: object, path: Path, env: Mapping[str, str], top_exp
     unknown = [k for k in raw if k not in _PROFILE_KEYS]
     if unknown:
         key = unknown[0]
+        import difflib
+
         near = difflib.get_close_matches(key, _PROFILE_KEYS, n=1)
         hint = f"; did you mean {near[0]!r}?" if near else f" (known: {', '.join(_PROFILE_KEYS)})"
         raise ConfigError(f"{path}: unknown setting {_where(name, key)!r}{hint}")

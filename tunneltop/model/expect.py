@@ -33,7 +33,6 @@ Pure data and parsing, no I/O: ``tunneltop.profiles`` reads the file and names i
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -140,6 +139,8 @@ def _table(raw: object, where: str, *, nested: bool) -> tuple[ExpectTable, list[
     globs: list[tuple[str, ExpectTable]] = []
     for key, value in raw.items():
         if key not in known:
+            import difflib
+
             near = difflib.get_close_matches(key, known, n=1)
             hint = f"; did you mean {near[0]!r}?" if near else f" (known: {', '.join(known)})"
             raise ExpectError(f"unknown setting {key!r} in {where}{hint}")

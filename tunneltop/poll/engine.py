@@ -30,7 +30,6 @@ the streak, the reach schedule); planning, reach, the streak and pacing already 
 from __future__ import annotations
 
 import asyncio
-import difflib
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -92,6 +91,8 @@ def is_permanent(error: BaseException) -> bool:
 
 def near_names(ref: str, names: Iterable[str]) -> list[str]:
     """Up to three names close to ``ref`` (a typo's likely meaning)."""
+    import difflib
+
     pool = sorted(set(names))
     near = difflib.get_close_matches(ref, pool, n=3, cutoff=0.5)
     near += [n for n in pool if ref.lower() in n.lower() and n not in near][: 3 - len(near)]
