@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import runpy
 import socket
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -541,3 +544,20 @@ def test_demo_ignores_real_credentials_and_base_url(monkeypatch, capsys):
     assert code == 0
     assert json.loads(out)["tunnels"][0]["name"] == "web-prod"
     assert TOKEN not in out + err
+
+
+@pytest.mark.parametrize(("given", "kept"), [(None, "__all__"), ("", ""), ("logfire", "logfire")])
+def test_the_program_looks_for_no_pydantic_plugin_unless_told(
+    given: str | None, kept: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Run as `python -m tunneltop --version`: pydantic reads this before the first model is built, and a value of
+    # the user's own (the plugins wanted, or the ones to skip) is theirs.
+    if given is None:
+        monkeypatch.delenv("PYDANTIC_DISABLE_PLUGINS", raising=False)
+    else:
+        monkeypatch.setenv("PYDANTIC_DISABLE_PLUGINS", given)
+    monkeypatch.setattr(sys, "argv", ["tunneltop", "--version"])
+    with pytest.raises(SystemExit) as done:
+        runpy.run_module("tunneltop", run_name="__main__", alter_sys=True)
+    assert done.value.code == 0 and capsys.readouterr().out.startswith("tunneltop ")
+    assert os.environ["PYDANTIC_DISABLE_PLUGINS"] == kept
