@@ -131,11 +131,11 @@ sys.stdout.write(json.dumps(answers) + "\\n")
 """
 
 
-# Each program's start alone: the floor's imports (FLOOR's first lines) and tunneltop's as ``python -m tunneltop``
-# makes them (tunneltop/__main__.py: the cyclic collector off meanwhile).
+# Each program's start alone: the floor's imports (FLOOR's first lines), and tunneltop run as it is run, asked only
+# for its version (its imports as tunneltop/__main__.py makes them, and its command line's parser).
 STARTS = {
-    "floor": "import json, os, sys\nimport httpx\n",
-    "tunneltop": "import gc\ngc.disable()\nimport tunneltop.cli\n",
+    "floor": ["-c", "import json, os, sys\nimport httpx\n"],
+    "tunneltop": ["-m", "tunneltop", "--version"],
 }
 
 
@@ -171,7 +171,7 @@ def run(connections: int, rounds: int = 3, instructions: bool = False) -> dict[s
                 else None
             )
             started = (
-                {name: _instructions([sys.executable, "-c", code], env) for name, code in STARTS.items()}
+                {name: _instructions([sys.executable, *start], env) for name, start in STARTS.items()}
                 if instructions
                 else None
             )
