@@ -10,6 +10,7 @@ from textual.app import App, ComposeResult
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist
 
+from tunneltop.model.health import age_changes_at, format_age
 from tunneltop.model.records import Connection, Connector, Tunnel
 from tunneltop.ui.conn_table import COLUMNS, ConnectionsTable
 from tunneltop.views.rows import ConnRow, sort_rows
@@ -347,3 +348,52 @@ def test_cell_widths_are_kept_compactly_and_wide_cells_still_count() -> None:
     assert _sizes([("DFW", ""), ("✚ active", "bold"), ("", "")]) == bytes([3, 8, 0])
     wide = _sizes([("x" * 300, ""), ("名前", "")])  # too wide for a byte: kept as numbers; East Asian text is 2 a char
     assert list(wide) == [300, 4]
+
+
+async def test_a_tick_works_out_lines_only_when_a_clock_text_on_screen_can_have_moved() -> None:
+    # Ages over an hour read in minutes: ticks within the minute redraw nothing and work nothing out; at the
+    # minute the lines are worked out and repainted. A row that comes meanwhile, seconds old, moves each second.
+    rows = [make_row(n, age=7200) for n in range(50)]
+    async with TableApp().run_test(size=(160, 12)) as pilot:
+        table = pilot.app.query_one(ConnectionsTable)
+        table.show(rows, NOW)
+        await pilot.pause()
+        asked: list[int] = []
+        real = table.timed_text
+
+        def counting(row: ConnRow, column: str, now: datetime) -> str:
+            asked.append(1)
+            return real(row, column, now)
+
+        table.timed_text = counting  # type: ignore[method-assign]
+        for second in range(1, 55):
+            table.tick(NOW + timedelta(seconds=second))
+        assert asked == [], "every age on screen reads the same until 12:01:00 (they opened on the minute)"
+        table.tick(NOW + timedelta(seconds=60))
+        await pilot.pause()
+        assert asked and "2h01m" in line(table, 1)
+        top = keys(table)[0]  # reconnected: the same place in the order, opened 5 s ago
+        first = table.rows_by_key[top]
+        opened = NOW + timedelta(seconds=60)
+        young = ConnRow(top, first.tunnel, first.connector, first.conn.model_copy(update={"opened_at": opened}))
+        table.show([young if r.key == top else r for r in rows], NOW + timedelta(seconds=65))
+        await pilot.pause()
+        assert " 5s " in line(table, 1) and "2h01m" in line(table, 2)
+        table.tick(NOW + timedelta(seconds=66))
+        await pilot.pause()
+        assert " 6s " in line(table, 1), "a second later: the young row reads 6s"
+        table.tick(NOW + timedelta(seconds=62))  # a replay's clock jumped back
+        await pilot.pause()
+        assert " 2s " in line(table, 1)
+
+
+def test_an_age_reads_the_same_until_it_says_it_changes() -> None:
+    rng = random.Random(7)
+    for _ in range(2_000):
+        since = NOW - timedelta(seconds=rng.choice([rng.uniform(-5, 90), rng.uniform(0, 3 * 86_400)]))
+        now = NOW + timedelta(seconds=rng.uniform(0, 5))
+        changes = age_changes_at(since, now)
+        assert changes > now
+        text = format_age(now - since)
+        assert format_age(changes - timedelta(microseconds=1) - since) == text
+        assert format_age(changes - since) != text

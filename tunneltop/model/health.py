@@ -138,6 +138,14 @@ def format_age(delta: timedelta | None) -> str:
     return f"{days}d{hours:02d}h"
 
 
+def age_changes_at(since: datetime, now: datetime) -> datetime:
+    """When ``format_age(now - since)`` next reads differently: the next second under an hour, then the next
+    minute, then the next hour (a table redraws its clock columns only then)."""
+    seconds = max(0, int((now - since).total_seconds()))
+    step = 1 if seconds < 3600 else 60 if seconds < 86400 else 3600
+    return since + timedelta(seconds=(seconds // step + 1) * step)
+
+
 def age(since: datetime | None, now: datetime) -> timedelta | None:
     if since is None:
         return None

@@ -9,10 +9,10 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
-from tunneltop.model.health import format_age
+from tunneltop.model.health import age_changes_at, format_age
 from tunneltop.sanitize import clean
 from tunneltop.ui.text import STATE_LABEL, short_id
-from tunneltop.ui.virtual_table import Cell, VirtualTable
+from tunneltop.ui.virtual_table import NEVER, Cell, VirtualTable
 from tunneltop.views.rows import SORT_KEYS, ConnRow, natural_key
 from tunneltop.views.session import Mark
 
@@ -134,6 +134,10 @@ class ConnectionsTable(VirtualTable[ConnRow]):
 
     def timed_text(self, row: ConnRow, column: str, now: datetime) -> str:
         return _age(row, now)
+
+    def timed_changes_at(self, row: ConnRow, column: str, now: datetime) -> datetime:
+        opened = row.conn.opened_at
+        return age_changes_at(opened, now) if opened else NEVER
 
     def same_row(self, a: ConnRow, b: ConnRow) -> bool:
         return _same_row(a, b)

@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from tunneltop.model.findings import Severity
-from tunneltop.model.health import format_age
+from tunneltop.model.health import age_changes_at, format_age
 from tunneltop.sanitize import clean
 from tunneltop.ui.text import HEALTH_GLYPH, HEALTH_STYLE, findings_mark, mono_style, verdict_glyph
-from tunneltop.ui.virtual_table import Cell, VirtualTable
+from tunneltop.ui.virtual_table import NEVER, Cell, VirtualTable
 from tunneltop.views.filters import Filter
 from tunneltop.views.overview import TunnelSummary, summary_sort_key
 from tunneltop.views.rows import EPOCH, version_sort_key
@@ -156,6 +156,10 @@ class OverviewTable(VirtualTable[TunnelSummary]):
 
     def timed_text(self, row: TunnelSummary, column: str, now: datetime) -> str:
         return _timed_text(row, column, now)
+
+    def timed_changes_at(self, row: TunnelSummary, column: str, now: datetime) -> datetime:
+        since = row.last_change if column == "changed" else row.fetched_at
+        return age_changes_at(since, now) if since is not None else NEVER
 
     def same_row(self, a: TunnelSummary, b: TunnelSummary) -> bool:
         # Summaries leave their fetch time out of equality (it is drawn against the clock), but sorted by data

@@ -25,7 +25,7 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import compress
 from operator import itemgetter
 from typing import Any, ClassVar, Generic, TypeVar
@@ -51,6 +51,7 @@ from tunneltop.views.rows import ChangedRows
 R = TypeVar("R")
 Cell = tuple[str, str]  # (text, style): cheap to compare and to cache
 _PADDING = 1  # one blank cell each side of a value, as DataTable draws them
+NEVER = datetime.max.replace(tzinfo=UTC)  # a clock text that no time changes ("-", "not yet")
 # Up to this many rows entering, leaving or moving at once, or this share of the table, each is bisected in or out
 # (an insert or delete moves the rest of the list along: O(n) apiece); beyond, they are merged into the order kept
 # (see _merged: O(n) at C speed, about 20 ms at 100,000 rows, as long as a thousand inserts there).
@@ -228,6 +229,9 @@ class VirtualTable(PassStyle, ScrollView, Generic[R], can_focus=True):
         self.rows_by_key: dict[str, R] = {}
         self.cursor_row = 0
         self._now: datetime | None = None
+        # Until when no clock text of the lines drawn can read differently: a tick before then redraws nothing and
+        # need not work out any line (ages over an hour move once a minute; the screen's clock ticks each second).
+        self._steady_until = NEVER
         # The keys, in display order. A key's place is found by bisection on its rank (_rank), worked out for the
         # O(log n) keys a bisection looks at: a list of every row's rank beside it cost 147 bytes a row.
         self._order: list[str] = []
@@ -266,6 +270,10 @@ class VirtualTable(PassStyle, ScrollView, Generic[R], can_focus=True):
 
     def timed_text(self, row: R, column: str, now: datetime) -> str:
         raise NotImplementedError
+
+    def timed_changes_at(self, row: R, column: str, now: datetime) -> datetime:
+        """When ``timed_text`` of ``row`` in ``column`` may next read differently (by default: at once)."""
+        return now
 
     def same_row(self, a: R, b: R) -> bool:
         """Whether ``b`` (this poll's) shows exactly as ``a`` did: then its place and cells are kept."""
@@ -526,7 +534,10 @@ class VirtualTable(PassStyle, ScrollView, Generic[R], can_focus=True):
 
     def tick(self, now: datetime) -> None:
         """Only the clock moved: redraw the lines on screen whose clock columns now read differently."""
-        self._now = now
+        before, self._now = self._now, now
+        if before is not None and before <= now < self._steady_until:  # (a replay's clock may go back)
+            return
+        self._steady_until = NEVER  # worked out again from every line on screen, below
         self._refresh_changed()
 
     def _apply_to(
@@ -753,7 +764,10 @@ class VirtualTable(PassStyle, ScrollView, Generic[R], can_focus=True):
             return ("blank",)
         key = self._order[index]
         row, now = self.rows_by_key[key], self._now
-        timed = tuple(self.timed_text(row, c, now) for c in self._timed) if now is not None else ()
+        timed = ()
+        if now is not None and self._timed:
+            timed = tuple(self.timed_text(row, c, now) for c in self._timed)
+            self._steady_until = min(self._steady_until, *(self.timed_changes_at(row, c, now) for c in self._timed))
         # The row and its mark are the same objects while unchanged: comparing tokens is cheap.
         return (key, row, self._marks.get(key), timed, index == self.cursor_row)
 
