@@ -282,8 +282,9 @@ def strip_text(app: TunneltopApp) -> str:
 
 
 def filter_line(app: TunneltopApp) -> str:
-    label = app.main_screen.query_one("#active-filter", Static)
-    return plain(label.content).strip() if label.has_class("visible") else ""
+    """What the header says of the active filter ("" when none is)."""
+    line = app.header.render().plain
+    return line[line.index(" filter: ") :] if " filter: " in line else ""
 
 
 async def test_drilled_in_the_colo_strip_shows_the_change_since_the_session_started() -> None:

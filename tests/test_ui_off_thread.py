@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from tests.support.ui import make_app, plain, wait_for_poll
+from tests.support.ui import make_app, wait_for_poll
 from tunneltop.ui.app import TunneltopApp
 from tunneltop.ui.monitor_view import MonitorView, _Wanted
 
@@ -26,7 +26,7 @@ def _seen(app: TunneltopApp) -> tuple[object, ...]:
     keys = [table.coordinate_to_cell_key((i, 0)).row_key.value for i in range(table.row_count)]
     tree = [node.data.node_id for node in app.client_tree.root.children] if app.client_tree.root else []
     labels = [str(node.label) for node in app.client_tree.root.children]
-    return (keys, tree, labels, plain(app.query_one("#active-filter")), table.cursor_row)
+    return (keys, tree, labels, app.header.filtered, table.cursor_row)
 
 
 async def _walk(app: TunneltopApp) -> list[tuple[object, ...]]:

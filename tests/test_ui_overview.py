@@ -115,8 +115,7 @@ async def test_overview_sorts_and_filters() -> None:
         assert [(table.summaries[k].name or "").casefold() for k in table.order] == sorted(names, reverse=True)
         await pilot.press("slash", *"web", "enter")
         assert [table.summaries[k].name for k in table.order] == ["web-prod"]
-        notice = plain(app.query_one("#overview-notice").content)
-        assert "1 of" in notice and "match the filter" in notice
+        assert "filter: web  1 of 6 tunnels match" in app.header.render().plain
 
 
 async def test_v_switches_to_every_connection_and_back() -> None:

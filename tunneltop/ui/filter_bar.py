@@ -1,4 +1,9 @@
-"""The filter box (``/``) and, under it, the line naming the active filter (and saying when it matches nothing)."""
+"""The filter box (``/``), drawn over the key bar at the bottom while it is open, and the active filter's badge in
+the header (saying when it matches nothing).
+
+Neither moves anything else on the screen: the box is an overlay and the badge is part of the header's one line. A
+line that came and went above the views (as the box and the filter's line once did) made Textual lay out and repaint
+the whole screen each time, 30-60 ms at 200x50 with a large view, on ``/``, on the first key typed and on ``esc``."""
 
 from __future__ import annotations
 
@@ -12,7 +17,6 @@ from textual.geometry import Region
 from textual.widget import Widget
 from textual.widgets import Input, Static
 
-from tunneltop.sanitize import clean
 from tunneltop.views.filters import Filter, FilterError
 
 if TYPE_CHECKING:
@@ -41,13 +45,11 @@ class FilterBar(Vertical):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._before: Widget | None = None  # what had the keys when the box opened
-        self._line: tuple[str, str | None] | None = None  # what the active filter's line says
 
     def compose(self) -> ComposeResult:
         with Vertical(id="filter-row"):
-            yield FilterInput(placeholder=PLACEHOLDER, id="filter-input")
             yield Static("", id="filter-error", markup=False)
-        yield Static("", id="active-filter", markup=False)
+            yield FilterInput(placeholder=PLACEHOLDER, id="filter-input")
 
     @property
     def live(self) -> TunneltopApp:
@@ -96,7 +98,7 @@ class FilterBar(Vertical):
         except FilterError as exc:
             error.update(Text(f"✖ {exc}", style="bold red"))
             return None
-        if error.content:  # an update lays out the whole screen again (its height follows it): not on every key
+        if error.content:  # an update lays the screen out again (its height follows it): not on every key
             error.update("")
         return parsed
 
@@ -114,21 +116,14 @@ class FilterBar(Vertical):
         self.live.filter = parsed
         self.close()
 
-    def show_line(self, flt: Filter, matching: int | None = None, what: str = "connection") -> None:
-        """The active filter, named, on its own line; when it matches nothing in the view (``matching`` is 0), the
-        line says so: a blank table alone looks like a broken view."""
-        label = self.query_one("#active-filter", Static)
-        if flt.active:
-            line = (flt.text, what if matching == 0 else None)
-            if line != self._line:
-                self._line = line
-                name = f"filter: {clean(flt.text, 200)}"
-                # One line high whatever it says: no layout of the screen needed for a new text.
-                if matching == 0:
-                    nothing = (f"   — no {what} matches", "bold yellow")
-                    label.update(Text.assemble(name, nothing, "   (esc clears)", style="bold"), layout=False)
-                else:
-                    label.update(Text(f"{name}   (esc clears)", style="bold"), layout=False)
-        else:
-            self._line = None
-        label.set_class(flt.active, "visible")
+    def show_line(
+        self, flt: Filter, matching: int | None = None, what: str = "connection", among: int | None = None
+    ) -> None:
+        """Name the active filter in the header; when it matches nothing in the view (``matching`` is 0), say so: a
+        blank table alone looks like a broken view. With ``among`` (how many there are), say how many match."""
+        note = ""
+        if matching == 0:
+            note = f"no {what} matches"
+        elif matching is not None and among is not None:
+            note = f"{matching:,} of {among:,} {what}s match"
+        self.live.header.filtered = (flt.text, note, matching == 0) if flt.active else None

@@ -1,5 +1,5 @@
 """The account overview: one row per tunnel, worst health first, and the notices above it (tunnels not read yet,
-a filter's count, missing permissions)."""
+missing permissions). A filter's count is in the header's filter badge (see FilterBar.show_line)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,10 @@ if TYPE_CHECKING:
 
 
 class OverviewView(Vertical):
+    def __init__(self, **kwargs: str) -> None:
+        super().__init__(**kwargs)
+        self._notices: list[str] | None = None  # the notices shown (None: none set yet)
+
     def compose(self) -> ComposeResult:
         yield Static("", id="overview-notice", markup=False)
         yield OverviewTable(id="overview-table")
@@ -52,12 +56,12 @@ class OverviewView(Vertical):
         flt = live.filter
         rows = [s for s in live.overview_rows.summaries(snapshot, now) if summary_matches(flt, s)]
         table.show(rows, now)
-        live.filter_bar.show_line(flt, len(rows), "tunnel")
+        live.filter_bar.show_line(flt, len(rows), "tunnel", among=len(snapshot.tunnels))
         lines = overview_notices(snapshot)
-        if flt.active:
-            lines.append(f"{len(rows)} of {len(snapshot.tunnels)} tunnels match the filter")
-        notice.update(Text("\n".join(clean(line, 300) for line in lines), style="yellow"))
-        notice.display = bool(lines)
+        if lines != self._notices:  # an update lays the screen out again: only when the notices change
+            self._notices = lines
+            notice.update(Text("\n".join(clean(line, 300) for line in lines), style="yellow"))
+            notice.display = bool(lines)
         engine = live.engine
         if engine is not None and engine.named is False:
             engine.set_in_view(table.visible_ids())  # what is on screen is read first

@@ -16,7 +16,8 @@ from tunneltop.ui.text import FINDING_GLYPH, FINDING_STYLE, HEALTH_GLYPH, HEALTH
 
 
 class HeaderBar(Widget):
-    """Badges, then ``health · pending · data age · next poll · account · watching``."""
+    """Badges, the active filter (and what it matches), then ``health · pending · data age · next poll · account ·
+    watching``."""
 
     DEFAULT_CSS = "HeaderBar { height: 1; }"
 
@@ -36,6 +37,8 @@ class HeaderBar(Widget):
     paused = reactive(False)
     stale = reactive(False)
     waiting = reactive(True)
+    # The active filter: (its text, what it matches, whether that is nothing); see FilterBar.show_line.
+    filtered: reactive[tuple[str, str, bool] | None] = reactive(None)
 
     def render(self) -> Text:
         text = self._line()
@@ -53,6 +56,12 @@ class HeaderBar(Widget):
             text.append(" PAUSED ", style="bold black on yellow")
         if self.stale:
             text.append(" STALE ", style="bold white on red")
+        if self.filtered is not None:
+            flt, note, nothing = self.filtered
+            text.append(f" filter: {clean(flt, 60)} ", style="bold black on bright_white")
+            if note:
+                text.append(f" {note}", style="bold yellow" if nothing else "bold")
+            text.append(" (esc clears)", style="dim")
         # Most urgent first: on an 80-column terminal the tail is what gets cut.
         if self.health is not None:
             text.append(" ")
