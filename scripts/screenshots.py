@@ -15,7 +15,7 @@ sys.path.insert(0, str(ROOT))
 
 from textual.pilot import Pilot  # noqa: E402
 
-from tests.ui_support import make_app, wait_for_poll  # noqa: E402
+from tests.support.ui import make_app, wait_for_poll  # noqa: E402
 from tunneltop.demo.cfapi import Fault  # noqa: E402
 from tunneltop.ui.app import TunneltopApp  # noqa: E402
 
