@@ -65,3 +65,23 @@ async def test_a_click_on_a_key_presses_it_and_keys_cut_off_leave_the_palette_ke
     async with app.run_test(size=(20, 5)) as pilot:
         await pilot.pause()
         assert line(app) == " a Alpha▏^p palette"
+
+
+async def test_the_key_under_the_mouse_is_highlighted_until_it_leaves() -> None:
+    app = KeysApp()
+    async with app.run_test(size=(80, 5)) as pilot:
+        await pilot.pause()
+        bar = app.query_one(KeyBar)
+        hover = bar.get_component_rich_style("key-bar--hover").bgcolor
+
+        def lit() -> set[str]:
+            segments = bar.render().render(app.console)
+            return {text.strip() for text, style, _ in segments if style is not None and style.bgcolor == hover}
+
+        assert hover is not None and lit() == set()
+        await pilot.hover(KeyBar, offset=(line(app).index("Gamma"), 0))
+        assert lit() == {"c", "Gamma"}
+        await pilot.hover(KeyBar, offset=(line(app).index("palette"), 0))
+        assert lit() == {"^p", "palette"}
+        await pilot.hover(Pane, offset=(0, 0))
+        assert lit() == set()

@@ -4,7 +4,7 @@ Textual's ``Footer`` is a widget per key; when the focus moves (``/`` into the f
 keys shown change and it composes itself anew: its old key widgets removed, new ones mounted, and the whole screen
 laid out and drawn again, twice (40-80 ms at 200x50 with a large view). This bar draws the same keys, in the same
 order and colours, as one line: a change of keys repaints that line. A click on a key presses it, as the footer's
-do.
+do, and the key under the mouse is highlighted as theirs are.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class KeyBar(Widget):
     and the command palette's key on the right."""
 
     ALLOW_SELECT = False
-    COMPONENT_CLASSES = {"key-bar--key", "key-bar--description", "key-bar--edge"}
+    COMPONENT_CLASSES = {"key-bar--key", "key-bar--description", "key-bar--edge", "key-bar--hover"}
     # The colours of Textual's Footer (its theme variables), so the bar reads as any Textual app's footer.
     DEFAULT_CSS = """
     KeyBar {
@@ -50,6 +50,10 @@ class KeyBar(Widget):
         .key-bar--edge {
             color: $foreground 20%;
         }
+        .key-bar--hover {
+            color: $footer-key-foreground;
+            background: $block-hover-background;
+        }
     }
     """
 
@@ -58,6 +62,7 @@ class KeyBar(Widget):
         self._keys: tuple[_Key, ...] = ()
         self._palette: _Key | None = None
         self._spans: list[tuple[int, int, _Key]] = []  # where each key was drawn: [start, end) cells
+        self._hover: _Key | None = None  # the key under the mouse
 
     def on_mount(self) -> None:
         self.screen.bindings_updated_signal.subscribe(self, self._bindings_changed)
@@ -88,12 +93,15 @@ class KeyBar(Widget):
         key_style = self.get_component_rich_style("key-bar--key")
         description_style = self.get_component_rich_style("key-bar--description")
         dim = Style(dim=True)
+        hover = self.get_component_rich_style("key-bar--hover")
         text = Text(no_wrap=True, overflow="crop", end="")
         spans: list[tuple[int, int, _Key]] = []
 
         def add(entry: _Key) -> None:
             start = text.cell_len
             style = Style() if entry.enabled else dim
+            if entry == self._hover:
+                style += hover
             text.append(f" {entry.display} ", key_style + style)
             if entry.description:
                 text.append(f"{entry.description} ", description_style + style)
@@ -104,8 +112,9 @@ class KeyBar(Widget):
         if self._palette is not None:
             tail = Text(no_wrap=True, end="")
             tail.append("▏", self.get_component_rich_style("key-bar--edge"))
-            tail.append(self._palette.display, key_style)
-            tail.append(f" {self._palette.description}", description_style)
+            lit = hover if self._palette == self._hover else Style()
+            tail.append(self._palette.display, key_style + lit)
+            tail.append(f" {self._palette.description}", description_style + lit)
             tail.append(" ")
             # On the right, as the footer docks it; keys that do not fit before it are cut off.
             room = max(0, self.size.width - tail.cell_len)
@@ -116,11 +125,25 @@ class KeyBar(Widget):
         self._spans = spans
         return text
 
+    def _at(self, x: int) -> _Key | None:
+        return next((entry for start, end, entry in self._spans if start <= x < end), None)
+
     def on_mouse_down(self, event: events.MouseDown) -> None:
-        for start, end, entry in self._spans:
-            if start <= event.x < end:
-                if entry.enabled:
-                    self.app.simulate_key(entry.key)
-                else:
-                    self.app.bell()
-                return
+        entry = self._at(event.x)
+        if entry is None:
+            return
+        if entry.enabled:
+            self.app.simulate_key(entry.key)
+        else:
+            self.app.bell()
+
+    def on_mouse_move(self, event: events.MouseMove) -> None:
+        self._lit(self._at(event.x))
+
+    def on_leave(self, event: events.Leave) -> None:
+        self._lit(None)
+
+    def _lit(self, entry: _Key | None) -> None:
+        if entry != self._hover:
+            self._hover = entry
+            self.refresh()
