@@ -111,6 +111,26 @@ async def test_typing_a_filter_repaints_the_box_only_and_keeps_the_cursor_in_sig
         assert box.scroll_x > 0  # the end of the text, where the cursor is, is in sight
 
 
+async def test_the_filter_box_and_badge_move_nothing_on_the_screen() -> None:
+    # A line that came and went above the views moved them all: Textual laid out and repainted the whole screen
+    # (30-60 ms at 200x50 with a large view) on "/", on the first key and on esc. The box is drawn over the key bar
+    # and the active filter is named in the header's one line.
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app)
+        views = app.views.region, app.table.region, app.client_tree.region
+        seen = []
+        for keys in (("slash",), tuple("colo:AMS"), ("enter",), ("slash", "ctrl+u", *"bogus:1"), ("escape",)):
+            await pilot.press(*keys)
+            await pilot.pause()
+            seen.append((app.views.region, app.table.region, app.client_tree.region))
+            box = app.query_one("#filter-input", Input)
+            if box.display and app.filter_bar.is_open:
+                assert box.region.y == SIZE[1] - 1, "the box is on the bottom line, over the key bar"
+        assert seen == [views] * len(seen)
+        assert "filter:" not in app.header.render().plain
+
+
 async def test_inverted_and_free_text_filters() -> None:
     app, _ = make_app()
     async with app.run_test(size=SIZE) as pilot:
