@@ -165,22 +165,34 @@ def tunnel_health(tunnel: Tunnel, connectors: Sequence[Connector] | None) -> Hea
     return _verdict((tunnel.status or "").lower(), connectors)
 
 
+def counted_health(tunnel: Tunnel, connectors: Sequence[Connector] | None, active: int, pending: int) -> Health:
+    """``tunnel_health`` from counts its caller has of the connections, active and pending (TunnelState's), rather
+    than another pass over every one of them (at 100,000 connections, each pass reads 100,000 records)."""
+    if connectors is None:
+        return Health.UNKNOWN
+    return _verdict_of((tunnel.status or "").lower(), connectors, active, pending)
+
+
 def connector_health(connector: Connector) -> Health:
     """A connector's own verdict: the tunnel rule applied to it alone, with no status from the API."""
     return _verdict("", (connector,))
 
 
 def _verdict(status: str, connectors: Sequence[Connector]) -> Health:
+    # Every connection's flag in one pass at C speed (100,000 connections: a generator per question took 50 ms).
+    # StrictBool: each is True, False or None, so counting equals counts what ``is`` would.
+    flags = list(map(_PENDING, chain.from_iterable(map(_CONNS, connectors))))
+    return _verdict_of(status, connectors, flags.count(False), flags.count(True))
+
+
+def _verdict_of(status: str, connectors: Sequence[Connector], active: int, pending: int) -> Health:
     if not connectors:
         return Health.INACTIVE if status == "inactive" else Health.DOWN
-    # Every connection's flag in one pass at C speed (100,000 connections: a generator per question took 50 ms).
-    # StrictBool: each is True, False or None, so ``in`` (equality) asks exactly what ``is`` would.
-    flags = list(map(_PENDING, chain.from_iterable(map(_CONNS, connectors))))
-    if True in flags or status == "degraded":
+    if pending or status == "degraded":
         return Health.DEGRADED
-    if False in flags:
+    if active:
         return Health.HEALTHY
-    if flags:
+    if any(map(len, map(_CONNS, connectors))):
         # The API left out is_pending_reconnect: the connections can't tell, so trust its status.
         return Health.HEALTHY if status == "healthy" else Health.UNKNOWN
     return Health.DOWN

@@ -137,12 +137,18 @@ def _known(connector: Connector) -> bool:
     return None not in map(_PENDING, connector.conns)
 
 
-def _counted(connectors: tuple[Connector, ...]) -> tuple[list[Connector], list[int], list[Connection]]:
+def _counted(
+    connectors: tuple[Connector, ...], active_count: int | None = None
+) -> tuple[list[Connector], list[int], list[Connection]]:
     """The connectors counted (each of whose connections says whether it is active), how many active connections
-    each of them has, and those connections."""
+    each of them has, and those connections. ``active_count``: how many are active, where the caller knows (a
+    TunnelState counts them): then every connection read once less when all of them are (at 100,000 connections,
+    a read of each is 100,000 records' lookups)."""
     every = list(chain.from_iterable(map(_CONNS, connectors)))
-    flags = list(map(_PENDING, every))  # True, False or None (StrictBool): only False equals False among them
-    if True not in flags and None not in flags:  # every connection active, the usual fleet: all of them at C speed
+    if active_count is None or active_count < len(every):
+        flags = list(map(_PENDING, every))  # True, False or None (StrictBool): only False equals False among them
+        active_count = flags.count(False)
+    if active_count == len(every):  # every connection active, the usual fleet: all of them at C speed
         return list(connectors), list(map(len, map(_CONNS, connectors))), every
     per = [list(map(_PENDING, c.conns)) for c in connectors]
     known = [None not in f for f in per]
@@ -155,7 +161,7 @@ def _counted(connectors: tuple[Connector, ...]) -> tuple[list[Connector], list[i
 
 def _capacity(state: TunnelState, connectors: tuple[Connector, ...], expect: TunnelExpect, out: list[Finding]) -> None:
     severity = expect.severity
-    counted, counts, active = _counted(connectors)
+    counted, counts, active = _counted(connectors, state.active_count)
     if expect.min_connectors is not None and expect.checks("min_connectors") and len(counted) == len(connectors):
         running = len(counts) - counts.count(0)
         if running < expect.min_connectors:

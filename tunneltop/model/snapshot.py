@@ -14,8 +14,8 @@ from tunneltop.model.findings import Finding, Severity
 from tunneltop.model.health import (
     Health,
     Status,
+    counted_health,
     rank,
-    tunnel_health,
     tunnel_status,
     worst,
     worst_severity,
@@ -99,7 +99,7 @@ class TunnelState:
     def health(self) -> Health:
         if self.connectors is None and self.error is None:
             return _STATUS_HEALTH.get((self.tunnel.status or "").lower(), Health.UNKNOWN)
-        return tunnel_health(self.tunnel, self.connectors)
+        return counted_health(self.tunnel, self.connectors, *self._counts)  # no other pass over the connections
 
     # Cached like health: read for every tunnel on every redraw (header, tree, trends), and the state is immutable.
     @cached_property
