@@ -85,8 +85,8 @@ def tune_gc() -> None:
     that survived the young ones since the last (after a large poll, its new records and rows): the survivors of
     three young collections rather than ten. At 100,000 connections a filter typed after a failover stalled the
     screen 61-83 ms, now 24-42 (benchmarks.live, interleaved runs). Full collections come after three million
-    allocations rather than one (and, as before, only once a quarter of the heap is new): with 3 and 10, they came
-    often enough to fall in the first poll of a large view, before its heap is frozen (200-250 ms at 100,000)."""
+    allocations rather than one (and, as before, only once a quarter of the heap is new): at (10000, 2, 10) or
+    (10000, 5, 20) they fell in the first poll of a large view, before its heap is frozen (160-250 ms at 100,000)."""
     gc.set_threshold(10_000, 3, 100)
 
 
