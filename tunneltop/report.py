@@ -191,23 +191,30 @@ def render_table(
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _client_line(connector: Connector, this_host: str | None) -> Any:
-    """A connector's line of the document as pydantic's serializer writes it, in one call of its own (Rust), rather
-    than its record made Python dicts and those encoded again: the same JSON value, as ``api_dict`` is the same
-    serializer's output as Python objects (NaN and infinities null in both). A string JSON cannot carry (a lone
-    surrogate) fails it: then the record as ``client_json`` makes it, encoded as the rest of the document is."""
-    # The serializer called as model_dump_json calls it, less that method's keyword handling per connector.
-    to_json = connector.__pydantic_serializer__.to_json
-    try:
-        data = to_json(connector, warnings=True)
-        if not data.isascii():  # rare, and slower to ask for every time
-            data = to_json(connector, ensure_ascii=True, warnings=True)
-    except PydanticSerializationError:
-        return client_json(connector, this_host)
-    text = data.decode("ascii")
-    if this_host is not None and connector.id == this_host:
-        text = text[:-1] + ',"this_host":true}'
-    return jsonout.Encoded(text)
+def _client_lines() -> Callable[[Connector, str | None], Any]:
+    """What writes a connector's line of the document as pydantic's serializer writes it, in one call of its own
+    (Rust), rather than its record made Python dicts and those encoded again: the same JSON value, as ``api_dict``
+    is the same serializer's output as Python objects (NaN and infinities null in both). A string JSON cannot carry
+    (a lone surrogate) fails it: then the record as ``client_json`` makes it, encoded as the rest of the document
+    is."""
+    # The serializer called as model_dump_json calls it, less that method's keyword handling per connector (its
+    # warnings are on by default), looked up once for the document (through BaseModel's __getattr__ per connector).
+    to_json = Connector.__pydantic_serializer__.to_json
+    encoded = jsonout.Encoded
+
+    def line(connector: Connector, this_host: str | None) -> Any:
+        try:
+            data = to_json(connector)
+            if not data.isascii():  # rare, and slower to ask for every time
+                data = to_json(connector, ensure_ascii=True)
+        except PydanticSerializationError:
+            return client_json(connector, this_host)
+        text = data.decode("ascii")
+        if this_host is not None and connector.id == this_host:
+            text = text[:-1] + ',"this_host":true}'
+        return encoded(text)
+
+    return line
 
 
 def _finding_lines() -> Callable[[Finding], jsonout.Encoded]:
@@ -239,7 +246,7 @@ def _finding_lines() -> Callable[[Finding], jsonout.Encoded]:
 def _document(
     snapshot: Snapshot, demo: bool, not_fetched: Sequence[str], budget: BudgetStatus | None
 ) -> dict[str, Any]:
-    document = snapshot.to_json(_client_line, _finding_lines())
+    document = snapshot.to_json(_client_lines(), _finding_lines())
     # The monitoring verdict over every tunnel, as --once's exit status gives it: ok, warning, critical, unknown.
     document["status"] = snapshot.status.value
     # Tunnels whose connections this run's budget left unread ("clients": null, "error": null there).
