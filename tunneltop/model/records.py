@@ -11,7 +11,7 @@ import operator
 from collections import deque
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from itertools import compress, repeat
+from itertools import chain, compress, repeat
 from typing import Annotated, Any, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
@@ -164,6 +164,9 @@ _CONNECTION_FIELD_COUNT = len(_CONNECTION_FIELDS)
 _CONNECTOR_FIELD_COUNT = len(_CONNECTOR_FIELDS)
 _NO_EXTRA: dict[str, Any] = {}
 _fields_set_of = operator.attrgetter(_FIELDS_SET)
+_conns_of = operator.attrgetter("conns")
+# The set each model's records share when given every field and no other (see Connection._settled), by model.
+_MODEL_FIELDS: dict[type[BaseModel], set[str]] = {Connection: _CONNECTION_FIELDS, Connector: _CONNECTOR_FIELDS}
 _extra_of = operator.attrgetter(_EXTRA)
 
 
@@ -171,16 +174,22 @@ def share_bookkeeping(records: Sequence[_ApiRecord], pool: dict[frozenset[str], 
     """What validation could not share (records given other fields than their model's, as when the API adds one):
     records with equal field sets share one (``pool``'s, when it has one: the caller's, shared across calls), those
     with no unknown field one empty dict. Cheap when there is nothing left to share (an identity check per record,
-    at C speed)."""
+    at C speed): a record whose fields set is its model's (_MODEL_FIELDS) shares the empty dict too, as validation
+    shares the set only then, so that their dicts are not even read (each read of a record's attribute is hundreds
+    of instructions, through BaseModel's __getattr__)."""
     pool = {} if pool is None else pool
     sets = list(map(_fields_set_of, records))
-    if sets:
-        first = pool.setdefault(frozenset(sets[0]), sets[0])
-        if first is not sets[0] or not all(map(operator.is_, sets, repeat(first))):
-            for record, fields in zip(records, sets, strict=True):
-                shared = pool.setdefault(frozenset(fields), fields)
-                if shared is not fields:
-                    _set_slot(record, _FIELDS_SET, shared)
+    if not sets:
+        return
+    model_set = _MODEL_FIELDS.get(type(records[0]))
+    if model_set is not None and sets[0] is model_set and all(map(operator.is_, sets, repeat(model_set))):
+        return  # every one validated with its model's fields and no other: all shared already
+    first = pool.setdefault(frozenset(sets[0]), sets[0])
+    if first is not sets[0] or not all(map(operator.is_, sets, repeat(first))):
+        for record, fields in zip(records, sets, strict=True):
+            shared = pool.setdefault(frozenset(fields), fields)
+            if shared is not fields:
+                _set_slot(record, _FIELDS_SET, shared)
     extras = list(map(_extra_of, records))
     if not all(map(operator.is_, extras, repeat(_NO_EXTRA))):
         empty = list(map(operator.not_, extras))
@@ -194,6 +203,6 @@ def share_connectors(
     connections."""
     pool = {} if pool is None else pool
     seen = set(map(id, known))
-    new = [c for c in connectors if id(c) not in seen]
+    new = [c for c in connectors if id(c) not in seen] if seen else list(connectors)
     share_bookkeeping(new, pool)
-    share_bookkeeping([conn for c in new for conn in c.conns], pool)
+    share_bookkeeping(list(chain.from_iterable(map(_conns_of, new))), pool)
