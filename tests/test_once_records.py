@@ -5,6 +5,7 @@ state's counts, and an old fleet's findings handed back."""
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.test_models import conn, connector
+from tunneltop.jsonout import Encoded, dumps, write
 from tunneltop.model import parse_connectors
 from tunneltop.model.health import Health, tunnel_health
 from tunneltop.model.parse import connectors_from_json
@@ -138,3 +140,30 @@ def test_an_old_fleets_findings_are_handed_back_when_they_say_the_same() -> None
     again = fleet.old_release(ks[1:], ["runs old", "runs newer"])
     assert again[0] is first[1] and again[1] is not first[2] and again[1].message == "connector k2-01234 runs newer"
     assert fleet.old_release(ks[:1], ["runs old"])[0] is not first[0]  # forgotten: not among the last ones
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "ascii", "utf-16"])
+def test_written_to_a_text_stream_over_bytes_the_document_is_dumps_text_in_its_encoding(encoding: str) -> None:
+    document = {
+        "tunnels": [
+            {
+                "id": "t\u00e9",
+                "clients": [Encoded(b'{"id":"k1","conns":[]}'), Encoded('{"id":"k2"}')],
+                "n": [1, "\x01"],
+            },
+            {"clients": [Encoded(b'{"id":"k3"}'), {"id": "k4", "conns": []}, Encoded('{"id":"k5"}')]},
+        ],
+        "problems": [],
+    }
+    text = dumps(document)
+    assert json.loads(text)["tunnels"][0]["clients"][0] == {"id": "k1", "conns": []} and text.isascii()
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding=encoding, newline="\n")
+    stream.write("before ")
+    write(document, stream)
+    stream.write("\n")
+    stream.flush()
+    assert raw.getvalue().decode(encoding) == "before " + text + "\n"
+    other = io.StringIO()
+    write(document, other)
+    assert other.getvalue() == text

@@ -7,12 +7,17 @@ container that holds no container (a list of strings, the tunnel's record), or t
 connector, found whole by ``grep`` of its id. The text is the same JSON value as ``json.dumps`` gives; only where
 lines break differs. ASCII only: control and bidi characters from the API arrive escaped, never raw, at whatever
 reads it. A value its caller has written already (``Encoded``: ``--once`` has pydantic write each connector) is
-put in as it is.
+put in as it is, as text or as the bytes that spell it (pydantic writes bytes: ``write`` hands them to the stream's
+bytes as they are, where decoding each and having the stream encode them all again was two more passes over the
+document).
 """
 
 from __future__ import annotations
 
+import codecs
+import io
 import json
+import os
 from itertools import chain, repeat
 from typing import Any, TextIO
 
@@ -24,14 +29,15 @@ _BATCH = 512
 
 
 class Encoded:
-    """A value already written as JSON text on one line (ASCII only, as the rest), written as it is where it stands
-    in a document: at ``LINE_DEPTH``, a line of its own. Not a str, so that no other encoder takes it for one. A
-    plain class, not a frozen dataclass: a document may hold one per connector and finding (50,000 at 100,000
-    connections), and a frozen dataclass is made a field at a time through ``object.__setattr__``."""
+    """A value already written as JSON text on one line (ASCII only, as the rest: a str, or the bytes that spell it),
+    written as it is where it stands in a document: at ``LINE_DEPTH``, a line of its own. Not a str, so that no
+    other encoder takes it for one. A plain class, not a frozen dataclass: a document may hold one per connector and
+    finding (50,000 at 100,000 connections), and a frozen dataclass is made a field at a time through
+    ``object.__setattr__``."""
 
     __slots__ = ("text",)
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str | bytes) -> None:
         self.text = text
 
     def __eq__(self, other: object) -> bool:
@@ -52,7 +58,7 @@ def _flat(value: Any) -> bool:
     return True
 
 
-def _write(value: Any, depth: int, out: list[str]) -> None:
+def _write(value: Any, depth: int, out: list[str | bytes]) -> None:
     if isinstance(value, Encoded):
         out.append(value.text)
         return
@@ -85,15 +91,40 @@ def _write(value: Any, depth: int, out: list[str]) -> None:
 
 def dumps(document: Any) -> str:
     """``document`` as indented, ASCII-only JSON text whose innermost containers each take one line."""
-    out: list[str] = []
+    out: list[str | bytes] = []
     _write(document, 0, out)
-    return "".join(out)
+    return "".join([p if type(p) is str else p.decode("ascii") for p in out])  # type: ignore[union-attr]
+
+
+# Encodings that spell ASCII text as its ASCII bytes: a stream in one takes the bytes of an Encoded as they are.
+_ASCII_SAME = frozenset({"utf-8", "ascii", "latin-1", "iso8859-1", "cp1252"})
+
+
+def _bytes_of(stream: TextIO) -> Any:
+    """The binary stream under ``stream`` where ASCII bytes written to it say what the text would (a text stream
+    over a buffer, its encoding ASCII's superset, no newline translation: POSIX's), flushed; else None."""
+    if not isinstance(stream, io.TextIOWrapper) or os.linesep != "\n":
+        return None
+    try:
+        if codecs.lookup(stream.encoding).name not in _ASCII_SAME:
+            return None
+    except LookupError:
+        return None
+    stream.flush()
+    return stream.buffer
 
 
 def write(document: Any, stream: TextIO) -> None:
     """``dumps(document)`` written to ``stream`` a batch of pieces at a time: the text joined whole, then encoded
-    whole by the stream, was two more copies of it at the process's peak (80 MB at 100,000 connections)."""
-    out: list[str] = []
+    whole by the stream, was two more copies of it at the process's peak (80 MB at 100,000 connections). To a
+    stream over bytes in an encoding that spells ASCII as itself (stdout's), as bytes: Encoded values' bytes as
+    they are."""
+    out: list[str | bytes] = []
     _write(document, 0, out)
+    binary = _bytes_of(stream)
     for start in range(0, len(out), _BATCH):
-        stream.write("".join(out[start : start + _BATCH]))
+        batch = out[start : start + _BATCH]
+        if binary is not None:
+            binary.write(b"".join([p if type(p) is bytes else p.encode("ascii") for p in batch]))  # type: ignore[union-attr]
+        else:
+            stream.write("".join([p if type(p) is str else p.decode("ascii") for p in batch]))  # type: ignore[union-attr]

@@ -209,10 +209,9 @@ def _client_lines() -> Callable[[Connector, str | None], Any]:
                 data = to_json(connector, ensure_ascii=True)
         except PydanticSerializationError:
             return client_json(connector, this_host)
-        text = data.decode("ascii")
         if this_host is not None and connector.id == this_host:
-            text = text[:-1] + ',"this_host":true}'
-        return encoded(text)
+            data = data[:-1] + b',"this_host":true}'
+        return encoded(data)  # its bytes, as they are (see jsonout)
 
     return line
 
