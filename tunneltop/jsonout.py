@@ -6,10 +6,11 @@ container that holds no container (a list of strings, the tunnel's record), or t
 ``--once``'s document: a connector with its connections), is written on one line by the C encoder: one line per
 connector, found whole by ``grep`` of its id. The text is the same JSON value as ``json.dumps`` gives; only where
 lines break differs. ASCII only: control and bidi characters from the API arrive escaped, never raw, at whatever
-reads it. A value its caller has written already (``Encoded``: ``--once`` has pydantic write each connector) is
-put in as it is, as text or as the bytes that spell it (pydantic writes bytes: ``write`` hands them to the stream's
-bytes as they are, where decoding each and having the stream encode them all again was two more passes over the
-document).
+reads it. A value its caller has written already is put in as it is: ``Encoded`` text, or the bytes that spell it
+(``--once`` has pydantic write each connector, in bytes): no JSON value is bytes (json.dumps refuses them), so bytes
+in a document can mean nothing else, and cost no object around them (50,000 at 100,000 connections). ``write`` hands
+bytes to the stream's bytes as they are, where decoding each and having the stream encode them all again was two
+more passes over the document.
 """
 
 from __future__ import annotations
@@ -52,15 +53,18 @@ class Encoded:
 
 def _flat(value: Any) -> bool:
     if isinstance(value, dict):
-        return not any(isinstance(v, dict | list | Encoded) for v in value.values())
+        return not any(isinstance(v, dict | list | Encoded | bytes) for v in value.values())
     if isinstance(value, list):
-        return not any(isinstance(v, dict | list | Encoded) for v in value)
+        return not any(isinstance(v, dict | list | Encoded | bytes) for v in value)
     return True
 
 
 def _write(value: Any, depth: int, out: list[str | bytes]) -> None:
     if isinstance(value, Encoded):
         out.append(value.text)
+        return
+    if isinstance(value, bytes):
+        out.append(value)
         return
     if depth >= LINE_DEPTH or _flat(value):
         out.append(_FLAT.encode(value))
@@ -76,8 +80,9 @@ def _write(value: Any, depth: int, out: list[str | bytes]) -> None:
         out.append("\n" + "  " * depth + "}")
         return
     out.append("[")
-    texts = [item.text for item in value if type(item) is Encoded]
-    if len(texts) == len(value):
+    kinds = set(map(type, value))
+    texts = value if kinds == {bytes} else [item.text for item in value] if kinds == {Encoded} else None
+    if texts:
         # Every item written already (a tunnel's clients, its findings): each after its separator, at C speed.
         out.append(pad)
         out.append(texts[0])

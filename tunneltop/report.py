@@ -200,7 +200,6 @@ def _client_lines() -> Callable[[Connector, str | None], Any]:
     # The serializer called as model_dump_json calls it, less that method's keyword handling per connector (its
     # warnings are on by default), looked up once for the document (through BaseModel's __getattr__ per connector).
     to_json = Connector.__pydantic_serializer__.to_json
-    encoded = jsonout.Encoded
 
     def line(connector: Connector, this_host: str | None) -> Any:
         try:
@@ -211,12 +210,12 @@ def _client_lines() -> Callable[[Connector, str | None], Any]:
             return client_json(connector, this_host)
         if this_host is not None and connector.id == this_host:
             data = data[:-1] + b',"this_host":true}'
-        return encoded(data)  # its bytes, as they are (see jsonout)
+        return data  # its bytes, as they are: jsonout puts them in so
 
     return line
 
 
-def _finding_lines() -> Callable[[Finding], jsonout.Encoded]:
+def _finding_lines() -> Callable[[Finding], bytes]:
     """What writes a finding's line of the document, ``Finding.to_json`` written out in one format (its strings by
     json's C escaper), rather than a dict per finding encoded by a call of the encoder each: a fleet on an old
     cloudflared has a finding per connector. The text around the message and connector, which such a fleet's
@@ -225,7 +224,7 @@ def _finding_lines() -> Callable[[Finding], jsonout.Encoded]:
     quoted = encode_basestring_ascii
     around: dict[tuple[str, str, str], tuple[str, str]] = {}  # (check, severity, hint) -> the text around the rest
 
-    def line(finding: Finding) -> jsonout.Encoded:
+    def line(finding: Finding) -> bytes:
         kind = (finding.check, finding.severity, finding.hint)
         parts = around.get(kind)
         if parts is None:
@@ -235,9 +234,9 @@ def _finding_lines() -> Callable[[Finding], jsonout.Encoded]:
                 f', "hint": {hint}, "connector_id": ',
             )
         about = finding.connector_id
-        return jsonout.Encoded(
-            f"{parts[0]}{quoted(finding.message)}{parts[1]}{'null' if about is None else quoted(about)}}}"
-        )
+        # Bytes (ASCII: each part escaped), which jsonout puts in as they are, with no object around them.
+        text = f"{parts[0]}{quoted(finding.message)}{parts[1]}{'null' if about is None else quoted(about)}}}"
+        return text.encode("ascii")
 
     return line
 
