@@ -154,8 +154,12 @@ def test_written_to_a_text_stream_over_bytes_the_document_is_dumps_text_in_its_e
             {"clients": [Encoded(b'{"id":"k3"}'), {"id": "k4", "conns": []}, Encoded('{"id":"k5"}')]},
         ],
         "problems": [],
+        "lines": [b'{"a":1}', b'{"b":[2]}'],  # bytes: JSON written already, as connectors' and findings' lines are
+        "mixed": [b'{"c":3}', {"d": [4, b'{"e":5}']}, Encoded("6")],
     }
     text = dumps(document)
+    assert json.loads(text)["lines"] == [{"a": 1}, {"b": [2]}]
+    assert json.loads(text)["mixed"] == [{"c": 3}, {"d": [4, {"e": 5}]}, 6]
     assert json.loads(text)["tunnels"][0]["clients"][0] == {"id": "k1", "conns": []} and text.isascii()
     raw = io.BytesIO()
     stream = io.TextIOWrapper(raw, encoding=encoding, newline="\n")
