@@ -388,16 +388,18 @@ def _whole(raw: list[Any]) -> list[Connector] | None:
     return None if _repeats(connectors) else connectors
 
 
-def _repeats(connectors: list[Connector]) -> bool:
+def _repeats(connectors: list[Connector], at_once: bool = False) -> bool:
     """Whether a connector id, or a connection id within a connector, comes twice (the record-by-record path keeps
-    the first and says so). Connection ids unique across the answer, the usual case, are unique within each
-    connector: asked of all of them at once, at C speed, and of each connector only when some id comes twice (a
-    small set per connector was 2% of a --once at 100,000 connections)."""
+    the first and says so). ``at_once`` (--once, whose process ends after): connection ids unique across the answer,
+    the usual case, are unique within each connector: asked of all of them at once, at C speed, and of each
+    connector only when some id comes twice (a small set per connector was 2% of a --once at 100,000 connections).
+    Not in a process that lives on: the set of them all (4 MB at 100,000) stayed in its heap, freed."""
     if len(set(map(_ID_OF, connectors))) < len(connectors):
         return True
-    conns = list(chain.from_iterable(map(_CONNS_OF, connectors)))
-    if len(set(map(_ID_OF, conns))) == len(conns):
-        return False
+    if at_once:
+        conns = list(chain.from_iterable(map(_CONNS_OF, connectors)))
+        if len(set(map(_ID_OF, conns))) == len(conns):
+            return False
     return any(len({n.id for n in c.conns}) < len(c.conns) for c in connectors)
 
 
@@ -426,7 +428,7 @@ def connectors_from_json(content: bytes) -> tuple[list[Connector], Any, Any] | N
     # Each connector's fields set read at C speed (model_fields_set is a property: a Python call per connector).
     if answer.success is not True or not all(map(operator.contains, map(_FIELDS_SET_OF, connectors), repeat(_CONNS))):
         return None
-    return None if _repeats(connectors) else (connectors, answer.messages, answer.result_info)
+    return None if _repeats(connectors, at_once=True) else (connectors, answer.messages, answer.result_info)
 
 
 def _connections(
