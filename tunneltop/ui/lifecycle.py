@@ -78,16 +78,8 @@ def leave_soon() -> None:
 def tune_gc() -> None:
     """Collect young objects after 10,000 allocations, not 700: an account-wide view keeps hundreds of thousands of
     objects, and the default makes the collector walk them several times a poll (~30 ms a poll at 10,000
-    connections, measured by ``python -m benchmarks.bench``).
-
-    The middle generation is collected every 3 young collections, not 10, and the whole heap every 100 of those, not
-    10. A collection holds the GIL, so the screen waits whichever thread collects, and a middle one walks everything
-    that survived the young ones since the last (after a large poll, its new records and rows): the survivors of
-    three young collections rather than ten. At 100,000 connections a filter typed after a failover stalled the
-    screen 61-83 ms, now 24-42 (benchmarks.live, interleaved runs). Full collections come after three million
-    allocations rather than one (and, as before, only once a quarter of the heap is new): at (10000, 2, 10) or
-    (10000, 5, 20) they fell in the first poll of a large view, before its heap is frozen (160-250 ms at 100,000)."""
-    gc.set_threshold(10_000, 3, 100)
+    connections, measured by ``python -m benchmarks.bench``)."""
+    gc.set_threshold(10_000, 10, 10)
 
 
 class HeapFreezer:
