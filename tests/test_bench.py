@@ -80,6 +80,18 @@ async def test_the_live_view_is_driven_through_every_workload_step() -> None:
         assert figures[f"{step}_s"] > 0 and figures[f"{step}_stall_ms"] >= 0, step
 
 
+async def test_the_soak_drives_its_rounds_and_logs_the_collector() -> None:
+    import gc
+
+    from benchmarks import soak
+
+    figures = await soak.run(200, 10)
+    assert figures["connections"] == 200 and figures["rounds"] == 10
+    assert figures["longest_stall_ms"] >= 0 and len(figures["rss_mb"]) == 1
+    assert all(full["round"] < 10 and full["ms"] >= 0 for full in figures["full_collections"])
+    assert soak.CollectorLog not in map(type, gc.callbacks), "its collector log is taken off after the run"
+
+
 def test_once_and_its_floor_make_the_same_requests_and_both_write_json() -> None:
     from benchmarks import once
 
