@@ -356,7 +356,7 @@ class TunneltopApp(Navigation, Actions, Drawing, App[int]):
         self.render_views()
 
     def watch_filter(self, value: Filter) -> None:
-        self.filter_bar.show_line(value)
+        self.filter_bar.show_badge(value)
         self.render_views()
 
     def watch_scope(self, value: NodeRef | None) -> None:

@@ -116,7 +116,7 @@ class FilterBar(Vertical):
         self.live.filter = parsed
         self.close()
 
-    def show_line(
+    def show_badge(
         self, flt: Filter, matching: int | None = None, what: str = "connection", among: int | None = None
     ) -> None:
         """Name the active filter in the header; when it matches nothing in the view (``matching`` is 0), say so: a

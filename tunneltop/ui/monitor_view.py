@@ -217,12 +217,12 @@ class MonitorView(Horizontal):
             self._redraw(following)
 
     def _finish(self, wanted: _Wanted, parts: list[list[TreeItem]]) -> None:
-        """What follows the table and the tree on the screen's thread: the filter's line, the tree, the detail."""
+        """What follows the table and the tree on the screen's thread: the filter's badge, the tree, the detail."""
         live = self.live
         snapshot = live.snapshot
         drilled = live.tunnel_state(live.drilled) if live.drilled is not None else None
         unread = snapshot is None or (drilled is not None and drilled.connectors is None)  # no rows to match yet
-        live.filter_bar.show_line(wanted.flt, None if unread else self.table.row_count, "connection")
+        live.filter_bar.show_badge(wanted.flt, None if unread else self.table.row_count, "connection")
         self.client_tree.show(parts, expand_connectors=len(wanted.tunnels) <= 2)
         self.show_detail()
 

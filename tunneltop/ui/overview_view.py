@@ -1,5 +1,5 @@
 """The account overview: one row per tunnel, worst health first, and the notices above it (tunnels not read yet,
-missing permissions). A filter's count is in the header's filter badge (see FilterBar.show_line)."""
+missing permissions). A filter's count is in the header's filter badge (see FilterBar.show_badge)."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ class OverviewView(Vertical):
         flt = live.filter
         rows = [s for s in live.overview_rows.summaries(snapshot, now) if summary_matches(flt, s)]
         table.show(rows, now)
-        live.filter_bar.show_line(flt, len(rows), "tunnel", among=len(snapshot.tunnels))
+        live.filter_bar.show_badge(flt, len(rows), "tunnel", among=len(snapshot.tunnels))
         lines = overview_notices(snapshot)
         if lines != self._notices:  # an update lays the screen out again: only when the notices change
             self._notices = lines

@@ -37,7 +37,7 @@ class HeaderBar(Widget):
     paused = reactive(False)
     stale = reactive(False)
     waiting = reactive(True)
-    # The active filter: (its text, what it matches, whether that is nothing); see FilterBar.show_line.
+    # The active filter: (its text, what it matches, whether that is nothing); see FilterBar.show_badge.
     filtered: reactive[tuple[str, str, bool] | None] = reactive(None)
 
     def render(self) -> Text:
