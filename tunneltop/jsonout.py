@@ -6,9 +6,10 @@ container that holds no container (a list of strings, the tunnel's record), or t
 ``--once``'s document: a connector with its connections), is written on one line by the C encoder: one line per
 connector, found whole by ``grep`` of its id. The text is the same JSON value as ``json.dumps`` gives; only where
 lines break differs. ASCII only: control and bidi characters from the API arrive escaped, never raw, at whatever
-reads it. A value its caller has written already is put in as it is: ``Encoded`` text, or the bytes that spell it
+reads it. A value its caller has written already (ASCII JSON on one line) is put in as the bytes that spell it
 (``--once`` has pydantic write each connector, in bytes): no JSON value is bytes (json.dumps refuses them), so bytes
-in a document can mean nothing else, and cost no object around them (50,000 at 100,000 connections). ``write`` hands
+in a document can mean nothing else, and cost no object around them (50,000 at 100,000 connections); at
+``LINE_DEPTH`` they are a line of their own. ``write`` hands
 bytes to the stream's bytes as they are, where decoding each and having the stream encode them all again was two
 more passes over the document.
 """
@@ -29,40 +30,15 @@ LINE_DEPTH = 4  # the document, its tunnels list, a tunnel, its clients list: a 
 _BATCH = 512
 
 
-class Encoded:
-    """A value already written as JSON text on one line (ASCII only, as the rest: a str, or the bytes that spell it),
-    written as it is where it stands in a document: at ``LINE_DEPTH``, a line of its own. Not a str, so that no
-    other encoder takes it for one. A plain class, not a frozen dataclass: a document may hold one per connector and
-    finding (50,000 at 100,000 connections), and a frozen dataclass is made a field at a time through
-    ``object.__setattr__``."""
-
-    __slots__ = ("text",)
-
-    def __init__(self, text: str | bytes) -> None:
-        self.text = text
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Encoded) and other.text == self.text
-
-    def __hash__(self) -> int:
-        return hash(self.text)
-
-    def __repr__(self) -> str:
-        return f"Encoded({self.text!r})"
-
-
 def _flat(value: Any) -> bool:
     if isinstance(value, dict):
-        return not any(isinstance(v, dict | list | Encoded | bytes) for v in value.values())
+        return not any(isinstance(v, dict | list | bytes) for v in value.values())
     if isinstance(value, list):
-        return not any(isinstance(v, dict | list | Encoded | bytes) for v in value)
+        return not any(isinstance(v, dict | list | bytes) for v in value)
     return True
 
 
 def _write(value: Any, depth: int, out: list[str | bytes]) -> None:
-    if isinstance(value, Encoded):
-        out.append(value.text)
-        return
     if isinstance(value, bytes):
         out.append(value)
         return
@@ -80,13 +56,11 @@ def _write(value: Any, depth: int, out: list[str | bytes]) -> None:
         out.append("\n" + "  " * depth + "}")
         return
     out.append("[")
-    kinds = set(map(type, value))
-    texts = value if kinds == {bytes} else [item.text for item in value] if kinds == {Encoded} else None
-    if texts:
+    if set(map(type, value)) == {bytes}:
         # Every item written already (a tunnel's clients, its findings): each after its separator, at C speed.
         out.append(pad)
-        out.append(texts[0])
-        out += chain.from_iterable(zip(repeat("," + pad), texts[1:]))
+        out.append(value[0])
+        out += chain.from_iterable(zip(repeat("," + pad), value[1:]))
     else:
         for n, item in enumerate(value):
             out.append(("," if n else "") + pad)
@@ -101,7 +75,7 @@ def dumps(document: Any) -> str:
     return "".join([p if type(p) is str else p.decode("ascii") for p in out])  # type: ignore[union-attr]
 
 
-# Encodings that spell ASCII text as its ASCII bytes: a stream in one takes the bytes of an Encoded as they are.
+# Encodings that spell ASCII text as its ASCII bytes: a stream in one takes the values written already as they are.
 _ASCII_SAME = frozenset({"utf-8", "ascii", "latin-1", "iso8859-1", "cp1252"})
 
 
@@ -122,8 +96,8 @@ def _bytes_of(stream: TextIO) -> Any:
 def write(document: Any, stream: TextIO) -> None:
     """``dumps(document)`` written to ``stream`` a batch of pieces at a time: the text joined whole, then encoded
     whole by the stream, was two more copies of it at the process's peak (80 MB at 100,000 connections). To a
-    stream over bytes in an encoding that spells ASCII as itself (stdout's), as bytes: Encoded values' bytes as
-    they are."""
+    stream over bytes in an encoding that spells ASCII as itself (stdout's), as bytes: the values written already
+    as they are."""
     out: list[str | bytes] = []
     _write(document, 0, out)
     binary = _bytes_of(stream)
