@@ -116,12 +116,18 @@ def rss_mb() -> float:
 
 
 async def _until(pilot: Any, condition: Callable[[], bool], limit: float = 600.0) -> None:
-    """Pause until ``condition`` holds (a benchmark may wait; it gives up after ``limit`` seconds)."""
+    """Wait until ``condition`` holds, then until the screen shows it (a benchmark may wait; it gives up after
+    ``limit`` seconds).
+
+    Meanwhile the app runs as it would on a terminal: it draws on its screen's own timer. ``pilot.pause`` would
+    post a callback to every widget and draw the screen each time, every 5 ms here, work no user's app does: at
+    10,000 connections it added to the stalls measured (first row 20-38 ms against 16-30 ms without, 6 interleaved
+    runs). One pause at the end waits for the widgets and draws the frame that shows the condition."""
     started = time.perf_counter()
     while not condition():
         if time.perf_counter() - started > limit:
             raise RuntimeError("the app did not get there in time")
-        await pilot.pause(0.005)
+        await asyncio.sleep(0.005)
     await pilot.pause()
 
 
