@@ -37,8 +37,9 @@ if TYPE_CHECKING:
 # From this many rows on, what a redraw changes (the filter's matches, the table's new order and widths, the tree's
 # parts) is worked out on a thread of its own and taken in at once (see MonitorView.render_rows): at 100,000 rows
 # that work is seconds of Python, during which keys, the clock and the STALE badge would otherwise wait. At 10,000
-# rows a filter typed stalled the screen 140-270 ms on its own thread. Below it, the table's diff is cheaper.
-OFF_THREAD_ROWS = 5_000
+# rows a filter typed stalled the screen 140-270 ms on its own thread; at 2,000 (inline, when this was 5,000) 16-65
+# ms, 17-39 off it (benchmarks.live, 12 interleaved runs). At 1,000 either way measured the same: below, inline.
+OFF_THREAD_ROWS = 2_000
 
 
 @dataclass(frozen=True, slots=True)
