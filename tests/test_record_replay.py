@@ -199,15 +199,15 @@ for n in range(100000):
 
 def test_a_writer_killed_mid_write_leaves_a_sound_file_that_replays_and_records_on(tmp_path: Path) -> None:
     path = tmp_path / "rec.db"
-    writer = subprocess.Popen(
+    with subprocess.Popen(  # closes its pipe when done
         [sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent.parent
-    )
-    assert writer.stdout is not None
-    committed = -1
-    while committed < 40:  # it writes as fast as it can: the kill lands in the middle of some poll's write
-        committed = int(writer.stdout.readline())
-    os.kill(writer.pid, signal.SIGKILL)
-    writer.wait()
+    ) as writer:
+        assert writer.stdout is not None
+        committed = -1
+        while committed < 40:  # it writes as fast as it can: the kill lands in the middle of some poll's write
+            committed = int(writer.stdout.readline())
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.wait()
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     with Recording(path) as recording:
@@ -281,11 +281,11 @@ def test_watch_record_from_the_command_line_then_replay_it(tmp_path: Path) -> No
     """The real command, polling the demo account every second, stopped with SIGTERM; then replayed."""
     path = tmp_path / "rec.db"
     command = [sys.executable, "-m", "tunneltop", "--demo", "--watch", "-n", "1", "--record", str(path)]
-    watcher = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    assert watcher.stdout is not None
-    assert json.loads(watcher.stdout.readline())["kind"] == "baseline"  # the first poll is recorded before it
-    watcher.send_signal(signal.SIGTERM)
-    assert watcher.wait() == 0
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as watcher:  # closes its pipe when done
+        assert watcher.stdout is not None
+        assert json.loads(watcher.stdout.readline())["kind"] == "baseline"  # the first poll is recorded before it
+        watcher.send_signal(signal.SIGTERM)
+        assert watcher.wait() == 0
     replay = [sys.executable, "-m", "tunneltop", "replay", str(path)]
     shown = subprocess.run([*replay, "--at", "-0s", "-o", "json"], capture_output=True, text=True, check=False)
     document = json.loads(shown.stdout)

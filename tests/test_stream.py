@@ -248,8 +248,13 @@ class Watcher:
             code = self.proc.wait()
         finally:
             self.proc.kill()
-        assert self.proc.stderr is not None
-        return code, self.proc.stderr.read()
+        assert self.proc.stderr is not None and self.proc.stdout is not None
+        with self.proc.stderr:
+            stderr = self.proc.stderr.read()
+        while self.lines.get():  # the reader is at the end of the output: its pipe can close
+            pass
+        self.proc.stdout.close()
+        return code, stderr
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -276,18 +281,18 @@ def test_a_closed_pipe_ends_the_stream_quietly(server: tuple[LoopbackServer, Fak
     """``tunneltop --watch -o jsonl | head -1``: the next write finds the reader gone; exit 0, no traceback."""
     running, fake = server
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDFLARE_")}
-    proc = subprocess.Popen(
+    with subprocess.Popen(  # closes its pipes when done
         [sys.executable, "-c", WATCH, running.base_url, TOKEN, str(INTERVAL), str(BUDGET)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
-    )
-    try:
-        assert proc.stdout is not None and proc.stderr is not None
-        assert json.loads(proc.stdout.readline())["kind"] == "baseline"
-        proc.stdout.close()
-        pending_web(fake)()
-        assert proc.wait() == 0
-        assert proc.stderr.read() == b""
-    finally:
-        proc.kill()
+    ) as proc:
+        try:
+            assert proc.stdout is not None and proc.stderr is not None
+            assert json.loads(proc.stdout.readline())["kind"] == "baseline"
+            proc.stdout.close()
+            pending_web(fake)()
+            assert proc.wait() == 0
+            assert proc.stderr.read() == b""
+        finally:
+            proc.kill()

@@ -197,7 +197,8 @@ async def test_export_writes_json_and_csv_of_the_filtered_view(tmp_path: Path) -
         document = json.loads(next(tmp_path.glob("*.json")).read_text())
         assert document["demo"] is True and document["filter"] == "colo:DFW"
         assert document["connections"] and {c["colo"] for c in document["connections"]} == {"DFW"}
-        rows = list(csv.DictReader(next(tmp_path.glob("*-connections.csv")).open()))
+        with next(tmp_path.glob("*-connections.csv")).open() as written:
+            rows = list(csv.DictReader(written))
         assert len(rows) == len(document["connections"]) and rows[0]["colo"] == "DFW"
         assert "Export" in [n.title for n in app._notifications]
         await pilot.press("w")
