@@ -121,14 +121,15 @@ scrape_configs:
             encoding="utf-8",
         )
         port = _free_port()
-        process = await asyncio.create_subprocess_exec(
-            binary,
-            f"--config.file={tmp_path / 'prometheus.yml'}",
-            f"--storage.tsdb.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=(tmp_path / "prometheus.log").open("wb"),
-        )
+        with (tmp_path / "prometheus.log").open("wb") as log:  # the child has its own copy of the file
+            process = await asyncio.create_subprocess_exec(
+                binary,
+                f"--config.file={tmp_path / 'prometheus.yml'}",
+                f"--storage.tsdb.path={tmp_path / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=log,
+            )
         try:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as prometheus:
                 query = 'tunneltop_tunnel_health{tunnel_name="web-prod",tunneltop_tunnel_health="healthy"}'
@@ -174,28 +175,28 @@ def test_the_command_stops_on_a_signal_with_status_0(loopback: LoopbackServer, s
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDFLARE_")}
     env |= {"CLOUDFLARE_BASE_URL": loopback.base_url, "CLOUDFLARE_API_TOKEN": TOKEN,
             "CLOUDFLARE_ACCOUNT_ID": DEMO_ACCOUNT_ID}
-    process = subprocess.Popen(
+    with subprocess.Popen(  # closes its pipes when done
         [sys.executable, "-m", "tunneltop", "serve", "--listen", "127.0.0.1:0", "web-prod"],
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
-    try:
-        assert process.stderr is not None
-        line = process.stderr.readline()
-        match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
-        assert match, line
-        with httpx.Client(base_url=match.group(1), timeout=None) as http:
-            while http.get("/healthz").status_code != 200:  # the first poll
-                time.sleep(0.05)
-            assert "tunneltop_tunnel_health" in http.get("/metrics").text
-        process.send_signal(sig)
-        assert process.wait() == 0
-        rest = process.stderr.read()
-        assert "Traceback" not in rest and TOKEN not in line + rest
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    ) as process:
+        try:
+            assert process.stderr is not None
+            line = process.stderr.readline()
+            match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
+            assert match, line
+            with httpx.Client(base_url=match.group(1), timeout=None) as http:
+                while http.get("/healthz").status_code != 200:  # the first poll
+                    time.sleep(0.05)
+                assert "tunneltop_tunnel_health" in http.get("/metrics").text
+            process.send_signal(sig)
+            assert process.wait() == 0
+            rest = process.stderr.read()
+            assert "Traceback" not in rest and TOKEN not in line + rest
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
