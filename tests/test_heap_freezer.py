@@ -31,6 +31,15 @@ def test_the_heap_is_frozen_once_large_then_again_only_when_it_has_doubled(unfro
     assert heap.frozen_at == 2_000
 
 
+def test_tunnels_count_like_rows_so_an_account_of_many_small_tunnels_is_frozen_too(unfrozen: None) -> None:
+    heap = HeapFreezer(min_rows=1_000)
+    assert not heap.after_poll(450, tunnels=549) and gc.get_freeze_count() == 0
+    assert heap.after_poll(450, tunnels=1_302) and gc.get_freeze_count() > 0  # few rows, many tunnel records
+    assert heap.frozen_at == 1_752
+    assert not heap.after_poll(3_000, tunnels=0)  # not yet twice what was held at the freeze
+    assert heap.after_poll(2_200, tunnels=1_304)
+
+
 def test_records_replaced_after_a_freeze_are_freed_by_reference_counting(unfrozen: None) -> None:
     import weakref
 

@@ -297,7 +297,7 @@ class TunneltopApp(Navigation, Actions, Drawing, App[int]):
         problems = self._figures.of(message.snapshot).problems + len(message.snapshot.problems)
         note = f"; {problems} odd record(s) skipped or shown as unknown (see details)" if problems else ""
         self.status.message = ("recovered: " if recovered else "") + f"updated {self.clock():%H:%M:%S}Z{note}"
-        self._heap.after_poll(len(self.rows))
+        self._heap.after_poll(len(self.rows), len(message.snapshot.tunnels))
         self._applied()
 
     def on_poll_waiting(self, message: PollWaiting) -> None:
