@@ -90,7 +90,8 @@ class HeapFreezer:
     hold no reference cycles, so when they are replaced, reference counting frees them, frozen or not. What a
     freeze costs: a cycle that was alive when frozen and dies later (a widget or tree node removed since) is never
     collected. So it freezes only when the heap has grown to twice what it was at the last freeze (the first time at
-    ``min_rows`` rows): a few times in a session, each keeping at most that moment's removable widgets.
+    ``min_rows`` rows and tunnels, see after_poll): a few times in a session, each keeping at most that moment's
+    removable widgets.
 
     The first freeze comes at 1,000 rows: at 10,000 connections the view is ~170,000 objects, and the one full
     collection its first steps set off (benchmarks.live, a few seconds in) took 50-120 ms on the screen's thread; at
@@ -99,7 +100,7 @@ class HeapFreezer:
 
     def __init__(self, min_rows: int = 1_000) -> None:
         self.min_rows = min_rows
-        self.frozen_at = 0  # the rows at the last freeze
+        self.frozen_at = 0  # the rows and tunnels held at the last freeze
 
     def after_poll(self, rows: int, tunnels: int = 0) -> bool:
         """Freeze if the view now holds ``rows`` connection rows and ``tunnels`` tunnels, counted alike (see the
