@@ -4,6 +4,7 @@ from, sends no request to Cloudflare, and closes the source when it ends."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 
 from tests.support.ui import FIXED_NOW, make_app, wait_for_poll
@@ -108,3 +109,48 @@ def test_the_interval_asked_for_reaches_a_given_source() -> None:
     source = ScriptedSource([])
     app = TunneltopApp(Target("http://127.0.0.1:1", None, "acct", ["web"]), source=source, interval=2.0)
     assert app.engine is source and source.interval == 2.0
+
+
+class GatedSource(ScriptedSource):
+    """A ScriptedSource whose polls wait until the test opens the gate; it counts how many run at once and how
+    many were cancelled on their way."""
+
+    def __init__(self, outcomes: list[PollOutcome]) -> None:
+        super().__init__(outcomes)
+        self.gate = asyncio.Event()
+        self.running = 0
+        self.most_at_once = 0
+        self.cancelled = 0
+
+    async def poll(self) -> PollOutcome:
+        self.running += 1
+        self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            await self.gate.wait()
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        finally:
+            self.running -= 1
+        return await super().poll()
+
+
+async def test_a_poll_asked_for_while_one_is_on_its_way_goes_after_it_never_cancelling_it() -> None:
+    # r (or a resume, or an outcome applied late) while a poll is on its way: cancelling that poll would spend its
+    # requests for nothing, and the source's contract says polls never overlap. The one asked for goes right after.
+    good = await demo_outcome()
+    source = GatedSource([good])
+    app, fake = make_app(source=source)
+    async with app.run_test(size=SIZE) as pilot:
+        while source.running == 0:  # the first poll, held at the gate
+            await pilot.pause()
+        await pilot.press("r")
+        while app.polling.armed:  # its timer (no wait: the source has room) fires while the poll is held
+            await pilot.pause()
+        assert source.running == 1 and source.cancelled == 0 and app.polling.in_flight
+        app.polling.rearm(app.paused, app.interval)  # an outcome applied late arms nothing while one is on its way
+        assert not app.polling.armed
+        source.gate.set()
+        await wait_for_poll(pilot, app, count=2)  # the first, then the one asked for, without the hour's wait
+        assert source.polls == 2 and source.most_at_once == 1 and source.cancelled == 0
+    assert fake.requests == []

@@ -1,8 +1,10 @@
 """The live view's polling: a thin adapter between the app and its source of (snapshot, events).
 
 A one-shot timer starts a poll in a worker; the worker posts one message per outcome (``ui/messages.py``); the app
-applies it and only then re-arms the timer, so polls never overlap and pause or interval changes are trivial. The
-source is any ``poll.source.LiveSource``: by default the one poll engine on the Cloudflare API, made on first use.
+applies it and only then re-arms the timer, so pause or interval changes are trivial. Polls never overlap (the
+source's contract): a poll asked for while one is on its way (``r``, a resume, a late outcome's re-arm) goes right
+after it rather than cancelling it, which would spend its requests for nothing. The source is any
+``poll.source.LiveSource``: by default the one poll engine on the Cloudflare API, made on first use.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from tunneltop.ui.messages import AccountsToChoose, PollFailed, PollWaiting, Sna
 
 if TYPE_CHECKING:
     from textual.timer import Timer
+    from textual.worker import Worker
 
     from tunneltop.ui.app import TunneltopApp
 
@@ -42,6 +45,8 @@ class PollDriver:
         self._make_source = make_source if source is None else None  # a source given is never replaced
         self._monotonic = monotonic
         self._timer: Timer | None = None
+        self._worker: Worker[None] | None = None  # the poll on its way, if any
+        self._again = False  # a poll was asked for while one was on its way: the next goes as soon as it may
         self.next_poll_at: float | None = None
         self.stopped_for: str | None = None  # an error no retry can fix: no automatic polls until r
         self.poll_count = 0
@@ -68,9 +73,13 @@ class PollDriver:
         return self._make_source is not None
 
     def forget_source(self) -> None:
-        """A new account: the next poll makes a new source (on the same client and request budget)."""
+        """A new account: the next poll makes a new source (on the same client and request budget). A poll of the
+        old one still on its way is cancelled: its outcome belongs to the account left."""
         if self._make_source is not None:
             self.source = None
+            if self._worker is not None:
+                self._worker.cancel()
+                self._worker = None
 
     @property
     def badge(self) -> str | None:
@@ -105,6 +114,7 @@ class PollDriver:
             self._timer.stop()
         self._timer = None
         self.next_poll_at = None
+        self._again = False
 
     @property
     def armed(self) -> bool:
@@ -113,16 +123,27 @@ class PollDriver:
     def next_poll_in(self) -> float | None:
         return max(0.0, self.next_poll_at - self._monotonic()) if self.next_poll_at is not None else None
 
+    @property
+    def in_flight(self) -> bool:
+        """A poll is on its way: its outcome, once applied, arms the next."""
+        return self._worker is not None and not self._worker.is_finished
+
     def start_poll(self) -> None:
         self._timer = None
         self.next_poll_at = None
-        self._app.run_worker(self._poll, name="poll", group="poll", exclusive=True, exit_on_error=False)
+        if self.in_flight:
+            self._again = True
+            return
+        self._worker = self._app.run_worker(self._poll, name="poll", group="poll", exit_on_error=False)
 
     async def _poll(self) -> None:
+        source = self.ensure_source()
         try:
-            outcome = await self.ensure_source().poll()
+            outcome = await source.poll()
         except Exception as exc:  # never let a poll take the app down; show it and keep the last data
             self._app.post_message(PollFailed(f"unexpected {type(exc).__name__} while polling: {exc}"))
+            return
+        if self.source is not source:  # the account changed while it was on its way
             return
         if outcome.snapshot is not None:
             # Its rows, marks, ghosts and colo counts are worked out on a worker thread while the screen goes on
@@ -154,10 +175,16 @@ class PollDriver:
 
     def rearm(self, paused: bool, interval: float) -> None:
         """After an outcome is applied: the next poll, when the source says (the planner and the budget pace what
-        each poll fetches; a poll waits only for a token)."""
-        if paused or self.stopped_for is not None:
+        each poll fetches; a poll waits only for a token). One asked for while the last was on its way goes as
+        soon as the source has room. Nothing while a poll is on its way (an outcome applied late): its own
+        outcome re-arms."""
+        if paused or self.stopped_for is not None or self.in_flight:
             return
-        self.schedule(self.source.next_poll_delay() if self.source is not None else interval)
+        again, self._again = self._again, False
+        if self.source is None:
+            self.schedule(0 if again else interval)
+        else:
+            self.schedule(self.source.next_poll_in() if again else self.source.next_poll_delay())
 
     def refresh(self) -> float:
         """What is on screen goes to the front of the next poll, armed for when the source has room (a reorder,
