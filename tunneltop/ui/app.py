@@ -332,14 +332,15 @@ class TunneltopApp(Navigation, Actions, Drawing, App[int]):
         self._applied()
 
     def _applied(self) -> None:
-        """An outcome is applied: the next poll is armed, the header follows, and waiters learn of it."""
+        """An outcome is applied: waiters learn of it (they run once this returns), the next poll is armed, and the
+        header follows."""
+        self.polling.outcome_applied()
         self.polling.rearm(self.paused, self.interval)
         self._update_header()
         stopped = self.polling.recording_stopped()
         if stopped is not None:
             text = f"{clean(stopped, 400)}; the view goes on without recording"
             self.notify(text, title="Recording stopped", severity="error", markup=False, timeout=15)
-        self.polling.outcome_applied()
 
     def on_unknown_tunnels(self, message: UnknownTunnels) -> None:
         if self.closing:

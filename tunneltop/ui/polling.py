@@ -23,6 +23,7 @@ from tunneltop.record.source import RecordedSource
 from tunneltop.ui.messages import AccountsToChoose, PollFailed, PollWaiting, SnapshotReady, UnknownTunnels
 
 if TYPE_CHECKING:
+    from textual.message import Message
     from textual.timer import Timer
     from textual.worker import Worker
 
@@ -45,7 +46,8 @@ class PollDriver:
         self._make_source = make_source if source is None else None  # a source given is never replaced
         self._monotonic = monotonic
         self._timer: Timer | None = None
-        self._worker: Worker[None] | None = None  # the poll on its way, if any
+        self._worker: Worker[None] | None = None  # the last poll started
+        self._unapplied = 0  # outcomes posted that the app has not applied yet
         self._again = False  # a poll was asked for while one was on its way: the next goes as soon as it may
         self.next_poll_at: float | None = None
         self.stopped_for: str | None = None  # an error no retry can fix: no automatic polls until r
@@ -125,8 +127,8 @@ class PollDriver:
 
     @property
     def in_flight(self) -> bool:
-        """A poll is on its way: its outcome, once applied, arms the next."""
-        return self._worker is not None and not self._worker.is_finished
+        """A poll is on its way, or its outcome is, to be applied: that arms the next."""
+        return self._unapplied > 0 or (self._worker is not None and not self._worker.is_finished)
 
     def start_poll(self) -> None:
         self._timer = None
@@ -141,6 +143,7 @@ class PollDriver:
         try:
             outcome = await source.poll()
         except Exception as exc:  # never let a poll take the app down; show it and keep the last data
+            self._unapplied += 1
             self._app.post_message(PollFailed(f"unexpected {type(exc).__name__} while polling: {exc}"))
             return
         if self.source is not source:  # the account changed while it was on its way
@@ -160,18 +163,22 @@ class PollDriver:
             app.post_message(UnknownTunnels([e.message for e in source.usage_errors]))
             source.usage_errors = []  # said once; those names are not polled
         error = outcome.error
+        message: Message
         if outcome.snapshot is not None:
-            app.post_message(SnapshotReady(outcome.snapshot, outcome.events))
+            message = SnapshotReady(outcome.snapshot, outcome.events)
         elif outcome.holding is not None:
-            app.post_message(PollWaiting(outcome.holding))
+            message = PollWaiting(outcome.holding)
         elif isinstance(error, AccountChoiceNeeded):
-            app.post_message(AccountsToChoose([(a.id, a.name) for a in error.accounts]))
+            message = AccountsToChoose([(a.id, a.name) for a in error.accounts])
         elif error is not None:
-            message = error.message if isinstance(error, ApiError) else str(error)
+            text = error.message if isinstance(error, ApiError) else str(error)
             # Only a usage error stops polling (a name that matches no tunnel will not start to): credentials
             # refused may be fixed in the dashboard while tunneltop runs, and it recovers by itself.
-            stop = isinstance(error, UsageError)
-            app.post_message(PollFailed(message, outcome.retry_after, outcome.events, stop))
+            message = PollFailed(text, outcome.retry_after, outcome.events, isinstance(error, UsageError))
+        else:
+            message = PollFailed("the source gave an empty outcome: no data and no error")
+        self._unapplied += 1
+        app.post_message(message)
 
     def rearm(self, paused: bool, interval: float) -> None:
         """After an outcome is applied: the next poll, when the source says (the planner and the budget pace what
@@ -231,7 +238,9 @@ class PollDriver:
             self.stopped_for = text
 
     def outcome_applied(self) -> None:
-        """The app has applied an outcome (and armed the next poll, if any): wakes whoever waits in ``wait_until``."""
+        """The app has applied an outcome (then it arms the next poll, if any): wakes whoever waits in
+        ``wait_until``."""
+        self._unapplied = max(0, self._unapplied - 1)
         self.applied += 1
         self._applied.set()
 
