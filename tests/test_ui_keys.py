@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from textual.events import Key
 
 from tests.support.ui import make_app, wait_for_poll
 from tunneltop.ui.commands import COMMANDS, GLYPHS, KeymapError, keymap
@@ -68,3 +69,18 @@ def test_the_readme_lists_every_command_id() -> None:
     listed = readme[readme.index(line) :].split("(`tunneltop/ui/commands.py`)")[0]
     for command in COMMANDS:
         assert f"`{command.id}`" in listed, f"README does not list {command.id}"
+
+
+@pytest.mark.parametrize("start_view", ["overview", "monitor"])
+async def test_keys_typed_straight_after_slash_go_into_the_filter_box(start_view: str) -> None:
+    # A fast typist, a paste or a slow link delivers "/web" in one read: the three letters are queued before "/"
+    # is handled. They must reach the box, not run the view's own keys (w, e...).
+    app, _ = make_app(start_view=start_view)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await wait_for_poll(pilot, app)
+        for key, char in (("slash", "/"), ("w", "w"), ("e", "e"), ("b", "b")):
+            app.post_message(Key(key, char))  # as the terminal driver posts them, all at once
+        await pilot.pause()
+        assert app.filter_bar.box.value == "web"
+        assert not app.main_screen.query_one("#events").display, "e went to the box, not to the event log"
+        assert app.filter.text == "web"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from textual import on
 from textual.app import App, ComposeResult
-from textual.events import DescendantFocus, Resize
+from textual.events import DescendantFocus, Key, Resize
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widget import Widget
@@ -341,6 +341,16 @@ class TunneltopApp(Navigation, Actions, Drawing, App[int]):
         if stopped is not None:
             text = f"{clean(stopped, 400)}; the view goes on without recording"
             self.notify(text, title="Recording stopped", severity="error", markup=False, timeout=15)
+
+    def on_key(self, event: Key) -> None:
+        """A character that reaches the app while the filter box has the keys was read with the ``/`` before it
+        (typed fast, pasted, a slow link) and handed to the view: it belongs in the box, not to the view's own key
+        (the box takes every character typed into it, so none of its own gets here)."""
+        box = self.filter_bar.box
+        if event.is_printable and self.focused is box:
+            event.prevent_default()
+            event.stop()
+            box.post_message(Key(event.key, event.character))
 
     def on_unknown_tunnels(self, message: UnknownTunnels) -> None:
         if self.closing:

@@ -69,7 +69,9 @@ class FilterBar(Vertical):
         box.value = self.live.filter.text
         if self.live.focused is not box:
             self._before = self.live.focused
-        box.focus()
+        # At once, not as ``focus()`` does (a callback queued behind the keys already read): "/web" typed or pasted
+        # in one go must put "web" in the box, not run the view's w, e and b.
+        self.screen.set_focus(box)
 
     def close(self) -> None:
         self.query_one("#filter-row").set_class(False, "visible")
