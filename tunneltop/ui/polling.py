@@ -143,8 +143,7 @@ class PollDriver:
         try:
             outcome = await source.poll()
         except Exception as exc:  # never let a poll take the app down; show it and keep the last data
-            self._unapplied += 1
-            self._app.post_message(PollFailed(f"unexpected {type(exc).__name__} while polling: {exc}"))
+            self._send(PollFailed(f"unexpected {type(exc).__name__} while polling: {exc}"))
             return
         if self.source is not source:  # the account changed while it was on its way
             return
@@ -177,8 +176,12 @@ class PollDriver:
             message = PollFailed(text, outcome.retry_after, outcome.events, isinstance(error, UsageError))
         else:
             message = PollFailed("the source gave an empty outcome: no data and no error")
+        self._send(message)
+
+    def _send(self, outcome: Message) -> None:
+        """Posts a poll's one outcome to the app, counted until it is applied (``in_flight``)."""
         self._unapplied += 1
-        app.post_message(message)
+        self._app.post_message(outcome)
 
     def rearm(self, paused: bool, interval: float) -> None:
         """After an outcome is applied: the next poll, when the source says (the planner and the budget pace what
