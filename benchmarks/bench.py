@@ -602,6 +602,7 @@ def print_felt(found: dict[str, Any]) -> None:
             ("unchanged_poll", "unchanged poll (r)"),
             ("failover", f"failover, {live['failover_moved']:,} new ids (r)"),
             ("filter_typed", "/NRT typed"),
+            ("filter_applied", "enter (the box closes)"),
             ("filter_cleared", "esc clears it, a poll meanwhile"),
         ):
             print(f"    {label:38} {live[name + '_s']:8.2f} s   longest stall {live[name + '_stall_ms']:8,.0f} ms")

@@ -17,7 +17,8 @@ long):
 - the first poll: app start until the first data row is in the table;
 - an unchanged poll (``r``);
 - a failover: 8% of the connections close and as many open at another colo (new ids), then ``r``;
-- ``/NRT`` typed (the filter applies as typed) and ``esc`` (the filter cleared), with a poll running meanwhile.
+- ``/NRT`` typed (the filter applies as typed), ``enter`` (the box closes and the view has the keys again) and
+  ``esc`` (the filter cleared), with a poll running meanwhile.
 
 ``--server process`` (the default) polls the Cloudflare stand-in over real HTTP on 127.0.0.1, served by a process
 of its own (``benchmarks/standin.py``): a user's Cloudflare is not in their process, and the stand-in's encoding of
@@ -205,7 +206,13 @@ async def _drive(standin: StandIn, shape: str, engine: str) -> dict[str, Any]:
                 await pilot.press("slash", "N", "R", "T")
 
             await timed("filter_typed", type_filter, lambda: app.table.row_count < shown)
-            await pilot.press("enter")
+
+            async def apply_filter() -> None:
+                await pilot.press("enter")
+
+            # Done when the box has closed and the view has the keys again.
+            await timed("filter_applied", apply_filter, lambda: not app.filter_bar.is_open and app.focused is not None
+                        and app.focused in app.view_widgets())
 
             async def clear_during_poll() -> None:
                 await refresh()

@@ -61,10 +61,10 @@ class FilterBar(Vertical):
 
     @property
     def is_open(self) -> bool:
-        return self.query_one("#filter-row").has_class("visible")
+        return self.has_class("visible")
 
     def open(self) -> None:
-        self.query_one("#filter-row").set_class(True, "visible")
+        self.set_class(True, "visible")
         box = self.box
         box.value = self.live.filter.text
         if self.live.focused is not box:
@@ -74,8 +74,10 @@ class FilterBar(Vertical):
         self.screen.set_focus(box)
 
     def close(self) -> None:
-        self.query_one("#filter-row").set_class(False, "visible")
-        self.query_one("#filter-error", Static).update("")
+        self.set_class(False, "visible")
+        error = self.query_one("#filter-error", Static)
+        if error.content:  # an update lays the whole screen out again: only when there is an error to take away
+            error.update("")
         live = self.live
         if live.focused not in live.view_widgets():  # the box had the keys (an esc in the view leaves them)
             live.focus_view(self._before)
@@ -108,15 +110,22 @@ class FilterBar(Vertical):
     def _changed(self, event: Input.Changed) -> None:
         parsed = self._parse(event.value)
         if parsed is not None:
-            self.live.filter = parsed
+            self._apply(parsed)
 
     @on(Input.Submitted, "#filter-input")
     def _submitted(self, event: Input.Submitted) -> None:
         parsed = self._parse(event.value)
         if parsed is None:
             return  # keep the box open with its error showing
-        self.live.filter = parsed
+        self._apply(parsed)
         self.close()
+
+    def _apply(self, flt: Filter) -> None:
+        # The app's filter redraws every view whenever it is set, even to what it is (``always_update``): enter
+        # after typing sets the filter already applied, and at 10,000 connections that redraw stalled the screen
+        # as long as the typing had.
+        if flt != self.live.filter:
+            self.live.filter = flt
 
     def show_badge(
         self, flt: Filter, matching: int | None = None, what: str = "connection", among: int | None = None
