@@ -201,6 +201,13 @@ async def _drive(standin: StandIn, shape: str, engine: str) -> dict[str, Any]:
             figures["failover_moved"] = standin.failover(FAILOVER_SHARE, FAILOVER_AFTER_S)
             await timed("failover", refresh, shown_now)
             shown = app.table.row_count
+            sorted_by = app.table.sort_column
+
+            async def cycle_sort() -> None:
+                await pilot.press("s")
+
+            await timed("sort", cycle_sort, lambda: app.table.sort_column != sorted_by and not getattr(
+                app.monitor, "redrawing", False))
 
             async def type_filter() -> None:
                 await pilot.press("slash", "N", "R", "T")

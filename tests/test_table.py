@@ -319,6 +319,12 @@ async def test_a_plan_adopted_leaves_the_table_exactly_as_show_would() -> None:
                 column, reverse = rng.choice(shown.columns_shown), rng.random() < 0.5
                 shown.set_sort(column, reverse)
                 planned.set_sort(column, reverse)
+            elif step % 5 == 4:  # a large table's sort: planned off the screen's thread (sort_plan), adopted
+                column, reverse = rng.choice(shown.columns_shown), rng.random() < 0.5
+                shown.set_sort(column, reverse)
+                assert planned.adopt(planned.sort_plan(column, reverse), NOW)
+                assert (planned.sort_column, planned.sort_reverse) == (column, reverse)
+                assert keys(planned) == keys(shown) and planned.cursor_row == shown.cursor_row
             marks = {k: Mark("new", NOW + timedelta(seconds=30)) for k in rng.sample(sorted(rows), 2 + step % 4)}
             now = NOW + timedelta(seconds=5 * step)
             batch = list(rows.values())
@@ -340,6 +346,10 @@ async def test_a_plan_adopted_leaves_the_table_exactly_as_show_would() -> None:
         planned.set_sort("colo", False)
         assert not planned.adopt(stale, NOW)
         assert planned.row_count == len(rows)
+        stale_sort = planned.sort_plan("origin", True)
+        planned.show(list(rows.values())[:40], NOW)
+        assert not planned.adopt(stale_sort, NOW), "a sort worked out before the rows changed would bring them back"
+        assert planned.row_count == 40 and planned.sort_column == "colo"
 
 
 def test_cell_widths_are_kept_compactly_and_wide_cells_still_count() -> None:

@@ -65,6 +65,15 @@ class _Drawn:
     parts: list[list[TreeItem]]
 
 
+@dataclass(frozen=True, slots=True)
+class _Sort:
+    """A sort asked for (``s``, a click on a heading) of a large table, worked out on a thread of its own."""
+
+    table: ConnectionsTable
+    column: str
+    reverse: bool
+
+
 class MonitorView(Horizontal):
     """What the app's snapshot, filter, scope and drilled-into tunnel select, drawn; the scope follows the tree."""
 
@@ -79,6 +88,8 @@ class MonitorView(Horizontal):
         # cycle with its task, so whatever its callable holds (a whole poll's rows and tunnels, ~100 MB at 100,000
         # connections) would live on until a full collection.
         self._handed: _Wanted | None = None
+        self._sort_next: _Sort | None = None  # a sort asked for meanwhile (the latest one wins); goes first
+        self._sort_handed: _Sort | None = None  # the sort being worked out
         self._trim = MemoryTrim()
 
     def compose(self) -> ComposeResult:
@@ -164,8 +175,64 @@ class MonitorView(Horizontal):
 
     @property
     def redrawing(self) -> bool:
-        """Whether a redraw is being worked out on its own thread (the table and tree show the one before)."""
+        """Whether a redraw or a sort is being worked out on its own thread (the table and tree show the one
+        before)."""
         return self._working
+
+    # -- sorting ------------------------------------------------------------------------------------------------
+
+    def sort(self, table: ConnectionsTable, column: str, reverse: bool) -> None:
+        """Sort ``table``: a large one (OFF_THREAD_ROWS) on a thread of its own, in turn with the redraws (one of
+        them at a time touches the table); a small one here and now."""
+        if table.row_count < OFF_THREAD_ROWS:
+            table.set_sort(column, reverse)  # a redraw being worked out meanwhile sees the table changed: redone
+            return
+        wanted = _Sort(table, column, reverse)
+        if self._working:
+            self._sort_next = wanted
+        else:
+            self._start_sort(wanted)
+
+    def sort_of(self, table: ConnectionsTable) -> tuple[str, bool]:
+        """The sort ``table`` is in, or is going to be in once the sort asked for last is taken in: ``s`` pressed
+        twice quickly goes two columns on."""
+        for wanted in (self._sort_next, self._sort_handed):
+            if wanted is not None and wanted.table is table:
+                return wanted.column, wanted.reverse
+        return table.sort_column, table.sort_reverse
+
+    def _start_sort(self, wanted: _Sort) -> None:
+        self._working = True
+        self._sort_handed = wanted
+        self.run_worker(self._work_out_sort, thread=True, group="monitor-redraw")
+
+    def _work_out_sort(self) -> None:
+        """On a worker thread: the table's new order (see VirtualTable.sort_plan), taken in by _take_in_sort."""
+        wanted = self._sort_handed
+        if wanted is None:  # never: one at a time (_working), each handed before its worker starts
+            return
+        plan = wanted.table.sort_plan(wanted.column, wanted.reverse)
+        with contextlib.suppress(RuntimeError):  # the app ended meanwhile
+            self.app.call_from_thread(self._take_in_sort, wanted, plan)
+
+    def _take_in_sort(self, wanted: _Sort, plan: TablePlan[ConnRow]) -> None:
+        self._working = False
+        self._sort_handed = None
+        table = wanted.table
+        if not table.adopt(plan, self.live.clock()):
+            self._sort_next = self._sort_next or wanted  # the table changed meanwhile: work it out again
+        self.show_detail()
+        self._go_on()
+
+    def _go_on(self) -> None:
+        """The next piece of work asked for while one was worked out: a sort first (it is quick, and the redraw
+        after it is then worked out in the new order), then the latest redraw."""
+        if self._sort_next is not None:
+            following_sort, self._sort_next = self._sort_next, None
+            self._start_sort(following_sort)
+        elif self._next is not None:
+            following, self._next = self._next, None
+            self._redraw(following)
 
     def _choose(self, wanted: _Wanted) -> tuple[Sequence[ConnRow], list[list[TreeItem]]]:
         """The table's rows and the tree's parts for a redraw, on whichever thread works it out (only one at a time
@@ -213,9 +280,7 @@ class MonitorView(Horizontal):
         if drawn.plan is not None and self._trim.available:
             # The table's containers just replaced are freed: what glibc keeps of them goes back to the system.
             self.run_worker(self._trim, thread=True, group="memory-trim", exit_on_error=False)
-        if self._next is not None:
-            following, self._next = self._next, None
-            self._redraw(following)
+        self._go_on()
 
     def _finish(self, wanted: _Wanted, parts: list[list[TreeItem]]) -> None:
         """What follows the table and the tree on the screen's thread: the filter's badge, the tree, the detail."""

@@ -131,21 +131,33 @@ class Navigation:
         return self.main_screen.query_one(OverviewTable) if self.view == OVERVIEW else self.table
 
     def sort_by(self, column: str, reverse: bool) -> None:
-        self.sorted_table().set_sort(column, reverse)
+        table = self.sorted_table()
+        if isinstance(table, ConnectionsTable):
+            self.monitor.sort(table, column, reverse)  # a large table's on a thread of its own
+            return
+        table.set_sort(column, reverse)
         self.render_views()
+
+    def _sort_of(self, table: ConnectionsTable | OverviewTable) -> tuple[str, bool]:
+        """The sort ``table`` is in, or going to be in (a large table's sort is worked out on a thread)."""
+        if isinstance(table, ConnectionsTable):
+            return self.monitor.sort_of(table)
+        return table.sort_column, table.sort_reverse
 
     def sort_clicked(self, table: ConnectionsTable | OverviewTable, column: str, columns: Iterable[str]) -> None:
         """A click on a column header: sort by it, or the other way round when it is the sort column already."""
         if column not in columns:
             return
-        self.sort_by(column, not table.sort_reverse if column == table.sort_column else False)
+        sort_column, sort_reverse = self._sort_of(table)
+        self.sort_by(column, not sort_reverse if column == sort_column else False)
 
     def action_cycle_sort(self) -> None:
         table = self.sorted_table()
         columns = list(OVERVIEW_COLUMNS) if isinstance(table, OverviewTable) else table.columns_shown
-        index = columns.index(table.sort_column) if table.sort_column in columns else -1
+        sort_column, _ = self._sort_of(table)
+        index = columns.index(sort_column) if sort_column in columns else -1
         self.sort_by(columns[(index + 1) % len(columns)], False)
 
     def action_reverse_sort(self) -> None:
-        table = self.sorted_table()
-        self.sort_by(table.sort_column, not table.sort_reverse)
+        sort_column, sort_reverse = self._sort_of(self.sorted_table())
+        self.sort_by(sort_column, not sort_reverse)
