@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from rich.color import Color
 from rich.segment import Segment
+from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.geometry import Region
 from textual.pilot import Pilot
@@ -147,6 +148,37 @@ async def test_the_detail_pane_asks_for_a_layout_only_when_its_height_changes(mo
         await pilot.press("tab", "end")
         await pilot.pause()
         assert on_screen(app, "allow_remote_config") and not on_screen(app, "old one (0)")
+
+
+async def test_the_detail_pane_fills_its_height_so_shorter_subjects_ask_for_no_layout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # At 10,000 connections a filter typed moved the cursor onto a row whose detail was a line longer: the body's
+    # new height, the pane's scroll extent and its scrollbar made three layouts of the whole screen in a row.
+    layouts: list[str] = []
+    refresh = Widget.refresh
+
+    def spy(self: Widget, *regions: Region, **kwargs: bool) -> Widget:
+        if self.id == "detail-body" and kwargs.get("layout"):
+            layouts.append(str(self.id))
+        return refresh(self, *regions, **kwargs)
+
+    monkeypatch.setattr(Widget, "refresh", spy)
+    app = PaneApp()
+    async with app.run_test(size=(100, 20)) as pilot:
+        pane = app.query_one(DetailPane)
+        body = app.query_one("#detail-body")
+        room = pane.scrollable_content_region.height
+        assert room > 5
+        for lines, lays_out in ((3, None), (5, False), (room, False), (2, False), (room + 3, True), (room + 5, True),
+                                (4, True), (room - 1, False)):
+            layouts.clear()
+            pane.show(Text("\n".join(f"row {n}" for n in range(lines))))
+            await pilot.pause()
+            if lays_out is not None:
+                assert bool(layouts) == lays_out, lines
+            assert body.size.height == max(lines, room), lines
+            assert on_screen(app, "row 0")
 
 
 async def test_on_a_small_terminal_tab_reaches_the_detail_pane_and_every_row_can_be_read() -> None:
