@@ -50,17 +50,18 @@ async def _walk(app: TunneltopApp) -> list[tuple[object, ...]]:
     return seen
 
 
-def every_redraw_on_a_thread(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """From now on every redraw is worked out on a worker thread; the idents of the threads that worked them out."""
+def every_redraw_on_a_thread(monkeypatch: pytest.MonkeyPatch, work: str = "_work_out") -> list[int]:
+    """From now on every redraw (or with ``work="_work_out_sort"``, every sort) is worked out on a worker thread;
+    the idents of the threads that worked them out."""
     monkeypatch.setattr("tunneltop.ui.monitor_view.OFF_THREAD_ROWS", 1)
     worked: list[int] = []
-    work_out = MonitorView._work_out
+    work_out = getattr(MonitorView, work)
 
     def counted(view: MonitorView) -> None:
         worked.append(threading.get_ident())
         work_out(view)
 
-    monkeypatch.setattr(MonitorView, "_work_out", counted)
+    monkeypatch.setattr(MonitorView, work, counted)
     return worked
 
 
@@ -94,15 +95,7 @@ async def test_a_large_tables_sort_is_worked_out_on_a_thread_and_keys_pressed_me
 
     here, _ = make_app()
     expected = await sorted_twice(here)
-    monkeypatch.setattr("tunneltop.ui.monitor_view.OFF_THREAD_ROWS", 1)
-    worked: list[int] = []
-    work_out = MonitorView._work_out_sort
-
-    def counted(view: MonitorView) -> None:
-        worked.append(threading.get_ident())
-        work_out(view)
-
-    monkeypatch.setattr(MonitorView, "_work_out_sort", counted)
+    worked = every_redraw_on_a_thread(monkeypatch, "_work_out_sort")
     there, _ = make_app()
     assert await sorted_twice(there) == expected
     assert worked and threading.get_ident() not in worked

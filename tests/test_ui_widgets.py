@@ -116,8 +116,8 @@ async def test_a_connectors_last_row_can_be_reached_by_tab_and_scrolled_into_vie
         assert on_screen(app, "Connector k2") and not on_screen(app, "allow_remote_config")
 
 
-async def test_the_detail_pane_asks_for_a_layout_only_when_its_height_changes(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A layout is of the whole screen, and the pane changes on every move of the table's cursor.
+def detail_body_layouts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """From now on, each layout the detail pane's body asks for (each is a layout of the whole screen)."""
     layouts: list[str] = []
     refresh = Widget.refresh
 
@@ -127,6 +127,12 @@ async def test_the_detail_pane_asks_for_a_layout_only_when_its_height_changes(mo
         return refresh(self, *regions, **kwargs)
 
     monkeypatch.setattr(Widget, "refresh", spy)
+    return layouts
+
+
+async def test_the_detail_pane_asks_for_a_layout_only_when_its_height_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A layout is of the whole screen, and the pane changes on every move of the table's cursor.
+    layouts = detail_body_layouts(monkeypatch)
     tunnel, connector = connector_with_features()
     app = PaneApp()
     async with app.run_test(size=(100, 20)) as pilot:
@@ -153,17 +159,9 @@ async def test_the_detail_pane_asks_for_a_layout_only_when_its_height_changes(mo
 async def test_the_detail_pane_fills_its_height_so_shorter_subjects_ask_for_no_layout(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # At 10,000 connections a filter typed moved the cursor onto a row whose detail was a line longer: the body's
-    # new height, the pane's scroll extent and its scrollbar made three layouts of the whole screen in a row.
-    layouts: list[str] = []
-    refresh = Widget.refresh
-
-    def spy(self: Widget, *regions: Region, **kwargs: bool) -> Widget:
-        if self.id == "detail-body" and kwargs.get("layout"):
-            layouts.append(str(self.id))
-        return refresh(self, *regions, **kwargs)
-
-    monkeypatch.setattr(Widget, "refresh", spy)
+    # Moving between subjects of different lengths (a tunnel's 6 rows, a connection's 10) changed the body's height,
+    # and each change was a layout of the whole screen.
+    layouts = detail_body_layouts(monkeypatch)
     app = PaneApp()
     async with app.run_test(size=(100, 20)) as pilot:
         pane = app.query_one(DetailPane)
