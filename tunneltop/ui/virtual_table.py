@@ -152,12 +152,12 @@ def _merged(kept: list[str], arriving: list[str], rank: Callable[[str], Any]) ->
 
 
 def _ordered_in_pieces(sort_keys: dict[str, tuple[Any, ...]], reverse: bool) -> list[str]:
-    """The keys in display order, as ``_sorted_order`` puts them, for a thread of its own: one sort of 100,000 keys
-    is a single call that holds the GIL throughout, so pieces are sorted and merged by a generator (the screen's
-    thread gets the GIL between them). Nothing is made per key, and no comparison is Python code: ascending, the
-    keys' own (primary, natural) tuples rank them; descending, the keys are put in natural order first and then
-    stably by primary, each merge keeping equals in the order it was given (``_Descending`` ranks compared in
-    Python took 0.94 s of 100,000 keys, this 0.5)."""
+    """The keys in display order (by primary, equals in natural order), sorted in pieces: one sort of 100,000 keys is
+    a single call that holds the GIL throughout, so on a worker thread pieces are sorted and merged by a generator
+    (the screen's thread gets the GIL between them). Nothing is made per key, and no comparison is Python code:
+    ascending, the keys' own (primary, natural) tuples rank them; descending, the keys are put in natural order
+    first and then stably by primary, each merge keeping equals in the order it was given (``_Descending`` ranks
+    compared in Python took 0.94 s of 100,000 keys, this 0.33)."""
     keys = list(sort_keys)
     if not reverse:
         return _merged_pieces(keys, sort_keys.__getitem__, reverse=False)
@@ -169,13 +169,6 @@ def _merged_pieces(keys: list[str], rank: Callable[[str], Any], reverse: bool) -
     """``keys`` stably sorted by ``rank``: pieces sorted, then merged (equals stay in the order given)."""
     pieces = [sorted(keys[i : i + _SORT_PIECE], key=rank, reverse=reverse) for i in range(0, len(keys), _SORT_PIECE)]
     return list(heapq.merge(*pieces, key=rank, reverse=reverse))
-
-
-def _sorted_order(sort_keys: dict[str, tuple[Any, ...]], reverse: bool) -> list[str]:
-    """The keys in display order for their (primary, natural) sort keys."""
-    order = sorted(sort_keys, key=lambda k: sort_keys[k][1])
-    order.sort(key=lambda k: sort_keys[k][0], reverse=reverse)  # stable: ties keep the natural order
-    return order
 
 
 class VirtualTable(PassStyle, ScrollView, Generic[R], can_focus=True):
@@ -358,19 +351,8 @@ class VirtualTable(PassStyle, ScrollView, Generic[R], can_focus=True):
         primary, natural = self._sort_keys[key]
         return (_Descending(primary), natural) if self.sort_reverse else (primary, natural)
 
-    def _resort(self) -> None:
-        self._order = _sorted_order(self._sort_keys, self.sort_reverse)
-
     def set_sort(self, column: str, reverse: bool) -> None:
-        self._generation += 1
-        keep = self.cursor_key
-        self.sort_column, self.sort_reverse = column, reverse
-        sort_key = self.SORTS[column]
-        self._sort_keys = {k: (sort_key(r), self._sort_keys[k][1]) for k, r in self.rows_by_key.items()}
-        self._resort()
-        self._recompute_widths()
-        self._follow(keep)
-        self._refresh_all()
+        self.adopt(self.sort_plan(column, reverse), self._now)
 
     # -- updates ------------------------------------------------------------------------------------------------
 
@@ -550,7 +532,7 @@ class VirtualTable(PassStyle, ScrollView, Generic[R], can_focus=True):
             sort=(column, reverse),
         )
 
-    def adopt(self, plan: TablePlan[R], now: datetime) -> bool:
+    def adopt(self, plan: TablePlan[R], now: datetime | None) -> bool:
         """Take a plan (see ``plan``) if the table has not changed since it was made; False if it has."""
         if plan.base != self._generation:
             return False
