@@ -111,9 +111,18 @@ async def test_async_client_against_the_server(server: LoopbackServer) -> None:
 # ================================================================ python -m tunneltop.demo.server
 
 
+# Ctrl-C as in a terminal: a shell without job control starts a background command with SIGINT ignored, and the
+# child inherits that (then SIGINT never stopped the server and the test hung; a run of the suite put in the
+# background did). The server is started with Python's own SIGINT handler whatever it inherited.
+_WITH_CTRL_C = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv[0] = 'tunneltop.demo.server'; runpy.run_module('tunneltop.demo.server', run_name='__main__')"
+)
+
+
 def run_module(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str], list[str]]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "tunneltop.demo.server", *args],
+        [sys.executable, "-c", _WITH_CTRL_C, *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
         cwd=Path(__file__).resolve().parent.parent,
     )
