@@ -110,22 +110,15 @@ class FilterBar(Vertical):
     def _changed(self, event: Input.Changed) -> None:
         parsed = self._parse(event.value)
         if parsed is not None:
-            self._apply(parsed)
+            self.live.filter = parsed
 
     @on(Input.Submitted, "#filter-input")
     def _submitted(self, event: Input.Submitted) -> None:
         parsed = self._parse(event.value)
         if parsed is None:
             return  # keep the box open with its error showing
-        self._apply(parsed)
+        self.live.filter = parsed
         self.close()
-
-    def _apply(self, flt: Filter) -> None:
-        # The app's filter redraws every view whenever it is set, even to what it is (``always_update``): enter
-        # after typing sets the filter already applied, and at 10,000 connections that redraw stalled the screen
-        # as long as the typing had.
-        if flt != self.live.filter:
-            self.live.filter = flt
 
     def show_badge(
         self, flt: Filter, matching: int | None = None, what: str = "connection", among: int | None = None
