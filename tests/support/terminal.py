@@ -74,6 +74,16 @@ def drain(master: int, seconds: float) -> bytes:
     return out
 
 
+def settle(pid: int, master: int, quiet: float = 0.05, window: float = 0.5) -> None:
+    """Until the process is idle (its start-up done: the first polls, the frames that draw them), reading what it
+    writes meanwhile; so the CPU counted afterwards is what the test provokes. However long a slow machine takes."""
+    while True:
+        before = cpu_seconds(pid)
+        drain(master, window)
+        if cpu_seconds(pid) - before < quiet:
+            return
+
+
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a live process, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
