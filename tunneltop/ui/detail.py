@@ -8,11 +8,11 @@ from typing import Any
 from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
-from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
+from textual.geometry import Size
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 from textual.widget import Widget
-from textual.widgets import Static
 
 from tunneltop.model.findings import Finding
 from tunneltop.model.health import active_conns, edge_summary, format_age, origin_ips, pending_conns
@@ -21,7 +21,9 @@ from tunneltop.model.records import Connection, Connector, Tunnel
 from tunneltop.model.rules import CHECK_TITLES
 from tunneltop.model.snapshot import TunnelState
 from tunneltop.sanitize import clean
+from tunneltop.ui.line_style import PassStyle
 from tunneltop.ui.text import FINDING_GLYPH, FINDING_STYLE, MONO_STYLE, STATE_LABEL, health_text, restyle, safe
+from tunneltop.ui.textual_internals import update_scrollbars
 
 
 def _when(value: datetime | None, now: datetime) -> Text:
@@ -224,11 +226,17 @@ def connection_detail(
     return _grid(safe(f"Connection {conn.id}", "bold"), rows)
 
 
-class DetailPane(VerticalScroll):
+class DetailPane(PassStyle, ScrollView, can_focus=True):
     """Shows whatever the app hands it; it never reaches for data itself.
 
     Its rows can outnumber its height (a connector's ``features`` are its 11th row; a tunnel with problems has more),
-    so it takes focus (tab reaches it) and scrolls: arrows, j/k, page keys, home/end, the mouse wheel."""
+    so it takes focus (tab reaches it) and scrolls: arrows, j/k, page keys, home/end, the mouse wheel.
+
+    Drawn line by line: the subject is rendered to lines once per subject and width, and a subject of another height
+    only changes the scroll extent. A widget of its own height in a scrolling container made every such change three
+    layouts of the whole screen in a row (the body, the pane's scroll extent, its scrollbar: 20-90 ms each at 10,000
+    connections), on a move of the table's cursor. The scrollbar is always there (``overflow-y: scroll``), so the
+    width the lines are rendered at never changes with the subject."""
 
     BINDINGS = [
         Binding("k", "scroll_up", "Scroll up", show=False),
@@ -242,12 +250,13 @@ class DetailPane(VerticalScroll):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.source: Widget | None = None  # the widget focused before this pane: what it describes while read
-
-    def compose(self) -> ComposeResult:
-        yield Static(id="detail-body")
+        self._lines: list[Strip] = []
+        self._lines_width = 0  # the width ``_lines`` were rendered at
 
     def on_mount(self) -> None:
         self.watch(self.screen, "focused", self._focus_moved, init=False)
+        if self.shown is None:
+            self.show(None)
 
     def _focus_moved(self, before: Widget | None, after: Widget | None) -> None:
         if after is self and before is not None and before is not self:
@@ -268,18 +277,35 @@ class DetailPane(VerticalScroll):
         if _title(renderable) != _title(self.shown):
             self.scroll_home(animate=False, immediate=True)  # another subject: from its first row
         self.shown = renderable
-        body = self.query_one("#detail-body", Static)
-        size = body.content_size
-        body.update(renderable, layout=False)
-        # A layout is of the whole screen (40-80 ms at 200x50 with a large view), and the pane changes on every move
-        # of the table's cursor: only when its rows take another height than before. The body is never shorter than
-        # the rows the pane shows (min-height), so only a change past them counts (a tunnel's 6 rows and a
-        # connection's 10 are the same height). A change past them is three layouts in a row in Textual: the body,
-        # the pane's scroll extent, its scrollbar.
-        body.clear_cached_dimensions()
-        needed = body.get_content_height(self.size, self.app.size, size.width)
-        if not size.width or max(needed, self.scrollable_content_region.height) != size.height:
-            body.refresh(layout=True)
+        self._render_shown()
+
+    def on_resize(self) -> None:
+        if self.scrollable_content_region.width != self._lines_width:
+            self._render_shown()
+
+    def _render_shown(self) -> None:
+        width = self.scrollable_content_region.width
+        self._lines_width = width
+        if self.shown is None or width <= 0:
+            self._lines = []
+        else:
+            console = self.app.console
+            lines = console.render_lines(self.shown, console.options.update_width(width), pad=False)
+            self._lines = [Strip(line) for line in lines]
+        size = Size(width, len(self._lines))
+        if size != self.virtual_size:
+            # Only the scroll extent: no layout of the whole screen (the scrollbar is always shown).
+            self.set_reactive(DetailPane.virtual_size, size)
+            update_scrollbars(self, size)
+        self.refresh()
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        base = self.line_style()
+        index = y + round(self.scroll_y)
+        if index >= len(self._lines):
+            return Strip.blank(width, base)
+        return self._lines[index].apply_style(base).crop_extend(0, width, base)
 
 
 def _title(renderable: RenderableType | None) -> str | None:
