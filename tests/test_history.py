@@ -51,3 +51,18 @@ def test_clear_and_invalid_bound() -> None:
     assert len(log) == 0 and list(log) == []
     with pytest.raises(ValueError):
         EventLog(maxlen=0)
+
+
+def test_numbered_events_keep_their_numbers_as_events_come_and_the_oldest_go() -> None:
+    # The event log pane is keyed by these numbers: a poll's new events arrive and the oldest leave as a diff.
+    log = EventLog(maxlen=5)
+    batch = events(12)
+    log.extend(batch[:3])
+    assert log.numbered(lambda e: True, 10) == [(2, batch[2]), (1, batch[1]), (0, batch[0])]
+    log.extend(batch[3:8])  # 3 and 4 stay, 0-2 are dropped
+    log.append(batch[8])
+    assert log.numbered(lambda e: True, 10) == [(n, batch[n]) for n in (8, 7, 6, 5, 4)]
+    assert log.numbered(lambda e: e.at.second % 2 == 0, 2) == [(8, batch[8]), (6, batch[6])]  # the newest 2
+    log.clear()
+    log.extend(batch[9:])
+    assert log.numbered(lambda e: True, 10) == [(n, batch[n]) for n in (11, 10, 9)]

@@ -114,6 +114,37 @@ async def test_event_log_toggles_lists_newest_first_follows_filter_and_selects()
         assert not view.display
 
 
+async def test_event_log_takes_a_polls_events_as_a_diff_with_no_layout_and_keeps_its_cursor() -> None:
+    # It was a DataTable cleared and filled again with its (up to 500) rows on each poll that brought an event, and
+    # each fill changed its scroll extent: a layout of the whole screen.
+    clock = WallClock()
+    app, fake = make_app(clock=clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app)
+        view = app.query_one(EventLogView)
+        await pilot.press("e")
+        clients = fake.sim.clients(WEB)
+        clients[1]["conns"].pop()
+        fake.sim.set_clients(WEB, clients)
+        await _poll(pilot, app, clock)
+        await pilot.press("j")
+        chosen = view.selected_event()
+        assert view.cursor_row > 0 and chosen is view.events_shown[view.cursor_row]
+        layouts: list[object] = []
+        app.screen.screen_layout_refresh_signal.subscribe(app, layouts.append)
+        before = list(view.events_shown)
+        for n in range(2):
+            clients[0]["conns"][n]["is_pending_reconnect"] = True
+            fake.sim.set_clients(WEB, clients)
+            await _poll(pilot, app, clock)
+        arrived = view.events_shown[: len(view.events_shown) - len(before)]
+        assert [e.kind for e in arrived].count(EventKind.CONN_PENDING) == 2  # and what they set off (health, findings)
+        assert view.events_shown[len(arrived) :] == before
+        assert view.selected_event() is chosen  # the cursor stays on the event it was on
+        assert view.events_shown[view.cursor_row] is chosen
+        assert layouts == []
+
+
 async def test_poll_failure_and_recovery_are_logged_once_per_streak() -> None:
     from tunneltop.demo.cfapi import Fault
 

@@ -10,7 +10,7 @@ from tunneltop.model.health import HEALTH_ORDER
 from tunneltop.model.records import Connection, Connector, Tunnel
 from tunneltop.model.snapshot import TunnelState
 from tunneltop.sanitize import clean
-from tunneltop.ui.event_log import EventLogView
+from tunneltop.ui.event_log import SHOWN_EVENTS, EventLogView
 from tunneltop.ui.navigation import OVERVIEW
 from tunneltop.ui.overview_view import OverviewView
 from tunneltop.views.filters import scope_test
@@ -95,7 +95,7 @@ class Drawing:
     def render_events(self) -> None:
         view = self.main_screen.query_one(EventLogView)
         if view.display:
-            view.show(self.session.log.filter(self.event_matches))
+            view.show_events(self.session.log.numbered(self.event_matches, SHOWN_EVENTS), self.clock())
 
     def _alert(self, events: list[ChangeEvent]) -> None:
         for event in self.session.worsened(events):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
 
 from tunneltop.changes.events import ChangeEvent
 
@@ -21,6 +22,7 @@ class EventLog:
         if maxlen < 1:
             raise ValueError(f"maxlen must be at least 1, not {maxlen}")
         self._events: deque[ChangeEvent] = deque(maxlen=maxlen)
+        self._added = 0  # every event ever added: numbers each one for good (see numbered)
 
     @property
     def maxlen(self) -> int:
@@ -28,10 +30,13 @@ class EventLog:
 
     def append(self, event: ChangeEvent) -> None:
         self._events.append(event)
+        self._added += 1
 
     def extend(self, events: Iterable[ChangeEvent]) -> None:
         """Add events in the order they happened (as ``diff`` returns them)."""
+        events = list(events)
         self._events.extend(events)
+        self._added += len(events)
 
     def __len__(self) -> int:
         return len(self._events)
@@ -42,6 +47,14 @@ class EventLog:
     def filter(self, predicate: Callable[[ChangeEvent], bool]) -> list[ChangeEvent]:
         """The events for which ``predicate`` holds, newest first."""
         return [e for e in reversed(self._events) if predicate(e)]
+
+    def numbered(self, predicate: Callable[[ChangeEvent], bool], limit: int) -> list[tuple[int, ChangeEvent]]:
+        """The newest ``limit`` events of ``filter``, each with its number: how many events were added before it, so
+        it keeps its number while it is in the log (a view keyed by it sees new events come and old ones go as a
+        diff)."""
+        newest = self._added - 1
+        matching = ((newest - n, e) for n, e in enumerate(reversed(self._events)) if predicate(e))
+        return list(islice(matching, limit))
 
     def clear(self) -> None:
         self._events.clear()
