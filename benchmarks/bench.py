@@ -601,9 +601,13 @@ def print_felt(found: dict[str, Any]) -> None:
             ("first_row", "first data row (app start)"),
             ("unchanged_poll", "unchanged poll (r)"),
             ("failover", f"failover, {live['failover_moved']:,} new ids (r)"),
+            ("sort", "s (the next sort column)"),
             ("filter_typed", "/NRT typed"),
             ("filter_applied", "enter (the box closes)"),
             ("filter_cleared", "esc clears it, a poll meanwhile"),
+            ("focus_moved", "shift+tab (the focus to the tree)"),
+            ("events_shown", "e (the event log shown)"),
+            ("events_poll", "a poll with events, the log open (r)"),
         ):
             print(f"    {label:38} {live[name + '_s']:8.2f} s   longest stall {live[name + '_stall_ms']:8,.0f} ms")
         print(f"    RSS {live['rss_mb']:.0f} MB; marked stale by its own first poll: {live['stale_after_first']}")

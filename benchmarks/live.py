@@ -17,8 +17,11 @@ long):
 - the first poll: app start until the first data row is in the table;
 - an unchanged poll (``r``);
 - a failover: 8% of the connections close and as many open at another colo (new ids), then ``r``;
+- ``s``: the next sort column;
 - ``/NRT`` typed (the filter applies as typed), ``enter`` (the box closes and the view has the keys again) and
-  ``esc`` (the filter cleared), with a poll running meanwhile.
+  ``esc`` (the filter cleared), with a poll running meanwhile;
+- ``shift+tab`` (the focus from the table to the tree), ``e`` (the event log shown, with the focus), and a poll
+  with the log open that brings events (the same share of connections changes colo).
 
 ``--server process`` (the default) polls the Cloudflare stand-in over real HTTP on 127.0.0.1, served by a process
 of its own (``benchmarks/standin.py``): a user's Cloudflare is not in their process, and the stand-in's encoding of
@@ -227,6 +230,22 @@ async def _drive(standin: StandIn, shape: str, engine: str) -> dict[str, Any]:
 
             back = lambda: app.table.row_count == shown and shown_now()  # noqa: E731
             await timed("filter_cleared", clear_during_poll, back)
+
+            # Timed since 2026-12-02 (evening), and last, so the steps above run as they always did: the focus moved
+            # back to the tree, the event log shown, and a poll with the log open that brings events (the same
+            # connections move back to the colo they came from).
+            async def focus_tree() -> None:
+                await pilot.press("shift+tab")
+
+            await timed("focus_moved", focus_tree, lambda: app.focused is app.client_tree)
+            log = app.main_screen.query_one("#events")
+
+            async def show_events() -> None:
+                await pilot.press("e")
+
+            await timed("events_shown", show_events, lambda: bool(log.display) and app.focused is log)
+            figures["events_poll_moved"] = standin.failover(FAILOVER_SHARE, 2 * FAILOVER_AFTER_S)
+            await timed("events_poll", refresh, shown_now)
             # At rest: what the app holds once the steps' work is done (a large redraw's memory is handed back to
             # the system by a worker after it is taken in: ui/lifecycle.MemoryTrim).
             await app.workers.wait_for_complete()

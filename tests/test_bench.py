@@ -76,7 +76,8 @@ async def test_the_live_view_is_driven_through_every_workload_step() -> None:
     figures = await live.run(200, "huge")
     assert figures["connections"] == 200 and figures["tunnels"] == 1
     assert figures["failover_moved"] == 16
-    for step in ("first_row", "unchanged_poll", "failover", "filter_typed", "filter_applied", "filter_cleared"):
+    steps = ("first_row", "unchanged_poll", "failover", "sort", "filter_typed", "filter_applied", "filter_cleared")
+    for step in (*steps, "focus_moved", "events_shown", "events_poll"):
         assert figures[f"{step}_s"] > 0 and figures[f"{step}_stall_ms"] >= 0, step
 
 
