@@ -142,6 +142,8 @@ async def test_event_log_takes_a_polls_events_as_a_diff_with_no_layout_and_keeps
         assert view.events_shown[len(arrived) :] == before
         assert view.selected_event() is chosen  # the cursor stays on the event it was on
         assert view.events_shown[view.cursor_row] is chosen
+        heading = view.render_line(0).text
+        assert "Time" in heading and "▲" not in heading and "▼" not in heading  # its order is the log's, no sort
         assert layouts == []
 
 
