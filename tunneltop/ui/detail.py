@@ -255,8 +255,6 @@ class DetailPane(PassStyle, ScrollView, can_focus=True):
 
     def on_mount(self) -> None:
         self.watch(self.screen, "focused", self._focus_moved, init=False)
-        if self.shown is None:
-            self.show(None)
 
     def _focus_moved(self, before: Widget | None, after: Widget | None) -> None:
         if after is self and before is not None and before is not self:
