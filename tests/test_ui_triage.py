@@ -9,7 +9,7 @@ from pathlib import Path
 
 from textual.widgets import Static
 
-from tests.support.ui import WallClock, make_app, plain, wait_for_poll
+from tests.support.ui import FIXED_NOW, WallClock, make_app, plain, wait_for_poll
 from tunneltop.changes.events import EventKind
 from tunneltop.demo.simulator import DEMO_TUNNELS
 from tunneltop.ui.detail import DetailPane
@@ -277,3 +277,22 @@ async def test_a_poll_where_nothing_changed_only_moves_the_clock_on() -> None:
         assert renders == [], "no view was rebuilt"
         assert app.table.get_cell(key, "opened").plain != age_before, "but the ages moved on"
         assert list(app.session.log) == logged, "nothing new in the event log"
+
+
+async def test_event_log_shows_an_event_logged_twice_once() -> None:
+    # Its rows are keyed by the event object; the log is fed fresh events by every source, but a repeat must not
+    # make two rows with one key.
+    from textual.app import App, ComposeResult
+
+    from tunneltop.changes.events import poll_failed
+
+    class LogApp(App[None]):
+        def compose(self) -> ComposeResult:
+            yield EventLogView(id="events")
+
+    first, second = (poll_failed(FIXED_NOW + timedelta(seconds=n), f"failure {n}") for n in range(2))
+    async with LogApp().run_test() as pilot:
+        view = pilot.app.query_one(EventLogView)
+        view.show_events([(2, first), (1, second), (0, first)], FIXED_NOW)
+        await pilot.pause()
+        assert view.events_shown == [first, second] and view.row_count == 2

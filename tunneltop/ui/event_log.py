@@ -52,12 +52,12 @@ class EventLogView(VirtualTable[ChangeEvent]):
         raise AssertionError("the event log has no column that follows the clock")
 
     def show_events(self, numbered: Sequence[tuple[int, ChangeEvent]], now: datetime) -> None:
-        """Newest first, each with its number in the log; at most SHOWN_EVENTS of them."""
-        numbered = numbered[:SHOWN_EVENTS]
-        events = [event for _, event in numbered]
+        """Newest first, each with its number in the log; at most SHOWN_EVENTS of them. Rows are keyed by the event
+        object: one logged twice (no source does that today) is shown once, where it came last."""
+        seq: dict[int, int] = {}
+        events = [event for number, event in numbered[:SHOWN_EVENTS] if seq.setdefault(id(event), number) == number]
         if events == self.events_shown:
             return
-        seq = {id(event): number for number, event in numbered}
         self._seq.update(seq)  # the rows leaving keep their numbers while the diff reads them
         self.show(events, now)
         self._seq = seq
