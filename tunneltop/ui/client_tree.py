@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Span, Text, TextType
+from textual import events
 from textual.binding import Binding
 from textual.geometry import Region, Size
 from textual.widgets import Tree
@@ -209,6 +210,13 @@ class ClientTree(PassStyle, Tree[NodeRef]):
     def process_label(self, label: TextType) -> Text:
         # Tree's copies the label's first line (Text.split); every label here is one line of Text already.
         return label if isinstance(label, Text) else super().process_label(label)
+
+    def on_resize(self, event: events.Resize) -> None:
+        # Tree's own handler (which this stops) forgets every line it drew and its list of lines on any resize, and
+        # they are drawn again: 10-25 ms at 10,000 connections, on top of the repaint a resize makes anyway, each
+        # time the event log is shown or hidden. Its lines are cached by width, and a line's look does not depend
+        # on the tree's height.
+        event.prevent_default()
 
     def on_tree_node_expanded(self, event: Tree.NodeExpanded[NodeRef]) -> None:
         if event.node.data is not None and event.node.data.kind == "connector":
