@@ -27,6 +27,12 @@ def layout(app: TunneltopApp) -> dict[str, Size]:
     return {selector: screen.query_one(selector).size for selector in LAYOUT}
 
 
+def tree_lines(app: TunneltopApp) -> list[str]:
+    """The client tree's lines as drawn: ClientTree keeps the lines it drew across a resize (Tree forgot them)."""
+    tree = app.client_tree
+    return [tree.render_line(y).text for y in range(tree.size.height)]
+
+
 async def settle(pilot: Pilot, app: TunneltopApp, size: tuple[int, int]) -> None:
     """Until the main screen has been laid out at ``size`` (the app resizes on a timer after the event): a condition,
     not a count of turns a loaded machine may need more of (pytest's timeout guards a hang)."""
@@ -35,11 +41,11 @@ async def settle(pilot: Pilot, app: TunneltopApp, size: tuple[int, int]) -> None
     await pilot.pause()
 
 
-async def fresh_layout(size: tuple[int, int]) -> dict[str, Size]:
+async def fresh_layout(size: tuple[int, int]) -> tuple[dict[str, Size], list[str]]:
     app, _ = make_app()
     async with app.run_test(size=size) as pilot:
         await wait_for_poll(pilot, app)
-        return layout(app)
+        return layout(app), tree_lines(app)
 
 
 # -- 1. a resize lays out for the new size --------------------------------------------------------------------
@@ -55,7 +61,7 @@ async def test_a_resize_gives_the_layout_of_a_fresh_start_at_the_new_size(
         await wait_for_poll(pilot, app)
         await pilot.resize_terminal(*end)
         await settle(pilot, app, end)
-        assert layout(app) == expected
+        assert (layout(app), tree_lines(app)) == expected
 
 
 async def test_a_resize_under_a_modal_lays_out_the_main_screen_too() -> None:
@@ -69,7 +75,7 @@ async def test_a_resize_under_a_modal_lays_out_the_main_screen_too() -> None:
         await settle(pilot, app, (80, 24))
         await pilot.press("escape")
         await settle(pilot, app, (80, 24))
-        assert layout(app) == expected
+        assert (layout(app), tree_lines(app)) == expected
 
 
 # -- 2. keys work after every overlay and toggle --------------------------------------------------------------
