@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -68,6 +69,10 @@ def test_conn_opened() -> None:
     )
     assert e.before is None and e.after == conn()
     assert e.describe() == "web-prod: DFW 203.0.113.7 opened (conn 1a2b3c4d, connector 9f8e7d6c)"
+    # The line is made once and kept; an event described is still equal to its twin that was not, and says so.
+    assert e.describe() is e.describe()
+    twin = dataclasses.replace(e)
+    assert twin == e and repr(twin) == repr(e) and twin.describe() == e.describe()
 
 
 def test_conn_closed_is_a_warning_when_it_was_active() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tunneltop.changes.events import diff
+from tunneltop.changes.events import diff, without_first_sight
 from tunneltop.model.records import Connection, Connector, Tunnel
 from tunneltop.model.snapshot import Snapshot, TunnelState
 from tunneltop.views.rows import SORT_KEYS, natural_key, rows_of
@@ -83,6 +83,7 @@ def test_rows_prepared_ahead_are_the_rows_taken_and_marks_and_ghosts_follow_as_w
         now = T0 + timedelta(seconds=5 * n)
         events = diff(last, poll)  # what the poll engine hands over with each snapshot
         ahead.prepare(poll, events)
+        assert all(e._line is not None for e in without_first_sight(events))  # the event log's lines, made ahead
         prepared = ahead._prepared
         unchanged = n > 0 and poll.tunnels is polls[n - 1].tunnels  # nothing to make: the rows are the last ones
         assert (prepared is None) if unchanged else (prepared is not None and prepared[0] is poll)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -78,13 +78,18 @@ class ChangeEvent:
     before: Any = None
     after: Any = None
     parts: tuple[ChangeEvent, ...] = ()
+    # describe()'s line, made once: the event log draws up to 500 of them when it is shown (views.session's prepare
+    # makes them on a worker thread, ahead of the screen's).
+    _line: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def describe(self) -> str:
         """A short human line, safe to print (API text is sanitised)."""
-        text = DESCRIBE[self.kind](self)
-        if self.tunnel_id is None:
-            return text
-        return f"{clean(self.tunnel_name or self.tunnel_id, 60)}: {text}"
+        line = self._line
+        if line is None:
+            text = DESCRIBE[self.kind](self)
+            line = text if self.tunnel_id is None else f"{clean(self.tunnel_name or self.tunnel_id, 60)}: {text}"
+            object.__setattr__(self, "_line", line)  # frozen: the line is derived from the fields, never changes
+        return line
 
     def changed(self) -> list[str] | None:
         """The record fields that changed, for an event about one record's change; None for other events."""

@@ -403,6 +403,8 @@ class Session:
                 changes = self._changes(without_first_sight(events), snapshot, seen[1], rows)
             self._prepared_changes = (last, snapshot, events, changes)
         self._prepared_colos = (snapshot, *self._count_colos(snapshot))
+        for event in without_first_sight(events or []):
+            event.describe()  # made once and kept: the event log's lines (~10-25 µs each), here off the screen's thread
         for state in snapshot.tunnels:  # cached on each state: read for every tunnel by the trends and the header
             state.active_count  # noqa: B018
             state.pending_count  # noqa: B018
