@@ -79,3 +79,14 @@ def test_cell_widths_measure_only_the_wide_cells_again() -> None:
     # Each cell's width, whether the row's other cells are ASCII or not.
     assert _sizes([("● active", ""), ("DFW", ""), ("名前", ""), ("", "")]) == bytes([8, 3, 4, 0])
     assert _sizes([("DFW", ""), ("ab", "")]) == bytes([3, 2])
+
+
+def test_cell_widths_of_texts_with_symbols_are_rich_s() -> None:
+    # A text of ASCII and the one-cell symbols tunneltop draws is measured by its length; any other by rich.
+    from itertools import product
+
+    from rich.cells import cell_len
+
+    pieces = ["web-prod: ", "DFW→ORD", "…", "⚠ ", "● up", "名前", "🙂", "e\u0301", "✔✖▲▼", "\u200d", "·"]
+    texts = ["".join(p) for p in product(pieces, repeat=2)] + ["12 connections moved 4xDFW, 8xLAX→12xORD"]
+    assert list(_sizes([(text, "") for text in texts])) == [cell_len(text) for text in texts]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import heapq
 import operator
+import re
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -72,9 +73,21 @@ _PLAN_FROM_SCRATCH_SHARE = 4
 Sizes = bytes | tuple[int, ...]
 
 
+# A text of printable ASCII and of the symbols tunneltop draws that take one cell each (by rich's own measure, taken
+# when the module loads) is as wide as it is long. rich measures any other text a character at a time in Python,
+# and only short ones from its cache: an event's line with an arrow took ~20 µs, 500 of them when the log is shown.
+_ONE_CELL_TEXT = re.compile(
+    "[ -~" + re.escape("".join(c for c in "·…→←↑↓—–✖✔✚⚠⟳●○◐◌▲▼" if cell_len(c) == 1)) + "]*"
+).fullmatch
+
+
+def _width(text: str) -> int:
+    return len(text) if text.isascii() or _ONE_CELL_TEXT(text) else cell_len(text)
+
+
 def _sizes(cells: Sequence[Cell]) -> Sizes:
     # In one pass: a row of the connections table always has a non-ASCII cell (its state's label).
-    widths = [len(text) if text.isascii() else cell_len(text) for text, _ in cells]
+    widths = [_width(text) for text, _ in cells]
     try:
         return bytes(widths)
     except ValueError:  # a cell 256 or more wide
