@@ -9,6 +9,7 @@ from typing import Any
 from tunneltop.changes.events import ChangeEvent, Severity
 from tunneltop.sanitize import clean
 from tunneltop.ui.virtual_table import Cell, VirtualTable
+from tunneltop.views.history import SHOWN_EVENTS
 
 SEVERITY_STYLE = {
     Severity.INFO: ("·", "dim"),
@@ -16,8 +17,6 @@ SEVERITY_STYLE = {
     Severity.WARNING: ("▲", "yellow"),
     Severity.ERROR: ("✖", "bold red"),
 }
-# The pane shows the newest events that match; the full log (bounded, see EventLog) is kept for export.
-SHOWN_EVENTS = 500
 
 
 class EventLogView(VirtualTable[ChangeEvent]):

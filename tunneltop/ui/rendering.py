@@ -10,10 +10,11 @@ from tunneltop.model.health import HEALTH_ORDER
 from tunneltop.model.records import Connection, Connector, Tunnel
 from tunneltop.model.snapshot import TunnelState
 from tunneltop.sanitize import clean
-from tunneltop.ui.event_log import SHOWN_EVENTS, EventLogView
+from tunneltop.ui.event_log import EventLogView
 from tunneltop.ui.navigation import OVERVIEW
 from tunneltop.ui.overview_view import OverviewView
 from tunneltop.views.filters import scope_test
+from tunneltop.views.history import SHOWN_EVENTS
 from tunneltop.views.rows import ConnRow
 
 

@@ -9,6 +9,8 @@ from itertools import islice
 from tunneltop.changes.events import ChangeEvent
 
 DEFAULT_MAXLEN = 5000
+# The newest events the event log pane shows; the whole log (DEFAULT_MAXLEN) is kept for export.
+SHOWN_EVENTS = 500
 
 
 class EventLog:

@@ -18,7 +18,7 @@ from tunneltop.model.health import HEALTH_ORDER, Health
 from tunneltop.model.records import Connection, Connector, Tunnel
 from tunneltop.model.snapshot import Snapshot, TunnelState
 from tunneltop.poll.engine import GONE
-from tunneltop.views.history import DEFAULT_MAXLEN, EventLog
+from tunneltop.views.history import DEFAULT_MAXLEN, SHOWN_EVENTS, EventLog
 from tunneltop.views.rows import ChangedRows, ConnRow, row_key
 
 DEFAULT_GHOST_SECONDS = 60.0
@@ -403,7 +403,7 @@ class Session:
                 changes = self._changes(without_first_sight(events), snapshot, seen[1], rows)
             self._prepared_changes = (last, snapshot, events, changes)
         self._prepared_colos = (snapshot, *self._count_colos(snapshot))
-        for event in without_first_sight(events or []):
+        for event in without_first_sight(events or [])[-SHOWN_EVENTS:]:  # the newest, which the event log shows
             event.describe()  # made once and kept: the event log's lines (~10-25 µs each), here off the screen's thread
         for state in snapshot.tunnels:  # cached on each state: read for every tunnel by the trends and the header
             state.active_count  # noqa: B018
