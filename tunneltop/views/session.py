@@ -395,15 +395,16 @@ class Session:
         build = self._build_rows(snapshot)
         self._prepared = (snapshot, *build[:4], self._delta(build))
         fresh, lists_left = build[3:5]
+        logged = without_first_sight(events) if events is not None else []  # what on_snapshot will log
         if events is not None and last is not None and seen is not None and seen[0].tunnels is last.tunnels:
             rows = build[0]
             if fresh is not None and lists_left is not None:
-                changes = self._changes_by_lists(without_first_sight(events), snapshot, fresh, lists_left)
+                changes = self._changes_by_lists(logged, snapshot, fresh, lists_left)
             else:
-                changes = self._changes(without_first_sight(events), snapshot, seen[1], rows)
+                changes = self._changes(logged, snapshot, seen[1], rows)
             self._prepared_changes = (last, snapshot, events, changes)
         self._prepared_colos = (snapshot, *self._count_colos(snapshot))
-        for event in without_first_sight(events or [])[-SHOWN_EVENTS:]:  # the newest, which the event log shows
+        for event in logged[-SHOWN_EVENTS:]:  # the newest, which the event log shows
             event.describe()  # made once and kept: the event log's lines (~10-25 µs each), here off the screen's thread
         for state in snapshot.tunnels:  # cached on each state: read for every tunnel by the trends and the header
             state.active_count  # noqa: B018
