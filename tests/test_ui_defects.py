@@ -10,7 +10,7 @@ from textual.pilot import Pilot
 from textual.widgets import OptionList, Static
 from textual.widgets.tree import TreeNode
 
-from tests.support.ui import WallClock, make_app, plain, wait_for_poll
+from tests.support.ui import WallClock, make_app, plain, tree_lines, wait_for_poll
 from tunneltop.changes.events import EventKind
 from tunneltop.demo.simulator import DEMO_TUNNELS
 from tunneltop.ui.app import TunneltopApp
@@ -25,12 +25,6 @@ LAYOUT = ("#header", "#monitor", "#tree", "#right", "#colo-strip", "#table", "#d
 def layout(app: TunneltopApp) -> dict[str, Size]:
     screen = app.main_screen
     return {selector: screen.query_one(selector).size for selector in LAYOUT}
-
-
-def tree_lines(app: TunneltopApp) -> list[str]:
-    """The client tree's lines as drawn: ClientTree keeps the lines it drew across a resize (Tree forgot them)."""
-    tree = app.client_tree
-    return [tree.render_line(y).text for y in range(tree.size.height)]
 
 
 async def settle(pilot: Pilot, app: TunneltopApp, size: tuple[int, int]) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from textual.widgets import Static
 
-from tests.support.ui import FIXED_NOW, WallClock, make_app, plain, wait_for_poll
+from tests.support.ui import FIXED_NOW, WallClock, make_app, plain, tree_lines, wait_for_poll
 from tunneltop.changes.events import EventKind
 from tunneltop.demo.simulator import DEMO_TUNNELS
 from tunneltop.ui.detail import DetailPane
@@ -156,7 +156,7 @@ async def test_showing_and_hiding_the_event_log_draws_no_line_of_the_tree_again_
         await wait_for_poll(pilot, app)
         tree = app.client_tree
         await pilot.pause()
-        shown = [tree.render_line(y).text for y in range(tree.size.height)]
+        shown = tree_lines(app)
         drawn: list[object] = []
         draw = tree.render_label
 
@@ -177,7 +177,7 @@ async def test_showing_and_hiding_the_event_log_draws_no_line_of_the_tree_again_
             assert len(layouts) <= 2
         assert heights[1] < heights[0] == heights[2]
         assert drawn == []
-        assert [tree.render_line(y).text for y in range(tree.size.height)] == shown
+        assert tree_lines(app) == shown
 
 
 async def test_poll_failure_and_recovery_are_logged_once_per_streak() -> None:

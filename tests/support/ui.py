@@ -86,3 +86,9 @@ def plain(thing: RenderableType | Widget | None) -> str:
     elif thing is not None:
         console.print(thing)
     return console.export_text()
+
+
+def tree_lines(app: TunneltopApp) -> list[str]:
+    """The client tree's lines as drawn, top to bottom of its region."""
+    tree = app.client_tree
+    return [tree.render_line(y).text for y in range(tree.size.height)]
