@@ -30,3 +30,8 @@ def test_instructions_are_counted_for_both_programs() -> None:
         assert 0 < starts[name] < counts[name]
         assert starts[name] + runs[name] == pytest.approx(counts[name], abs=0.2)
     assert figures["run_instructions_ratio"] == pytest.approx(runs["tunneltop"] / runs["floor"], rel=1e-3)
+    # pydantic's least use costs something over the floor's start, and bounds the ratio any such program reaches.
+    assert starts["pydantic"] > starts["floor"]
+    bound = (counts["floor"] + starts["pydantic"] - starts["floor"]) / counts["floor"]
+    assert figures["pydantic_bound"] == pytest.approx(bound, rel=1e-3)
+    assert 1 < figures["pydantic_bound"] < figures["instructions_ratio"]
