@@ -32,7 +32,6 @@ from textual.widgets.tree import TreeNode
 import tunneltop
 from tunneltop.ui import textual_internals
 from tunneltop.ui.textual_internals import (
-    count_node_update,
     report_crashes_with,
     store_node_label,
     tree_node_class,
@@ -49,7 +48,6 @@ NAMED_TUPLE_API = {"_replace", "_asdict", "_fields", "_field_defaults", "_make"}
 INTERNALS: dict[str, set[str]] = {
     "tree_node_class": {"_add_node"},
     "store_node_label": {"_label"},
-    "count_node_update": {"_updates"},
     "update_scrollbars": {"_scroll_update"},
     "report_crashes_with": {"_fatal_error"},
 }
@@ -95,20 +93,6 @@ def test_tree_node_label_is_kept_in__label() -> None:
     store_node_label(node, label)
     assert node.label is label
     assert tree.render_label(node, Style(), Style()).plain == "after"
-
-
-async def test_tree_caches_drawn_lines_under_node__updates() -> None:
-    # count_node_update: Tree draws a line from its cache until an update of a node on its path is counted.
-    async with _TreeApp().run_test(size=(40, 10)) as pilot:
-        tree = pilot.app.query_one(_NodeTree)
-        node = tree.root.add(Text("before"), "x", allow_expand=False)
-        tree.root.expand()
-        await pilot.pause()
-        assert "before" in tree.render_line(1).text
-        assert isinstance(node._updates, int)
-        store_node_label(node, Text("after"))
-        count_node_update(node)
-        assert "after" in tree.render_line(1).text, "a counted update draws the line afresh"
 
 
 class _Scrolling(ScrollView):

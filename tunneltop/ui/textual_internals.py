@@ -59,17 +59,6 @@ def store_node_label(node: TreeNode[Any], label: Text) -> None:
     node._label = label
 
 
-def count_node_update(node: TreeNode[Any]) -> None:
-    """Count a change of ``node``, so that no line drawn before it is drawn from Tree's line cache again.
-
-    Touches ``TreeNode._updates``: Tree caches each line it draws under the update counts of the nodes on the
-    line's path. The public ``TreeNode.refresh()`` counts one too, but also asks for a repaint of the node's line,
-    which costs about 12 µs whether the line is on screen or not; a poll at 10,000 connections relabels hundreds of
-    nodes off screen (+9 ms a poll, measured with benchmarks.bench). ClientTree calls ``refresh()`` for the nodes
-    on screen and this for the others."""
-    node._updates += 1
-
-
 def update_scrollbars(widget: ScrollView, virtual_size: Size) -> None:
     """Fit the scrollbars of ``widget`` to ``virtual_size`` (already set with ``set_reactive``) without a layout.
 
