@@ -115,3 +115,22 @@ async def test_a_line_is_made_once_then_kept_until_what_it_shows_changes() -> No
         shown = min(tree.size.height, tree.last_line + 1)
         assert shown > 10 and drawing.made == made + shown
         assert _differences(app) == []
+
+
+async def test_a_label_with_overlapping_spans_or_a_style_of_its_own_is_drawn_as_textual_tree_draws_it() -> None:
+    # The client tree's own labels are runs of named styles, read span by span; any other Text is rendered by rich.
+    from rich.text import Span, Text
+
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app)
+        tree = app.client_tree
+        first, second = tree.get_node_at_line(1), tree.get_node_at_line(2)
+        assert first is not None and second is not None
+        first.set_label(Text("overlapping spans", spans=[Span(0, 11, "bold"), Span(5, 17, Style(color="red"))]))
+        second.set_label(Text("a style of its own", style="italic", spans=[Span(2, 7, "underline")]))
+        tree.focus()
+        tree.cursor_line = 1
+        await pilot.pause()
+        assert "overlapping spans" in tree.render_line(1).text and "a style of its own" in tree.render_line(2).text
+        assert _differences(app) == []

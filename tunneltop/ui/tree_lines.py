@@ -23,9 +23,6 @@ from textual.strip import Strip
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-# What Tree gives the expand icon, so that a click on it toggles the node.
-_TOGGLE = Style(meta={"toggle": True})
-
 # Lines kept at most: a few screens' worth, across cursor moves, scrolling and the tree's height changing (the event
 # log shown and hidden); a change of look drops them all anyway. More costs memory: each line is a Strip carrying
 # Textual's caches, and a busy tree's line numbers shift (a soak of filters and failovers at 10,000 connections
@@ -226,33 +223,38 @@ class TreeLines:
 _NULL = Style()
 
 
-def _label_parts(label: object, styles: dict[str, Style], tree: Tree[Any]) -> list[tuple[str, Style]]:
-    """A label's runs of text and their styles, as rich's Text renders them. A Text whose spans follow one another
-    without overlapping (every label the client tree makes: see client_tree._text) is read span by span; any other
-    is rendered by rich."""
-    if not isinstance(label, Text):
-        label = Text(str(label))
-    plain = label.plain
-    spans = label.spans
+def _in_order(label: Text) -> bool:
+    """Whether ``label`` has no style of its own and its spans, each a style's name, follow one another without
+    overlapping: every label the client tree makes (client_tree._text)."""
+    if label.style:
+        return False
     position = 0
-    for span in spans:
-        if span.start < position or span.end <= span.start or not isinstance(span.style, str):
-            break
+    for span in label.spans:
+        if not (position <= span.start < span.end <= len(label.plain)) or not isinstance(span.style, str):
+            return False
         position = span.end
-    else:
-        if not label.style and position <= len(plain):
-            console = tree.app.console
-            parts: list[tuple[str, Style]] = []
-            position = 0
-            for span in spans:
-                if span.start > position:
-                    parts.append((plain[position : span.start], _NULL))
-                style = styles.get(span.style)  # type: ignore[arg-type]
-                if style is None:
-                    style = styles[span.style] = console.get_style(span.style, default=_NULL)  # type: ignore[index]
-                parts.append((plain[span.start : span.end], style))
-                position = span.end
-            if position < len(plain):
-                parts.append((plain[position:], _NULL))
-            return parts
-    return [(text, style or _NULL) for text, style, _ in label.render(tree.app.console)]
+    return True
+
+
+def _label_parts(label: object, styles: dict[str, Style], tree: Tree[Any]) -> list[tuple[str, Style]]:
+    """A label's runs of text and their styles, as rich's Text renders them: read span by span where its spans are
+    in order (``styles`` keeps each name's style for the pass), rendered by rich otherwise."""
+    text = label if isinstance(label, Text) else Text(str(label))
+    console = tree.app.console
+    if not _in_order(text):
+        return [(run, style or _NULL) for run, style, _ in text.render(console)]
+    plain = text.plain
+    parts: list[tuple[str, Style]] = []
+    position = 0
+    for span in text.spans:
+        name = str(span.style)
+        if span.start > position:
+            parts.append((plain[position : span.start], _NULL))
+        style = styles.get(name)
+        if style is None:
+            style = styles[name] = console.get_style(name, default=_NULL)
+        parts.append((plain[span.start : span.end], style))
+        position = span.end
+    if position < len(plain):
+        parts.append((plain[position:], _NULL))
+    return parts
