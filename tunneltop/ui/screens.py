@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+from rich.measure import Measurement
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -14,6 +17,27 @@ from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from tunneltop.sanitize import clean
+
+
+class _DrawnOnce:
+    """A rich renderable drawn once per width. Textual draws a Static's content to measure its height and again to
+    show it; the help's table, measured cell by cell, took most of the time ``?`` held the screen."""
+
+    def __init__(self, renderable: RenderableType) -> None:
+        self._renderable = renderable
+        self._lines: dict[int, list[list[Segment]]] = {}
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        lines = self._lines.get(options.max_width)
+        if lines is None:
+            lines = self._lines[options.max_width] = console.render_lines(self._renderable, options, pad=False)
+        newline = Segment.line()
+        for line in lines:
+            yield from line
+            yield newline
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement.get(console, options, self._renderable)
 
 
 class HelpScreen(ModalScreen[None]):
@@ -33,7 +57,7 @@ class HelpScreen(ModalScreen[None]):
             table.add_row(Text(keys), Text(description))
         with VerticalScroll(id="help-box"):
             yield Static(Text("tunneltop — keys", style="bold"))
-            yield Static(table)
+            yield Static(_DrawnOnce(table))
             yield Static(
                 Text(
                     "tunneltop is read-only: it only ever sends GET requests to the Cloudflare API and "
