@@ -608,6 +608,10 @@ def print_felt(found: dict[str, Any]) -> None:
             ("focus_moved", "shift+tab (the focus to the tree)"),
             ("events_shown", "e (the event log shown)"),
             ("events_poll", "a poll with events, the log open (r)"),
+            ("help_shown", "? (the help shown)"),
+            ("help_closed", "esc (the help closed)"),
+            ("colos_shown", "c (the colo picker shown)"),
+            ("colos_closed", "esc (the colo picker closed)"),
         ):
             print(f"    {label:38} {live[name + '_s']:8.2f} s   longest stall {live[name + '_stall_ms']:8,.0f} ms")
         print(f"    RSS {live['rss_mb']:.0f} MB; marked stale by its own first poll: {live['stale_after_first']}")

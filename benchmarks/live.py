@@ -21,7 +21,8 @@ long):
 - ``/NRT`` typed (the filter applies as typed), ``enter`` (the box closes and the view has the keys again) and
   ``esc`` (the filter cleared), with a poll running meanwhile;
 - ``shift+tab`` (the focus from the table to the tree), ``e`` (the event log shown, with the focus), and a poll
-  with the log open that brings events (the same share of connections changes colo).
+  with the log open that brings events (the same share of connections changes colo);
+- ``?`` (the help shown over the view) and ``esc``, then ``c`` (the colo picker) and ``esc``.
 
 ``--server process`` (the default) polls the Cloudflare stand-in over real HTTP on 127.0.0.1, served by a process
 of its own (``benchmarks/standin.py``): a user's Cloudflare is not in their process, and the stand-in's encoding of
@@ -149,6 +150,7 @@ async def _drive(standin: StandIn, shape: str, engine: str) -> dict[str, Any]:
     from tunneltop.poll.engine import STARTUP_BURST, PollEngine
     from tunneltop.poll.target import Target
     from tunneltop.ui.app import TunneltopApp
+    from tunneltop.ui.screens import ColoPicker, HelpScreen
 
     refs = standin.refs
     target = Target(standin.base_url, standin.credentials, standin.account_id, refs, transport=standin.transport)
@@ -246,6 +248,18 @@ async def _drive(standin: StandIn, shape: str, engine: str) -> dict[str, Any]:
             await timed("events_shown", show_events, lambda: bool(log.display) and app.focused is log)
             figures["events_poll_moved"] = standin.failover(FAILOVER_SHARE, 2 * FAILOVER_AFTER_S)
             await timed("events_poll", refresh, shown_now)
+
+            # Timed since 2026-12-03, last again: the two keys that put a screen over the view, each closed after.
+            def press(key: str) -> Callable[[], Awaitable[None]]:
+                async def action() -> None:
+                    await pilot.press(key)
+
+                return action
+
+            await timed("help_shown", press("question_mark"), lambda: isinstance(app.screen, HelpScreen))
+            await timed("help_closed", press("escape"), lambda: app.screen is app.main_screen)
+            await timed("colos_shown", press("c"), lambda: isinstance(app.screen, ColoPicker))
+            await timed("colos_closed", press("escape"), lambda: app.screen is app.main_screen)
             # At rest: what the app holds once the steps' work is done (a large redraw's memory is handed back to
             # the system by a worker after it is taken in: ui/lifecycle.MemoryTrim).
             await app.workers.wait_for_complete()

@@ -77,7 +77,8 @@ async def test_the_live_view_is_driven_through_every_workload_step() -> None:
     assert figures["connections"] == 200 and figures["tunnels"] == 1
     assert figures["failover_moved"] == 16
     steps = ("first_row", "unchanged_poll", "failover", "sort", "filter_typed", "filter_applied", "filter_cleared")
-    for step in (*steps, "focus_moved", "events_shown", "events_poll"):
+    for step in (*steps, "focus_moved", "events_shown", "events_poll", "help_shown", "help_closed", "colos_shown",
+                 "colos_closed"):
         assert figures[f"{step}_s"] > 0 and figures[f"{step}_stall_ms"] >= 0, step
 
 
