@@ -223,6 +223,26 @@ async def test_colo_picker_filters_to_the_chosen_colo() -> None:
         assert app.filter.colos == {first.id}
 
 
+async def test_colo_picker_counts_each_colos_active_and_pending_connections_as_the_rows_hold_them() -> None:
+    from collections import Counter
+
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_poll(pilot, app)
+        pending = Counter(r.conn.colo_name for r in app.rows if r.state == "pending")
+        active = Counter(r.conn.colo_name for r in app.rows if r.state != "pending")
+        assert pending, "the demo account has pending connections"
+        await pilot.press("c")
+        assert isinstance(app.screen, ColoPicker)
+        options = app.screen.query_one(OptionList)
+        shown = {options.get_option_at_index(i).id: str(options.get_option_at_index(i).prompt)
+                 for i in range(options.option_count)}
+        assert set(shown) == set(active) | set(pending)
+        for colo, prompt in shown.items():
+            assert f" {active[colo]} active" in prompt
+            assert (f"{pending[colo]} pending" in prompt) == (pending[colo] > 0)
+
+
 async def test_sort_cycles_and_reverses_and_cursor_stays_on_the_same_connection() -> None:
     app, _ = make_app()
     async with app.run_test(size=SIZE) as pilot:

@@ -6,7 +6,6 @@ A mixin of ``TunneltopApp``: Textual looks actions up on the app. The handlers o
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable
 
 from textual.widget import Widget
@@ -104,19 +103,17 @@ class Navigation:
         self.filter_bar.clear()
 
     def action_colos(self) -> None:
-        counts: Counter[str] = Counter()
-        pending: Counter[str] = Counter()
-        drilled = self.drilled
-        for row in self.rows:
-            if drilled is not None and row.tunnel.id != drilled:
-                continue  # drilled into one tunnel: its colos, not the account's
-            colo = row.conn.colo_name or "?"
-            if row.state == "pending":
-                pending[colo] += 1
-            else:
-                counts[colo] += 1
-        colos = sorted(set(counts) | set(pending))
-        choices = [(colo, counts[colo], pending[colo]) for colo in colos]
+        # The counts the colo strip shows, kept by the session (worked out on a worker thread with each poll):
+        # counting the rows here took ~25 ms of the screen's thread at 100,000 connections.
+        if self.snapshot is None:
+            counts = []
+        elif self.drilled is not None:  # drilled into one tunnel: its colos, not the account's
+            state = self.tunnel_state(self.drilled)
+            counts = self.session.tunnel_colo_counts(state) if state is not None else []
+        else:
+            counts = self.session.colo_counts(self.snapshot)
+        # A colo listed only for what it lost since the session began has nothing to filter to.
+        choices = [(count.colo, count.active, count.pending) for count in counts if count.active or count.pending]
 
         def chosen(colo: str | None) -> None:
             if colo:
