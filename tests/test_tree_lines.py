@@ -3,18 +3,34 @@ included, in every state a line can be in; and a line it has made is kept until 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from rich.style import Style
+from rich.text import Span, Text
+from textual.pilot import Pilot
 from textual.strip import Strip
 from textual.widgets import Tree
 
 from tests.support.ui import make_app, wait_for_poll
 from tunneltop.ui.app import TunneltopApp
+from tunneltop.ui.client_tree import ClientTree
 
 SIZE = (130, 44)
 
 
 def _cells(strip: Strip) -> list[tuple[str, Style | None]]:
     return [(char, segment.style) for segment in strip for char in segment.text]
+
+
+@asynccontextmanager
+async def _demo(size: tuple[int, int] = SIZE) -> AsyncIterator[tuple[TunneltopApp, Pilot[None], ClientTree]]:
+    """The app on the demo account after its first poll, drawn: the app, its pilot and its client tree."""
+    app, _ = make_app()
+    async with app.run_test(size=size) as pilot:
+        await wait_for_poll(pilot, app)
+        await pilot.pause()
+        yield app, pilot, app.client_tree
 
 
 def _differences(app: TunneltopApp) -> list[int]:
@@ -28,11 +44,7 @@ def _differences(app: TunneltopApp) -> list[int]:
 
 
 async def test_every_line_is_drawn_as_textual_tree_draws_it() -> None:
-    app, _ = make_app()
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for_poll(pilot, app)
-        tree = app.client_tree
-        await pilot.pause()
+    async with _demo() as (app, pilot, tree):
         assert tree.get_node_at_line(0) is not None and tree.get_node_at_line(5) is not None
         assert _differences(app) == [], "at start, the focus elsewhere"
 
@@ -75,11 +87,7 @@ async def test_every_line_is_drawn_as_textual_tree_draws_it() -> None:
 
 
 async def test_a_narrow_tree_scrolled_sideways_is_drawn_as_textual_tree_draws_it() -> None:
-    app, _ = make_app()
-    async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for_poll(pilot, app)
-        tree = app.client_tree
-        await pilot.pause()
+    async with _demo((80, 24)) as (app, pilot, tree):
         assert tree.virtual_size.width > tree.size.width, "labels wider than the tree"
         tree.scroll_to(x=4, animate=False)
         await pilot.pause()
@@ -88,11 +96,7 @@ async def test_a_narrow_tree_scrolled_sideways_is_drawn_as_textual_tree_draws_it
 
 
 async def test_a_line_is_made_once_then_kept_until_what_it_shows_changes() -> None:
-    app, _ = make_app()
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for_poll(pilot, app)
-        tree = app.client_tree
-        await pilot.pause()
+    async with _demo() as (app, pilot, tree):
         drawing = tree.drawing
         first = [tree.render_line(y).text for y in range(tree.size.height)]
         made = drawing.made
@@ -119,12 +123,7 @@ async def test_a_line_is_made_once_then_kept_until_what_it_shows_changes() -> No
 
 async def test_a_label_with_overlapping_spans_or_a_style_of_its_own_is_drawn_as_textual_tree_draws_it() -> None:
     # The client tree's own labels are runs of named styles, read span by span; any other Text is rendered by rich.
-    from rich.text import Span, Text
-
-    app, _ = make_app()
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for_poll(pilot, app)
-        tree = app.client_tree
+    async with _demo() as (app, pilot, tree):
         first, second = tree.get_node_at_line(1), tree.get_node_at_line(2)
         assert first is not None and second is not None
         first.set_label(Text("overlapping spans", spans=[Span(0, 11, "bold"), Span(5, 17, Style(color="red"))]))
