@@ -297,10 +297,7 @@ class MonitorView(Horizontal):
         strip = self.query_one("#colo-strip", Static)
         if live.snapshot is None:
             return
-        counts = live.session.colo_counts(live.snapshot)
-        if live.drilled is not None:  # drilled into one tunnel from the overview: its colos, not the account's
-            state = live.tunnel_state(live.drilled)
-            counts = live.session.tunnel_colo_counts(state) if state is not None else []
+        counts = live.colo_counts()
         text = Text(no_wrap=True, overflow="ellipsis")
         for index, count in enumerate(counts):
             if not (count.active or count.pending or count.delta):

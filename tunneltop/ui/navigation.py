@@ -17,6 +17,7 @@ from tunneltop.ui.event_log import EventLogView
 from tunneltop.ui.overview_table import OVERVIEW_COLUMNS, OverviewTable
 from tunneltop.ui.screens import ColoPicker
 from tunneltop.views.filters import Filter
+from tunneltop.views.session import ColoCount
 
 OVERVIEW = "overview"
 MONITOR = "monitor"
@@ -102,18 +103,20 @@ class Navigation:
     def clear_filter(self) -> None:
         self.filter_bar.clear()
 
-    def action_colos(self) -> None:
-        # The counts the colo strip shows, kept by the session (worked out on a worker thread with each poll):
-        # counting the rows here took ~25 ms of the screen's thread at 100,000 connections.
+    def colo_counts(self) -> list[ColoCount]:
+        """Connections per colo of what the view shows: the account's, or the drilled tunnel's. The session keeps
+        them (worked out on a worker thread with each poll), for the colo strip and the colo picker alike."""
         if self.snapshot is None:
-            counts = []
-        elif self.drilled is not None:  # drilled into one tunnel: its colos, not the account's
+            return []
+        if self.drilled is not None:  # drilled into one tunnel from the overview: its colos, not the account's
             state = self.tunnel_state(self.drilled)
-            counts = self.session.tunnel_colo_counts(state) if state is not None else []
-        else:
-            counts = self.session.colo_counts(self.snapshot)
-        # A colo listed only for what it lost since the session began has nothing to filter to.
-        choices = [(count.colo, count.active, count.pending) for count in counts if count.active or count.pending]
+            return self.session.tunnel_colo_counts(state) if state is not None else []
+        return self.session.colo_counts(self.snapshot)
+
+    def action_colos(self) -> None:
+        # The colo strip's counts (counting the rows here took ~25 ms of the screen's thread at 100,000
+        # connections). A colo listed only for what it lost since the session began has nothing to filter to.
+        choices = [(c.colo, c.active, c.pending) for c in self.colo_counts() if c.active or c.pending]
 
         def chosen(colo: str | None) -> None:
             if colo:
