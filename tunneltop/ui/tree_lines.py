@@ -99,7 +99,7 @@ class TreeLines:
         self.made = 0
         self._look: _Look | None = None
         self._pass: _Pass | None = None
-        # (line, node, ...what else its drawing depends on) -> (the label drawn, the line at full width)
+        # (line, node, ...what else its drawing depends on but the label) -> (the label drawn, the line at full width)
         self._kept: dict[tuple[object, ...], tuple[object, Strip]] = {}
 
     def begin(self) -> None:
@@ -154,37 +154,39 @@ class TreeLines:
             path.insert(0, root)
         label = node.label
         hovered, under_cursor = now.hovered, now.under_cursor
+        hover_at = next((i for i, step in enumerate(path) if step is hovered), -1)
         key = (
             number,
             node,
-            id(label),
             node.is_expanded,
             node.allow_expand,
             tuple(step.is_last for step in path),
-            next((i for i, step in enumerate(path) if step is hovered), -1),
+            hover_at,
             next((i for i, step in enumerate(path) if step is under_cursor), -1),
             now.hover_line == number,
             now.cursor_line == number,
             now.pad_width,
         )
         kept = self._kept.get(key)
-        if kept is not None and kept[0] is label:
+        if kept is not None and kept[0] is label:  # a node relabelled has a new label: its line is made again
             return kept[1].crop(now.scroll_x, now.scroll_x + now.width)
-        strip = self._draw(look, now, number, path, label)
+        strip = self._draw(look, now, number, path, label, hover_at >= 0)
         self.made += 1
         if len(self._kept) >= _KEPT:
             self._kept.clear()
         self._kept[key] = (label, strip)
         return strip.crop(now.scroll_x, now.scroll_x + now.width)
 
-    def _draw(self, look: _Look, now: _Pass, number: int, path: list[TreeNode[Any]], label: object) -> Strip:
+    def _draw(
+        self, look: _Look, now: _Pass, number: int, path: list[TreeNode[Any]], label: object, under_mouse: bool
+    ) -> Strip:
         """Tree._render_line's line, made as segments. Each cell's style is what rich's Text combines for it in
         Tree's (the line's style, then each span in the order Tree added it), the mouse's metadata added last: its
         styles without metadata repeat from line to line, and rich keeps their sums."""
         tree = self._tree
         node = path[-1]
         hovered, under_cursor = now.hovered, now.under_cursor
-        base = look.highlight_line if hovered is not None and any(step is hovered for step in path) else look.base
+        base = look.highlight_line if under_mouse else look.base  # the line is below the node under the mouse
         on_line = Style(meta={"line": number})
         segments: list[Segment] = []
         add = segments.append
